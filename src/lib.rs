@@ -1,0 +1,13 @@
+//! rustkeras: the Keras API on a Rust engine.
+//!
+//! Layers build a symbolic [`graph::Graph`]; [`autodiff`] adds gradient nodes to it; a
+//! [`program::Program`] plans buffers once per batch size and runs the graph on a device.
+//! The Python package (`python/rustkeras`) is a thin Keras-shaped front over this crate.
+
+pub mod error;
+pub mod optimizers;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};
