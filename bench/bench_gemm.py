@@ -1,0 +1,129 @@
+"""fp32 matrix multiply throughput: rustkeras.backend.dot vs numpy vs torch.mm.
+
+Square n x n float32 products, numpy arrays in and out for rustkeras and
+numpy; torch.mm on tensors sharing the same memory. Each framework runs in
+its own subprocess pinned to the same CPUs. The figure is the best of
+several timed repeats after a warm-up call, in GFLOP/s (2 n^3 / seconds).
+
+numpy's figure depends on its BLAS: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE,
+when set, are recorded in the output; unset both for numpy's own best.
+
+Run:
+    python bench/bench_gemm.py [--sizes 512,1024,2048] [--threads 2] [--out bench/RESULTS.md]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import common
+
+FRAMEWORKS = ("rustkeras", "numpy", "torch")
+LABELS = {"rustkeras": "rustkeras.backend.dot", "numpy": "numpy a @ b", "torch": "torch.mm"}
+DISTS = {"rustkeras": ("rustkeras",), "numpy": (), "torch": ("torch",)}
+
+
+def best_seconds(fn, min_repeats: int, min_total_s: float) -> float:
+    fn()  # warm-up: thread pools, packing buffers, first-touch pages
+    times = []
+    while len(times) < min_repeats or sum(times) < min_total_s:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def worker(framework: str, sizes, threads: int, min_total_s: float) -> None:
+    common.pin_to_threads(threads)
+    try:
+        if framework == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+        elif framework == "rustkeras":
+            from rustkeras import backend
+    except ImportError as err:
+        common.report({"status": common.NOT_INSTALLED, "detail": str(err)})
+        return
+
+    rng = np.random.default_rng(0)
+    gflops, max_err = {}, {}
+    for n in sizes:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        if framework == "numpy":
+            def product():
+                return a @ b
+        elif framework == "torch":
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+
+            def product():
+                return torch.mm(ta, tb).numpy()
+        else:
+            def product():
+                return backend.dot(a, b)
+        result = np.asarray(product())
+        reference = a.astype(np.float64) @ b.astype(np.float64)
+        max_err[n] = float(np.max(np.abs(result - reference)) / np.sqrt(n))
+        seconds = best_seconds(product, 3, min_total_s)
+        gflops[n] = 2 * n**3 / seconds / 1e9
+    common.report({"status": "ok", "gflops": gflops, "max_err": max_err})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="512,1024,2048")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed repeats per size")
+    parser.add_argument("--out", help="append the results to this Markdown file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+
+    if args.worker:
+        worker(args.worker, sizes, args.threads, args.min_time)
+        return
+    frameworks = [f.strip() for f in args.frameworks.split(",")]
+    unknown = set(frameworks) - set(FRAMEWORKS)
+    if unknown:
+        parser.error(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
+
+    results = {}
+    for fw in frameworks:
+        results[fw] = common.run_worker(
+            __file__,
+            ["--worker", fw, "--sizes", args.sizes, "--threads", str(args.threads),
+             "--min-time", str(args.min_time)],
+            common.worker_env(args.threads),
+            timeout_s=600,
+        )
+
+    mine = results.get("rustkeras", {})
+    rows = []
+    for fw in frameworks:
+        r = results[fw]
+        version = "numpy " + common.version("numpy") if fw == "numpy" else common.version(fw)
+        if r.get("status") != "ok":
+            rows.append([LABELS[fw], r.get("status", "?")] + ["–"] * len(sizes) + ["–"])
+            continue
+        cells = []
+        for n in sizes:
+            g = r["gflops"][str(n)]
+            cell = f"{g:.1f}"
+            if fw != "rustkeras" and mine.get("status") == "ok":
+                cell += f" ({mine['gflops'][str(n)] / g:.2f}x)"
+            cells.append(cell)
+        worst = max(r["max_err"].values())
+        rows.append([LABELS[fw], version] + cells + [f"{worst:.1e}"])
+    columns = ["implementation", "version"] + [f"n={n} GFLOP/s" for n in sizes] + ["max abs err / sqrt(n)"]
+    lines = common.header("fp32 GEMM, square n x n", args.threads,
+                          [d for fw in frameworks for d in DISTS[fw]])
+    lines += common.markdown_table(columns, rows)
+    lines += ["", "In parentheses: rustkeras' GFLOP/s over the peer's (above 1: rustkeras is faster)."]
+    common.emit(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()

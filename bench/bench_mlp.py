@@ -1,0 +1,290 @@
+"""MLP training speed on Fashion-MNIST: rustkeras vs PyTorch CPU vs Keras 3 on JAX.
+
+The same model everywhere: 784-512-512-10, relu, Dropout(0.2) after each
+hidden layer, softmax output, categorical crossentropy, RMSprop(lr=0.001,
+rho=0.9, epsilon=1e-7), Glorot-uniform kernels and zero biases, inputs x/255
+as float32, shuffled every epoch. Each framework and batch size runs in its
+own subprocess on the same CPUs. The first epoch is warm-up (compilation,
+allocation) and is not timed; seconds per epoch are the mean of the others.
+
+Run:
+    python bench/bench_mlp.py [--epochs 3] [--batch-sizes 128,32] [--threads 2]
+                              [--frameworks rustkeras,torch,keras-jax] [--out bench/RESULTS.md]
+"""
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import common
+
+FRAMEWORKS = ("rustkeras", "torch", "keras-jax")
+LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX"}
+DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib")}
+HIDDEN = 512
+CLASSES = 10
+LEARNING_RATE = 0.001
+RHO = 0.9
+EPSILON = 1e-7
+DROPOUT = 0.2
+EVAL_BATCH = 1024
+
+
+# ---- the data, prepared once by the parent ----------------------------------
+
+
+def import_fashion_mnist():
+    """rustkeras' loader, without needing the compiled engine: the peers'
+    figures must not depend on rustkeras being built."""
+    try:
+        from rustkeras.datasets import fashion_mnist
+    except ImportError:
+        import importlib.machinery
+        import importlib.util
+
+        # Stand-in for the package so that its __init__ (which loads the
+        # engine) does not run; only the pure-Python datasets are imported.
+        for name in [m for m in sys.modules if m == "rustkeras" or m.startswith("rustkeras.")]:
+            del sys.modules[name]
+        spec = importlib.machinery.ModuleSpec("rustkeras", None, is_package=True)
+        package = importlib.util.module_from_spec(spec)
+        package.__path__ = [str(common.REPO_PYTHON / "rustkeras")]
+        sys.modules["rustkeras"] = package
+        from rustkeras.datasets import fashion_mnist
+    return fashion_mnist
+
+
+def prepare_data(folder: Path) -> Path:
+    if str(common.REPO_PYTHON) not in sys.path:
+        sys.path.append(str(common.REPO_PYTHON))
+    (x_train, y_train), (x_test, y_test) = import_fashion_mnist().load_data()
+    path = folder / "fashion_mnist_float.npz"
+    np.savez(
+        path,
+        x_train=x_train.reshape(len(x_train), 784).astype(np.float32) / 255,
+        y_train=y_train.astype(np.int64),
+        x_test=x_test.reshape(len(x_test), 784).astype(np.float32) / 255,
+        y_test=y_test.astype(np.int64),
+    )
+    return path
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(labels), CLASSES), np.float32)
+    out[np.arange(len(labels)), labels] = 1
+    return out
+
+
+# ---- workers: one framework, one batch size, in its own process -------------
+
+
+def train_torch(data, batch_size: int, epochs: int, threads: int, seed: int) -> dict:
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(784, HIDDEN), nn.ReLU(), nn.Dropout(DROPOUT),
+        nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Dropout(DROPOUT),
+        nn.Linear(HIDDEN, CLASSES),
+    )
+    for layer in model:
+        if isinstance(layer, nn.Linear):  # Keras' defaults for Dense
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    # Keras divides by sqrt(v + eps), PyTorch by sqrt(v) + eps: eps = sqrt(1e-7)
+    # gives both the same floor where v is 0 and the same step elsewhere.
+    optimizer = torch.optim.RMSprop(
+        model.parameters(), lr=LEARNING_RATE, alpha=RHO, eps=math.sqrt(EPSILON)
+    )
+    # Softmax + categorical crossentropy on one-hot targets, fused as PyTorch does it.
+    loss_fn = nn.CrossEntropyLoss()
+
+    x_train = torch.from_numpy(data["x_train"])
+    y_train = torch.from_numpy(data["y_train"])
+    n = len(x_train)
+    epoch_s = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(n)
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            optimizer.step()
+        epoch_s.append(time.perf_counter() - start)
+
+    model.eval()
+    correct = 0
+    x_test = torch.from_numpy(data["x_test"])
+    y_test = torch.from_numpy(data["y_test"])
+    with torch.inference_mode():
+        for i in range(0, len(x_test), EVAL_BATCH):
+            pred = model(x_test[i : i + EVAL_BATCH]).argmax(1)
+            correct += int((pred == y_test[i : i + EVAL_BATCH]).sum())
+    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": torch.__version__}
+
+
+def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int) -> dict:
+    """The Keras-API run, shared by Keras 3 and rustkeras: the same code, only
+    the module differs."""
+    keras.utils.set_random_seed(seed)
+    model = keras.models.Sequential()
+    model.add(keras.layers.Dense(HIDDEN, activation="relu", input_shape=(784,)))
+    model.add(keras.layers.Dropout(DROPOUT))
+    model.add(keras.layers.Dense(HIDDEN, activation="relu"))
+    model.add(keras.layers.Dropout(DROPOUT))
+    model.add(keras.layers.Dense(CLASSES, activation="softmax"))
+    model.compile(
+        loss="categorical_crossentropy",
+        optimizer=keras.optimizers.RMSprop(learning_rate=LEARNING_RATE, rho=RHO, epsilon=EPSILON),
+        metrics=["accuracy"],
+    )
+    x_train, y_train = data["x_train"], one_hot(data["y_train"])
+    x_test, y_test = data["x_test"], one_hot(data["y_test"])
+
+    epoch_s = []
+    callback_base = getattr(getattr(keras, "callbacks", None), "Callback", None)
+    if callback_base is not None:
+
+        class EpochTimer(callback_base):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                epoch_s.append(time.perf_counter() - self.start)
+
+        model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
+                  shuffle=True, callbacks=[EpochTimer()])
+    else:
+        for _ in range(epochs):
+            start = time.perf_counter()
+            model.fit(x_train, y_train, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
+            epoch_s.append(time.perf_counter() - start)
+    _, accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH, verbose=0)
+    return {"epoch_s": epoch_s, "test_acc": float(accuracy)}
+
+
+def worker(framework: str, data_path: str, batch_size: int, epochs: int, threads: int, seed: int) -> None:
+    common.pin_to_threads(threads)
+    try:
+        if framework == "torch":
+            import torch  # noqa: F401
+        elif framework == "keras-jax":
+            import jax  # noqa: F401
+            import keras
+        else:
+            import rustkeras
+            import rustkeras._core  # noqa: F401  (the engine, not just the Python side)
+    except ImportError as err:
+        common.report({"status": common.NOT_INSTALLED, "detail": str(err)})
+        return
+    with np.load(data_path) as f:
+        data = {k: f[k] for k in f.files}
+    if framework == "torch":
+        result = train_torch(data, batch_size, epochs, threads, seed)
+    elif framework == "keras-jax":
+        result = train_keras_api(keras, data, batch_size, epochs, seed)
+        result["version"] = f"keras {keras.__version__}, jax {jax.__version__}"
+    else:
+        result = train_keras_api(rustkeras, data, batch_size, epochs, seed)
+        result["version"] = getattr(rustkeras, "__version__", common.version("rustkeras"))
+    result["status"] = "ok"
+    result["peak_rss_mib"] = common.peak_rss_mib()
+    common.report(result)
+
+
+# ---- the parent: runs the workers, prints the table --------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is warm-up")
+    parser.add_argument("--batch-sizes", default="128,32")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
+    parser.add_argument("--out", help="append the results to this Markdown file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch is warm-up")
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    if args.worker:
+        worker(args.worker, args.data, batch_sizes[0], args.epochs, args.threads, args.seed)
+        return
+    frameworks = [f.strip() for f in args.frameworks.split(",")]
+    unknown = set(frameworks) - set(FRAMEWORKS)
+    if unknown:
+        parser.error(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
+
+    tmp = Path(tempfile.mkdtemp(prefix="rustkeras-bench-"))
+    try:
+        data_path = prepare_data(tmp)
+        results = {}
+        for batch in batch_sizes:
+            for fw in frameworks:
+                print(f"running {fw}, batch {batch}, {args.epochs} epochs ...", file=sys.stderr, flush=True)
+                extra = {"KERAS_BACKEND": "jax"} if fw == "keras-jax" else {}
+                results[fw, batch] = common.run_worker(
+                    __file__,
+                    ["--worker", fw, "--data", str(data_path), "--batch-sizes", str(batch),
+                     "--epochs", str(args.epochs), "--threads", str(args.threads),
+                     "--seed", str(args.seed)],
+                    common.worker_env(args.threads, extra),
+                    args.timeout,
+                )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    n_train = 60000
+    rows = []
+    for batch in batch_sizes:
+        mine = results.get(("rustkeras", batch), {})
+        for fw in frameworks:
+            r = results[fw, batch]
+            if r.get("status") != "ok":
+                rows.append([LABELS[fw], r.get("status", "?"), batch] + ["–"] * 6)
+                continue
+            steady = r["epoch_s"][1:]
+            s_epoch = sum(steady) / len(steady)
+            r["s_epoch"] = s_epoch
+            steps = math.ceil(n_train / batch)
+            ratio_t = ratio_m = "–"
+            if fw != "rustkeras" and mine.get("status") == "ok":
+                ratio_t = f"{mine['s_epoch'] / s_epoch:.2f}"
+                ratio_m = f"{mine['peak_rss_mib'] / r['peak_rss_mib']:.2f}"
+            rows.append([
+                LABELS[fw], r["version"], batch,
+                f"{s_epoch:.2f} (min {min(steady):.2f}, first {r['epoch_s'][0]:.2f})",
+                f"{1000 * s_epoch / steps:.2f}",
+                f"{r['test_acc']:.4f}",
+                f"{r['peak_rss_mib']:.0f}",
+                ratio_t, ratio_m,
+            ])
+    columns = ["framework", "version", "batch", f"s/epoch, epochs 2-{args.epochs}", "ms/step",
+               f"test acc after {args.epochs} epochs", "peak RSS MiB",
+               "time rustkeras/peer", "RSS rustkeras/peer"]
+    lines = common.header("MLP 784-512-512-10 on Fashion-MNIST, RMSprop", args.threads,
+                          [d for fw in frameworks for d in DISTS[fw]])
+    lines += common.markdown_table(columns, rows)
+    lines += ["", "Ratios below 1 mean rustkeras is faster or smaller."]
+    emit_out = args.out
+    common.emit(lines, emit_out)
+
+
+if __name__ == "__main__":
+    main()
