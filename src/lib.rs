@@ -4,8 +4,12 @@
 //! [`program::Program`] plans buffers once per batch size and runs the graph on a device.
 //! The Python package (`python/rustkeras`) is a thin Keras-shaped front over this crate.
 
+pub mod autodiff;
 pub mod error;
+pub mod graph;
+pub mod ops;
 pub mod optimizers;
+pub mod program;
 
 #[cfg(feature = "python")]
 mod python;

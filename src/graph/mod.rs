@@ -1,0 +1,200 @@
+//! The symbolic graph that layers build once and programs replay.
+//!
+//! A node's shape has a dynamic batch dimension: `Shape { batched: true, dims: [784] }` is
+//! `(batch, 784)`. The batch size is bound only when a [`crate::program::Program`] is planned,
+//! so one graph serves every batch size. Nodes are appended in topological order by
+//! construction: a node's inputs always have smaller ids.
+//!
+//! ```
+//! use rustkeras::graph::{Graph, Shape};
+//! use rustkeras::ops::UnaryOp;
+//! let mut g = Graph::new();
+//! let x = g.input(Shape::batched(&[3]));
+//! let y = g.unary(UnaryOp::Relu, x).unwrap();
+//! assert_eq!(g.shape(y), &Shape::batched(&[3]));
+//! ```
+
+use smallvec::{smallvec, SmallVec};
+
+use crate::error::Result;
+use crate::ops::{self, BinaryOp, Op, ReduceKind, UnaryOp};
+
+pub type NodeId = usize;
+pub type VarId = usize;
+
+/// A shape whose leading batch dimension (when `batched`) is bound at planning time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    pub batched: bool,
+    pub dims: Vec<usize>,
+}
+
+impl Shape {
+    pub fn batched(dims: &[usize]) -> Shape {
+        Shape { batched: true, dims: dims.to_vec() }
+    }
+    pub fn fixed(dims: &[usize]) -> Shape {
+        Shape { batched: false, dims: dims.to_vec() }
+    }
+    pub fn scalar() -> Shape {
+        Shape::fixed(&[])
+    }
+    /// Rank including the batch axis.
+    pub fn rank(&self) -> usize {
+        self.dims.len() + usize::from(self.batched)
+    }
+    /// The concrete dimensions for a batch size.
+    pub fn concrete(&self, batch: usize) -> Vec<usize> {
+        let mut d = Vec::with_capacity(self.rank());
+        if self.batched {
+            d.push(batch);
+        }
+        d.extend_from_slice(&self.dims);
+        d
+    }
+    pub fn numel(&self, batch: usize) -> usize {
+        self.dims.iter().product::<usize>() * if self.batched { batch } else { 1 }
+    }
+    /// Last dimension (the feature axis); `None` for a scalar.
+    pub fn last(&self) -> Option<usize> {
+        self.dims.last().copied()
+    }
+    /// Keras-style display: `(None, 784)`.
+    pub fn display(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.batched {
+            parts.push("None".into());
+        }
+        parts.extend(self.dims.iter().map(|d| d.to_string()));
+        if parts.len() == 1 {
+            format!("({},)", parts[0])
+        } else {
+            format!("({})", parts.join(", "))
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: SmallVec<[NodeId; 3]>,
+    pub shape: Shape,
+}
+
+/// Nodes in topological order, plus the shapes of the variables they read.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    /// Shape of each variable a `Param` node may refer to.
+    pub var_shapes: Vec<Vec<usize>>,
+    n_inputs: usize,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    pub fn shape(&self, id: NodeId) -> &Shape {
+        &self.nodes[id].shape
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    /// Appends a node after inferring (and so validating) its shape.
+    pub fn push(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
+        if let Some(&bad) = inputs.iter().find(|&&i| i >= self.nodes.len()) {
+            return crate::value_error!("internal: node {bad} does not exist");
+        }
+        let shapes: SmallVec<[&Shape; 3]> = inputs.iter().map(|&i| &self.nodes[i].shape).collect();
+        let shape = ops::infer_shape(&op, &shapes)?;
+        drop(shapes);
+        self.nodes.push(Node { op, inputs: inputs.iter().copied().collect(), shape });
+        Ok(self.nodes.len() - 1)
+    }
+
+    fn push_unchecked(&mut self, op: Op, shape: Shape) -> NodeId {
+        self.nodes.push(Node { op, inputs: smallvec![], shape });
+        self.nodes.len() - 1
+    }
+
+    /// A fed tensor; inputs are numbered in the order they are declared.
+    pub fn input(&mut self, shape: Shape) -> NodeId {
+        let index = self.n_inputs;
+        self.n_inputs += 1;
+        self.push_unchecked(Op::Input(index), shape)
+    }
+
+    /// Declares a variable of a fixed shape and returns its id (the model owns its values).
+    pub fn declare_var(&mut self, shape: &[usize]) -> VarId {
+        self.var_shapes.push(shape.to_vec());
+        self.var_shapes.len() - 1
+    }
+
+    pub fn param(&mut self, var: VarId) -> NodeId {
+        let shape = Shape::fixed(&self.var_shapes[var]);
+        self.push_unchecked(Op::Param(var), shape)
+    }
+
+    pub fn zeros(&mut self, shape: Shape) -> NodeId {
+        self.push_unchecked(Op::Zeros, shape)
+    }
+
+    pub fn scalar(&mut self, value: f32) -> NodeId {
+        self.push_unchecked(Op::Scalar(value), Shape::scalar())
+    }
+
+    pub fn unary(&mut self, op: UnaryOp, x: NodeId) -> Result<NodeId> {
+        self.push(Op::Unary(op), &[x])
+    }
+
+    pub fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.push(Op::Binary(op), &[a, b])
+    }
+
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.binary(BinaryOp::Add, a, b)
+    }
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.binary(BinaryOp::Sub, a, b)
+    }
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.binary(BinaryOp::Mul, a, b)
+    }
+    pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.binary(BinaryOp::Div, a, b)
+    }
+    pub fn scale(&mut self, x: NodeId, factor: f32) -> Result<NodeId> {
+        self.unary(UnaryOp::Scale(factor), x)
+    }
+
+    pub fn matmul(&mut self, a: NodeId, b: NodeId, ta: bool, tb: bool) -> Result<NodeId> {
+        self.push(Op::MatMul { ta, tb }, &[a, b])
+    }
+
+    /// Reduction over `axes`, counted on the full rank (axis 0 is the batch axis when batched).
+    pub fn reduce(&mut self, kind: ReduceKind, x: NodeId, axes: &[usize], keepdims: bool) -> Result<NodeId> {
+        self.push(Op::Reduce { kind, axes: axes.iter().copied().collect(), keepdims }, &[x])
+    }
+
+    /// Reduction over the last axis.
+    pub fn reduce_last(&mut self, kind: ReduceKind, x: NodeId, keepdims: bool) -> Result<NodeId> {
+        let r = self.shape(x).rank();
+        if r == 0 {
+            return crate::value_error!("cannot reduce the last axis of a scalar");
+        }
+        self.reduce(kind, x, &[r - 1], keepdims)
+    }
+
+    /// Reduction over every axis to a scalar.
+    pub fn reduce_all(&mut self, kind: ReduceKind, x: NodeId) -> Result<NodeId> {
+        let axes: Vec<usize> = (0..self.shape(x).rank()).collect();
+        self.reduce(kind, x, &axes, false)
+    }
+
+    pub fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
+        self.push(Op::Reshape(dims.to_vec()), &[x])
+    }
+}

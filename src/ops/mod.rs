@@ -1,0 +1,160 @@
+//! The primitive ops. Each family file holds, side by side, an op's shape rule, its
+//! vector-Jacobian product (which adds gradient nodes to the graph) and its CPU kernel.
+//! Everything else (losses, metrics, activations with parameters, regularizers) is a
+//! composition of these.
+
+use smallvec::SmallVec;
+
+use crate::error::Result;
+use crate::graph::{Graph, NodeId, Shape, VarId};
+
+pub mod elementwise;
+pub mod index;
+pub mod matmul;
+pub mod random;
+pub mod reduce;
+pub mod shape;
+pub mod softmax;
+
+pub use elementwise::{BinaryOp, UnaryOp};
+pub use reduce::ReduceKind;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// The i-th fed tensor.
+    Input(usize),
+    /// A model variable, read in place from the variable store.
+    Param(VarId),
+    Scalar(f32),
+    /// A tensor of zeros (the gradient of a node that does not depend on a variable).
+    Zeros,
+    Unary(UnaryOp),
+    /// `dx = f'(x) * dy` with inputs `(x, dy)`.
+    UnaryGrad(UnaryOp),
+    Binary(BinaryOp),
+    /// 2-D product over the last axis; see `matmul.rs` for the three supported forms.
+    MatMul { ta: bool, tb: bool },
+    Reduce { kind: ReduceKind, axes: SmallVec<[usize; 4]>, keepdims: bool },
+    /// Sums a broadcast result back down to a shape (the VJP of broadcasting).
+    SumTo(Shape),
+    /// Broadcasts (numpy rules) to a shape.
+    BroadcastTo(Shape),
+    /// Broadcasts and divides by the repeat count (the VJP of a mean).
+    BroadcastMean(Shape),
+    /// Same data, new per-sample dims (batchedness is kept).
+    Reshape(Vec<usize>),
+    /// Softmax over the last axis; `SoftmaxGrad` takes `(y, dy)`.
+    Softmax,
+    SoftmaxGrad,
+    /// Inverted dropout in training, identity at inference. The mask is a pure function of
+    /// (seed, step, node, element), so the backward pass regenerates it instead of storing it.
+    Dropout { rate: f32, key: u64 },
+    DropoutGrad { rate: f32, key: u64 },
+    /// Index of the maximum along the last axis, as f32.
+    ArgMax,
+    /// `x[..., idx[...]]` over the last axis with inputs `(x, idx)`.
+    TakeLast,
+    /// The VJP of `TakeLast`: inputs `(dy, idx)`, output shaped like `x`.
+    ScatterLast(Shape),
+    /// 1.0 where `target` (an index) is among the top-k of `pred` along the last axis.
+    InTopK(usize),
+}
+
+/// A kernel's view of one input: its data and concrete dims.
+pub struct In<'a> {
+    pub data: &'a [f32],
+    pub dims: &'a [usize],
+}
+
+/// What a kernel may need besides its tensors.
+pub struct Ctx {
+    pub training: bool,
+    pub seed: u64,
+    pub step: u64,
+}
+
+/// Elementwise kernels split across threads only above this many elements, so that small
+/// tensors pay no rayon overhead.
+pub const PAR_THRESHOLD: usize = 1 << 16;
+
+pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
+    match op {
+        Op::Input(_) | Op::Param(_) => unreachable_shape(op),
+        Op::Scalar(_) => Ok(Shape::scalar()),
+        Op::Zeros => unreachable_shape(op),
+        Op::Unary(_) | Op::Dropout { .. } | Op::DropoutGrad { .. } => Ok(ins[0].clone()),
+        Op::UnaryGrad(_) => elementwise::same_shape("unary gradient", ins[0], ins[1]),
+        Op::Binary(_) => elementwise::broadcast_shape(ins[0], ins[1]),
+        Op::MatMul { ta, tb } => matmul::infer(*ta, *tb, ins[0], ins[1]),
+        Op::Reduce { axes, keepdims, .. } => reduce::infer(ins[0], axes, *keepdims),
+        Op::SumTo(s) | Op::BroadcastTo(s) | Op::BroadcastMean(s) => shape::infer_to(op, ins[0], s),
+        Op::Reshape(dims) => shape::infer_reshape(ins[0], dims),
+        Op::Softmax => softmax::infer(ins[0]),
+        Op::SoftmaxGrad => elementwise::same_shape("softmax gradient", ins[0], ins[1]),
+        Op::ArgMax => index::infer_argmax(ins[0]),
+        Op::TakeLast => index::infer_take(ins[0], ins[1]),
+        Op::ScatterLast(s) => Ok(s.clone()),
+        Op::InTopK(_) => index::infer_take(ins[0], ins[1]),
+    }
+}
+
+fn unreachable_shape(op: &Op) -> Result<Shape> {
+    crate::value_error!("internal: {op:?} nodes are created with an explicit shape")
+}
+
+/// Gradient nodes for each input of `node` given the gradient `dy` of its output;
+/// `None` where an input gets no gradient.
+pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<NodeId>; 3]>> {
+    let n = g.nodes[node].clone();
+    let x = |i: usize| n.inputs[i];
+    let one = |v: Option<NodeId>| -> SmallVec<[Option<NodeId>; 3]> { smallvec::smallvec![v] };
+    Ok(match &n.op {
+        Op::Input(_) | Op::Param(_) | Op::Scalar(_) | Op::Zeros => SmallVec::new(),
+        Op::Unary(u) => one(elementwise::unary_vjp(g, *u, x(0), node, dy)?),
+        Op::Binary(b) => elementwise::binary_vjp(g, *b, x(0), x(1), node, dy)?,
+        Op::MatMul { ta, tb } => matmul::vjp(g, *ta, *tb, x(0), x(1), dy)?,
+        Op::Reduce { kind, axes, keepdims } => one(Some(reduce::vjp(g, *kind, axes, *keepdims, x(0), node, dy)?)),
+        Op::SumTo(_) => one(Some(g.push(Op::BroadcastTo(g.shape(x(0)).clone()), &[dy])?)),
+        Op::BroadcastTo(_) => one(Some(g.push(Op::SumTo(g.shape(x(0)).clone()), &[dy])?)),
+        Op::Reshape(_) => one(Some(g.push(Op::Reshape(g.shape(x(0)).dims.clone()), &[dy])?)),
+        Op::Softmax => one(Some(g.push(Op::SoftmaxGrad, &[node, dy])?)),
+        Op::Dropout { rate, key } => one(Some(g.push(Op::DropoutGrad { rate: *rate, key: *key }, &[dy])?)),
+        Op::TakeLast => {
+            let dx = g.push(Op::ScatterLast(g.shape(x(0)).clone()), &[dy, x(1)])?;
+            smallvec::smallvec![Some(dx), None]
+        }
+        // Gradients of gradients, and of piecewise-constant ops, are not needed: these ops
+        // only appear in backward passes or in metrics.
+        Op::UnaryGrad(_) | Op::SoftmaxGrad | Op::DropoutGrad { .. } | Op::ScatterLast(_) | Op::BroadcastMean(_) => {
+            return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
+        }
+        Op::ArgMax | Op::InTopK(_) => n.inputs.iter().map(|_| None).collect(),
+    })
+}
+
+/// Runs one op's CPU kernel into `out` (which has exactly the output's element count).
+pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], ctx: &Ctx) {
+    match op {
+        Op::Input(_) | Op::Param(_) => unreachable!("inputs and params are read in place"),
+        Op::Scalar(v) => out[0] = *v,
+        Op::Zeros => out.fill(0.0),
+        Op::Unary(u) => elementwise::unary_forward(*u, ins[0].data, out),
+        Op::UnaryGrad(u) => elementwise::unary_backward(*u, ins[0].data, ins[1].data, out),
+        Op::Binary(b) => elementwise::binary_forward(*b, &ins[0], &ins[1], out, out_dims),
+        Op::MatMul { ta, tb } => matmul::forward(*ta, *tb, &ins[0], &ins[1], out),
+        Op::Reduce { kind, axes, .. } => reduce::forward(*kind, &ins[0], axes, out),
+        Op::SumTo(_) => shape::sum_to(&ins[0], out, out_dims),
+        Op::BroadcastTo(_) => shape::broadcast_to(&ins[0], out, out_dims),
+        Op::BroadcastMean(_) => shape::broadcast_mean(&ins[0], out, out_dims),
+        Op::Reshape(_) => out.copy_from_slice(ins[0].data),
+        Op::Softmax => softmax::forward(&ins[0], out),
+        Op::SoftmaxGrad => softmax::backward(&ins[0], ins[1].data, out),
+        Op::Dropout { rate, key } | Op::DropoutGrad { rate, key } => {
+            random::dropout(ins[0].data, out, *rate, ctx, *key)
+        }
+        Op::ArgMax => index::argmax(&ins[0], out),
+        Op::TakeLast => index::take_last(&ins[0], ins[1].data, out),
+        Op::ScatterLast(_) => index::scatter_last(ins[0].data, ins[1].data, out, out_dims),
+        Op::InTopK(k) => index::in_top_k(&ins[0], ins[1].data, *k, out),
+    }
+}
