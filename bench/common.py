@@ -21,7 +21,8 @@ NOT_INSTALLED = "not installed"
 # Printed by a worker before its JSON result, so that stray output is ignored.
 RESULT_MARK = "BENCH-RESULT "
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")
-OPENBLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Recorded with every table: they change what the peers' figures mean.
+RECORDED_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")
 
 
 def pin_to_threads(threads: int) -> None:
@@ -93,14 +94,14 @@ def header(title: str, threads: int, dists: Sequence[str]) -> List[str]:
     """Lines that say how, when and where a table was measured."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = ", ".join(f"{d} {version(d)}" for d in ("numpy", *dists))
-    openblas = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in OPENBLAS_ENV_VARS)
+    recorded = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in RECORDED_ENV_VARS)
     return [
         f"## {title} ({now})",
         "",
         f"- command: `{shlex.join(['python', *sys.argv])}`",
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, {threads} used",
         f"- Python {platform.python_version()}; {versions}",
-        f"- {openblas}",
+        f"- {recorded}",
         "- load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         "",
     ]

@@ -9,7 +9,7 @@ import pytest
 
 from rustkeras.datasets import _files, fashion_mnist, mnist
 
-DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+DEBIAN_DIR = fashion_mnist.SYSTEM_DIRS[0]
 
 
 def write_idx(path, array, compress):

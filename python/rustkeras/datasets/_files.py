@@ -148,14 +148,22 @@ def idx_names(stem: str) -> List[str]:
     return [stem + ".gz", stem, dotted + ".gz", dotted]
 
 
-def not_found(dataset: str, folders: Sequence[Path], files: Sequence[str], reason: str,
+def not_found(dataset: str, folders: Sequence[Path], files: str, reason: str,
               debian_package: Optional[str] = None) -> DatasetNotFoundError:
-    """The error a loader raises when it has nothing to read."""
+    """The error a loader raises when it has nothing to read.
+
+    Args:
+        dataset: The dataset's name for people.
+        folders: Where the loader looked, the user's cache first.
+        files: What to put in the cache, in words.
+        reason: Why the download failed.
+        debian_package: The Debian package that installs the files, if any.
+    """
     lines = [
         f"Could not load the {dataset} dataset: it is not on this machine and "
         f"downloading it failed ({reason}).",
         "Looked in: " + ", ".join(str(f) for f in folders) + ".",
-        f"Put these files in {folders[0]} (gzipped or not): " + ", ".join(files) + ".",
+        f"Put {files} in {folders[0]}.",
     ]
     if debian_package:
         lines.append(

@@ -63,8 +63,9 @@ def load_data() -> Tuple[Split, Split]:
             try:
                 paths[i] = _files.download(ORIGIN + fname, cache / fname, SHA256[fname])
             except OSError as err:
+                files = ", ".join(s + ".gz" for s in _files.MNIST_FORMAT_STEMS)
                 raise _files.not_found(
-                    "Fashion-MNIST", folders, [s + ".gz" for s in _files.MNIST_FORMAT_STEMS],
+                    "Fashion-MNIST", folders, f"the four IDX files (gzipped or not: {files})",
                     str(err), DEBIAN_PACKAGE,
                 ) from err
     return _files.load_mnist_format(paths)

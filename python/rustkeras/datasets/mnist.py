@@ -54,9 +54,10 @@ def load_data(path: str = "mnist.npz") -> Tuple[Split, Split]:
         try:
             _files.download(ORIGIN, npz_path, SHA256)
         except OSError as err:
+            idx_files = ", ".join(s + ".gz" for s in _files.MNIST_FORMAT_STEMS)
             raise _files.not_found(
-                "MNIST", [cache], [npz_path.name + " (or the four IDX files "
-                + ", ".join(s + ".gz" for s in _files.MNIST_FORMAT_STEMS) + ")"],
+                "MNIST", [npz_path.parent],
+                f"Keras' {npz_path.name} (or, in {cache}, the four IDX files {idx_files})",
                 str(err),
             ) from err
     with np.load(npz_path, allow_pickle=False) as f:
