@@ -142,7 +142,8 @@ def test_system_dir_used_when_cache_is_empty(home, tmp_path, monkeypatch, no_dow
 def test_default_cache_is_under_the_user_home(monkeypatch, tmp_path):
     monkeypatch.delenv("RUSTKERAS_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert _files.cache_dir("fashion-mnist") == tmp_path / ".rustkeras" / "datasets" / "fashion-mnist"
+    want = tmp_path / ".rustkeras" / "datasets" / "fashion-mnist"
+    assert _files.cache_dir("fashion-mnist") == want
 
 
 def test_mismatched_files_are_reported(home, no_system_dirs, no_download):

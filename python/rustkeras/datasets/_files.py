@@ -193,9 +193,12 @@ def load_mnist_format(paths: Sequence[Path]):
     and checks that they fit together: uint8 images `(n, 28, 28)` and uint8
     labels `(n,)`."""
     x_train, y_train, x_test, y_test = (read_idx(p) for p in paths)
-    for x, y, px, py in ((x_train, y_train, paths[0], paths[1]), (x_test, y_test, paths[2], paths[3])):
+    splits = ((x_train, y_train, paths[0], paths[1]), (x_test, y_test, paths[2], paths[3]))
+    for x, y, px, py in splits:
         if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise ValueError(f"{px} does not hold uint8 images of 28x28: shape {x.shape}, dtype {x.dtype}.")
+            raise ValueError(
+                f"{px} does not hold uint8 images of 28x28: shape {x.shape}, dtype {x.dtype}."
+            )
         if y.dtype != np.uint8 or y.shape != (x.shape[0],):
             raise ValueError(
                 f"{py} does not hold one uint8 label per image of {px}: "
