@@ -31,6 +31,9 @@ from rustkeras.optimizers import (
 # ---- the reference: Keras 3's update rules in numpy --------------------------------------
 
 
+SLOT_KEYS = ("m", "v", "a", "acc", "vh")
+
+
 class Reference:
     """One Keras 3 optimizer in float64 numpy; `step(ws, gs)` updates the list `ws`."""
 
@@ -79,9 +82,9 @@ class Reference:
         if self.slots is None:
             init = h.get("initial_accumulator_value", 0.0)
             self.slots = [
-                {k: np.full(w.shape, init if k == "acc" else 0.0) for k in ("m", "v", "a", "acc", "vh")}
+                {k: np.full(w.shape, init if k == "acc" else 0.0) for k in SLOT_KEYS}
                 for w in ws
-            ]  # fmt: skip
+            ]
         if h.get("weight_decay") is not None:
             for i in range(len(ws)):
                 ws[i] = ws[i] - ws[i] * h["weight_decay"] * lr

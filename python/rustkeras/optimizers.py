@@ -610,7 +610,10 @@ class Nadam(Adamax):
     _kind = "nadam"
 
 
-_ALL = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax, Nadam, AdamW)}  # fmt: skip
+_ALL = {
+    cls.__name__.lower(): cls
+    for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax, Nadam, AdamW)
+}
 
 
 def serialize(optimizer: Optimizer) -> dict:

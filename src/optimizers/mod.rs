@@ -55,6 +55,27 @@ impl Rule {
             Rule::Nadam(r) => r.slots(),
         }
     }
+
+    /// How Keras 3 orders the slots in `optimizer.variables`: slots created by one
+    /// `add_optimizer_variables` call are interleaved variable by variable, and calls follow
+    /// one another (RMSprop makes three calls, Adam two, the others one).
+    fn slot_groups(&self) -> &'static [&'static [usize]] {
+        match self {
+            Rule::RmsProp(_) => &[&[0], &[1], &[2]],
+            Rule::Adam(_) => &[&[0, 1], &[2]],
+            Rule::Adadelta(_) | Rule::Adamax(_) | Rule::Nadam(_) => &[&[0, 1]],
+            Rule::Sgd(_) | Rule::Adagrad(_) => &[&[0]],
+        }
+    }
+}
+
+/// Where one of Keras' optimizer variables lives in a [`State`] (or the rule).
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    Average(usize),
+    Accumulated(usize),
+    Slot(usize, usize),
+    UProduct,
 }
 
 /// Which gradient clipping Keras applies (it allows at most one).
@@ -266,7 +287,7 @@ impl Optimizer {
         let lr = self.current_learning_rate();
         let mut state = match self.state.take() {
             Some(s) => s,
-            None => self.build(params),
+            None => self.build(&params.iter().map(|p| p.len()).collect::<Vec<_>>()),
         };
         if let Some(scale) = self.loss_scale_factor {
             grads
@@ -350,26 +371,117 @@ impl Optimizer {
     }
 
     /// Keras' `build`: zero (or `initial_accumulator_value`) slots shaped like each variable.
-    fn build(&self, params: &[&mut [f32]]) -> State {
+    fn build(&self, lens: &[usize]) -> State {
         let spec = self.rule.slots();
-        let slots = params
+        let slots = lens
             .iter()
-            .map(|p| spec.map(|s| s.map_or_else(Vec::new, |(_, init)| vec![init; p.len()])))
+            .map(|&n| spec.map(|s| s.map_or_else(Vec::new, |(_, init)| vec![init; n])))
             .collect();
-        let per_variable = |on: bool, init: &dyn Fn(&[f32]) -> Vec<f32>| -> Vec<Vec<f32>> {
+        let zeros = |on: bool| -> Vec<Vec<f32>> {
             if on {
-                params.iter().map(|p| init(p)).collect()
+                lens.iter().map(|&n| vec![0.0; n]).collect()
             } else {
                 Vec::new()
             }
         };
         State {
-            lens: params.iter().map(|p| p.len()).collect(),
+            lens: lens.to_vec(),
             slots,
-            accumulated: per_variable(self.accumulation_steps.is_some(), &|p| vec![0.0; p.len()]),
+            accumulated: zeros(self.accumulation_steps.is_some()),
             // Keras starts the averages at zero; the first update sets them to the weights.
-            averages: per_variable(self.ema.is_some(), &|p| vec![0.0; p.len()]),
+            averages: zeros(self.ema.is_some()),
         }
+    }
+
+    /// Keras 3's order of `optimizer.variables` after `iterations` and `learning_rate`:
+    /// EMA averages, gradient accumulators, the rule's slots, Nadam's `u_product`.
+    fn layout(&self, n_vars: usize) -> Vec<(&'static str, Place)> {
+        let mut out = Vec::new();
+        if self.ema.is_some() {
+            out.extend((0..n_vars).map(|i| ("average", Place::Average(i))));
+        }
+        if self.accumulation_steps.is_some() {
+            out.extend((0..n_vars).map(|i| ("gradient_accumulator", Place::Accumulated(i))));
+        }
+        let spec = self.rule.slots();
+        for group in self.rule.slot_groups() {
+            for i in 0..n_vars {
+                for &k in group.iter() {
+                    if let Some((name, _)) = spec[k] {
+                        out.push((name, Place::Slot(i, k)));
+                    }
+                }
+            }
+        }
+        if matches!(self.rule, Rule::Nadam(_)) {
+            out.push(("u_product", Place::UProduct));
+        }
+        out
+    }
+
+    /// Keras 3's `optimizer.variables[2:]` (what follows `iterations` and `learning_rate`
+    /// in a `.keras` file's `optimizer/vars`), as `(slot name, values)` in Keras' order;
+    /// empty before the first step, as Keras' list is before `build`.
+    pub fn slot_variables(&self) -> Vec<(&'static str, &[f32])> {
+        let Some(state) = &self.state else {
+            return Vec::new();
+        };
+        self.layout(state.lens.len())
+            .into_iter()
+            .map(|(name, place)| {
+                let values: &[f32] = match (place, &self.rule) {
+                    (Place::Average(i), _) => &state.averages[i],
+                    (Place::Accumulated(i), _) => &state.accumulated[i],
+                    (Place::Slot(i, k), _) => &state.slots[i][k],
+                    (Place::UProduct, Rule::Nadam(r)) => std::slice::from_ref(&r.u_product),
+                    (Place::UProduct, _) => &[],
+                };
+                (name, values)
+            })
+            .collect()
+    }
+
+    /// Restores a saved state: Keras' raw `iterations` and the values `slot_variables`
+    /// lists, for model variables of sizes `lens`. Counts and sizes must match.
+    pub fn load_variables(
+        &mut self,
+        iterations: u64,
+        lens: &[usize],
+        values: &[&[f32]],
+    ) -> Result<()> {
+        let layout = self.layout(lens.len());
+        if layout.len() != values.len() {
+            return Err(Error::Value(format!(
+                "This optimizer has {} variables for {} model variables, but {} were given.",
+                layout.len(),
+                lens.len(),
+                values.len()
+            )));
+        }
+        let mut state = self.build(lens);
+        let mut u_product = None;
+        for ((name, place), v) in layout.into_iter().zip(values) {
+            let target: &mut [f32] = match place {
+                Place::Average(i) => &mut state.averages[i],
+                Place::Accumulated(i) => &mut state.accumulated[i],
+                Place::Slot(i, k) => &mut state.slots[i][k],
+                Place::UProduct => std::slice::from_mut(u_product.insert(0.0f32)),
+            };
+            if target.len() != v.len() {
+                return Err(Error::Value(format!(
+                    "Optimizer variable `{name}` has {} elements; received {}.",
+                    target.len(),
+                    v.len()
+                )));
+            }
+            target.copy_from_slice(v);
+        }
+        if let (Rule::Nadam(r), Some(u)) = (&mut self.rule, u_product) {
+            r.u_product = u;
+        }
+        self.state = Some(state);
+        self.raw_iterations = iterations;
+        Ok(())
     }
 
     /// Clipping and weight decay for each variable, as Keras' `_clip_gradients` and

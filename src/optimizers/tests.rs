@@ -235,3 +235,75 @@ fn empty_step_is_a_no_op() {
     opt.apply(&mut [], &mut []).unwrap();
     assert_eq!(opt.iterations(), 0);
 }
+
+fn two_variable_steps(opt: &mut Optimizer, steps: usize) -> (Vec<f32>, Vec<f32>) {
+    let (mut a, mut b) = (vec![1.0f32, -1.0], vec![0.5f32]);
+    for s in 0..steps {
+        let (mut ga, mut gb) = (vec![0.3f32, -0.2 * s as f32], vec![1.0f32]);
+        opt.apply(
+            &mut [&mut a[..], &mut b[..]],
+            &mut [&mut ga[..], &mut gb[..]],
+        )
+        .unwrap();
+    }
+    (a, b)
+}
+
+#[test]
+fn slot_variables_follow_keras_order() {
+    let names = |kind: &str, p: &[(&str, f64)]| {
+        let mut opt = Optimizer::from_spec(kind, &spec(p)).unwrap();
+        assert!(opt.slot_variables().is_empty());
+        two_variable_steps(&mut opt, 1);
+        opt.slot_variables()
+            .iter()
+            .map(|(n, v)| format!("{n}:{}", v.len()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        names("adam", &[("amsgrad", 1.0)]),
+        "momentum:2 velocity:2 momentum:1 velocity:1 velocity_hat:2 velocity_hat:1"
+    );
+    assert_eq!(
+        names("rmsprop", &[("momentum", 0.5), ("centered", 1.0)]),
+        "velocity:2 velocity:1 momentum:2 momentum:1 average_gradient:2 average_gradient:1"
+    );
+    assert_eq!(names("sgd", &[]), "");
+    assert_eq!(
+        names("nadam", &[("use_ema", 1.0)]),
+        "average:2 average:1 momentum:2 velocity:2 momentum:1 velocity:1 u_product:1"
+    );
+}
+
+#[test]
+fn loaded_state_continues_like_the_original() {
+    for kind in ["nadam", "adagrad", "rmsprop"] {
+        let p = spec(&[("learning_rate", 0.1), ("momentum", 0.5)]);
+        let p = if kind == "rmsprop" {
+            p
+        } else {
+            spec(&[("learning_rate", 0.1)])
+        };
+        let mut original = Optimizer::from_spec(kind, &p).unwrap();
+        two_variable_steps(&mut original, 2);
+        let saved: Vec<Vec<f32>> = original
+            .slot_variables()
+            .iter()
+            .map(|(_, v)| v.to_vec())
+            .collect();
+        let views: Vec<&[f32]> = saved.iter().map(|v| &v[..]).collect();
+        let mut restored = Optimizer::from_spec(kind, &p).unwrap();
+        restored.load_variables(2, &[2, 1], &views).unwrap();
+        assert_eq!(restored.iterations(), 2);
+        let mut a = original.clone();
+        assert_eq!(
+            two_variable_steps(&mut a, 3),
+            two_variable_steps(&mut restored, 3)
+        );
+        let e = restored
+            .load_variables(2, &[2, 1], &views[1..])
+            .unwrap_err();
+        assert!(matches!(e, Error::Value(_)));
+    }
+}
