@@ -4,9 +4,14 @@
 //! [`program::Program`] plans buffers once per batch size and runs the graph on a device.
 //! The Python package (`python/rustkeras`) is a thin Keras-shaped front over this crate.
 
+pub mod activations;
 pub mod autodiff;
 pub mod error;
 pub mod graph;
+pub mod initializers;
+pub mod losses;
+pub mod metrics;
+pub mod model;
 pub mod ops;
 pub mod optimizers;
 pub mod program;

@@ -133,7 +133,12 @@ impl Graph {
         self.var_shapes.len() - 1
     }
 
+    /// The node reading variable `var`; a variable has one node, so gradients with respect to
+    /// it collect every use.
     pub fn param(&mut self, var: VarId) -> NodeId {
+        if let Some(id) = self.nodes.iter().position(|n| n.op == Op::Param(var)) {
+            return id;
+        }
         let shape = Shape::fixed(&self.var_shapes[var]);
         self.push_unchecked(Op::Param(var), shape)
     }

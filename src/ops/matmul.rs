@@ -56,8 +56,10 @@ pub fn vjp(g: &mut Graph, ta: bool, tb: bool, a: NodeId, b: NodeId, dy: NodeId) 
     Ok(smallvec![Some(da), Some(db)])
 }
 
-/// Products with at least this many multiply-adds use both cores.
-const PAR_FLOPS: usize = 1 << 21;
+/// Both cores pay off only for large products (measured on a 2-core Zen 4: below ~15M
+/// multiply-adds, or with a dimension under 64, the second thread costs more than it gives).
+const PAR_MADDS: usize = 15_000_000;
+const PAR_MIN_DIM: usize = 64;
 
 /// `c[m, n] = a·b` (or `+=` when `accumulate`) on raw strided views.
 ///
@@ -88,7 +90,7 @@ pub fn gemm_strided(
     }
     assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs, "gemm: lhs too small");
     assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs, "gemm: rhs too small");
-    let par = if m * n * k >= PAR_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let par = if m * n * k >= PAR_MADDS && m.min(n).min(k) >= PAR_MIN_DIM { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above keep every index the kernel touches inside the slices;
     // `c` is exclusively borrowed and cannot alias `a` or `b`.
     unsafe {

@@ -1,0 +1,29 @@
+"""rustkeras: the Keras API on a Rust engine.
+
+Change `import keras` to `import rustkeras` and the same Sequential code trains in Rust:
+
+    from rustkeras.models import Sequential
+    from rustkeras.layers import Dense
+    model = Sequential([Dense(10, activation="softmax", input_shape=(784,))])
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+"""
+
+from rustkeras import config  # noqa: F401  (reads the config file first)
+from rustkeras import (  # noqa: F401
+    activations,
+    backend,
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+    utils,
+)
+from rustkeras.layers import Input  # noqa: F401
+from rustkeras.models import Sequential  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,51 @@
+"""A Keras-style progress bar. On a terminal (verbose=1) it redraws one line with a bar, ETA and
+the running metrics; off a terminal, and at verbose=2, it prints one line per epoch."""
+
+import sys
+import time
+from typing import Dict
+
+
+def format_logs(logs: Dict[str, float]) -> str:
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+
+class Progbar:
+    def __init__(self, target: int, verbose: int = 1, stream=None):
+        self.target = target
+        self.verbose = verbose
+        self.stream = stream or sys.stdout
+        isatty = getattr(self.stream, "isatty", None)
+        self.dynamic = verbose == 1 and bool(isatty and isatty())
+        self.start = time.monotonic()
+        self.width = 30
+
+    def update(self, current: int, logs: Dict[str, float], finalize: bool = False) -> None:
+        if self.verbose == 0:
+            return
+        elapsed = time.monotonic() - self.start
+        digits = len(str(self.target))
+        if not finalize:
+            if not self.dynamic:
+                return
+            frac = current / max(self.target, 1)
+            filled = int(self.width * frac)
+            bar = "=" * max(filled - 1, 0) + (">" if filled < self.width else "=") + "." * (self.width - filled)
+            eta = elapsed / max(current, 1) * (self.target - current)
+            line = f"\r{current:>{digits}}/{self.target} [{bar}] - ETA: {eta:.0f}s"
+            if logs:
+                line += " - " + format_logs(logs)
+            self.stream.write(line)
+            self.stream.flush()
+            return
+        per_step = elapsed / max(self.target, 1)
+        step = f"{per_step * 1000:.0f}ms/step" if per_step >= 1e-3 else f"{per_step * 1e6:.0f}us/step"
+        if self.verbose == 1:
+            head = f"{self.target}/{self.target} [{'=' * self.width}]"
+            line = f"{head} - {elapsed:.0f}s {step}"
+        else:
+            line = f"{self.target}/{self.target} - {elapsed:.0f}s - {step}"
+        if logs:
+            line += " - " + format_logs(logs)
+        self.stream.write(("\r" if self.dynamic else "") + line + "\n")
+        self.stream.flush()

@@ -1,0 +1,232 @@
+"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, and the model's input."""
+
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from rustkeras import _seed
+from rustkeras import activations as _activations
+from rustkeras import initializers as _initializers
+from rustkeras import regularizers as _regularizers
+from rustkeras.layers.base import Layer, invalid, not_supported
+
+
+class Dense(Layer):
+    """`output = activation(dot(input, kernel) + bias)` over the last axis.
+
+    Args:
+        units: output size (Keras 1: `output_dim`).
+        activation: an activation name or function (default linear).
+        use_bias: whether to add a bias (Keras 1: `bias`).
+        kernel_initializer / bias_initializer: Keras 1 `init` names the kernel's.
+        kernel_regularizer / bias_regularizer: Keras 1 `W_regularizer` / `b_regularizer`.
+
+    Example:
+        model.add(Dense(32, input_dim=784, activation="relu"))
+    """
+
+    _aliases = {
+        "output_dim": "units",
+        "init": "kernel_initializer",
+        "W_regularizer": "kernel_regularizer",
+        "b_regularizer": "bias_regularizer",
+        "bias": "use_bias",
+        "W_constraint": "kernel_constraint",
+        "b_constraint": "bias_constraint",
+    }
+
+    def __init__(self, units=None, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        kwargs = self._translate(kwargs)
+        units = kwargs.pop("units", units)
+        use_bias = kwargs.pop("use_bias", use_bias)
+        kernel_initializer = kwargs.pop("kernel_initializer", kernel_initializer)
+        kernel_regularizer = kwargs.pop("kernel_regularizer", kernel_regularizer)
+        bias_regularizer = kwargs.pop("bias_regularizer", bias_regularizer)
+        for arg in ("activity_regularizer", "kernel_constraint", "bias_constraint", "lora_rank"):
+            if kwargs.pop(arg, None) is not None:
+                raise not_supported("Dense", arg)
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(
+                f"Received an invalid value for `units`, expected a positive integer. Received: units={units!r}"
+            )
+        self.units = int(units)
+        self.activation = _activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = _initializers.get(kernel_initializer)
+        self.bias_initializer = _initializers.get(bias_initializer)
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.bias_regularizer = _regularizers.get(bias_regularizer)
+
+    def call(self, graph, x, in_dims):
+        if not in_dims:
+            raise ValueError(f'Layer "{self.name}" (Dense) needs an input with a feature axis, received shape (None,)')
+        kernel = self.add_weight(graph, "kernel", (in_dims[-1], self.units), self.kernel_initializer,
+                                 self.kernel_regularizer)
+        y = graph.matmul(x, kernel)
+        if self.use_bias:
+            bias = self.add_weight(graph, "bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+            y = graph.add(y, bias)
+        return graph.activation(y, self.activation)
+
+    def get_config(self) -> Dict[str, Any]:
+        cfg = super().get_config()
+        cfg.update({
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+            "bias_initializer": _initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": _regularizers.serialize(self.kernel_regularizer) if self.kernel_regularizer else None,
+            "bias_regularizer": _regularizers.serialize(self.bias_regularizer) if self.bias_regularizer else None,
+        })
+        return cfg
+
+
+class Activation(Layer):
+    """Applies an activation by name: `Activation('relu')`."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = _activations.get(activation)
+
+    def call(self, graph, x, in_dims):
+        return graph.activation(x, self.activation)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["activation"] = self.activation
+        return cfg
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zeroes a fraction `rate` (Keras 1: `p`) of the inputs and
+    scales the rest by 1 / (1 - rate); at inference, the identity."""
+
+    def __init__(self, rate=None, noise_shape=None, seed=None, **kwargs):
+        if "p" in kwargs:
+            rate = kwargs.pop("p")
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise invalid("rate", "a float value between 0 and 1 (1 excluded)", rate)
+        if noise_shape is not None:
+            raise not_supported("Dropout", "noise_shape")
+        self.rate = float(rate)
+        self.seed = seed
+        self._key = int(seed) if seed is not None else _seed.next_seed()
+
+    def call(self, graph, x, in_dims):
+        return graph.dropout(x, self.rate, self._key & ((1 << 63) - 1))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update({"rate": self.rate, "seed": self.seed, "noise_shape": None})
+        return cfg
+
+
+class Flatten(Layer):
+    """Flattens each sample to one axis."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise invalid("data_format", "'channels_last' or 'channels_first'", data_format)
+        self.data_format = data_format
+
+    def call(self, graph, x, in_dims):
+        if self.data_format == "channels_first" and len(in_dims) > 1:
+            raise not_supported("Flatten", "data_format='channels_first' on inputs of rank > 2")
+        return graph.reshape(x, [int(np.prod(in_dims))])
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["data_format"] = self.data_format or "channels_last"
+        return cfg
+
+
+class Reshape(Layer):
+    """Reshapes each sample to `target_shape` (one entry may be -1)."""
+
+    def __init__(self, target_shape, **kwargs):
+        if "dims" in kwargs:
+            target_shape = kwargs.pop("dims")
+        super().__init__(**kwargs)
+        if isinstance(target_shape, int):
+            target_shape = (target_shape,)
+        target_shape = tuple(int(d) for d in target_shape)
+        if sum(d == -1 for d in target_shape) > 1 or any(d == 0 or d < -1 for d in target_shape):
+            raise invalid("target_shape", "positive integers and at most one -1", target_shape)
+        self.target_shape = target_shape
+
+    def call(self, graph, x, in_dims):
+        total = int(np.prod(in_dims))
+        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        dims = list(self.target_shape)
+        if -1 in dims:
+            if known == 0 or total % known:
+                raise ValueError(
+                    f'Layer "{self.name}": cannot reshape input of shape {(None,) + tuple(in_dims)} '
+                    f"to {self.target_shape}"
+                )
+            dims[dims.index(-1)] = total // known
+        if int(np.prod(dims)) != total:
+            raise ValueError(
+                f'Layer "{self.name}": total size of the new shape {self.target_shape} must be unchanged: '
+                f"input shape {(None,) + tuple(in_dims)} has {total} values per sample"
+            )
+        return graph.reshape(x, dims)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["target_shape"] = self.target_shape
+        return cfg
+
+
+class InputLayer(Layer):
+    """The model's input: `InputLayer(input_shape=(784,))` or `InputLayer(shape=(784,))`."""
+
+    def __init__(self, shape=None, batch_size=None, name=None, **kwargs):
+        if shape is not None:
+            kwargs["input_shape"] = shape
+        super().__init__(name=name, **kwargs)
+        if self._input_shape_arg is None:
+            raise ValueError("InputLayer needs `shape` (or `input_shape`). Received: shape=None")
+        self.batch_size = batch_size
+
+    def call(self, graph, x, in_dims):
+        return x
+
+    def get_config(self):
+        return {"name": self.name, "batch_shape": (self.batch_size,) + self._input_shape_arg, "dtype": "float32"}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        batch_shape = config.pop("batch_shape", None)
+        if batch_shape is not None:
+            config["shape"] = tuple(batch_shape)[1:]
+        config.pop("sparse", None)
+        config.pop("ragged", None)
+        return cls(**config)
+
+
+class KerasTensor:
+    """The symbolic tensor `Input(shape)` returns; a Sequential model accepts it as its first entry."""
+
+    def __init__(self, layer: InputLayer):
+        self._layer = layer
+        self.shape: Tuple[Optional[int], ...] = (None,) + tuple(layer._input_shape_arg)
+        self.dtype = "float32"
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype=float32, name={self._layer.name}>"
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None, **kwargs) -> KerasTensor:  # noqa: N802 - Keras' name
+    """A model input of per-sample `shape`, e.g. `Input(shape=(784,))`."""
+    if kwargs.get("batch_shape") is not None:
+        shape = tuple(kwargs.pop("batch_shape"))[1:]
+    if kwargs:
+        raise ValueError(f"Unrecognized keyword arguments passed to Input: {kwargs}")
+    return KerasTensor(InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype))
