@@ -187,9 +187,13 @@ impl Model {
     /// Per-sample dims of the labels the loss expects: the output's, or without the class
     /// axis for sparse labels.
     pub fn label_dims(&self) -> Result<Vec<usize>> {
+        self.label_dims_ref().map(<[usize]>::to_vec)
+    }
+
+    fn label_dims_ref(&self) -> Result<&[usize]> {
         let c = self.compiled_ref()?;
         let d = &self.output_shape().dims;
-        Ok(if losses::is_sparse(c.loss) { d[..d.len().saturating_sub(1)].to_vec() } else { d.clone() })
+        Ok(if losses::is_sparse(c.loss) { &d[..d.len().saturating_sub(1)] } else { d })
     }
 
     fn compiled_ref(&self) -> Result<&Compiled> {
@@ -201,11 +205,12 @@ impl Model {
 
     /// Builds (once per label shape) the graph of loss, metrics and gradients.
     fn ensure_train_graph(&mut self) -> Result<()> {
-        let y_dims = self.label_dims()?;
-        let c = self.compiled.as_ref().expect("checked by label_dims");
-        if c.train.as_ref().is_some_and(|t| t.y_dims == y_dims) {
+        let c = self.compiled_ref()?;
+        if c.train.as_ref().is_some_and(|t| Ok(t.y_dims.as_slice()) == self.label_dims_ref()) {
             return Ok(());
         }
+        let y_dims = self.label_dims()?;
+        let c = self.compiled.as_ref().expect("checked above");
         let mut g = self.graph.clone();
         let y_true = g.input(Shape::batched(&y_dims));
         let sw = g.input(Shape::batched(&[]));
