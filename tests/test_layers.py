@@ -544,3 +544,59 @@ def test_fit_reduces_loss_on_learnable_problem():
     W, b = m.get_weights()
     np.testing.assert_allclose(W.ravel(), [1.0, -2.0, 0.5, 0.0], atol=0.02)
     np.testing.assert_allclose(b, [0.3], atol=0.02)
+
+
+def test_non_trainable_layer_is_frozen_and_counted():
+    r = np.random.default_rng(13)
+    x = r.normal(size=(10, 3)).astype(np.float32)
+    m = Sequential([Input((3,)), Dense(2, trainable=False), Dense(1)])
+    m.compile(optimizer="sgd", loss="mse")
+    before = m.get_weights()
+    m.fit(x, np.ones((10, 1), np.float32), epochs=2, batch_size=4, verbose=0)
+    after = m.get_weights()
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+    assert not np.array_equal(after[2], before[2])
+    lines = []
+    m.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Trainable params: 3" in text and "Non-trainable params: 8" in text
+
+
+def test_class_weight_with_one_hot_targets_uses_argmax():
+    r = np.random.default_rng(14)
+    x = r.normal(size=(6, 3)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    y = np.eye(3, dtype=np.float32)[labels]
+    m = Sequential([Input((3,)), Dense(3, activation="softmax")])
+    W = r.normal(size=(3, 3)).astype(np.float32)
+    m.set_weights([W, np.zeros(3, np.float32)])
+    m.compile(optimizer=optimizers.SGD(learning_rate=0.1), loss="categorical_crossentropy")
+    p = _softmax(x.astype(np.float64) @ W)
+    per = -np.log(p[np.arange(6), labels])
+    cw = {0: 0.0, 1: 2.0, 2: 0.5}
+    loss = m.train_on_batch(x, y, class_weight=cw)
+    assert loss == pytest.approx(np.sum(per * np.array([cw[c] for c in labels])) / 6, rel=1e-5)
+
+
+def test_validation_data_with_sample_weight():
+    r = np.random.default_rng(15)
+    x = r.normal(size=(10, 3)).astype(np.float32)
+    y = r.normal(size=(10, 1)).astype(np.float32)
+    m = _linear(lr=0.0)
+    sw = np.r_[np.ones(5), np.zeros(5)].astype(np.float32)
+    h = m.fit(x, y, batch_size=10, verbose=0, validation_data=(x, y, sw))
+    per = np.mean((x.astype(np.float64) @ np.full((3, 1), 0.5) - y) ** 2, -1)
+    assert h.history["val_loss"][0] == pytest.approx(np.sum(per * sw) / 10, rel=1e-5)
+
+
+def test_epochs_zero_and_initial_epoch():
+    x = np.ones((4, 3), np.float32)
+    y = np.ones((4, 1), np.float32)
+    m = _linear()
+    w = m.get_weights()
+    h = m.fit(x, y, epochs=0, verbose=0)
+    assert h.history == {}
+    np.testing.assert_array_equal(m.get_weights()[0], w[0])
+    h = m.fit(x, y, epochs=3, initial_epoch=1, verbose=0)
+    assert h.epoch == [1, 2] and len(h.history["loss"]) == 2

@@ -508,3 +508,12 @@ def test_evaluate_zero_sample_weights_mask_samples():
     got = m.evaluate(X, y, batch_size=BS, sample_weight=w, verbose=0)
     per = ref_mse(y, p)
     np.testing.assert_allclose(got, _epoch_mean(per, BS, w), rtol=1e-5)
+
+
+def test_binary_accuracy_with_flat_labels():
+    y = (np.random.default_rng(15).uniform(size=NS) > 0.5).astype(np.float32)  # shape (N,)
+    m = _model("binary_crossentropy", "sigmoid", ["accuracy"], units=1)
+    p = _out("sigmoid", units=1)[:, 0]
+    loss, acc = m.evaluate(X, y, batch_size=BS, verbose=0)
+    np.testing.assert_allclose(acc, np.mean((p > 0.5) == y), rtol=1e-6)
+    np.testing.assert_allclose(loss, ref_bce(y[:, None], p[:, None]).mean(), rtol=1e-5)
