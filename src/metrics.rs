@@ -60,6 +60,20 @@ pub fn build(g: &mut Graph, m: Metric, y_true: NodeId, y_pred: NodeId) -> Result
             Ok(y)
         }
     };
+    let same_shape = |g: &Graph| -> Result<()> {
+        if g.shape(y_true) != g.shape(y_pred) {
+            return crate::value_error!(
+                "{m:?}: y_true shape {} does not match y_pred shape {}",
+                g.shape(y_true).display(),
+                g.shape(y_pred).display()
+            );
+        }
+        Ok(())
+    };
+    match m {
+        Metric::BinaryAccuracy | Metric::CategoricalAccuracy | Metric::TopKCategoricalAccuracy(_) => same_shape(g)?,
+        _ => {}
+    }
     match m {
         Metric::BinaryAccuracy => {
             let half = g.scalar(0.5);

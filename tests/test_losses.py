@@ -232,8 +232,6 @@ def test_sparse_cce_accepts_int_labels():
     np.testing.assert_allclose(losses.sparse_categorical_crossentropy(labels, p), ref_scce(labels, p), rtol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="losses.sparse_categorical_crossentropy rejects y_true of shape (N, 1); "
-                                       "Keras 3 squeezes a trailing 1 axis of sparse labels")
 def test_sparse_cce_accepts_column_labels():
     p = _probs()
     labels = np.array([[0], [1], [2], [3], [0], [1]], np.int64)

@@ -321,7 +321,7 @@ def test_get_resolves_names_instances_and_configs():
     assert optimizers.get(None) is None
     got = optimizers.get({"class_name": "SGD", "config": {"learning_rate": 0.3}})
     assert type(got) is SGD and abs(got.learning_rate - 0.3) < 1e-7
-    with pytest.raises(ValueError, match="Could not interpret optimizer identifier: ftrl"):
+    with pytest.raises(ValueError, match="Could not interpret optimizer identifier: 'ftrl'"):
         optimizers.get("ftrl")
     with pytest.raises(ValueError, match="Could not interpret optimizer identifier"):
         optimizers.get(42)

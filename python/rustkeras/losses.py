@@ -26,12 +26,28 @@ _CANONICAL = {
 }
 
 
+def check_sparse_labels(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Integer class indices in range, with a trailing axis of 1 dropped (as Keras does)."""
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+        y_true = np.ascontiguousarray(y_true[..., 0])
+    classes = y_pred.shape[-1]
+    bad = (y_true < 0) | (y_true >= classes) | (y_true != np.floor(y_true))
+    if bad.any():
+        raise ValueError(
+            f"{name}: labels must be integers in [0, {classes}) for {classes} classes. "
+            f"Received: {y_true[bad].ravel()[0]!r}"
+        )
+    return y_true
+
+
 def _function(name: str) -> Callable:
     def fn(y_true, y_pred):
         yt = np.ascontiguousarray(y_true, dtype=np.float32)
         yp = np.ascontiguousarray(y_pred, dtype=np.float32)
         if yt.ndim == 0 or yp.ndim == 0:
             raise ValueError(f"{name}: y_true and y_pred must have at least one axis")
+        if name == "sparse_categorical_crossentropy":
+            yt = check_sparse_labels(name, yt, yp)
         return _core.loss(name, yt, yp)
 
     fn.__name__ = name

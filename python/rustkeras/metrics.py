@@ -16,8 +16,11 @@ _METRICS = (
 
 def _function(name: str) -> Callable:
     def fn(y_true, y_pred):
-        return _core.metric(name, np.ascontiguousarray(y_true, dtype=np.float32),
-                            np.ascontiguousarray(y_pred, dtype=np.float32))
+        yt = np.ascontiguousarray(y_true, dtype=np.float32)
+        yp = np.ascontiguousarray(y_pred, dtype=np.float32)
+        if name.startswith("sparse") and yp.ndim > 0:
+            yt = _losses.check_sparse_labels(name, yt, yp)
+        return _core.metric(name, yt, yp)
 
     fn.__name__ = name
     fn.__qualname__ = name

@@ -46,6 +46,16 @@ def _numeric(name: str, data) -> np.ndarray:
     return arr
 
 
+def _batch_size(value, default: int = 32) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(
+            f"Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size={value!r}"
+        )
+    return int(value)
+
+
 def _verbose(v) -> int:
     if v == "auto":
         return 1
@@ -309,9 +319,7 @@ class Sequential:
         epochs = 1 if epochs is None else epochs
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"Invalid value received for argument `epochs`. Expected an integer >= 0. Received: epochs={epochs!r}")
-        batch_size = 32 if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size={batch_size!r}")
+        batch_size = _batch_size(batch_size)
         if shuffle not in (True, False, "batch"):
             raise ValueError(f"Invalid value received for argument `shuffle`. Expected True or False. Received: shuffle={shuffle!r}")
         verbose = _verbose(verbose)
@@ -329,7 +337,8 @@ class Sequential:
             swv = self._prep_weights(yv, xv.shape[0], validation_data[2] if len(validation_data) == 3 else None, None)
             val = (xv, yv, swv)
         elif validation_split:
-            if not 0 < validation_split < 1:
+            if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                    or not 0 < validation_split < 1:
                 raise ValueError(f"Invalid value received for argument `validation_split`. Expected a float in (0, 1). Received: validation_split={validation_split!r}")
             split = int(math.ceil(n * (1.0 - validation_split)))
             if split >= n or split == 0:
@@ -337,7 +346,7 @@ class Sequential:
             val = (x[split:], y[split:], None if sw is None else sw[split:])
             x, y, sw = x[:split], y[:split], None if sw is None else sw[:split]
             n = split
-        val_bs = validation_batch_size or batch_size
+        val_bs = _batch_size(validation_batch_size, batch_size)
 
         history = _callbacks.History()
         cbs = _callbacks.CallbackList(list(callbacks or []) + [history], self,
@@ -394,7 +403,7 @@ class Sequential:
         x = self._prep_x(x)
         y = self._prep_y(y, x.shape[0])
         sw = self._prep_weights(y, x.shape[0], sample_weight, None)
-        bs = 32 if batch_size is None else int(batch_size)
+        bs = _batch_size(batch_size)
         total = math.ceil(x.shape[0] / bs)
         bar = Progbar(total, verbose)
         names = self.metrics_names
@@ -422,9 +431,7 @@ class Sequential:
             raise NotImplementedError("predict: `steps` is not supported for array data.")
         verbose = _verbose(verbose)
         x = self._prep_x(x)
-        bs = 32 if batch_size is None else int(batch_size)
-        if bs <= 0:
-            raise ValueError(f"Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size={bs}")
+        bs = _batch_size(batch_size)
         total = math.ceil(x.shape[0] / bs)
         bar = Progbar(total, verbose)
         out = self._core.predict(x, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)

@@ -678,4 +678,7 @@ def get(identifier: Any) -> Optional[Optimizer]:
         cls = _ALL.get(identifier.lower())
         if cls is not None:
             return cls()
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier}")
+    raise ValueError(
+        f"Could not interpret optimizer identifier: {identifier!r}. "
+        f"Expected one of: {', '.join(sorted(set(_ALL)))}, an Optimizer instance or a config dict"
+    )

@@ -105,6 +105,12 @@ impl Graph {
 
     /// Appends a node after inferring (and so validating) its shape.
     pub fn push(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
+        if let Some(&i) = inputs.iter().find(|&&i| i < self.nodes.len() && self.nodes[i].shape.dims.contains(&0)) {
+            return crate::value_error!(
+                "{op:?}: zero-size axes are not supported, received shape {}",
+                self.nodes[i].shape.display()
+            );
+        }
         if let Some(&bad) = inputs.iter().find(|&&i| i >= self.nodes.len()) {
             return crate::value_error!("internal: node {bad} does not exist");
         }
