@@ -6,6 +6,7 @@
 
 pub mod activations;
 pub mod autodiff;
+pub mod device;
 pub mod error;
 pub mod graph;
 pub mod initializers;

@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, VarId};
-use crate::ops::{self, Ctx, In, Op};
+use crate::ops::{Ctx, In, Op};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Loc {
@@ -141,7 +141,7 @@ impl Program {
                     .map(|&j| In { data: value(&self.loc, &self.slots, &self.dims, vars, feeds, j), dims: &self.dims[j] })
                     .collect();
                 let len = self.dims[step.node].iter().product();
-                ops::forward(&step.op, &ins, &mut out[..len], &self.dims[step.node], ctx);
+                ctx.device.run_op(&step.op, &ins, &mut out[..len], &self.dims[step.node], ctx);
             }
             self.slots[o] = out;
         }
@@ -222,7 +222,7 @@ mod tests {
         let b = g.unary(UnaryOp::AddScalar(1.0), a).unwrap();
         let c = g.unary(UnaryOp::Neg, b).unwrap();
         let mut p = Program::plan(&g, &[a, c], 2).unwrap();
-        let ctx = Ctx { training: false, seed: 0, step: 0 };
+        let ctx = Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 };
         p.run(&[], &[&[1.0, 2.0, 3.0, 4.0]], &ctx).unwrap();
         assert_eq!(p.value(a), &[2.0, 4.0, 6.0, 8.0]);
         assert_eq!(p.value(c), &[-3.0, -5.0, -7.0, -9.0]);
@@ -234,7 +234,7 @@ mod tests {
         let x = g.input(Shape::batched(&[2]));
         let y = g.unary(UnaryOp::Relu, x).unwrap();
         let mut p = Program::plan(&g, &[y], 3).unwrap();
-        let ctx = Ctx { training: false, seed: 0, step: 0 };
+        let ctx = Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 };
         assert!(p.run(&[], &[&[1.0; 4]], &ctx).is_err());
     }
 

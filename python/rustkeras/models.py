@@ -19,6 +19,7 @@ import numpy as np
 
 from rustkeras import _core, _seed
 from rustkeras import callbacks as _callbacks
+from rustkeras import config as _config
 from rustkeras import layers as _layers
 from rustkeras import losses as _losses
 from rustkeras import metrics as _metrics
@@ -166,6 +167,7 @@ class Sequential:
             except ValueError as e:
                 raise ValueError(f'Error building layer "{layer.name}" ({type(layer).__name__}): {e}') from None
         core = _core.Model(graph, inp, x, _seed.next_seed())
+        core.set_device(_config.backend())
         for layer in self._layers:
             layer._attach(core)
         for layer, weights in saved:

@@ -69,7 +69,7 @@ fn check(c: Case) {
     let mut outs = vec![loss];
     outs.extend(&grads);
     let mut p = Program::plan(&g, &outs, BATCH).unwrap();
-    let ctx = Ctx { training: true, seed: 7, step: 1 };
+    let ctx = Ctx { device: crate::device::Device::Cpu, training: true, seed: 7, step: 1 };
     let n_vars = g.var_shapes.len();
     let r_batched = g.shape(y).batched;
     let r_values = rand_vec(g.shape(y).numel(BATCH), 999, -1.0, 1.0);

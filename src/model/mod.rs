@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use smallvec::SmallVec;
 
 use crate::autodiff;
+use crate::device::Device;
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape, VarId};
 use crate::initializers::{self, InitParams};
@@ -73,6 +74,7 @@ pub struct Model {
     pub output: NodeId,
     vars: Vec<Vec<f32>>,
     trainable: Vec<bool>,
+    device: Device,
     seed: u64,
     step: u64,
     epoch: u64,
@@ -98,6 +100,7 @@ impl Model {
             output,
             vars,
             trainable,
+            device: Device::default(),
             seed,
             step: 0,
             epoch: 0,
@@ -154,6 +157,14 @@ impl Model {
 
     pub fn is_trainable(&self, v: VarId) -> bool {
         self.trainable.get(v).copied().unwrap_or(false)
+    }
+
+    pub fn set_device(&mut self, device: Device) {
+        self.device = device;
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     pub fn set_seed(&mut self, seed: u64) {
@@ -291,7 +302,7 @@ impl Model {
     pub fn train_batch(&mut self, x: &[f32], y: &[f32], sw: &[f32], batch: usize, logs: &mut [f64]) -> Result<()> {
         self.ensure_train_graph()?;
         self.step += 1;
-        let ctx = Ctx { training: true, seed: self.seed, step: self.step };
+        let ctx = Ctx { device: self.device, training: true, seed: self.seed, step: self.step };
         let c = self.compiled.as_mut().expect("ensured");
         let t = c.train.as_mut().expect("ensured");
         if !t.train_programs.contains_key(&batch) {
@@ -320,7 +331,7 @@ impl Model {
     /// Loss and metrics of a batch in inference mode.
     pub fn test_batch(&mut self, x: &[f32], y: &[f32], sw: &[f32], batch: usize, logs: &mut [f64]) -> Result<()> {
         self.ensure_train_graph()?;
-        let ctx = Ctx { training: false, seed: self.seed, step: self.step };
+        let ctx = Ctx { device: self.device, training: false, seed: self.seed, step: self.step };
         let t = self.compiled.as_mut().and_then(|c| c.train.as_mut()).expect("ensured");
         if !t.eval_programs.contains_key(&batch) {
             let mut outs = vec![t.loss];
@@ -338,7 +349,7 @@ impl Model {
 
     /// Outputs for a batch in inference mode, written to `out`.
     pub fn predict_batch(&mut self, x: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
-        let ctx = Ctx { training: false, seed: self.seed, step: self.step };
+        let ctx = Ctx { device: self.device, training: false, seed: self.seed, step: self.step };
         if !self.predict_programs.contains_key(&batch) {
             self.predict_programs.insert(batch, Program::plan(&self.graph, &[self.output], batch)?);
         }

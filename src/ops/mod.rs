@@ -68,6 +68,7 @@ pub struct In<'a> {
 
 /// What a kernel may need besides its tensors.
 pub struct Ctx {
+    pub device: crate::device::Device,
     pub training: bool,
     pub seed: u64,
     pub step: u64,

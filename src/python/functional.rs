@@ -37,7 +37,7 @@ fn eval_pair<'py>(
     let b = g.input(Shape::batched(&dp));
     let out = build(&mut g, a, b)?;
     let mut prog = Program::plan(&g, &[out], nt)?;
-    prog.run(&[], &[t, p], &Ctx { training: false, seed: 0, step: 0 })?;
+    prog.run(&[], &[t, p], &Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 })?;
     let dims = prog.dims(out).to_vec();
     Ok(numpy::PyArray1::from_slice(py, prog.value(out)).reshape(dims)?.to_dyn().clone())
 }
@@ -89,7 +89,7 @@ fn activation<'py>(py: Python<'py>, name: &str, x: PyReadonlyArrayDyn<'py, f32>)
     let out = crate::activations::apply(&mut g, name, a)?;
     let out = if out == a { g.reshape(a, &per)? } else { out };
     let mut prog = Program::plan(&g, &[out], batch)?;
-    prog.run(&[], &[data], &Ctx { training: false, seed: 0, step: 0 })?;
+    prog.run(&[], &[data], &Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 })?;
     Ok(numpy::PyArray1::from_slice(py, prog.value(out)).reshape(dims)?.to_dyn().clone())
 }
 

@@ -247,6 +247,16 @@ impl PyModel {
         self.m.set_trainable(v, trainable)
     }
 
+    /// Selects the device by backend name ("cpu").
+    fn set_device(&mut self, name: &str) -> PyResult<()> {
+        self.m.set_device(crate::device::Device::from_name(name)?);
+        Ok(())
+    }
+
+    fn device(&self) -> &'static str {
+        self.m.device().name()
+    }
+
     fn set_seed(&mut self, seed: u64) {
         self.m.set_seed(seed)
     }
