@@ -161,9 +161,11 @@ class Sequential:
         saved = [(l, l.get_weights()) for l in self._layers if l._core is not None]
         graph = _core.Graph()
         x = inp = graph.input(list(self._input_dims()))
+        mask = None
         for layer in self._layers:
             try:
-                x = layer.build_graph(graph, x)
+                x = layer.build_graph(graph, x, mask)
+                mask = layer._output_mask
             except ValueError as e:
                 raise ValueError(f'Error building layer "{layer.name}" ({type(layer).__name__}): {e}') from None
         core = _core.Model(graph, inp, x, _seed.next_seed())

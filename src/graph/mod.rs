@@ -81,10 +81,21 @@ pub struct Node {
     pub shape: Shape,
 }
 
+/// A variable that training moves toward a computed value after each step:
+/// `var = momentum * var + (1 - momentum) * value` (BatchNormalization's moving statistics).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateUpdate {
+    pub var: VarId,
+    pub value: NodeId,
+    pub momentum: f32,
+}
+
 /// Nodes in topological order, plus the shapes of the variables they read.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub nodes: Vec<Node>,
+    /// Moving averages applied after every training step.
+    pub updates: Vec<StateUpdate>,
     /// Shape of each variable a `Param` node may refer to.
     pub var_shapes: Vec<Vec<usize>>,
     n_inputs: usize,
@@ -203,6 +214,21 @@ impl Graph {
     pub fn reduce_all(&mut self, kind: ReduceKind, x: NodeId) -> Result<NodeId> {
         let axes: Vec<usize> = (0..self.shape(x).rank()).collect();
         self.reduce(kind, x, &axes, false)
+    }
+
+    /// Records that training moves `var` toward `value` (same element count) each step.
+    pub fn add_update(&mut self, var: VarId, value: NodeId, momentum: f32) -> Result<()> {
+        let n: usize = self.var_shapes[var].iter().product();
+        let s = self.shape(value);
+        if s.batched || s.dims.iter().product::<usize>() != n {
+            return crate::value_error!(
+                "state update: value of shape {} does not fit variable {var} of shape {:?}",
+                s.display(),
+                self.var_shapes[var]
+            );
+        }
+        self.updates.push(StateUpdate { var, value, momentum });
+        Ok(())
     }
 
     pub fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {

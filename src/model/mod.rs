@@ -309,6 +309,7 @@ impl Model {
             let mut outs = vec![t.loss];
             outs.extend(&t.metrics);
             outs.extend(&t.grads);
+            outs.extend(t.graph.updates.iter().map(|u| u.value));
             t.train_programs.insert(batch, Program::plan(&t.graph, &outs, batch)?);
         }
         let p = t.train_programs.get_mut(&batch).expect("inserted above");
@@ -325,7 +326,16 @@ impl Model {
                 params.push(w.as_mut_slice());
             }
         }
-        c.optimizer.apply(&mut params, &mut grads)
+        c.optimizer.apply(&mut params, &mut grads)?;
+        drop(params);
+        drop(grads);
+        for u in &t.graph.updates {
+            let m = u.momentum;
+            for (v, &x) in self.vars[u.var].iter_mut().zip(p.value(u.value)) {
+                *v = m * *v + (1.0 - m) * x;
+            }
+        }
+        Ok(())
     }
 
     /// Loss and metrics of a batch in inference mode.

@@ -93,3 +93,25 @@ fn softmax_regression_learns_a_separable_problem() {
     let eval = m.evaluate(&d, 50, &mut |_| Ok(())).unwrap();
     assert!(eval[0] < 0.3 && eval[1] > 0.95, "{eval:?}");
 }
+
+#[test]
+fn state_updates_follow_the_batch_in_training_only() {
+    // y = train_select(x, x) * w, and a moving mean of x's batch mean.
+    let mut g = Graph::new();
+    let x = g.input(Shape::batched(&[2]));
+    let w = g.declare_var(&[2]);
+    let mm = g.declare_var(&[2]);
+    let wn = g.param(w);
+    let y = g.mul(x, wn).unwrap();
+    let batch_mean = g.reduce(ReduceKind::Mean, x, &[0], false).unwrap();
+    g.add_update(mm, batch_mean, 0.9).unwrap();
+    let mut m = Model::new(g, x, y, 1).unwrap();
+    m.set_var(w, &[1.0, 1.0]).unwrap();
+    m.compile(spec("mse", "sgd", 0.0)).unwrap();
+    let mut logs = [0.0];
+    m.train_batch(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], &[1.0; 2], 2, &mut logs).unwrap();
+    // mean = [2, 3]; mm = 0.9 * 0 + 0.1 * mean.
+    assert!((m.var(mm)[0] - 0.2).abs() < 1e-6 && (m.var(mm)[1] - 0.3).abs() < 1e-6);
+    m.test_batch(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], &[1.0; 2], 2, &mut logs).unwrap();
+    assert!((m.var(mm)[0] - 0.2).abs() < 1e-6);
+}

@@ -50,6 +50,9 @@ pub enum Op {
     /// (seed, step, node, element), so the backward pass regenerates it instead of storing it.
     Dropout { rate: f32, key: u64 },
     DropoutGrad { rate: f32, key: u64 },
+    /// `a` in training, `b` at inference (e.g. batch vs moving statistics); the gradient
+    /// flows to `a` only.
+    TrainSelect,
     /// Index of the maximum along the last axis, as f32.
     ArgMax,
     /// `x[..., idx[...]]` over the last axis with inputs `(x, idx)`.
@@ -91,6 +94,7 @@ pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
         Op::SumTo(s) | Op::BroadcastTo(s) | Op::BroadcastMean(s) => shape::infer_to(op, ins[0], s),
         Op::Reshape(dims) => shape::infer_reshape(ins[0], dims),
         Op::Softmax => softmax::infer(ins[0]),
+        Op::TrainSelect => elementwise::same_shape("train/inference select", ins[0], ins[1]),
         Op::SoftmaxGrad => elementwise::same_shape("softmax gradient", ins[0], ins[1]),
         Op::ArgMax => index::infer_argmax(ins[0]),
         Op::TakeLast => index::infer_take(ins[0], ins[1]),
@@ -119,6 +123,7 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
         Op::BroadcastTo(_) => one(Some(g.push(Op::SumTo(g.shape(x(0)).clone()), &[dy])?)),
         Op::Reshape(_) => one(Some(g.push(Op::Reshape(g.shape(x(0)).dims.clone()), &[dy])?)),
         Op::Softmax => one(Some(g.push(Op::SoftmaxGrad, &[node, dy])?)),
+        Op::TrainSelect => smallvec::smallvec![Some(dy), None],
         Op::Dropout { rate, key } => one(Some(g.push(Op::DropoutGrad { rate: *rate, key: *key }, &[dy])?)),
         Op::TakeLast => {
             let dx = g.push(Op::ScatterLast(g.shape(x(0)).clone()), &[dy, x(1)])?;
@@ -149,6 +154,7 @@ pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], ctx
         Op::BroadcastMean(_) => shape::broadcast_mean(&ins[0], out, out_dims),
         Op::Reshape(_) => out.copy_from_slice(ins[0].data),
         Op::Softmax => softmax::forward(&ins[0], out),
+        Op::TrainSelect => out.copy_from_slice(if ctx.training { ins[0].data } else { ins[1].data }),
         Op::SoftmaxGrad => softmax::backward(&ins[0], ins[1].data, out),
         Op::Dropout { rate, key } | Op::DropoutGrad { rate, key } => {
             random::dropout(ins[0].data, out, *rate, ctx, *key)

@@ -14,7 +14,7 @@ use crate::initializers::InitParams;
 use crate::model::{BatchEnd, CompileSpec, Dataset, Model};
 use crate::ops::{Op, UnaryOp};
 
-fn node_check(g: &Graph, n: NodeId) -> PyResult<()> {
+pub(crate) fn node_check(g: &Graph, n: NodeId) -> PyResult<()> {
     if n >= g.nodes.len() {
         return Err(PyValueError::new_err(format!("node {n} does not exist in this graph")));
     }
@@ -27,7 +27,7 @@ pub struct PyGraph {
 }
 
 impl PyGraph {
-    fn graph(&mut self) -> PyResult<&mut Graph> {
+    pub(crate) fn graph(&mut self) -> PyResult<&mut Graph> {
         self.g.as_mut().ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))
     }
 }
@@ -86,19 +86,88 @@ impl PyGraph {
         Ok(crate::activations::apply(g, name, x)?)
     }
 
-    /// A unary op with a parameter: `leaky_relu` (slope), `elu` (alpha), `scale`, `relu`.
-    fn unary(&mut self, x: NodeId, kind: &str, param: f32) -> PyResult<NodeId> {
+    /// A unary op by name, with its parameter where it has one: `leaky_relu` (slope), `elu`
+    /// (alpha), `scale` (factor), `add_scalar`, `pow`-free arithmetic (`neg`, `square`, `sqrt`,
+    /// `reciprocal`, `exp`, `log`, `abs`) and every activation's function.
+    #[pyo3(signature = (x, kind, param=0.0, param2=0.0))]
+    fn unary(&mut self, x: NodeId, kind: &str, param: f32, param2: f32) -> PyResult<NodeId> {
         let g = self.graph()?;
         node_check(g, x)?;
         let u = match kind {
             "leaky_relu" => UnaryOp::LeakyRelu(param),
             "elu" => UnaryOp::Elu(param),
             "scale" => UnaryOp::Scale(param),
-            "relu" => UnaryOp::Relu,
+            "add_scalar" => UnaryOp::AddScalar(param),
+            "clip" => UnaryOp::Clip(param, param2),
             "neg" => UnaryOp::Neg,
-            other => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
+            "square" => UnaryOp::Square,
+            "sqrt" => UnaryOp::Sqrt,
+            "reciprocal" => UnaryOp::Reciprocal,
+            "exp" => UnaryOp::Exp,
+            "log" => UnaryOp::Log,
+            "abs" => UnaryOp::Abs,
+            other => match crate::activations::unary_of(other)? {
+                Some(u) => u,
+                None => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
+            },
         };
         Ok(g.unary(u, x)?)
+    }
+
+    fn sub(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.sub(a, b)?)
+    }
+
+    fn div(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.div(a, b)?)
+    }
+
+    /// `kind` is "sum", "mean" or "max"; axes count the batch axis as 0.
+    #[pyo3(signature = (x, kind, axes, keepdims=false))]
+    fn reduce(&mut self, x: NodeId, kind: &str, axes: Vec<usize>, keepdims: bool) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        let k = match kind {
+            "sum" => crate::ops::ReduceKind::Sum,
+            "mean" => crate::ops::ReduceKind::Mean,
+            "max" => crate::ops::ReduceKind::Max,
+            other => return Err(PyValueError::new_err(format!("unknown reduction '{other}'"))),
+        };
+        let mut axes = axes;
+        axes.sort_unstable();
+        axes.dedup();
+        Ok(g.reduce(k, x, &axes, keepdims)?)
+    }
+
+    /// `a` while training, `b` at inference.
+    fn train_select(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.push(Op::TrainSelect, &[a, b])?)
+    }
+
+    /// After each training step, `var = momentum * var + (1 - momentum) * value`.
+    fn add_update(&mut self, var: VarId, value: NodeId, momentum: f32) -> PyResult<()> {
+        let g = self.graph()?;
+        node_check(g, value)?;
+        if var >= g.var_shapes.len() {
+            return Err(PyValueError::new_err(format!("variable {var} does not exist")));
+        }
+        Ok(g.add_update(var, value, momentum)?)
+    }
+
+    /// Whether the node's per-sample shape has a batch axis.
+    fn batched(&mut self, node: NodeId) -> PyResult<bool> {
+        let g = self.graph()?;
+        node_check(g, node)?;
+        Ok(g.shape(node).batched)
     }
 
     fn dropout(&mut self, x: NodeId, rate: f32, key: u64) -> PyResult<NodeId> {

@@ -60,6 +60,9 @@ class Layer:
 
     # Keras 1 keyword -> Keras 3 keyword, per layer class.
     _aliases: Dict[str, str] = {}
+    # Whether a mask arriving with the input (from Embedding(mask_zero=True) or Masking) passes
+    # through this layer unchanged to the next one.
+    supports_masking = False
 
     def __init__(self, name: Optional[str] = None, trainable: bool = True, dtype: Optional[str] = None, **kwargs):
         input_shape = kwargs.pop("input_shape", None)
@@ -110,15 +113,25 @@ class Layer:
         )
         return node
 
-    def build_graph(self, graph, x: int) -> int:
-        """Declares this layer's weights and returns its output node for input node `x`."""
+    def build_graph(self, graph, x: int, mask: Optional[int] = None) -> int:
+        """Declares this layer's weights and returns its output node for input node `x`.
+
+        `mask` is the node of the incoming timestep mask, if any (1.0 keep, 0.0 masked); a
+        layer reads it as `self._input_mask` in `call`, and `compute_mask` gives the mask it
+        passes on (kept in `self._output_mask`)."""
         self._weights = []
         in_dims = tuple(graph.dims(x))
         self.input_shape = (None,) + in_dims
+        self._input_mask = mask
         y = self.call(graph, x, in_dims)
+        self._output_mask = self.compute_mask(graph, x, mask)
         self.output_shape = (None,) + tuple(graph.dims(y))
         self.built = True
         return y
+
+    def compute_mask(self, graph, x: int, mask: Optional[int]) -> Optional[int]:
+        """The mask node this layer passes on: the incoming one if it supports masking."""
+        return mask if self.supports_masking else None
 
     def call(self, graph, x: int, in_dims: Tuple[int, ...]) -> int:
         raise NotImplementedError(f"{type(self).__name__} must define call()")

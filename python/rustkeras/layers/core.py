@@ -25,6 +25,7 @@ class Dense(Layer):
         model.add(Dense(32, input_dim=784, activation="relu"))
     """
 
+    supports_masking = True
     _aliases = {
         "output_dim": "units",
         "init": "kernel_initializer",
@@ -87,6 +88,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation by name: `Activation('relu')`."""
 
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = _activations.get(activation)
@@ -103,6 +106,8 @@ class Activation(Layer):
 class Dropout(Layer):
     """Inverted dropout: in training, zeroes a fraction `rate` (Keras 1: `p`) of the inputs and
     scales the rest by 1 / (1 - rate); at inference, the identity."""
+
+    supports_masking = True
 
     def __init__(self, rate=None, noise_shape=None, seed=None, **kwargs):
         if "p" in kwargs:
