@@ -63,4 +63,4 @@ pub fn gradients(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<Node
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,22 +6,22 @@ use crate::graph::{Graph, NodeId, Shape};
 use crate::ops::{random::uniform, BinaryOp, Ctx, Op, ReduceKind, UnaryOp};
 use crate::program::Program;
 
-const BATCH: usize = 3;
+pub(crate) const BATCH: usize = 3;
 
 fn rand_vec(n: usize, stream: u64, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|i| lo + (hi - lo) * uniform(stream, i as u64)).collect()
 }
 
 /// Inputs: batched shapes become fed inputs, fixed shapes become variables.
-struct Case {
-    shapes: Vec<Shape>,
-    range: (f32, f32),
+pub(crate) struct Case {
+    pub shapes: Vec<Shape>,
+    pub range: (f32, f32),
     /// Values on a shuffled grid, further apart than the finite-difference step (for max).
-    distinct: bool,
-    build: Box<dyn Fn(&mut Graph, &[NodeId]) -> NodeId>,
+    pub distinct: bool,
+    pub build: Box<dyn Fn(&mut Graph, &[NodeId]) -> NodeId>,
 }
 
-fn case(shapes: &[Shape], build: impl Fn(&mut Graph, &[NodeId]) -> NodeId + 'static) -> Case {
+pub(crate) fn case(shapes: &[Shape], build: impl Fn(&mut Graph, &[NodeId]) -> NodeId + 'static) -> Case {
     Case { shapes: shapes.to_vec(), range: (-1.0, 1.0), distinct: false, build: Box::new(build) }
 }
 
@@ -38,7 +38,7 @@ fn loss_of(g: &mut Graph, y: NodeId) -> NodeId {
     g.reduce_all(ReduceKind::Sum, prod).unwrap()
 }
 
-fn check(c: Case) {
+pub(crate) fn check(c: Case) {
     let mut g = Graph::new();
     let mut nodes = Vec::new();
     let mut values: Vec<Vec<f32>> = Vec::new();
@@ -109,10 +109,10 @@ fn check(c: Case) {
     }
 }
 
-fn b(d: &[usize]) -> Shape {
+pub(crate) fn b(d: &[usize]) -> Shape {
     Shape::batched(d)
 }
-fn f(d: &[usize]) -> Shape {
+pub(crate) fn f(d: &[usize]) -> Shape {
     Shape::fixed(d)
 }
 
