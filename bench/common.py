@@ -7,6 +7,7 @@ run's peak RSS is its own.
 
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 REPO_PYTHON = Path(__file__).resolve().parent.parent / "python"
+# An installed rustkeras (`pip install .`) is used as it is; only without one
+# do the workers import the checkout's package (built in place by `maturin develop`).
+USE_REPO_PYTHON = importlib.util.find_spec("rustkeras") is None
 NOT_INSTALLED = "not installed"
 # Printed by a worker before its JSON result, so that stray output is ignored.
 RESULT_MARK = "BENCH-RESULT "
@@ -36,8 +40,10 @@ def worker_env(threads: int, extra: Optional[Dict[str, str]] = None) -> Dict[str
     env = dict(os.environ)
     for var in THREAD_ENV_VARS:
         env[var] = str(threads)
-    # The repository's Python package, for runs from a source checkout.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(REPO_PYTHON)) if p)
+    if USE_REPO_PYTHON:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (env.get("PYTHONPATH"), str(REPO_PYTHON)) if p
+        )
     env.update(extra or {})
     return env
 
