@@ -227,6 +227,8 @@ class Sequential:
         kind, params = self.optimizer._spec()
         regs = [r for layer in self._layers for r in layer._regularizers()]
         self._core.compile(self._compile_args["loss"], list(self._compile_args["metrics"]), kind, list(params), regs)
+        # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
+        self.optimizer._model_core = self._core
 
     def _require_compiled(self):
         if self._compile_args is None:
@@ -390,6 +392,8 @@ class Sequential:
             cbs.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
+        if getattr(self.optimizer, "use_ema", False):
+            self._core.finalize_weights()
         cbs.call("on_train_end", logs)
         history.params = {"verbose": verbose, "epochs": epochs, "steps": steps}
         history.model = self

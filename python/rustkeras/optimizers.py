@@ -186,7 +186,11 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
-        """The base learning rate (float32, as Keras stores it); settable."""
+        """The base learning rate (float32, as Keras stores it); settable. Once compiled into a
+        model, this reads and sets the rate the model trains with."""
+        model = getattr(self, "_model_core", None)
+        if model is not None:
+            return float(model.learning_rate())
         return float(self._core.learning_rate)
 
     @learning_rate.setter
@@ -195,12 +199,18 @@ class Optimizer:
         if not value >= 0 or value == float("inf"):
             raise _invalid("learning_rate", value, "a float >= 0")
         self._core.learning_rate = value
+        model = getattr(self, "_model_core", None)
+        if model is not None:
+            model.set_learning_rate(value)
 
     lr = learning_rate  # Keras 1/2 spelling
 
     @property
     def iterations(self) -> int:
-        """Number of update steps taken."""
+        """Number of update steps taken (by the model, once compiled into one)."""
+        model = getattr(self, "_model_core", None)
+        if model is not None:
+            return int(model.iterations())
         return int(self._core.iterations)
 
     def apply_gradients(self, grads_and_vars: Iterable) -> int:

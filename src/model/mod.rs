@@ -191,6 +191,19 @@ impl Model {
         self.compiled.is_some()
     }
 
+    /// Writes the optimizer's moving averages into the weights when it keeps them
+    /// (`use_ema`), as Keras does at the end of `fit`.
+    pub fn finalize_weights(&mut self) -> Result<()> {
+        let Some(c) = self.compiled.as_ref() else { return Ok(()) };
+        let mut params: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
+        for (v, w) in self.vars.iter_mut().enumerate() {
+            if self.trainable[v] {
+                params.push(w.as_mut_slice());
+            }
+        }
+        c.optimizer.finalize_variable_values(&mut params)
+    }
+
     pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
         self.compiled.as_mut().map(|c| &mut c.optimizer)
     }

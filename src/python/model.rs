@@ -360,6 +360,11 @@ impl PyModel {
         Ok(())
     }
 
+    /// Copies the optimizer's EMA weights into the model (no-op without `use_ema`).
+    fn finalize_weights(&mut self) -> PyResult<()> {
+        Ok(self.m.finalize_weights()?)
+    }
+
     fn iterations(&mut self) -> PyResult<u64> {
         self.m.optimizer_mut().map(|o| o.iterations()).ok_or_else(|| PyValueError::new_err("the model is not compiled"))
     }
