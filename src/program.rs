@@ -1,7 +1,8 @@
 //! A planned graph: the schedule of the nodes an output needs, the concrete shapes for one
 //! batch size, and buffer slots assigned by liveness so that a node's buffer is reused once
-//! its last reader has run. Slots are allocated at planning time; running a program
-//! allocates nothing.
+//! its last reader has run. Slots are allocated at planning time, and so is one scratch
+//! buffer, as large as the largest temporary any step's kernel needs (im2col columns, for
+//! instance); running a program allocates nothing.
 
 use smallvec::SmallVec;
 
@@ -29,6 +30,7 @@ pub struct Program {
     loc: Vec<Loc>,
     dims: Vec<Vec<usize>>,
     slots: Vec<Vec<f32>>,
+    scratch: Vec<f32>,
     feed_lens: Vec<usize>,
 }
 
@@ -64,6 +66,7 @@ impl Program {
         let mut slot_len: Vec<usize> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut steps = Vec::new();
+        let mut scratch_len = 0;
         for i in 0..n {
             if !needed[i] {
                 continue;
@@ -94,6 +97,8 @@ impl Program {
                     };
                     slot_len[s] = slot_len[s].max(len);
                     loc[i] = Loc::Slot(s);
+                    let in_dims: SmallVec<[&[usize]; 3]> = node.inputs.iter().map(|&j| dims[j].as_slice()).collect();
+                    scratch_len = scratch_len.max(crate::ops::scratch_len(&node.op, &in_dims, &dims[i]));
                     steps.push(Step { node: i, op: node.op.clone(), inputs: node.inputs.clone() });
                     for &j in &node.inputs {
                         if last_use[j] == i {
@@ -108,7 +113,7 @@ impl Program {
             }
         }
         let slots = slot_len.iter().map(|&l| vec![0.0f32; l]).collect();
-        Ok(Program { batch, steps, loc, dims, slots, feed_lens })
+        Ok(Program { batch, steps, loc, dims, slots, scratch: vec![0.0; scratch_len], feed_lens })
     }
 
     pub fn batch(&self) -> usize {
@@ -141,7 +146,7 @@ impl Program {
                     .map(|&j| In { data: value(&self.loc, &self.slots, &self.dims, vars, feeds, j), dims: &self.dims[j] })
                     .collect();
                 let len = self.dims[step.node].iter().product();
-                ctx.device.run_op(&step.op, &ins, &mut out[..len], &self.dims[step.node], ctx);
+                ctx.device.run_op(&step.op, &ins, &mut out[..len], &self.dims[step.node], &mut self.scratch, ctx);
             }
             self.slots[o] = out;
         }

@@ -8,6 +8,11 @@ use smallvec::SmallVec;
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape, VarId};
 
+// convolution family
+pub mod conv;
+pub mod pad;
+pub mod pool;
+
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
@@ -61,6 +66,20 @@ pub enum Op {
     ScatterLast(Shape),
     /// 1.0 where `target` (an index) is among the top-k of `pred` along the last axis.
     InTopK(usize),
+    // convolution family
+    /// Convolution of `(x, kernel)`; see `conv.rs`.
+    Conv(conv::ConvSpec),
+    /// The input gradient of `Conv`: inputs `(dy, kernel)`, output shaped like `x`.
+    ConvGradInput(conv::ConvSpec, Shape),
+    /// The kernel gradient of `Conv`: inputs `(x, dy)`.
+    ConvGradKernel(conv::ConvSpec),
+    /// Max or average pooling; `PoolGrad` takes `(x, dy)`.
+    Pool(pool::PoolSpec),
+    PoolGrad(pool::PoolSpec),
+    /// Zero padding (positive amounts) and cropping (negative amounts) of spatial axes.
+    Pad(pad::PadSpec),
+    /// Nearest-neighbour upsampling of spatial axes.
+    UpSample(pad::UpSampleSpec),
 }
 
 /// A kernel's view of one input: its data and concrete dims.
@@ -100,6 +119,14 @@ pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
         Op::TakeLast => index::infer_take(ins[0], ins[1]),
         Op::ScatterLast(s) => Ok(s.clone()),
         Op::InTopK(_) => index::infer_take(ins[0], ins[1]),
+        // convolution family
+        Op::Conv(s) => conv::infer(s, ins[0], ins[1]),
+        Op::ConvGradInput(s, x) => conv::infer_grad_input(s, x, ins[0], ins[1]),
+        Op::ConvGradKernel(s) => conv::infer_grad_kernel(s, ins[0], ins[1]),
+        Op::Pool(s) => pool::infer(s, ins[0]),
+        Op::PoolGrad(s) => pool::infer_grad(s, ins[0], ins[1]),
+        Op::Pad(s) => pad::infer_pad(s, ins[0]),
+        Op::UpSample(s) => pad::infer_upsample(s, ins[0]),
     }
 }
 
@@ -135,11 +162,32 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
             return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
         }
         Op::ArgMax | Op::InTopK(_) => n.inputs.iter().map(|_| None).collect(),
+        // convolution family
+        Op::Conv(s) => conv::vjp(g, s, x(0), x(1), dy)?,
+        Op::Pool(s) => one(Some(g.push(Op::PoolGrad(s.clone()), &[x(0), dy])?)),
+        Op::Pad(s) => pad::vjp_pad(g, s, dy)?,
+        Op::UpSample(s) => pad::vjp_upsample(g, s, dy)?,
+        Op::ConvGradInput(..) | Op::ConvGradKernel(_) | Op::PoolGrad(_) => {
+            return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
+        }
     })
 }
 
-/// Runs one op's CPU kernel into `out` (which has exactly the output's element count).
-pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], ctx: &Ctx) {
+/// Floats of scratch memory an op's kernel needs for these concrete shapes (0 for most ops).
+/// The program plans one scratch buffer, the largest any step needs, and hands it to
+/// every kernel, so that kernels with temporaries allocate nothing while running.
+pub fn scratch_len(op: &Op, in_dims: &[&[usize]], out_dims: &[usize]) -> usize {
+    match op {
+        // convolution family
+        Op::Conv(s) | Op::ConvGradKernel(s) => conv::scratch_len(s, in_dims[0]),
+        Op::ConvGradInput(s, _) => conv::scratch_len(s, out_dims),
+        _ => 0,
+    }
+}
+
+/// Runs one op's CPU kernel into `out` (which has exactly the output's element count);
+/// `scratch` has at least [`scratch_len`] floats.
+pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], scratch: &mut [f32], ctx: &Ctx) {
     match op {
         Op::Input(_) | Op::Param(_) => unreachable!("inputs and params are read in place"),
         Op::Scalar(v) => out[0] = *v,
@@ -163,5 +211,13 @@ pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], ctx
         Op::TakeLast => index::take_last(&ins[0], ins[1].data, out),
         Op::ScatterLast(_) => index::scatter_last(ins[0].data, ins[1].data, out, out_dims),
         Op::InTopK(k) => index::in_top_k(&ins[0], ins[1].data, *k, out),
+        // convolution family
+        Op::Conv(s) => conv::forward(s, &ins[0], &ins[1], out, scratch),
+        Op::ConvGradInput(s, _) => conv::grad_input(s, &ins[0], &ins[1], out, out_dims, scratch),
+        Op::ConvGradKernel(s) => conv::grad_kernel(s, &ins[0], &ins[1], out, out_dims, scratch),
+        Op::Pool(s) => pool::forward(s, &ins[0], out),
+        Op::PoolGrad(s) => pool::backward(s, &ins[0], &ins[1], out),
+        Op::Pad(s) => pad::pad_forward(s, &ins[0], out, out_dims),
+        Op::UpSample(s) => pad::upsample_forward(s, &ins[0], out, out_dims),
     }
 }

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 use crate::error::Error;
 
+mod conv;
 mod functional;
 mod model;
 mod optimizers;
@@ -38,6 +39,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optimizers::register(m)?;
     model::register(m)?;
     functional::register(m)?;
+    conv::register(m)?;
     m.add_function(wrap_pyfunction!(set_seed, m)?)?;
     m.add_function(wrap_pyfunction!(default_seed, m)?)?;
     Ok(())

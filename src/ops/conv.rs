@@ -1,0 +1,672 @@
+//! Convolution over 1, 2 or 3 spatial axes by im2col + GEMM, in either data format.
+//!
+//! A sample is `(spatial.., channels)` (channels_last) or `(channels, spatial..)`
+//! (channels_first); the kernel keeps Keras' layout `(k.., in, out)` in both. Spatial axes are
+//! padded in front with 1s to three, so one kernel serves Conv1D, Conv2D and Conv3D.
+//!
+//! The forward pass gathers each output position's receptive field into a row of `cols`
+//! (`P x KK`, `KK = prod(k) * in`) and multiplies by the kernel seen as `KK x out`. The input
+//! gradient is the transposed product scattered back (col2im); the kernel gradient is
+//! `colsᵀ · dy`. `cols` lives in the program's planned scratch buffer (see [`scratch_len`]):
+//! a chunk of samples is gathered at once (in parallel over samples) so that channels_last
+//! products are one large GEMM, threaded by the GEMM crate.
+
+use rayon::prelude::*;
+use smallvec::{smallvec, SmallVec};
+
+use super::matmul::gemm_strided;
+use super::{In, Op, PAR_THRESHOLD};
+use crate::error::Result;
+use crate::graph::{Graph, NodeId, Shape};
+
+/// Keras' padding modes (`'full'` is Keras 1's `border_mode='full'`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Padding {
+    Valid,
+    Same,
+    Full,
+}
+
+/// Where the channel axis sits and how many spatial axes a sample has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Layout {
+    /// 1, 2 or 3.
+    pub rank: usize,
+    pub channels_first: bool,
+}
+
+impl Layout {
+    /// `(spatial padded to three, channels)` of per-sample dims.
+    pub fn split(&self, dims: &[usize]) -> Option<([usize; 3], usize)> {
+        if dims.len() != self.rank + 1 || !(1..=3).contains(&self.rank) {
+            return None;
+        }
+        let (sp, c) = if self.channels_first {
+            (&dims[1..], dims[0])
+        } else {
+            (&dims[..self.rank], dims[self.rank])
+        };
+        let mut s = [1; 3];
+        s[3 - self.rank..].copy_from_slice(sp);
+        Some((s, c))
+    }
+
+    pub fn join(&self, sp: [usize; 3], c: usize) -> Vec<usize> {
+        let sp = &sp[3 - self.rank..];
+        if self.channels_first {
+            std::iter::once(c).chain(sp.iter().copied()).collect()
+        } else {
+            sp.iter().copied().chain(std::iter::once(c)).collect()
+        }
+    }
+
+    fn describe(&self) -> String {
+        let sp = ["", "steps", "rows, cols", "dim1, dim2, dim3"][self.rank.min(3)];
+        if self.channels_first {
+            format!("(batch, channels, {sp})")
+        } else {
+            format!("(batch, {sp}, channels)")
+        }
+    }
+}
+
+/// Output length and padding before, Keras' `conv_output_length` rules; `None` when a
+/// 'valid' window does not fit.
+pub fn out_len(
+    padding: Padding,
+    n: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+) -> Option<(usize, usize)> {
+    let dk = (k - 1) * dilation + 1;
+    match padding {
+        Padding::Valid => (n >= dk).then(|| ((n - dk) / stride + 1, 0)),
+        Padding::Same => {
+            let out = n.div_ceil(stride);
+            let total = ((out - 1) * stride + dk).saturating_sub(n);
+            Some((out, total / 2))
+        }
+        Padding::Full => Some(((n + dk - 2) / stride + 1, dk - 1)),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConvSpec {
+    pub layout: Layout,
+    /// Kernel spatial sizes, padded in front with 1s to three.
+    pub kernel: [usize; 3],
+    pub strides: [usize; 3],
+    pub dilation: [usize; 3],
+    pub padding: Padding,
+}
+
+/// Concrete sizes of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geo {
+    sp_in: [usize; 3],
+    cin: usize,
+    sp_out: [usize; 3],
+    pad: [usize; 3],
+}
+
+impl Geo {
+    fn s_in(&self) -> usize {
+        self.sp_in.iter().product()
+    }
+    /// Output positions per sample.
+    fn p(&self) -> usize {
+        self.sp_out.iter().product()
+    }
+}
+
+impl ConvSpec {
+    fn kk(&self, cin: usize) -> usize {
+        self.kernel.iter().product::<usize>() * cin
+    }
+
+    fn geometry(&self, x_dims: &[usize]) -> Result<Geo> {
+        let Some((sp_in, cin)) = self.layout.split(x_dims) else {
+            return crate::value_error!(
+                "convolution: expected an input of rank {} {}, received shape {:?} per sample",
+                self.layout.rank + 2,
+                self.layout.describe(),
+                x_dims
+            );
+        };
+        let mut sp_out = [1; 3];
+        let mut pad = [0; 3];
+        for a in 0..3 {
+            let Some((o, p)) = out_len(
+                self.padding,
+                sp_in[a],
+                self.kernel[a],
+                self.strides[a],
+                self.dilation[a],
+            ) else {
+                return crate::value_error!(
+                    "convolution: the kernel {:?} (dilation {:?}) is larger than the input's spatial size {:?} with padding='valid'",
+                    &self.kernel[3 - self.layout.rank..],
+                    &self.dilation[3 - self.layout.rank..],
+                    &sp_in[3 - self.layout.rank..]
+                );
+            };
+            sp_out[a] = o;
+            pad[a] = p;
+        }
+        Ok(Geo {
+            sp_in,
+            cin,
+            sp_out,
+            pad,
+        })
+    }
+
+    fn kernel_dims(&self, cin: usize, cout: usize) -> Vec<usize> {
+        let mut d: Vec<usize> = self.kernel[3 - self.layout.rank..].to_vec();
+        d.extend([cin, cout]);
+        d
+    }
+}
+
+pub fn infer(spec: &ConvSpec, x: &Shape, k: &Shape) -> Result<Shape> {
+    if !x.batched || k.batched || k.dims.len() != spec.layout.rank + 2 {
+        return crate::value_error!(
+            "convolution: expected a batched input and a kernel of rank {}, received {} and {}",
+            spec.layout.rank + 2,
+            x.display(),
+            k.display()
+        );
+    }
+    let cout = k.dims[spec.layout.rank + 1];
+    let g = spec.geometry(&x.dims)?;
+    let want = spec.kernel_dims(g.cin, cout);
+    if k.dims != want {
+        return crate::value_error!(
+            "convolution: kernel of shape {:?} does not fit an input with {} channels: expected {:?}",
+            k.dims,
+            g.cin,
+            want
+        );
+    }
+    Ok(Shape::batched(&spec.layout.join(g.sp_out, cout)))
+}
+
+pub fn infer_grad_input(spec: &ConvSpec, x: &Shape, dy: &Shape, k: &Shape) -> Result<Shape> {
+    let y = infer(spec, x, k)?;
+    if &y != dy {
+        return crate::value_error!(
+            "convolution gradient: expected dy of shape {}, got {}",
+            y.display(),
+            dy.display()
+        );
+    }
+    Ok(x.clone())
+}
+
+pub fn infer_grad_kernel(spec: &ConvSpec, x: &Shape, dy: &Shape) -> Result<Shape> {
+    let Some((_, cout)) = spec.layout.split(&dy.dims) else {
+        return crate::value_error!(
+            "convolution gradient: dy of shape {} has the wrong rank",
+            dy.display()
+        );
+    };
+    let g = spec.geometry(&x.dims)?;
+    if dy.dims != spec.layout.join(g.sp_out, cout) || x.batched != dy.batched {
+        return crate::value_error!(
+            "convolution gradient: dy of shape {} does not match the input {}",
+            dy.display(),
+            x.display()
+        );
+    }
+    Ok(Shape::fixed(&spec.kernel_dims(g.cin, cout)))
+}
+
+pub fn vjp(
+    g: &mut Graph,
+    spec: &ConvSpec,
+    x: NodeId,
+    k: NodeId,
+    dy: NodeId,
+) -> Result<SmallVec<[Option<NodeId>; 3]>> {
+    let xs = g.shape(x).clone();
+    let dx = g.push(Op::ConvGradInput(spec.clone(), xs), &[dy, k])?;
+    let dk = g.push(Op::ConvGradKernel(spec.clone()), &[x, dy])?;
+    Ok(smallvec![Some(dx), Some(dk)])
+}
+
+/// Bound on the im2col scratch per op, in floats (16 MiB): big enough for GEMMs of many
+/// thousand rows, small enough to stay out of the way of the model's own buffers.
+const SCRATCH_TARGET: usize = 1 << 22;
+
+/// Samples gathered per chunk, from the per-sample `cols` size and the batch.
+fn chunk_samples(per_sample: usize, batch: usize) -> usize {
+    (SCRATCH_TARGET / per_sample.max(1)).clamp(1, batch.max(1))
+}
+
+/// Scratch floats the op needs for a batch: `cols` for a chunk of samples.
+pub fn scratch_len(spec: &ConvSpec, x_dims: &[usize]) -> usize {
+    let Ok(g) = spec.geometry(&x_dims[1..]) else {
+        return 0;
+    };
+    let per = g.p() * spec.kk(g.cin);
+    per * chunk_samples(per, x_dims[0])
+}
+
+/// Visits each output position's receptive field: `f(p, col, Some(s))` for an in-range input
+/// position `s` (spatial index) or `None` for padding, with `col` the field's index in
+/// kernel order `(kz, ky, kx)`.
+#[inline]
+fn for_each_tap(spec: &ConvSpec, g: &Geo, mut f: impl FnMut(usize, usize, Option<usize>)) {
+    let [kd, kh, kw] = spec.kernel;
+    let [sd, sh, sw] = spec.strides;
+    let [dd, dh, dw] = spec.dilation;
+    let [id, ih, iw] = g.sp_in;
+    let mut p = 0;
+    for oz in 0..g.sp_out[0] {
+        for oy in 0..g.sp_out[1] {
+            for ox in 0..g.sp_out[2] {
+                let mut col = 0;
+                for kz in 0..kd {
+                    let iz = (oz * sd + kz * dd).wrapping_sub(g.pad[0]);
+                    for ky in 0..kh {
+                        let iy = (oy * sh + ky * dh).wrapping_sub(g.pad[1]);
+                        for kx in 0..kw {
+                            let ix = (ox * sw + kx * dw).wrapping_sub(g.pad[2]);
+                            let inside = iz < id && iy < ih && ix < iw;
+                            f(p, col, inside.then(|| (iz * ih + iy) * iw + ix));
+                            col += 1;
+                        }
+                    }
+                }
+                p += 1;
+            }
+        }
+    }
+}
+
+/// One sample's receptive fields into `cols` (`P x KK`, channel fastest within a tap).
+fn im2col(spec: &ConvSpec, g: &Geo, x: &[f32], cols: &mut [f32]) {
+    let (c, kk) = (g.cin, spec.kk(g.cin));
+    let s = g.s_in();
+    for_each_tap(spec, g, |p, col, at| {
+        let dst = &mut cols[p * kk + col * c..][..c];
+        match at {
+            None => dst.fill(0.0),
+            Some(i) if !spec.layout.channels_first => dst.copy_from_slice(&x[i * c..][..c]),
+            Some(i) => {
+                for (ci, d) in dst.iter_mut().enumerate() {
+                    *d = x[ci * s + i];
+                }
+            }
+        }
+    });
+}
+
+/// The adjoint of [`im2col`]: adds each row of `cols` back into `dx` (zeroed first).
+fn col2im(spec: &ConvSpec, g: &Geo, cols: &[f32], dx: &mut [f32]) {
+    dx.fill(0.0);
+    let (c, kk) = (g.cin, spec.kk(g.cin));
+    let s = g.s_in();
+    for_each_tap(spec, g, |p, col, at| {
+        let Some(i) = at else { return };
+        let src = &cols[p * kk + col * c..][..c];
+        if spec.layout.channels_first {
+            for (ci, v) in src.iter().enumerate() {
+                dx[ci * s + i] += v;
+            }
+        } else {
+            for (d, v) in dx[i * c..][..c].iter_mut().zip(src) {
+                *d += v;
+            }
+        }
+    });
+}
+
+/// Runs `f(sample, chunk)` on samples `b0..b0+n` in parallel when the work is large.
+fn per_sample<T: Send, U: Sync>(
+    out: &mut [T],
+    out_per: usize,
+    src: &[U],
+    src_per: usize,
+    work: usize,
+    f: impl Fn(&[U], &mut [T]) + Sync + Send,
+) {
+    if work >= PAR_THRESHOLD && out.len() > out_per {
+        out.par_chunks_mut(out_per)
+            .zip(src.par_chunks(src_per))
+            .for_each(|(o, s)| f(s, o));
+    } else {
+        out.chunks_mut(out_per)
+            .zip(src.chunks(src_per))
+            .for_each(|(o, s)| f(s, o));
+    }
+}
+
+fn geo_of(spec: &ConvSpec, x_dims: &[usize]) -> Geo {
+    spec.geometry(&x_dims[1..])
+        .expect("shapes checked when the node was built")
+}
+
+/// `y = conv(x, k)`.
+pub fn forward(spec: &ConvSpec, x: &In<'_>, k: &In<'_>, out: &mut [f32], scratch: &mut [f32]) {
+    let cout = *k.dims.last().expect("kernel rank checked");
+    let g = geo_of(spec, x.dims);
+    let (kk, p, batch) = (spec.kk(g.cin), g.p(), x.dims[0]);
+    let per = p * kk;
+    let chunk = chunk_samples(per, batch);
+    let (xs, ys) = (g.s_in() * g.cin, p * cout);
+    for b0 in (0..batch).step_by(chunk) {
+        let n = chunk.min(batch - b0);
+        let cols = &mut scratch[..n * per];
+        per_sample(
+            cols,
+            per,
+            &x.data[b0 * xs..(b0 + n) * xs],
+            xs,
+            n * per,
+            |xb, c| im2col(spec, &g, xb, c),
+        );
+        let y = &mut out[b0 * ys..(b0 + n) * ys];
+        if spec.layout.channels_first {
+            // y_b (cout x P) = kᵀ · cols_bᵀ
+            for (yb, cb) in y.chunks_mut(ys).zip(cols.chunks(per)) {
+                gemm_strided(cout, p, kk, k.data, 1, cout, cb, 1, kk, yb, false);
+            }
+        } else {
+            gemm_strided(n * p, cout, kk, cols, kk, 1, k.data, cout, 1, y, false);
+        }
+    }
+}
+
+/// `dx` from `(dy, k)`: `dcols = dy · kᵀ`, scattered back by col2im.
+pub fn grad_input(
+    spec: &ConvSpec,
+    dy: &In<'_>,
+    k: &In<'_>,
+    out: &mut [f32],
+    out_dims: &[usize],
+    scratch: &mut [f32],
+) {
+    let cout = *k.dims.last().expect("kernel rank checked");
+    let g = geo_of(spec, out_dims);
+    let (kk, p, batch) = (spec.kk(g.cin), g.p(), out_dims[0]);
+    let per = p * kk;
+    let chunk = chunk_samples(per, batch);
+    let (xs, ys) = (g.s_in() * g.cin, p * cout);
+    for b0 in (0..batch).step_by(chunk) {
+        let n = chunk.min(batch - b0);
+        let cols = &mut scratch[..n * per];
+        let dyc = &dy.data[b0 * ys..(b0 + n) * ys];
+        if spec.layout.channels_first {
+            for (cb, db) in cols.chunks_mut(per).zip(dyc.chunks(ys)) {
+                gemm_strided(p, kk, cout, db, 1, p, k.data, 1, cout, cb, false);
+            }
+        } else {
+            gemm_strided(n * p, kk, cout, dyc, cout, 1, k.data, 1, cout, cols, false);
+        }
+        let dx = &mut out[b0 * xs..(b0 + n) * xs];
+        per_sample(dx, xs, cols, per, n * per, |cb, dxb| {
+            col2im(spec, &g, cb, dxb)
+        });
+    }
+}
+
+/// `dk` from `(x, dy)`: the sum over samples of `colsᵀ · dy`.
+pub fn grad_kernel(
+    spec: &ConvSpec,
+    x: &In<'_>,
+    dy: &In<'_>,
+    out: &mut [f32],
+    out_dims: &[usize],
+    scratch: &mut [f32],
+) {
+    let cout = *out_dims.last().expect("kernel rank checked");
+    let g = geo_of(spec, x.dims);
+    let (kk, p, batch) = (spec.kk(g.cin), g.p(), x.dims[0]);
+    let per = p * kk;
+    let chunk = chunk_samples(per, batch);
+    let (xs, ys) = (g.s_in() * g.cin, p * cout);
+    out.fill(0.0);
+    for b0 in (0..batch).step_by(chunk) {
+        let n = chunk.min(batch - b0);
+        let cols = &mut scratch[..n * per];
+        per_sample(
+            cols,
+            per,
+            &x.data[b0 * xs..(b0 + n) * xs],
+            xs,
+            n * per,
+            |xb, c| im2col(spec, &g, xb, c),
+        );
+        let dyc = &dy.data[b0 * ys..(b0 + n) * ys];
+        if spec.layout.channels_first {
+            for (cb, db) in cols.chunks(per).zip(dyc.chunks(ys)) {
+                gemm_strided(kk, cout, p, cb, 1, kk, db, 1, p, out, true);
+            }
+        } else {
+            gemm_strided(kk, cout, n * p, cols, 1, kk, dyc, cout, 1, out, true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autodiff::tests::{b, case, check, f};
+    use crate::ops::random::uniform;
+
+    fn spec(
+        rank: usize,
+        cf: bool,
+        k: &[usize],
+        s: &[usize],
+        d: &[usize],
+        padding: Padding,
+    ) -> ConvSpec {
+        let pad3 = |v: &[usize]| {
+            let mut a = [1; 3];
+            a[3 - rank..].copy_from_slice(v);
+            a
+        };
+        ConvSpec {
+            layout: Layout {
+                rank,
+                channels_first: cf,
+            },
+            kernel: pad3(k),
+            strides: pad3(s),
+            dilation: pad3(d),
+            padding,
+        }
+    }
+
+    /// Direct convolution with explicit indices, the reference for the im2col kernels.
+    fn naive(
+        sp: &ConvSpec,
+        xd: &[usize],
+        x: &[f32],
+        k: &[f32],
+        cout: usize,
+    ) -> (Vec<usize>, Vec<f32>) {
+        let g = sp.geometry(&xd[1..]).unwrap();
+        let at_x = |bi: usize, s: [usize; 3], c: usize| {
+            let si = (s[0] * g.sp_in[1] + s[1]) * g.sp_in[2] + s[2];
+            let off = if sp.layout.channels_first {
+                c * g.s_in() + si
+            } else {
+                si * g.cin + c
+            };
+            x[bi * g.s_in() * g.cin + off]
+        };
+        let mut y = vec![0.0; xd[0] * g.p() * cout];
+        for bi in 0..xd[0] {
+            for o in 0..g.p() {
+                let os = [
+                    o / (g.sp_out[1] * g.sp_out[2]),
+                    o / g.sp_out[2] % g.sp_out[1],
+                    o % g.sp_out[2],
+                ];
+                for co in 0..cout {
+                    let mut acc = 0.0;
+                    for t in 0..sp.kernel.iter().product::<usize>() {
+                        let ks = [
+                            t / (sp.kernel[1] * sp.kernel[2]),
+                            t / sp.kernel[2] % sp.kernel[1],
+                            t % sp.kernel[2],
+                        ];
+                        let mut s = [0usize; 3];
+                        let mut ok = true;
+                        for a in 0..3 {
+                            let v = (os[a] * sp.strides[a] + ks[a] * sp.dilation[a]) as isize
+                                - g.pad[a] as isize;
+                            ok &= v >= 0 && (v as usize) < g.sp_in[a];
+                            s[a] = v.max(0) as usize;
+                        }
+                        if ok {
+                            for ci in 0..g.cin {
+                                acc += at_x(bi, s, ci) * k[(t * g.cin + ci) * cout + co];
+                            }
+                        }
+                    }
+                    let off = if sp.layout.channels_first {
+                        co * g.p() + o
+                    } else {
+                        o * cout + co
+                    };
+                    y[bi * g.p() * cout + off] = acc;
+                }
+            }
+        }
+        let mut dims = vec![xd[0]];
+        dims.extend(sp.layout.join(g.sp_out, cout));
+        (dims, y)
+    }
+
+    fn run_forward(sp: &ConvSpec, xd: &[usize], cout: usize) {
+        let g = sp.geometry(&xd[1..]).unwrap();
+        let kd = sp.kernel_dims(g.cin, cout);
+        let x: Vec<f32> = (0..xd.iter().product::<usize>())
+            .map(|i| uniform(1, i as u64) - 0.5)
+            .collect();
+        let k: Vec<f32> = (0..kd.iter().product::<usize>())
+            .map(|i| uniform(2, i as u64) - 0.5)
+            .collect();
+        let (yd, want) = naive(sp, xd, &x, &k, cout);
+        let mut got = vec![0.0; want.len()];
+        let mut scratch = vec![0.0; scratch_len(sp, xd)];
+        forward(
+            sp,
+            &In { data: &x, dims: xd },
+            &In {
+                data: &k,
+                dims: &kd,
+            },
+            &mut got,
+            &mut scratch,
+        );
+        let s = infer(sp, &Shape::batched(&xd[1..]), &Shape::fixed(&kd)).unwrap();
+        assert_eq!(s.concrete(xd[0]), yd);
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-4, "{sp:?}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn forward_matches_direct_convolution() {
+        for cf in [false, true] {
+            for padding in [Padding::Valid, Padding::Same, Padding::Full] {
+                run_forward(
+                    &spec(2, cf, &[3, 2], &[1, 1], &[1, 1], padding),
+                    &if cf { [2, 3, 6, 5] } else { [2, 6, 5, 3] },
+                    4,
+                );
+                run_forward(
+                    &spec(2, cf, &[3, 3], &[2, 3], &[1, 1], padding),
+                    &if cf { [2, 2, 7, 8] } else { [2, 7, 8, 2] },
+                    3,
+                );
+                run_forward(
+                    &spec(2, cf, &[2, 3], &[1, 1], &[2, 2], padding),
+                    &if cf { [1, 2, 7, 8] } else { [1, 7, 8, 2] },
+                    2,
+                );
+                run_forward(
+                    &spec(1, cf, &[3], &[2], &[1], padding),
+                    &if cf { [3, 4, 9] } else { [3, 9, 4] },
+                    5,
+                );
+                run_forward(
+                    &spec(3, cf, &[2, 2, 3], &[1, 2, 1], &[1, 1, 1], padding),
+                    &if cf { [2, 2, 4, 5, 4] } else { [2, 4, 5, 4, 2] },
+                    3,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn output_lengths_follow_keras() {
+        assert_eq!(out_len(Padding::Valid, 28, 3, 1, 1), Some((26, 0)));
+        assert_eq!(out_len(Padding::Same, 28, 3, 2, 1), Some((14, 0)));
+        assert_eq!(out_len(Padding::Same, 7, 4, 1, 1), Some((7, 1)));
+        assert_eq!(out_len(Padding::Full, 5, 3, 1, 1), Some((7, 2)));
+        assert_eq!(out_len(Padding::Valid, 4, 3, 1, 2), None);
+    }
+
+    #[test]
+    fn bad_kernels_and_inputs_are_errors() {
+        let sp = spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Valid);
+        assert!(infer(
+            &sp,
+            &Shape::batched(&[2, 2, 1]),
+            &Shape::fixed(&[3, 3, 1, 4])
+        )
+        .is_err());
+        assert!(infer(
+            &sp,
+            &Shape::batched(&[5, 5, 2]),
+            &Shape::fixed(&[3, 3, 1, 4])
+        )
+        .is_err());
+        assert!(infer(&sp, &Shape::batched(&[5, 5]), &Shape::fixed(&[3, 3, 1, 4])).is_err());
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let conv = |sp: ConvSpec| {
+            move |g: &mut Graph, x: &[NodeId]| g.push(Op::Conv(sp.clone()), &[x[0], x[1]]).unwrap()
+        };
+        check(case(
+            &[b(&[5, 4, 2]), f(&[3, 2, 2, 3])],
+            conv(spec(2, false, &[3, 2], &[1, 1], &[1, 1], Padding::Valid)),
+        ));
+        check(case(
+            &[b(&[5, 6, 2]), f(&[2, 2, 2, 2])],
+            conv(spec(2, false, &[2, 2], &[2, 2], &[1, 1], Padding::Same)),
+        ));
+        check(case(
+            &[b(&[2, 5, 4]), f(&[2, 2, 2, 3])],
+            conv(spec(2, true, &[2, 2], &[1, 2], &[2, 1], Padding::Same)),
+        ));
+        check(case(
+            &[b(&[2, 3, 3]), f(&[2, 2, 2, 2])],
+            conv(spec(2, true, &[2, 2], &[1, 1], &[1, 1], Padding::Full)),
+        ));
+        check(case(
+            &[b(&[7, 2]), f(&[3, 2, 2])],
+            conv(spec(1, false, &[3], &[2], &[1], Padding::Valid)),
+        ));
+        check(case(
+            &[b(&[2, 3, 3, 3]), f(&[2, 2, 2, 2, 2])],
+            conv(spec(
+                3,
+                true,
+                &[2, 2, 2],
+                &[1, 1, 1],
+                &[1, 1, 1],
+                Padding::Same,
+            )),
+        ));
+    }
+}

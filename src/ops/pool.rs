@@ -1,0 +1,419 @@
+//! Max and average pooling over 1, 2 or 3 spatial axes, in either data format (see
+//! [`super::conv::Layout`]). 'same' padding follows TensorFlow, as Keras does: padded
+//! positions never win a max and are not counted in an average.
+//!
+//! The backward pass `PoolGrad` takes `(x, dy)`; for max pooling it finds each window's
+//! first maximum again instead of storing indices, which costs one more pass over `x`
+//! and no buffer.
+
+use rayon::prelude::*;
+use smallvec::SmallVec;
+
+use super::conv::{out_len, Layout, Padding};
+use super::{In, PAR_THRESHOLD};
+use crate::error::Result;
+use crate::graph::Shape;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolSpec {
+    pub kind: PoolKind,
+    pub layout: Layout,
+    /// Window and strides, padded in front with 1s to three spatial axes.
+    pub pool: [usize; 3],
+    pub strides: [usize; 3],
+    pub padding: Padding,
+}
+
+#[derive(Clone, Copy)]
+struct Geo {
+    sp_in: [usize; 3],
+    c: usize,
+    sp_out: [usize; 3],
+    pad: [usize; 3],
+}
+
+impl PoolSpec {
+    fn geometry(&self, dims: &[usize]) -> Result<Geo> {
+        let Some((sp_in, c)) = self.layout.split(dims) else {
+            return crate::value_error!(
+                "pooling: expected an input with {} spatial axes and a channel axis, received shape {:?} per sample",
+                self.layout.rank,
+                dims
+            );
+        };
+        if self.padding == Padding::Full {
+            return crate::value_error!("pooling: padding='full' is not a pooling mode");
+        }
+        let mut sp_out = [1; 3];
+        let mut pad = [0; 3];
+        for a in 0..3 {
+            let Some((o, p)) = out_len(self.padding, sp_in[a], self.pool[a], self.strides[a], 1)
+            else {
+                return crate::value_error!(
+                    "pooling: the pool size {:?} is larger than the input's spatial size {:?} with padding='valid'",
+                    &self.pool[3 - self.layout.rank..],
+                    &sp_in[3 - self.layout.rank..]
+                );
+            };
+            sp_out[a] = o;
+            pad[a] = p;
+        }
+        Ok(Geo {
+            sp_in,
+            c,
+            sp_out,
+            pad,
+        })
+    }
+}
+
+pub fn infer(spec: &PoolSpec, x: &Shape) -> Result<Shape> {
+    let g = spec.geometry(&x.dims)?;
+    Ok(Shape {
+        batched: x.batched,
+        dims: spec.layout.join(g.sp_out, g.c),
+    })
+}
+
+pub fn infer_grad(spec: &PoolSpec, x: &Shape, dy: &Shape) -> Result<Shape> {
+    let y = infer(spec, x)?;
+    if &y != dy {
+        return crate::value_error!(
+            "pooling gradient: expected dy of shape {}, got {}",
+            y.display(),
+            dy.display()
+        );
+    }
+    Ok(x.clone())
+}
+
+/// Calls `f(p, window)` for every output position `p` (spatial index within a sample) with
+/// the spatial indices of its window's in-range input positions.
+fn for_each_window(spec: &PoolSpec, g: &Geo, mut f: impl FnMut(usize, &[usize])) {
+    let range = |o: usize, a: usize| {
+        let start = (o * spec.strides[a]) as isize - g.pad[a] as isize;
+        let lo = start.max(0) as usize;
+        let hi = ((start + spec.pool[a] as isize).max(0) as usize).min(g.sp_in[a]);
+        lo..hi
+    };
+    let mut win: SmallVec<[usize; 64]> = SmallVec::new();
+    let mut p = 0;
+    for oz in 0..g.sp_out[0] {
+        let rz = range(oz, 0);
+        for oy in 0..g.sp_out[1] {
+            let ry = range(oy, 1);
+            for ox in 0..g.sp_out[2] {
+                win.clear();
+                for z in rz.clone() {
+                    for y in ry.clone() {
+                        win.extend(range(ox, 2).map(|x| (z * g.sp_in[1] + y) * g.sp_in[2] + x));
+                    }
+                }
+                f(p, &win);
+                p += 1;
+            }
+        }
+    }
+}
+
+/// Index of the first maximum of `x[s * ss + off]` over the window.
+fn argmax(x: &[f32], win: &[usize], ss: usize, off: usize) -> usize {
+    let mut best = win[0];
+    for &s in &win[1..] {
+        if x[s * ss + off] > x[best * ss + off] {
+            best = s;
+        }
+    }
+    best
+}
+
+fn pool_sample(spec: &PoolSpec, g: &Geo, x: &[f32], y: &mut [f32]) {
+    let c = g.c;
+    let (s_in, p_out) = (
+        g.sp_in.iter().product::<usize>(),
+        g.sp_out.iter().product::<usize>(),
+    );
+    for_each_window(spec, g, |p, win| {
+        let n = win.len() as f32;
+        if spec.layout.channels_first {
+            for ci in 0..c {
+                let xc = &x[ci * s_in..][..s_in];
+                y[ci * p_out + p] = match spec.kind {
+                    PoolKind::Max => win.iter().map(|&s| xc[s]).fold(f32::NEG_INFINITY, f32::max),
+                    PoolKind::Avg => win.iter().map(|&s| xc[s]).sum::<f32>() / n,
+                };
+            }
+        } else {
+            let yo = &mut y[p * c..][..c];
+            yo.fill(if spec.kind == PoolKind::Max {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            });
+            for &s in win {
+                let xs = &x[s * c..][..c];
+                match spec.kind {
+                    PoolKind::Max => yo.iter_mut().zip(xs).for_each(|(a, &b)| *a = a.max(b)),
+                    PoolKind::Avg => yo.iter_mut().zip(xs).for_each(|(a, &b)| *a += b),
+                }
+            }
+            if spec.kind == PoolKind::Avg {
+                yo.iter_mut().for_each(|a| *a /= n);
+            }
+        }
+    });
+}
+
+fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    dx.fill(0.0);
+    let c = g.c;
+    let (s_in, p_out) = (
+        g.sp_in.iter().product::<usize>(),
+        g.sp_out.iter().product::<usize>(),
+    );
+    // (spatial stride, channel stride) of x and dy within a sample.
+    let ((ss, cs), (ps, pcs)) = if spec.layout.channels_first {
+        ((1, s_in), (1, p_out))
+    } else {
+        ((c, 1), (c, 1))
+    };
+    for_each_window(spec, g, |p, win| match spec.kind {
+        PoolKind::Max => {
+            for ci in 0..c {
+                let best = argmax(x, win, ss, ci * cs);
+                dx[best * ss + ci * cs] += dy[p * ps + ci * pcs];
+            }
+        }
+        PoolKind::Avg => {
+            let inv = 1.0 / win.len() as f32;
+            for &s in win {
+                for ci in 0..c {
+                    dx[s * ss + ci * cs] += dy[p * ps + ci * pcs] * inv;
+                }
+            }
+        }
+    });
+}
+
+fn geo_of(spec: &PoolSpec, x_dims: &[usize]) -> Geo {
+    spec.geometry(&x_dims[1..])
+        .expect("shapes checked when the node was built")
+}
+
+pub fn forward(spec: &PoolSpec, x: &In<'_>, out: &mut [f32]) {
+    let g = geo_of(spec, x.dims);
+    let xs = x.data.len() / x.dims[0].max(1);
+    let ys = out.len() / x.dims[0].max(1);
+    if x.data.len() >= PAR_THRESHOLD {
+        out.par_chunks_mut(ys)
+            .zip(x.data.par_chunks(xs))
+            .for_each(|(y, x)| pool_sample(spec, &g, x, y));
+    } else {
+        out.chunks_mut(ys)
+            .zip(x.data.chunks(xs))
+            .for_each(|(y, x)| pool_sample(spec, &g, x, y));
+    }
+}
+
+pub fn backward(spec: &PoolSpec, x: &In<'_>, dy: &In<'_>, out: &mut [f32]) {
+    let g = geo_of(spec, x.dims);
+    let xs = x.data.len() / x.dims[0].max(1);
+    let ys = dy.data.len() / x.dims[0].max(1);
+    let run = |(dx, (x, dy)): (&mut [f32], (&[f32], &[f32]))| pool_grad_sample(spec, &g, x, dy, dx);
+    if x.data.len() >= PAR_THRESHOLD {
+        out.par_chunks_mut(xs)
+            .zip(x.data.par_chunks(xs).zip(dy.data.par_chunks(ys)))
+            .for_each(run);
+    } else {
+        out.chunks_mut(xs)
+            .zip(x.data.chunks(xs).zip(dy.data.chunks(ys)))
+            .for_each(run);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autodiff::tests::{b, case, check};
+    use crate::graph::{Graph, NodeId};
+    use crate::ops::Op;
+
+    fn spec(
+        kind: PoolKind,
+        rank: usize,
+        cf: bool,
+        pool: &[usize],
+        s: &[usize],
+        padding: Padding,
+    ) -> PoolSpec {
+        let pad3 = |v: &[usize]| {
+            let mut a = [1; 3];
+            a[3 - rank..].copy_from_slice(v);
+            a
+        };
+        PoolSpec {
+            kind,
+            layout: Layout {
+                rank,
+                channels_first: cf,
+            },
+            pool: pad3(pool),
+            strides: pad3(s),
+            padding,
+        }
+    }
+
+    #[test]
+    fn max_and_average_match_hand_computed_values() {
+        // One sample, 1 x 5 x 1 (channels_last, 2-D with one row): windows of 2, stride 2.
+        let x = [1.0, 5.0, 2.0, 3.0, 4.0];
+        let dims = [1, 1, 5, 1];
+        let run = |sp: &PoolSpec| {
+            let s = infer(sp, &Shape::batched(&dims[1..])).unwrap();
+            let mut y = vec![0.0; s.numel(1)];
+            forward(
+                sp,
+                &In {
+                    data: &x,
+                    dims: &dims,
+                },
+                &mut y,
+            );
+            y
+        };
+        assert_eq!(
+            run(&spec(
+                PoolKind::Max,
+                2,
+                false,
+                &[1, 2],
+                &[1, 2],
+                Padding::Valid
+            )),
+            [5.0, 3.0]
+        );
+        assert_eq!(
+            run(&spec(
+                PoolKind::Max,
+                2,
+                false,
+                &[1, 2],
+                &[1, 2],
+                Padding::Same
+            )),
+            [5.0, 3.0, 4.0]
+        );
+        assert_eq!(
+            run(&spec(
+                PoolKind::Avg,
+                2,
+                false,
+                &[1, 2],
+                &[1, 2],
+                Padding::Same
+            )),
+            [3.0, 2.5, 4.0]
+        );
+        // 'same' with a window of 3, stride 1: one padded position on each side, not counted.
+        assert_eq!(
+            run(&spec(
+                PoolKind::Avg,
+                2,
+                false,
+                &[1, 3],
+                &[1, 1],
+                Padding::Same
+            )),
+            [3.0, 8.0 / 3.0, 10.0 / 3.0, 3.0, 3.5]
+        );
+    }
+
+    #[test]
+    fn channels_first_matches_channels_last() {
+        let (h, w, c) = (5, 4, 3);
+        let xl: Vec<f32> = (0..h * w * c).map(|i| ((i * 37) % 23) as f32).collect();
+        let mut xf = vec![0.0; xl.len()];
+        for s in 0..h * w {
+            for ci in 0..c {
+                xf[ci * h * w + s] = xl[s * c + ci];
+            }
+        }
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            let (l, f) = (
+                spec(kind, 2, false, &[2, 3], &[2, 1], Padding::Same),
+                spec(kind, 2, true, &[2, 3], &[2, 1], Padding::Same),
+            );
+            let sl = infer(&l, &Shape::batched(&[h, w, c])).unwrap();
+            let mut yl = vec![0.0; sl.numel(1)];
+            let mut yf = vec![0.0; sl.numel(1)];
+            forward(
+                &l,
+                &In {
+                    data: &xl,
+                    dims: &[1, h, w, c],
+                },
+                &mut yl,
+            );
+            forward(
+                &f,
+                &In {
+                    data: &xf,
+                    dims: &[1, c, h, w],
+                },
+                &mut yf,
+            );
+            let p = yl.len() / c;
+            for s in 0..p {
+                for ci in 0..c {
+                    assert_eq!(yl[s * c + ci], yf[ci * p + s]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let pool = |sp: PoolSpec| {
+            move |g: &mut Graph, x: &[NodeId]| g.push(Op::Pool(sp.clone()), &[x[0]]).unwrap()
+        };
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            for (cf, dims) in [(false, [5, 4, 2]), (true, [2, 5, 4])] {
+                for padding in [Padding::Valid, Padding::Same] {
+                    let mut c = case(
+                        &[b(&dims)],
+                        pool(spec(kind, 2, cf, &[2, 3], &[2, 1], padding)),
+                    );
+                    c.distinct = true;
+                    check(c);
+                }
+            }
+            let mut c = case(
+                &[b(&[7, 2])],
+                pool(spec(kind, 1, false, &[3], &[2], Padding::Same)),
+            );
+            c.distinct = true;
+            check(c);
+            let mut c = case(
+                &[b(&[2, 3, 4, 3])],
+                pool(spec(kind, 3, true, &[2, 2, 2], &[1, 2, 2], Padding::Valid)),
+            );
+            c.distinct = true;
+            check(c);
+        }
+    }
+
+    #[test]
+    fn too_large_a_window_is_an_error() {
+        assert!(infer(
+            &spec(PoolKind::Max, 2, false, &[3, 3], &[3, 3], Padding::Valid),
+            &Shape::batched(&[2, 5, 1])
+        )
+        .is_err());
+    }
+}
