@@ -20,6 +20,9 @@ pub mod random;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
+// recurrent family
+pub mod embedding;
+pub mod recurrent;
 
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use reduce::ReduceKind;
@@ -66,6 +69,22 @@ pub enum Op {
     ScatterLast(Shape),
     /// 1.0 where `target` (an index) is among the top-k of `pred` along the last axis.
     InTopK(usize),
+    // recurrent family
+    /// A fused SimpleRNN/LSTM/GRU loop: inputs `(projection, recurrent_kernel, [bias], [mask])`,
+    /// output the packed per-step buffer; see `recurrent.rs`.
+    Rnn(recurrent::RnnSpec),
+    /// Backpropagation through time: inputs `(recurrent_kernel, packed, d_packed, [mask])`.
+    RnnGrad(recurrent::RnnSpec),
+    /// The recurrent kernel's gradient: inputs `(packed, grad)`.
+    RnnKernelGrad(recurrent::RnnSpec),
+    /// A part of a packed buffer (the `h` sequence, the last `h` or `c`).
+    RnnSlice(recurrent::Slice),
+    /// The VJP of `RnnSlice`: `dy` placed into zeros of the packed shape.
+    RnnUnslice(recurrent::Slice, Shape),
+    /// Rows of a table `(V, D)` picked by indices: inputs `(table, idx)`.
+    Gather,
+    /// The VJP of `Gather` for the table: inputs `(dy, idx)`, output shaped like the table.
+    ScatterAddRows(Shape),
     // convolution family
     /// Convolution of `(x, kernel)`; see `conv.rs`.
     Conv(conv::ConvSpec),
@@ -119,6 +138,13 @@ pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
         Op::TakeLast => index::infer_take(ins[0], ins[1]),
         Op::ScatterLast(s) => Ok(s.clone()),
         Op::InTopK(_) => index::infer_take(ins[0], ins[1]),
+        // recurrent family
+        Op::Rnn(s) => recurrent::infer(s, ins),
+        Op::RnnGrad(s) => recurrent::infer_grad(s, ins),
+        Op::RnnKernelGrad(s) => recurrent::infer_kernel_grad(s),
+        Op::RnnSlice(sl) => recurrent::infer_slice(sl, ins[0]),
+        Op::RnnUnslice(_, s) | Op::ScatterAddRows(s) => Ok(s.clone()),
+        Op::Gather => embedding::infer(ins[0], ins[1]),
         // convolution family
         Op::Conv(s) => conv::infer(s, ins[0], ins[1]),
         Op::ConvGradInput(s, x) => conv::infer_grad_input(s, x, ins[0], ins[1]),
@@ -162,6 +188,14 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
             return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
         }
         Op::ArgMax | Op::InTopK(_) => n.inputs.iter().map(|_| None).collect(),
+        // recurrent family
+        Op::Rnn(s) => recurrent::vjp(g, s, node, &n.inputs, dy)?,
+        Op::RnnSlice(sl) => one(Some(g.push(Op::RnnUnslice(*sl, g.shape(x(0)).clone()), &[dy])?)),
+        Op::RnnUnslice(sl, _) => one(Some(g.push(Op::RnnSlice(*sl), &[dy])?)),
+        Op::Gather => embedding::vjp(g, x(0), x(1), dy)?,
+        Op::RnnGrad(_) | Op::RnnKernelGrad(_) | Op::ScatterAddRows(_) => {
+            return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
+        }
         // convolution family
         Op::Conv(s) => conv::vjp(g, s, x(0), x(1), dy)?,
         Op::Pool(s) => one(Some(g.push(Op::PoolGrad(s.clone()), &[x(0), dy])?)),
@@ -211,6 +245,14 @@ pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], scr
         Op::TakeLast => index::take_last(&ins[0], ins[1].data, out),
         Op::ScatterLast(_) => index::scatter_last(ins[0].data, ins[1].data, out, out_dims),
         Op::InTopK(k) => index::in_top_k(&ins[0], ins[1].data, *k, out),
+        // recurrent family
+        Op::Rnn(s) => recurrent::forward(s, ins, out),
+        Op::RnnGrad(s) => recurrent::backward(s, ins, out),
+        Op::RnnKernelGrad(s) => recurrent::kernel_grad(s, ins, out),
+        Op::RnnSlice(sl) => recurrent::slice(sl, &ins[0], out),
+        Op::RnnUnslice(sl, _) => recurrent::unslice(sl, ins[0].data, out, out_dims),
+        Op::Gather => embedding::gather(&ins[0], ins[1].data, out),
+        Op::ScatterAddRows(_) => embedding::scatter_add_rows(ins[0].data, ins[1].data, out, out_dims),
         // convolution family
         Op::Conv(s) => conv::forward(s, &ins[0], &ins[1], out, scratch),
         Op::ConvGradInput(s, _) => conv::grad_input(s, &ins[0], &ins[1], out, out_dims, scratch),

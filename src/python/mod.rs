@@ -11,6 +11,7 @@ mod conv;
 mod functional;
 mod model;
 mod optimizers;
+mod recurrent;
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
@@ -39,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optimizers::register(m)?;
     model::register(m)?;
     functional::register(m)?;
+    recurrent::register(m)?;
     conv::register(m)?;
     m.add_function(wrap_pyfunction!(set_seed, m)?)?;
     m.add_function(wrap_pyfunction!(default_seed, m)?)?;

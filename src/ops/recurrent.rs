@@ -1,0 +1,822 @@
+//! Fused recurrent layers: SimpleRNN, LSTM and GRU (Keras 3's equations and weight layouts).
+//!
+//! A layer computes the input projection of every timestep as one GEMM (`x · kernel`, the
+//! ordinary matmul op, leading axes folded into rows), then one [`Op::Rnn`] node runs the
+//! timestep loop: per step one small GEMM `h_prev · recurrent_kernel` written straight into
+//! the step's slot, then the gate math fused in one pass.
+//!
+//! The op's output is a *packed* buffer `(batch, timesteps, S)` holding, per step, the
+//! hidden state followed by what backpropagation through time needs (cell state, gate
+//! activations). The planner owns it like any other node, so nothing is allocated per step;
+//! [`Op::RnnSlice`] exposes the parts a layer returns (the `h` sequence, the last `h`, the
+//! last `c`). Backward is three nodes: [`Op::RnnGrad`] runs the reverse loop and writes the
+//! gradient of the gate pre-activations for every step (which is also the gradient of the
+//! input projection), [`Op::RnnKernelGrad`] turns it into the recurrent kernel's gradient
+//! (one GEMM per step with the batch as the reduction axis), and a plain sum over
+//! `(batch, time)` gives the bias gradient.
+//!
+//! Packed layouts per step (`u` units):
+//! - SimpleRNN: `[h]`
+//! - LSTM: `[h | c | act(c) | i f g o]` (gates after their activations)
+//! - GRU: `[h | z r hh | e]`, `e` = `h_prev · R_h + b_rec_h` (reset_after) or `r * h_prev`
+//!
+//! A timestep mask `(batch, timesteps)` (1 keep, 0 skip) makes a skipped step carry the
+//! previous state and output unchanged, as Keras does. Batch rows are independent, so the
+//! loop runs on contiguous chunks of rows in parallel.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+use smallvec::{smallvec, SmallVec};
+
+use super::{In, Op, ReduceKind, UnaryOp};
+use crate::error::Result;
+use crate::graph::{Graph, NodeId, Shape};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    Simple,
+    Lstm,
+    Gru { reset_after: bool },
+}
+
+/// Everything that fixes one recurrent node.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnnSpec {
+    pub cell: Cell,
+    pub units: usize,
+    /// The cell activation (`tanh` by default).
+    pub act: UnaryOp,
+    /// The gate activation (`sigmoid` in Keras 3, `hard_sigmoid` in Keras 1).
+    pub rec_act: UnaryOp,
+    pub go_backwards: bool,
+    pub has_bias: bool,
+    pub has_mask: bool,
+}
+
+/// Which part of a `(batch, steps, width)` buffer a layer reads: `len` features at `offset`,
+/// for every step (`step: None`, in reverse time order when `reverse`) or for one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub step: Option<usize>,
+    pub offset: usize,
+    pub len: usize,
+    pub reverse: bool,
+}
+
+impl Slice {
+    pub fn all(offset: usize, len: usize) -> Slice {
+        Slice { step: None, offset, len, reverse: false }
+    }
+    pub fn at(step: usize, offset: usize, len: usize) -> Slice {
+        Slice { step: Some(step), offset, len, reverse: false }
+    }
+}
+
+/// Activations whose derivative is a function of their output; the backward pass needs no
+/// pre-activation then, so the packed buffer stores gates once.
+pub const SUPPORTED_ACTIVATIONS: &[UnaryOp] =
+    &[UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::HardSigmoid, UnaryOp::Relu, UnaryOp::Identity];
+
+#[inline]
+fn derivative_from_output(u: UnaryOp, y: f32) -> f32 {
+    match u {
+        UnaryOp::Tanh => 1.0 - y * y,
+        UnaryOp::Sigmoid => y * (1.0 - y),
+        UnaryOp::HardSigmoid => {
+            if y > 0.0 && y < 1.0 {
+                1.0 / 6.0
+            } else {
+                0.0
+            }
+        }
+        UnaryOp::Relu => f32::from(y > 0.0),
+        _ => 1.0,
+    }
+}
+
+#[inline]
+fn activate(u: UnaryOp, x: f32) -> f32 {
+    match u {
+        UnaryOp::Tanh => fast_tanh(x),
+        UnaryOp::Sigmoid => fast_sigmoid(x),
+        _ => u.apply(x),
+    }
+}
+
+/// `1 / (1 + e^-x)` with a clamped argument (no overflow, saturates like the exact one).
+#[inline]
+fn fast_sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x.clamp(-88.0, 88.0)).exp())
+}
+
+/// `tanh(x) = 2 σ(2x) - 1`, accurate to a few ulp in f32 and faster than libm's tanhf.
+#[inline]
+fn fast_tanh(x: f32) -> f32 {
+    if x.abs() < 0.0625 {
+        x.tanh()
+    } else {
+        2.0 * fast_sigmoid(2.0 * x) - 1.0
+    }
+}
+
+impl RnnSpec {
+    pub fn gates(&self) -> usize {
+        match self.cell {
+            Cell::Simple => 1,
+            Cell::Lstm => 4,
+            Cell::Gru { .. } => 3,
+        }
+    }
+    /// Width of the input projection (`gates * units`).
+    pub fn gu(&self) -> usize {
+        self.gates() * self.units
+    }
+    /// Per-step width of the packed buffer.
+    pub fn packed_width(&self) -> usize {
+        self.units
+            * match self.cell {
+                Cell::Simple => 1,
+                Cell::Lstm => 7,
+                Cell::Gru { .. } => 5,
+            }
+    }
+    /// Per-step width of the gradient buffer: `d(projection)`, then for GRU with reset_after
+    /// `d(recurrent projection)`, which differs in the candidate's part.
+    pub fn grad_width(&self) -> usize {
+        self.gu() * if self.cell == (Cell::Gru { reset_after: true }) { 2 } else { 1 }
+    }
+    /// Offset of the gate block in a packed step.
+    fn gate_offset(&self) -> usize {
+        match self.cell {
+            Cell::Simple => 0,
+            Cell::Lstm => 3 * self.units,
+            Cell::Gru { .. } => self.units,
+        }
+    }
+    /// Offset of the cell state (LSTM only), for `return_state`.
+    pub fn cell_offset(&self) -> Option<usize> {
+        (self.cell == Cell::Lstm).then_some(self.units)
+    }
+    fn bias_dims(&self) -> Vec<usize> {
+        match self.cell {
+            Cell::Gru { reset_after: true } => vec![2, self.gu()],
+            _ => vec![self.gu()],
+        }
+    }
+    fn time(&self, s: usize, steps: usize) -> usize {
+        if self.go_backwards {
+            steps - 1 - s
+        } else {
+            s
+        }
+    }
+}
+
+fn check_input(what: &str, s: &Shape, batched: bool, dims: &[usize]) -> Result<()> {
+    if s.batched != batched || s.dims != dims {
+        let want = Shape { batched, dims: dims.to_vec() };
+        return crate::value_error!(
+            "recurrent op: {what} must have shape {}, received {}",
+            want.display(),
+            s.display()
+        );
+    }
+    Ok(())
+}
+
+/// Shape rule of [`Op::Rnn`]: inputs `(projection (B,T,G*u), recurrent_kernel (u,G*u), [bias], [mask (B,T)])`.
+pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
+    let want = 2 + usize::from(spec.has_bias) + usize::from(spec.has_mask);
+    if ins.len() != want {
+        return crate::value_error!("recurrent op: expected {want} inputs, received {}", ins.len());
+    }
+    if !SUPPORTED_ACTIVATIONS.contains(&spec.act) || !SUPPORTED_ACTIVATIONS.contains(&spec.rec_act) {
+        return Err(crate::Error::NotImplemented(format!(
+            "recurrent layers support the activations tanh, sigmoid, hard_sigmoid, relu and linear; received {:?} and {:?}",
+            spec.act, spec.rec_act
+        )));
+    }
+    let x = ins[0];
+    if !x.batched || x.dims.len() != 2 {
+        return crate::value_error!(
+            "recurrent op: the input must be 3D (batch, timesteps, features), received {}",
+            x.display()
+        );
+    }
+    let steps = x.dims[0];
+    check_input("the input projection", x, true, &[steps, spec.gu()])?;
+    check_input("the recurrent kernel", ins[1], false, &[spec.units, spec.gu()])?;
+    let mut k = 2;
+    if spec.has_bias {
+        check_input("the bias", ins[k], false, &spec.bias_dims())?;
+        k += 1;
+    }
+    if spec.has_mask {
+        check_input("the mask", ins[k], true, &[steps])?;
+    }
+    Ok(Shape::batched(&[steps, spec.packed_width()]))
+}
+
+/// Shape rule of [`Op::RnnGrad`]: inputs `(recurrent_kernel, packed, d_packed, [mask])`.
+pub fn infer_grad(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
+    let steps = ins[1].dims[0];
+    check_input("the gradient", ins[2], true, &ins[1].dims)?;
+    Ok(Shape::batched(&[steps, spec.grad_width()]))
+}
+
+/// Shape rule of [`Op::RnnKernelGrad`]: inputs `(packed, grad)`.
+pub fn infer_kernel_grad(spec: &RnnSpec) -> Result<Shape> {
+    Ok(Shape::fixed(&[spec.units, spec.gu()]))
+}
+
+pub fn infer_slice(sl: &Slice, x: &Shape) -> Result<Shape> {
+    if !x.batched || x.dims.len() != 2 || sl.offset + sl.len > x.dims[1] || sl.step.is_some_and(|s| s >= x.dims[0]) {
+        return crate::value_error!("recurrent slice {sl:?} does not fit {}", x.display());
+    }
+    Ok(match sl.step {
+        None => Shape::batched(&[x.dims[0], sl.len]),
+        Some(_) => Shape::batched(&[sl.len]),
+    })
+}
+
+/// Adds the recurrent node and returns it with the slice nodes a layer reads: the sequence of
+/// outputs or the last one, plus (for `return_state`) the final `h` and, for LSTM, `c`.
+pub struct Built {
+    pub packed: NodeId,
+    pub output: NodeId,
+    pub states: Vec<NodeId>,
+}
+
+/// Builds a recurrent layer on a projected input `xproj (B, T, G*u)`; with
+/// `reverse_sequence` a returned sequence is put back in input time order (Bidirectional).
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    g: &mut Graph,
+    spec: RnnSpec,
+    xproj: NodeId,
+    rk: NodeId,
+    bias: Option<NodeId>,
+    mask: Option<NodeId>,
+    return_sequences: bool,
+    reverse_sequence: bool,
+) -> Result<Built> {
+    let mut inputs: SmallVec<[NodeId; 4]> = smallvec![xproj, rk];
+    inputs.extend(bias);
+    inputs.extend(mask);
+    let spec = RnnSpec { has_bias: bias.is_some(), has_mask: mask.is_some(), ..spec };
+    let packed = g.push(Op::Rnn(spec), &inputs)?;
+    let steps = g.shape(packed).dims[0];
+    let u = spec.units;
+    let last = Slice::at(steps - 1, 0, u);
+    let output = if return_sequences {
+        g.push(Op::RnnSlice(Slice { reverse: reverse_sequence, ..Slice::all(0, u) }), &[packed])?
+    } else {
+        g.push(Op::RnnSlice(last), &[packed])?
+    };
+    let mut states = vec![g.push(Op::RnnSlice(last), &[packed])?];
+    if let Some(c) = spec.cell_offset() {
+        states.push(g.push(Op::RnnSlice(Slice::at(steps - 1, c, u)), &[packed])?);
+    }
+    Ok(Built { packed, output, states })
+}
+
+/// Gradients of an [`Op::Rnn`] node's inputs given `d_packed`.
+pub fn vjp(
+    g: &mut Graph,
+    spec: &RnnSpec,
+    node: NodeId,
+    inputs: &[NodeId],
+    dy: NodeId,
+) -> Result<SmallVec<[Option<NodeId>; 3]>> {
+    let rk = inputs[1];
+    let mut grad_ins: SmallVec<[NodeId; 4]> = smallvec![rk, node, dy];
+    if spec.has_mask {
+        grad_ins.push(inputs[inputs.len() - 1]);
+    }
+    let grad = g.push(Op::RnnGrad(*spec), &grad_ins)?;
+    let steps = g.shape(node).dims[0];
+    let dx =
+        if spec.grad_width() == spec.gu() { grad } else { g.push(Op::RnnSlice(Slice::all(0, spec.gu())), &[grad])? };
+    let drk = g.push(Op::RnnKernelGrad(*spec), &[node, grad])?;
+    let mut out: SmallVec<[Option<NodeId>; 3]> = smallvec![Some(dx), Some(drk)];
+    if spec.has_bias {
+        let s = g.reduce(ReduceKind::Sum, grad, &[0, 1], false)?;
+        out.push(Some(g.reshape(s, &spec.bias_dims())?));
+    }
+    if spec.has_mask {
+        out.push(None);
+    }
+    debug_assert!(steps > 0);
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// kernels
+
+/// `c = a·b` (or `+=`) on strided views given as raw pointers.
+///
+/// # Safety
+/// Every element `a[i*a_rs + p*a_cs]`, `b[p*b_rs + j*b_cs]`, `c[i*c_rs + j]` for `i < m`,
+/// `j < n`, `p < k` must be in bounds of live allocations, and `c`'s elements must not
+/// overlap `a`'s or `b`'s.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    c_rs: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    b_cs: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        c_rs as isize,
+        accumulate,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+/// Index one past the last element a strided `rows x cols` view touches.
+fn extent(off: usize, rows: usize, rs: usize, cols: usize, cs: usize) -> usize {
+    off + (rows - 1) * rs + (cols - 1) * cs + 1
+}
+
+thread_local! {
+    /// Per-thread scratch for the backward carries (`dh`, `dc`, a GEMM temporary); it grows
+    /// to the largest chunk once and is reused, so steady-state training allocates nothing.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Rows per parallel chunk: two or more chunks only when each has enough work to pay for a
+/// rayon task.
+fn chunk_rows(batch: usize, steps: usize, spec: &RnnSpec) -> usize {
+    let work = batch * steps * spec.units * spec.gu();
+    let threads = rayon::current_num_threads().max(1);
+    if threads == 1 || batch < 16 || work < 200_000 {
+        batch.max(1)
+    } else {
+        batch.div_ceil(threads.min(batch / 8).max(1))
+    }
+}
+
+pub fn forward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
+    let x = &ins[0];
+    let (batch, steps) = (x.dims[0], x.dims[1]);
+    let rk = ins[1].data;
+    let mut k = 2;
+    let bias = spec.has_bias.then(|| {
+        k += 1;
+        ins[k - 1].data
+    });
+    let mask = spec.has_mask.then(|| ins[k].data);
+    let (gu, s_w) = (spec.gu(), spec.packed_width());
+    let rows = chunk_rows(batch, steps, spec);
+    out.par_chunks_mut(rows * steps * s_w).enumerate().for_each(|(ci, o)| {
+        let b0 = ci * rows;
+        let nb = o.len() / (steps * s_w);
+        let xs = &x.data[b0 * steps * gu..(b0 + nb) * steps * gu];
+        let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
+        forward_chunk(spec, steps, xs, rk, bias, ms, o);
+    });
+}
+
+fn forward_chunk(
+    spec: &RnnSpec,
+    steps: usize,
+    x: &[f32],
+    rk: &[f32],
+    bias: Option<&[f32]>,
+    mask: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let u = spec.units;
+    let (gu, sw) = (spec.gu(), spec.packed_width());
+    let nb = out.len() / (steps * sw);
+    let rs = steps * sw;
+    let go = spec.gate_offset();
+    let bias_in = bias.map(|b| &b[..gu]);
+    let bias_rec = bias.filter(|b| b.len() == 2 * gu).map(|b| &b[gu..]);
+    assert!(x.len() == nb * steps * gu && rk.len() == u * gu);
+    for s in 0..steps {
+        let t = spec.time(s, steps);
+        // Gate pre-activations from the input projection (and input bias).
+        for b in 0..nb {
+            let dst = &mut out[b * rs + s * sw + go..][..gu];
+            dst.copy_from_slice(&x[(b * steps + t) * gu..][..gu]);
+            if let Some(bi) = bias_in {
+                dst.iter_mut().zip(bi).for_each(|(d, &v)| *d += v);
+            }
+        }
+        if s > 0 {
+            let base = out.as_mut_ptr();
+            let a_end = extent((s - 1) * sw, nb, rs, u, 1);
+            assert!(a_end <= out.len() && extent(s * sw + go, nb, rs, gu, 1) <= out.len());
+            // SAFETY: the bounds are asserted above; h of step s-1 and the gate block of step
+            // s are disjoint ranges of each row.
+            unsafe {
+                let hprev = base.add((s - 1) * sw) as *const f32;
+                match spec.cell {
+                    Cell::Simple | Cell::Lstm => {
+                        gemm_raw(nb, gu, u, base.add(s * sw + go), rs, hprev, rs, 1, rk.as_ptr(), gu, 1, true)
+                    }
+                    Cell::Gru { reset_after } => {
+                        gemm_raw(nb, 2 * u, u, base.add(s * sw + go), rs, hprev, rs, 1, rk.as_ptr(), gu, 1, true);
+                        if reset_after {
+                            gemm_raw(
+                                nb,
+                                u,
+                                u,
+                                base.add(s * sw + 4 * u),
+                                rs,
+                                hprev,
+                                rs,
+                                1,
+                                rk.as_ptr().add(2 * u),
+                                gu,
+                                1,
+                                false,
+                            );
+                        }
+                    }
+                }
+            }
+        } else if spec.cell == (Cell::Gru { reset_after: true }) {
+            for b in 0..nb {
+                out[b * rs + 4 * u..][..u].fill(0.0);
+            }
+        }
+        for b in 0..nb {
+            let row = &mut out[b * rs..(b + 1) * rs];
+            let (before, cur) = row.split_at_mut(s * sw);
+            let cur = &mut cur[..sw];
+            let prev = (s > 0).then(|| &before[(s - 1) * sw..]);
+            let keep = mask.is_none_or(|m| m[b * steps + t] > 0.5);
+            if !keep {
+                match prev {
+                    Some(p) => cur[..sw.min(2 * u)].copy_from_slice(&p[..sw.min(2 * u)]),
+                    None => cur[..sw.min(2 * u)].fill(0.0),
+                }
+                continue;
+            }
+            step_cell(spec, cur, prev, bias_rec, rk);
+        }
+    }
+}
+
+/// The gate math of one step for one batch row, in place on the packed step `cur` whose gate
+/// block holds the pre-activations (input part plus, except GRU's candidate, the recurrent part).
+fn step_cell(spec: &RnnSpec, cur: &mut [f32], prev: Option<&[f32]>, bias_rec: Option<&[f32]>, rk: &[f32]) {
+    let u = spec.units;
+    let (act, ra) = (spec.act, spec.rec_act);
+    match spec.cell {
+        Cell::Simple => cur.iter_mut().for_each(|v| *v = activate(act, *v)),
+        Cell::Lstm => {
+            let (h, rest) = cur.split_at_mut(u);
+            let (c, rest) = rest.split_at_mut(u);
+            let (tc, gates) = rest.split_at_mut(u);
+            let (gi, rest) = gates.split_at_mut(u);
+            let (gf, rest) = rest.split_at_mut(u);
+            let (gg, go) = rest.split_at_mut(u);
+            for j in 0..u {
+                let i = activate(ra, gi[j]);
+                let f = activate(ra, gf[j]);
+                let gv = activate(act, gg[j]);
+                let o = activate(ra, go[j]);
+                let cp = prev.map_or(0.0, |p| p[u + j]);
+                let cv = f * cp + i * gv;
+                let t = activate(act, cv);
+                (gi[j], gf[j], gg[j], go[j]) = (i, f, gv, o);
+                c[j] = cv;
+                tc[j] = t;
+                h[j] = o * t;
+            }
+        }
+        Cell::Gru { reset_after } => {
+            let (h, rest) = cur.split_at_mut(u);
+            let (gz, rest) = rest.split_at_mut(u);
+            let (gr, rest) = rest.split_at_mut(u);
+            let (gh, e) = rest.split_at_mut(u);
+            for j in 0..u {
+                if let Some(br) = bias_rec {
+                    gz[j] += br[j];
+                    gr[j] += br[u + j];
+                    e[j] += br[2 * u + j];
+                }
+                gz[j] = activate(ra, gz[j]);
+                gr[j] = activate(ra, gr[j]);
+            }
+            if reset_after {
+                for j in 0..u {
+                    gh[j] = activate(act, gh[j] + gr[j] * e[j]);
+                }
+            } else {
+                for j in 0..u {
+                    e[j] = gr[j] * prev.map_or(0.0, |p| p[j]);
+                }
+                if prev.is_some() {
+                    // The candidate's recurrent part uses `r * h_prev`: a row-vector product.
+                    for (p, &ev) in e.iter().enumerate() {
+                        let r = &rk[p * 3 * u + 2 * u..][..u];
+                        gh.iter_mut().zip(r).for_each(|(d, &w)| *d += ev * w);
+                    }
+                }
+                gh.iter_mut().for_each(|v| *v = activate(act, *v));
+            }
+            for j in 0..u {
+                let hp = prev.map_or(0.0, |p| p[j]);
+                h[j] = gz[j] * hp + (1.0 - gz[j]) * gh[j];
+            }
+        }
+    }
+}
+
+pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
+    let rk = ins[0].data;
+    let (batch, steps) = (ins[1].dims[0], ins[1].dims[1]);
+    let packed = ins[1].data;
+    let dpacked = ins[2].data;
+    let mask = spec.has_mask.then(|| ins[3].data);
+    let (sw, gw) = (spec.packed_width(), spec.grad_width());
+    assert!(rk.len() == spec.units * spec.gu());
+    let rows = chunk_rows(batch, steps, spec);
+    out.par_chunks_mut(rows * steps * gw).enumerate().for_each(|(ci, o)| {
+        let b0 = ci * rows;
+        let nb = o.len() / (steps * gw);
+        let range = b0 * steps * sw..(b0 + nb) * steps * sw;
+        let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let need = 3 * nb * spec.units;
+            if scratch.len() < need {
+                scratch.resize(need, 0.0);
+            }
+            backward_chunk(spec, steps, rk, &packed[range.clone()], &dpacked[range], ms, o, &mut scratch[..need]);
+        });
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_chunk(
+    spec: &RnnSpec,
+    steps: usize,
+    rk: &[f32],
+    packed: &[f32],
+    dpacked: &[f32],
+    mask: Option<&[f32]>,
+    grad: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let u = spec.units;
+    let (gu, sw, gw) = (spec.gu(), spec.packed_width(), spec.grad_width());
+    let nb = grad.len() / (steps * gw);
+    let (prs, grs) = (steps * sw, steps * gw);
+    let (dh, rest) = scratch.split_at_mut(nb * u);
+    let (dc, tmp) = rest.split_at_mut(nb * u);
+    dh.fill(0.0);
+    dc.fill(0.0);
+    let (act, ra) = (spec.act, spec.rec_act);
+    // Offset, inside a gradient step, of the block that multiplies the recurrent kernel.
+    let rec_off = gw - gu;
+    for s in (0..steps).rev() {
+        let t = spec.time(s, steps);
+        for b in 0..nb {
+            let cur = &packed[b * prs + s * sw..][..sw];
+            let prev = (s > 0).then(|| &packed[b * prs + (s - 1) * sw..][..sw]);
+            let dcur = &dpacked[b * prs + s * sw..][..sw];
+            let g = &mut grad[b * grs + t * gw..][..gw];
+            let dh = &mut dh[b * u..][..u];
+            let dc = &mut dc[b * u..][..u];
+            dh.iter_mut().zip(&dcur[..u]).for_each(|(d, &v)| *d += v);
+            if spec.cell == Cell::Lstm {
+                dc.iter_mut().zip(&dcur[u..2 * u]).for_each(|(d, &v)| *d += v);
+            }
+            if mask.is_some_and(|m| m[b * steps + t] <= 0.5) {
+                g.fill(0.0);
+                continue;
+            }
+            match spec.cell {
+                Cell::Simple => {
+                    for j in 0..u {
+                        g[j] = dh[j] * derivative_from_output(act, cur[j]);
+                        dh[j] = 0.0;
+                    }
+                }
+                Cell::Lstm => {
+                    let tc = &cur[2 * u..3 * u];
+                    let gates = &cur[3 * u..];
+                    for j in 0..u {
+                        let (i, f, gv, o) = (gates[j], gates[u + j], gates[2 * u + j], gates[3 * u + j]);
+                        let cp = prev.map_or(0.0, |p| p[u + j]);
+                        let d_o = dh[j] * tc[j];
+                        let dcv = dc[j] + dh[j] * o * derivative_from_output(act, tc[j]);
+                        g[j] = dcv * gv * derivative_from_output(ra, i);
+                        g[u + j] = dcv * cp * derivative_from_output(ra, f);
+                        g[2 * u + j] = dcv * i * derivative_from_output(act, gv);
+                        g[3 * u + j] = d_o * derivative_from_output(ra, o);
+                        dc[j] = dcv * f;
+                        dh[j] = 0.0;
+                    }
+                }
+                Cell::Gru { reset_after } => {
+                    let (z, r, hh, e) = (&cur[u..2 * u], &cur[2 * u..3 * u], &cur[3 * u..4 * u], &cur[4 * u..5 * u]);
+                    for j in 0..u {
+                        let hp = prev.map_or(0.0, |p| p[j]);
+                        let dz = dh[j] * (hp - hh[j]);
+                        let dhh = dh[j] * (1.0 - z[j]) * derivative_from_output(act, hh[j]);
+                        g[j] = dz * derivative_from_output(ra, z[j]);
+                        g[2 * u + j] = dhh;
+                        if reset_after {
+                            let dr = dhh * e[j];
+                            g[u + j] = dr * derivative_from_output(ra, r[j]);
+                            // The recurrent block: same z and r parts, candidate part times r.
+                            g[gu + j] = g[j];
+                            g[gu + u + j] = g[u + j];
+                            g[gu + 2 * u + j] = dhh * r[j];
+                        } else {
+                            // Set after d(e) is known (below); zero when h_prev is zero.
+                            g[u + j] = 0.0;
+                        }
+                        dh[j] *= z[j];
+                    }
+                }
+            }
+        }
+        if s == 0 {
+            continue;
+        }
+        // Reset-before GRU: the candidate saw `r * h_prev`, so r's gradient and part of
+        // h_prev's need `d(e) = d(hh_pre) · R_hᵀ` first.
+        if spec.cell == (Cell::Gru { reset_after: false }) {
+            assert!(extent(t * gw + 2 * u, nb, grs, u, 1) <= grad.len() && tmp.len() >= nb * u);
+            // SAFETY: bounds asserted; `tmp` is a separate buffer from `grad` and `rk`.
+            unsafe {
+                gemm_raw(
+                    nb,
+                    u,
+                    u,
+                    tmp.as_mut_ptr(),
+                    u,
+                    grad.as_ptr().add(t * gw + 2 * u),
+                    grs,
+                    1,
+                    rk.as_ptr().add(2 * u),
+                    1,
+                    gu,
+                    false,
+                );
+            }
+            for b in 0..nb {
+                if mask.is_some_and(|m| m[b * steps + t] <= 0.5) {
+                    continue;
+                }
+                let cur = &packed[b * prs + s * sw..][..sw];
+                let prev = &packed[b * prs + (s - 1) * sw..][..u];
+                let g = &mut grad[b * grs + t * gw..][..gw];
+                for j in 0..u {
+                    let de = tmp[b * u + j];
+                    let r = cur[2 * u + j];
+                    g[u + j] = de * prev[j] * derivative_from_output(ra, r);
+                    dh[b * u + j] += de * r;
+                }
+            }
+        }
+        let n_rec = if spec.cell == (Cell::Gru { reset_after: false }) { 2 * u } else { gu };
+        assert!(extent(t * gw + rec_off, nb, grs, n_rec, 1) <= grad.len() && dh.len() >= nb * u);
+        // SAFETY: bounds asserted; `dh` is scratch, disjoint from `grad` and `rk`.
+        unsafe {
+            gemm_raw(
+                nb,
+                u,
+                n_rec,
+                dh.as_mut_ptr(),
+                u,
+                grad.as_ptr().add(t * gw + rec_off),
+                grs,
+                1,
+                rk.as_ptr(),
+                1,
+                gu,
+                true,
+            );
+        }
+    }
+}
+
+/// `d recurrent_kernel = Σ_s left_sᵀ · grad_s`, with `left_s = h_{s-1}` (and `r * h_{s-1}` for
+/// a reset-before GRU's candidate): one GEMM per step reducing over the batch.
+pub fn kernel_grad(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
+    let (packed, grad) = (&ins[0], &ins[1]);
+    let (batch, steps) = (packed.dims[0], packed.dims[1]);
+    let u = spec.units;
+    let (gu, sw, gw) = (spec.gu(), spec.packed_width(), spec.grad_width());
+    let (prs, grs) = (steps * sw, steps * gw);
+    out.fill(0.0);
+    let rec_off = gw - gu;
+    for s in 1..steps {
+        let t = spec.time(s, steps);
+        let blocks: SmallVec<[(usize, usize, usize); 2]> = match spec.cell {
+            // (packed offset of the left operand at step s, first column, columns)
+            Cell::Gru { reset_after: false } => smallvec![((s - 1) * sw, 0, 2 * u), (s * sw + 4 * u, 2 * u, u)],
+            _ => smallvec![((s - 1) * sw, 0, gu)],
+        };
+        for (a_off, c0, n) in blocks {
+            let g_off = t * gw + rec_off + c0;
+            assert!(extent(a_off, u, 1, batch, prs) <= packed.data.len());
+            assert!(extent(g_off, batch, grs, n, 1) <= grad.data.len() && extent(c0, u, gu, n, 1) <= out.len());
+            // SAFETY: bounds asserted; `out` is the node's own buffer, disjoint from inputs.
+            unsafe {
+                gemm_raw(
+                    u,
+                    n,
+                    batch,
+                    out.as_mut_ptr().add(c0),
+                    gu,
+                    packed.data.as_ptr().add(a_off),
+                    1,
+                    prs,
+                    grad.data.as_ptr().add(g_off),
+                    grs,
+                    1,
+                    true,
+                );
+            }
+        }
+    }
+}
+
+/// Position of output step `s` in the source when reading in reverse.
+fn src_step(sl: &Slice, s: usize, steps: usize) -> usize {
+    if sl.reverse {
+        steps - 1 - s
+    } else {
+        s
+    }
+}
+
+pub fn slice(sl: &Slice, x: &In<'_>, out: &mut [f32]) {
+    let (steps, w) = (x.dims[1], x.dims[2]);
+    match sl.step {
+        None => {
+            for (o, r) in out.chunks_mut(steps * sl.len).zip(x.data.chunks(steps * w)) {
+                for s in 0..steps {
+                    let src = src_step(sl, s, steps);
+                    o[s * sl.len..][..sl.len].copy_from_slice(&r[src * w + sl.offset..][..sl.len]);
+                }
+            }
+        }
+        Some(s) => {
+            for (o, r) in out.chunks_mut(sl.len).zip(x.data.chunks(steps * w)) {
+                o.copy_from_slice(&r[s * w + sl.offset..][..sl.len]);
+            }
+        }
+    }
+}
+
+/// The VJP of [`slice`]: `dy` placed into zeros shaped like the sliced tensor.
+pub fn unslice(sl: &Slice, dy: &[f32], out: &mut [f32], out_dims: &[usize]) {
+    let (steps, w) = (out_dims[1], out_dims[2]);
+    out.fill(0.0);
+    match sl.step {
+        None => {
+            for (o, d) in out.chunks_mut(steps * w).zip(dy.chunks(steps * sl.len)) {
+                for s in 0..steps {
+                    let dst = src_step(sl, s, steps);
+                    o[dst * w + sl.offset..][..sl.len].copy_from_slice(&d[s * sl.len..][..sl.len]);
+                }
+            }
+        }
+        Some(s) => {
+            for (o, d) in out.chunks_mut(steps * w).zip(dy.chunks(sl.len)) {
+                o[s * w + sl.offset..][..sl.len].copy_from_slice(d);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
