@@ -252,6 +252,10 @@ class Sequential:
             )
         if arr.shape[0] == 0:
             raise ValueError("Expected non-empty input data `x`, received an array with 0 samples")
+        # Layers that read indices (Embedding) check them before they become float32.
+        check = getattr(self._layers[0], "_validate_input", None)
+        if check is not None:
+            check(arr)
         return np.ascontiguousarray(arr, dtype=np.float32)
 
     def _prep_y(self, y, n: int) -> np.ndarray:

@@ -3,10 +3,15 @@
 from rustkeras.layers.activation_layers import ELU, LeakyReLU, PReLU
 from rustkeras.layers.base import Layer
 from rustkeras.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
+from rustkeras.layers.embedding import Embedding
+from rustkeras.layers.recurrent import GRU, LSTM, SimpleRNN
+from rustkeras.layers.wrappers import Bidirectional, Masking, RepeatVector, TimeDistributed
 
 __all__ = [
     "Activation", "Dense", "Dropout", "ELU", "Flatten", "Input", "InputLayer", "KerasTensor", "Layer",
     "LeakyReLU", "PReLU", "Reshape",
+    # recurrent family
+    "Bidirectional", "Embedding", "GRU", "LSTM", "Masking", "RepeatVector", "SimpleRNN", "TimeDistributed",
 ]
 
 

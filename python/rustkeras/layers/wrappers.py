@@ -1,0 +1,217 @@
+"""Sequence helpers and wrappers: Bidirectional, TimeDistributed, RepeatVector, Masking.
+
+    model.add(Bidirectional(LSTM(32, return_sequences=True), input_shape=(10, 8)))
+    model.add(TimeDistributed(Dense(4)))
+"""
+
+from typing import Any, Dict
+
+import numpy as np
+
+from rustkeras import _core
+from rustkeras.layers.base import Layer, invalid, not_supported
+from rustkeras.layers.core import Activation, Dense, Dropout
+from rustkeras.layers.recurrent import _RNN
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+class _Wrapper(Layer):
+    """A layer whose weights belong to the layers it wraps."""
+
+    def _inner(self):
+        return []
+
+    def _attach(self, core) -> None:
+        self._core = core
+        for layer in self._inner():
+            layer._attach(core)
+            for w in layer._weights:
+                core.set_trainable(w.var, self.trainable and layer.trainable and w.trainable)
+
+    def _collect(self) -> None:
+        self._weights = [w for layer in self._inner() for w in layer._weights]
+
+
+class Bidirectional(_Wrapper):
+    """Runs a recurrent layer forwards and a copy of it backwards, and merges the outputs.
+
+    Args:
+        layer: an LSTM, GRU or SimpleRNN.
+        merge_mode: 'concat' (default), 'sum', 'mul' or 'ave'.
+
+    Weights: the forward layer's, then the backward layer's.
+    """
+
+    supports_masking = True
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        if not isinstance(layer, _RNN):
+            raise ValueError(
+                "Please initialize `Bidirectional` layer with a recurrent layer (LSTM, GRU or SimpleRNN) instance. "
+                f"Received: {layer!r}"
+            )
+        if merge_mode not in _MERGE_MODES:
+            if merge_mode is None:
+                raise not_supported("Bidirectional", "merge_mode=None (a Sequential model has one output)")
+            raise invalid("merge_mode", f"one of {_MERGE_MODES}", merge_mode)
+        if backward_layer is not None:
+            raise not_supported("Bidirectional", "backward_layer")
+        if "input_shape" not in kwargs and "batch_input_shape" not in kwargs and layer._input_shape_arg is not None:
+            kwargs["input_shape"] = layer._input_shape_arg
+        super().__init__(**kwargs)
+        self.merge_mode = merge_mode
+        cfg = layer.get_config()
+        cfg.pop("batch_input_shape", None)
+        cfg["name"] = "forward_" + layer.name
+        self.forward_layer = type(layer).from_config(dict(cfg))
+        cfg["name"] = "backward_" + layer.name
+        cfg["go_backwards"] = not layer.go_backwards
+        self.backward_layer = type(layer).from_config(dict(cfg))
+        self.backward_layer._reverse_output = True
+        self.return_sequences = layer.return_sequences
+        self._initial_weights = weights
+
+    def _inner(self):
+        return [self.forward_layer, self.backward_layer]
+
+    def call(self, graph, x, in_dims):
+        outs = []
+        for layer in self._inner():
+            layer._weights = []
+            layer._input_mask = getattr(self, "_input_mask", None)
+            outs.append(layer.call(graph, x, in_dims))
+        self._collect()
+        a, b = outs
+        if self.merge_mode == "concat":
+            return _core.concat_last(graph, a, b)
+        if self.merge_mode == "sum":
+            return graph.add(a, b)
+        if self.merge_mode == "mul":
+            return graph.mul(a, b)
+        return graph.unary(graph.add(a, b), "scale", 0.5)
+
+    def compute_mask(self, graph, x, mask):
+        return mask if self.return_sequences else None
+
+    def _attach(self, core) -> None:
+        super()._attach(core)
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    def get_config(self) -> Dict[str, Any]:
+        cfg = super().get_config()
+        inner = self.forward_layer.get_config()
+        inner["name"] = inner["name"][len("forward_"):]
+        cfg.update({"merge_mode": self.merge_mode,
+                    "layer": {"class_name": type(self.forward_layer).__name__, "config": inner}})
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        from rustkeras import layers as _layers
+
+        config = dict(config)
+        spec = config.pop("layer")
+        layer = _layers.get(spec["class_name"]).from_config(dict(spec["config"]))
+        return cls(layer, **config)
+
+
+class TimeDistributed(_Wrapper):
+    """Applies a layer to every timestep: `(batch, T, ...) -> (batch, T, ...)`.
+
+    Supports the layers that act on the last axis alone (Dense, Activation, Dropout), which
+    rustkeras applies to all timesteps in one product.
+    """
+
+    supports_masking = True
+
+    def __init__(self, layer, **kwargs):
+        if not isinstance(layer, Layer):
+            raise ValueError(f"Please initialize `TimeDistributed` layer with a Layer instance. Received: {layer!r}")
+        if not isinstance(layer, (Dense, Activation, Dropout)):
+            raise not_supported("TimeDistributed", f"layer={type(layer).__name__} (Dense, Activation, Dropout only)")
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def _inner(self):
+        return [self.layer]
+
+    def call(self, graph, x, in_dims):
+        if len(in_dims) < 2:
+            raise ValueError(
+                f'Layer "{self.name}" (TimeDistributed) expects an input of at least 3 dimensions '
+                f"(batch, timesteps, ...), received shape {(None,) + tuple(in_dims)}"
+            )
+        self.layer._weights = []
+        y = self.layer.call(graph, x, in_dims)
+        self._collect()
+        return y
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["layer"] = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        from rustkeras import layers as _layers
+
+        config = dict(config)
+        spec = config.pop("layer")
+        return cls(_layers.get(spec["class_name"]).from_config(dict(spec["config"])), **config)
+
+
+class RepeatVector(Layer):
+    """Repeats the input `n` times: `(batch, d) -> (batch, n, d)`."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise invalid("n", "a positive integer", n)
+        self.n = int(n)
+
+    def call(self, graph, x, in_dims):
+        if len(in_dims) != 1:
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected ndim=2, '
+                f"found shape={(None,) + tuple(in_dims)}"
+            )
+        return _core.repeat(graph, x, self.n)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["n"] = self.n
+        return cfg
+
+
+class Masking(Layer):
+    """Skips timesteps whose features all equal `mask_value` in the recurrent layers that
+    follow (and zeroes them in its output)."""
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float, np.floating, np.integer)):
+            raise invalid("mask_value", "a number", mask_value)
+        self.mask_value = float(mask_value)
+        self._mask_node = None
+
+    def call(self, graph, x, in_dims):
+        if len(in_dims) != 2:
+            raise ValueError(
+                f'Layer "{self.name}" (Masking) expects a 3D input (batch, timesteps, features), '
+                f"received shape {(None,) + tuple(in_dims)}"
+            )
+        y, self._mask_node = _core.value_mask(graph, x, self.mask_value)
+        return y
+
+    def compute_mask(self, graph, x, mask):
+        return self._mask_node
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["mask_value"] = self.mask_value
+        return cfg
