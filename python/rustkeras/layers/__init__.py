@@ -3,6 +3,18 @@
 from rustkeras.layers.activation_layers import ELU, LeakyReLU, PReLU
 from rustkeras.layers.base import Layer
 from rustkeras.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
+from rustkeras.layers.convolutional import Conv1D, Conv2D, Conv3D, Convolution1D, Convolution2D, Convolution3D
+from rustkeras.layers.normalization import BatchNormalization
+from rustkeras.layers.pooling import (
+    AveragePooling1D, AveragePooling2D, AveragePooling3D, AvgPool1D, AvgPool2D, AvgPool3D, GlobalAveragePooling1D,
+    GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D,
+    GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D,
+    MaxPool1D, MaxPool2D, MaxPool3D, MaxPooling1D, MaxPooling2D, MaxPooling3D,
+)
+from rustkeras.layers.reshaping import (
+    Cropping1D, Cropping2D, Cropping3D, UpSampling1D, UpSampling2D, UpSampling3D, ZeroPadding1D, ZeroPadding2D,
+    ZeroPadding3D,
+)
 from rustkeras.layers.embedding import Embedding
 from rustkeras.layers.recurrent import GRU, LSTM, SimpleRNN
 from rustkeras.layers.wrappers import Bidirectional, Masking, RepeatVector, TimeDistributed
@@ -10,6 +22,14 @@ from rustkeras.layers.wrappers import Bidirectional, Masking, RepeatVector, Time
 __all__ = [
     "Activation", "Dense", "Dropout", "ELU", "Flatten", "Input", "InputLayer", "KerasTensor", "Layer",
     "LeakyReLU", "PReLU", "Reshape",
+    # convolution family
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
+    "BatchNormalization", "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
+    "Cropping1D", "Cropping2D", "Cropping3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
+    "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "UpSampling1D",
+    "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
     # recurrent family
     "Bidirectional", "Embedding", "GRU", "LSTM", "Masking", "RepeatVector", "SimpleRNN", "TimeDistributed",
 ]
