@@ -38,14 +38,15 @@ pub fn dropout(x: &[f32], out: &mut [f32], rate: f32, ctx: &Ctx, key: u64) {
     }
     let stream = mix64(ctx.seed ^ mix64(key.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ ctx.step));
     let scale = 1.0 / (1.0 - rate);
-    // Element i drops when a 32-bit half of draw i / 2 falls below rate * 2^32.
-    let threshold = (rate as f64 * 4_294_967_296.0) as u64;
+    // Element i drops when its 16-bit quarter of draw i / 4 falls below rate * 2^16 (rates
+    // are thus resolved to 1/65536, far below any dropout rate's meaningful precision).
+    let threshold = (rate as f64 * 65536.0).round() as u64;
     let body = |base: usize, o: &mut [f32], x: &[f32]| {
-        debug_assert!(base % 2 == 0);
-        for (k, (o, x)) in o.chunks_mut(2).zip(x.chunks(2)).enumerate() {
-            let h = bits(stream, (base / 2 + k) as u64);
+        debug_assert!(base % 4 == 0);
+        for (k, (o, x)) in o.chunks_mut(4).zip(x.chunks(4)).enumerate() {
+            let h = bits(stream, (base / 4 + k) as u64);
             for (j, (o, &x)) in o.iter_mut().zip(x).enumerate() {
-                let u = (h >> (32 * j)) & 0xffff_ffff;
+                let u = (h >> (16 * j)) & 0xffff;
                 *o = if u < threshold { 0.0 } else { x * scale };
             }
         }
@@ -55,5 +56,46 @@ pub fn dropout(x: &[f32], out: &mut [f32], rate: f32, ctx: &Ctx, key: u64) {
         out.par_chunks_mut(c).zip(x.par_chunks(c)).enumerate().for_each(|(k, (o, x))| body(k * c, o, x));
     } else {
         body(0, out, x);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Device;
+
+    fn ctx(training: bool, step: u64) -> Ctx {
+        Ctx { device: Device::Cpu, training, seed: 3, step }
+    }
+
+    #[test]
+    fn drops_the_rate_and_rescales_the_rest() {
+        let n = 200_000;
+        let x = vec![1.0f32; n];
+        let mut out = vec![0.0f32; n];
+        dropout(&x, &mut out, 0.3, &ctx(true, 1), 9);
+        let dropped = out.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+        assert!((dropped - 0.3).abs() < 0.01, "dropped {dropped}");
+        assert!(out.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+    }
+
+    #[test]
+    fn the_backward_pass_sees_the_forward_mask_and_steps_differ() {
+        let n = 1000;
+        let x: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
+        let (mut a, mut b, mut c) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        dropout(&x, &mut a, 0.5, &ctx(true, 4), 1);
+        dropout(&x, &mut b, 0.5, &ctx(true, 4), 1);
+        dropout(&x, &mut c, 0.5, &ctx(true, 5), 1);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn inference_is_the_identity() {
+        let x = [1.0, -2.0, 3.0];
+        let mut out = [0.0; 3];
+        dropout(&x, &mut out, 0.9, &ctx(false, 1), 1);
+        assert_eq!(out, x);
     }
 }
