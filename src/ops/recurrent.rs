@@ -32,6 +32,7 @@ use smallvec::{smallvec, SmallVec};
 use super::{In, Op, ReduceKind, UnaryOp};
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape};
+use math::{activate_in_place, derivative_into};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cell {
@@ -77,48 +78,6 @@ impl Slice {
 /// pre-activation then, so the packed buffer stores gates once.
 pub const SUPPORTED_ACTIVATIONS: &[UnaryOp] =
     &[UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::HardSigmoid, UnaryOp::Relu, UnaryOp::Identity];
-
-#[inline]
-fn derivative_from_output(u: UnaryOp, y: f32) -> f32 {
-    match u {
-        UnaryOp::Tanh => 1.0 - y * y,
-        UnaryOp::Sigmoid => y * (1.0 - y),
-        UnaryOp::HardSigmoid => {
-            if y > 0.0 && y < 1.0 {
-                1.0 / 6.0
-            } else {
-                0.0
-            }
-        }
-        UnaryOp::Relu => f32::from(y > 0.0),
-        _ => 1.0,
-    }
-}
-
-#[inline]
-fn activate(u: UnaryOp, x: f32) -> f32 {
-    match u {
-        UnaryOp::Tanh => fast_tanh(x),
-        UnaryOp::Sigmoid => fast_sigmoid(x),
-        _ => u.apply(x),
-    }
-}
-
-/// `1 / (1 + e^-x)` with a clamped argument (no overflow, saturates like the exact one).
-#[inline]
-fn fast_sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x.clamp(-88.0, 88.0)).exp())
-}
-
-/// `tanh(x) = 2 σ(2x) - 1`, accurate to a few ulp in f32 and faster than libm's tanhf.
-#[inline]
-fn fast_tanh(x: f32) -> f32 {
-    if x.abs() < 0.0625 {
-        x.tanh()
-    } else {
-        2.0 * fast_sigmoid(2.0 * x) - 1.0
-    }
-}
 
 impl RnnSpec {
     pub fn gates(&self) -> usize {
@@ -401,10 +360,14 @@ pub fn forward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
         let nb = o.len() / (steps * s_w);
         let xs = &x.data[b0 * steps * gu..(b0 + nb) * steps * gu];
         let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
-        forward_chunk(spec, steps, xs, rk, bias, ms, o);
+        with_scratch(s_w, |zeros| {
+            zeros.fill(0.0);
+            forward_chunk(spec, steps, xs, rk, bias, ms, o, zeros)
+        });
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 fn forward_chunk(
     spec: &RnnSpec,
     steps: usize,
@@ -413,6 +376,7 @@ fn forward_chunk(
     bias: Option<&[f32]>,
     mask: Option<&[f32]>,
     out: &mut [f32],
+    zeros: &[f32],
 ) {
     let u = spec.units;
     let (gu, sw) = (spec.gu(), spec.packed_width());
@@ -474,85 +438,89 @@ fn forward_chunk(
             let row = &mut out[b * rs..(b + 1) * rs];
             let (before, cur) = row.split_at_mut(s * sw);
             let cur = &mut cur[..sw];
-            let prev = (s > 0).then(|| &before[(s - 1) * sw..]);
-            let keep = mask.is_none_or(|m| m[b * steps + t] > 0.5);
-            if !keep {
-                match prev {
-                    Some(p) => cur[..sw.min(2 * u)].copy_from_slice(&p[..sw.min(2 * u)]),
-                    None => cur[..sw.min(2 * u)].fill(0.0),
-                }
+            let prev = if s > 0 { &before[(s - 1) * sw..] } else { zeros };
+            if mask.is_some_and(|m| m[b * steps + t] <= 0.5) {
+                let keep = sw.min(2 * u);
+                cur[..keep].copy_from_slice(&prev[..keep]);
                 continue;
             }
-            step_cell(spec, cur, prev, bias_rec, rk);
+            step_cell(spec, cur, prev, bias_rec, rk, s > 0);
         }
     }
 }
 
 /// The gate math of one step for one batch row, in place on the packed step `cur` whose gate
-/// block holds the pre-activations (input part plus, except GRU's candidate, the recurrent part).
-fn step_cell(spec: &RnnSpec, cur: &mut [f32], prev: Option<&[f32]>, bias_rec: Option<&[f32]>, rk: &[f32]) {
+/// block holds the pre-activations (input part plus, except GRU's candidate, the recurrent
+/// part); `prev` is the previous packed step (zeros before the first).
+fn step_cell(spec: &RnnSpec, cur: &mut [f32], prev: &[f32], bias_rec: Option<&[f32]>, rk: &[f32], has_prev: bool) {
     let u = spec.units;
     let (act, ra) = (spec.act, spec.rec_act);
     match spec.cell {
-        Cell::Simple => cur.iter_mut().for_each(|v| *v = activate(act, *v)),
+        Cell::Simple => activate_in_place(act, cur),
         Cell::Lstm => {
             let (h, rest) = cur.split_at_mut(u);
             let (c, rest) = rest.split_at_mut(u);
             let (tc, gates) = rest.split_at_mut(u);
-            let (gi, rest) = gates.split_at_mut(u);
-            let (gf, rest) = rest.split_at_mut(u);
-            let (gg, go) = rest.split_at_mut(u);
+            activate_in_place(ra, &mut gates[..2 * u]);
+            activate_in_place(act, &mut gates[2 * u..3 * u]);
+            activate_in_place(ra, &mut gates[3 * u..]);
+            let (i, rest) = gates.split_at(u);
+            let (f, rest) = rest.split_at(u);
+            let (g, o) = rest.split_at(u);
+            let cp = &prev[u..2 * u];
             for j in 0..u {
-                let i = activate(ra, gi[j]);
-                let f = activate(ra, gf[j]);
-                let gv = activate(act, gg[j]);
-                let o = activate(ra, go[j]);
-                let cp = prev.map_or(0.0, |p| p[u + j]);
-                let cv = f * cp + i * gv;
-                let t = activate(act, cv);
-                (gi[j], gf[j], gg[j], go[j]) = (i, f, gv, o);
-                c[j] = cv;
-                tc[j] = t;
-                h[j] = o * t;
+                c[j] = f[j] * cp[j] + i[j] * g[j];
+            }
+            tc.copy_from_slice(c);
+            activate_in_place(act, tc);
+            for j in 0..u {
+                h[j] = o[j] * tc[j];
             }
         }
         Cell::Gru { reset_after } => {
             let (h, rest) = cur.split_at_mut(u);
-            let (gz, rest) = rest.split_at_mut(u);
-            let (gr, rest) = rest.split_at_mut(u);
+            let (zr, rest) = rest.split_at_mut(2 * u);
             let (gh, e) = rest.split_at_mut(u);
-            for j in 0..u {
-                if let Some(br) = bias_rec {
-                    gz[j] += br[j];
-                    gr[j] += br[u + j];
-                    e[j] += br[2 * u + j];
-                }
-                gz[j] = activate(ra, gz[j]);
-                gr[j] = activate(ra, gr[j]);
+            if let Some(br) = bias_rec {
+                zr.iter_mut().zip(&br[..2 * u]).for_each(|(d, &v)| *d += v);
+                e.iter_mut().zip(&br[2 * u..]).for_each(|(d, &v)| *d += v);
             }
+            activate_in_place(ra, zr);
+            let (z, r) = zr.split_at(u);
+            let hp = &prev[..u];
             if reset_after {
                 for j in 0..u {
-                    gh[j] = activate(act, gh[j] + gr[j] * e[j]);
+                    gh[j] += r[j] * e[j];
                 }
             } else {
                 for j in 0..u {
-                    e[j] = gr[j] * prev.map_or(0.0, |p| p[j]);
+                    e[j] = r[j] * hp[j];
                 }
-                if prev.is_some() {
+                if has_prev {
                     // The candidate's recurrent part uses `r * h_prev`: a row-vector product.
                     for (p, &ev) in e.iter().enumerate() {
-                        let r = &rk[p * 3 * u + 2 * u..][..u];
-                        gh.iter_mut().zip(r).for_each(|(d, &w)| *d += ev * w);
+                        let w = &rk[p * 3 * u + 2 * u..][..u];
+                        gh.iter_mut().zip(w).for_each(|(d, &w)| *d += ev * w);
                     }
                 }
-                gh.iter_mut().for_each(|v| *v = activate(act, *v));
             }
+            activate_in_place(act, gh);
             for j in 0..u {
-                let hp = prev.map_or(0.0, |p| p[j]);
-                h[j] = gz[j] * hp + (1.0 - gz[j]) * gh[j];
+                h[j] = z[j] * hp[j] + (1.0 - z[j]) * gh[j];
             }
         }
     }
+}
+
+/// Runs `f` on this thread's scratch, grown to `len` floats (once; reused afterwards).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len])
+    })
 }
 
 pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
@@ -569,13 +537,8 @@ pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
         let nb = o.len() / (steps * gw);
         let range = b0 * steps * sw..(b0 + nb) * steps * sw;
         let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            let need = 3 * nb * spec.units;
-            if scratch.len() < need {
-                scratch.resize(need, 0.0);
-            }
-            backward_chunk(spec, steps, rk, &packed[range.clone()], &dpacked[range], ms, o, &mut scratch[..need]);
+        with_scratch(3 * nb * spec.units + sw, |scratch| {
+            backward_chunk(spec, steps, rk, &packed[range.clone()], &dpacked[range], ms, o, scratch)
         });
     });
 }
@@ -596,9 +559,12 @@ fn backward_chunk(
     let nb = grad.len() / (steps * gw);
     let (prs, grs) = (steps * sw, steps * gw);
     let (dh, rest) = scratch.split_at_mut(nb * u);
-    let (dc, tmp) = rest.split_at_mut(nb * u);
+    let (dc, rest) = rest.split_at_mut(nb * u);
+    let (tmp, zeros) = rest.split_at_mut(nb * u);
     dh.fill(0.0);
     dc.fill(0.0);
+    zeros.fill(0.0);
+    let zeros = &*zeros;
     let (act, ra) = (spec.act, spec.rec_act);
     // Offset, inside a gradient step, of the block that multiplies the recurrent kernel.
     let rec_off = gw - gu;
@@ -606,7 +572,7 @@ fn backward_chunk(
         let t = spec.time(s, steps);
         for b in 0..nb {
             let cur = &packed[b * prs + s * sw..][..sw];
-            let prev = (s > 0).then(|| &packed[b * prs + (s - 1) * sw..][..sw]);
+            let prev = if s > 0 { &packed[b * prs + (s - 1) * sw..][..sw] } else { zeros };
             let dcur = &dpacked[b * prs + s * sw..][..sw];
             let g = &mut grad[b * grs + t * gw..][..gw];
             let dh = &mut dh[b * u..][..u];
@@ -621,47 +587,57 @@ fn backward_chunk(
             }
             match spec.cell {
                 Cell::Simple => {
+                    derivative_into(act, &cur[..u], &mut g[..u]);
                     for j in 0..u {
-                        g[j] = dh[j] * derivative_from_output(act, cur[j]);
-                        dh[j] = 0.0;
+                        g[j] *= dh[j];
                     }
+                    dh.fill(0.0);
                 }
                 Cell::Lstm => {
                     let tc = &cur[2 * u..3 * u];
-                    let gates = &cur[3 * u..];
+                    let (i, f, gv, o) = (&cur[3 * u..4 * u], &cur[4 * u..5 * u], &cur[5 * u..6 * u], &cur[6 * u..]);
+                    let cp = &prev[u..2 * u];
+                    // dc += dh * o * act'(c), with act'(c) staged in the o slot.
+                    derivative_into(act, tc, &mut g[3 * u..]);
                     for j in 0..u {
-                        let (i, f, gv, o) = (gates[j], gates[u + j], gates[2 * u + j], gates[3 * u + j]);
-                        let cp = prev.map_or(0.0, |p| p[u + j]);
-                        let d_o = dh[j] * tc[j];
-                        let dcv = dc[j] + dh[j] * o * derivative_from_output(act, tc[j]);
-                        g[j] = dcv * gv * derivative_from_output(ra, i);
-                        g[u + j] = dcv * cp * derivative_from_output(ra, f);
-                        g[2 * u + j] = dcv * i * derivative_from_output(act, gv);
-                        g[3 * u + j] = d_o * derivative_from_output(ra, o);
-                        dc[j] = dcv * f;
-                        dh[j] = 0.0;
+                        dc[j] += dh[j] * o[j] * g[3 * u + j];
                     }
+                    derivative_into(ra, &cur[3 * u..5 * u], &mut g[..2 * u]);
+                    derivative_into(act, gv, &mut g[2 * u..3 * u]);
+                    derivative_into(ra, o, &mut g[3 * u..]);
+                    for j in 0..u {
+                        let dcv = dc[j];
+                        g[j] *= dcv * gv[j];
+                        g[u + j] *= dcv * cp[j];
+                        g[2 * u + j] *= dcv * i[j];
+                        g[3 * u + j] *= dh[j] * tc[j];
+                        dc[j] = dcv * f[j];
+                    }
+                    dh.fill(0.0);
                 }
                 Cell::Gru { reset_after } => {
                     let (z, r, hh, e) = (&cur[u..2 * u], &cur[2 * u..3 * u], &cur[3 * u..4 * u], &cur[4 * u..5 * u]);
+                    let hp = &prev[..u];
+                    derivative_into(ra, z, &mut g[..u]);
+                    derivative_into(act, hh, &mut g[2 * u..3 * u]);
                     for j in 0..u {
-                        let hp = prev.map_or(0.0, |p| p[j]);
-                        let dz = dh[j] * (hp - hh[j]);
-                        let dhh = dh[j] * (1.0 - z[j]) * derivative_from_output(act, hh[j]);
-                        g[j] = dz * derivative_from_output(ra, z[j]);
-                        g[2 * u + j] = dhh;
-                        if reset_after {
-                            let dr = dhh * e[j];
-                            g[u + j] = dr * derivative_from_output(ra, r[j]);
-                            // The recurrent block: same z and r parts, candidate part times r.
-                            g[gu + j] = g[j];
-                            g[gu + u + j] = g[u + j];
-                            g[gu + 2 * u + j] = dhh * r[j];
-                        } else {
-                            // Set after d(e) is known (below); zero when h_prev is zero.
-                            g[u + j] = 0.0;
-                        }
+                        g[j] *= dh[j] * (hp[j] - hh[j]);
+                        g[2 * u + j] *= dh[j] * (1.0 - z[j]);
                         dh[j] *= z[j];
+                    }
+                    if reset_after {
+                        derivative_into(ra, r, &mut g[u..2 * u]);
+                        for j in 0..u {
+                            g[u + j] *= g[2 * u + j] * e[j];
+                        }
+                        // The recurrent block: same z and r parts, candidate part times r.
+                        g.copy_within(..2 * u, gu);
+                        for j in 0..u {
+                            g[gu + 2 * u + j] = g[2 * u + j] * r[j];
+                        }
+                    } else {
+                        // Set once d(e) is known (below); zero when h_prev is zero.
+                        g[u..2 * u].fill(0.0);
                     }
                 }
             }
@@ -697,11 +673,13 @@ fn backward_chunk(
                 let cur = &packed[b * prs + s * sw..][..sw];
                 let prev = &packed[b * prs + (s - 1) * sw..][..u];
                 let g = &mut grad[b * grs + t * gw..][..gw];
+                let r = &cur[2 * u..3 * u];
+                derivative_into(ra, r, &mut g[u..2 * u]);
+                let de = &tmp[b * u..][..u];
+                let dh = &mut dh[b * u..][..u];
                 for j in 0..u {
-                    let de = tmp[b * u + j];
-                    let r = cur[2 * u + j];
-                    g[u + j] = de * prev[j] * derivative_from_output(ra, r);
-                    dh[b * u + j] += de * r;
+                    g[u + j] *= de[j] * prev[j];
+                    dh[j] += de[j] * r[j];
                 }
             }
         }
@@ -818,5 +796,6 @@ pub fn unslice(sl: &Slice, dy: &[f32], out: &mut [f32], out_dims: &[usize]) {
     }
 }
 
+mod math;
 #[cfg(test)]
 mod tests;
