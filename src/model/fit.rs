@@ -28,6 +28,14 @@ pub type EpochLogs = Vec<f64>;
 
 type Logs = SmallVec<[f64; 8]>;
 
+/// Adds a batch of `m` rows to the sums and updates the running (batch-size-weighted) means.
+fn accumulate(sums: &mut Logs, running: &mut Logs, batch: &[f64], m: usize, seen: usize) {
+    for ((s, r), &l) in sums.iter_mut().zip(running.iter_mut()).zip(batch) {
+        *s += l * m as f64;
+        *r = *s / seen as f64;
+    }
+}
+
 impl Model {
     /// Validates a batch handed over whole (`train_on_batch`, `test_on_batch`).
     pub fn fit_check(&self, d: &Dataset<'_>) -> Result<()> {
@@ -108,10 +116,7 @@ impl Model {
                 }
                 self.train_batch(&bx[..m * xper], &by[..m * yper], &bw[..m], m, &mut batch_logs)?;
                 seen += m;
-                for ((s, r), &l) in sums.iter_mut().zip(running.iter_mut()).zip(&batch_logs) {
-                    *s += l * m as f64;
-                    *r = *s / seen as f64;
-                }
+                accumulate(&mut sums, &mut running, &batch_logs, m, seen);
                 hook(&BatchEnd { batch: b, batches, logs: &running })?;
             }
             Ok(())
@@ -154,10 +159,7 @@ impl Model {
                 let (x, y) = (&d.x[lo * xper..hi * xper], &d.y[lo * yper..hi * yper]);
                 self.test_batch(x, y, &bw[..m], m, &mut batch_logs)?;
                 seen += m;
-                for ((s, r), &l) in sums.iter_mut().zip(running.iter_mut()).zip(&batch_logs) {
-                    *s += l * m as f64;
-                    *r = *s / seen as f64;
-                }
+                accumulate(&mut sums, &mut running, &batch_logs, m, seen);
                 hook(&BatchEnd { batch: b, batches, logs: &running })?;
             }
             Ok(())

@@ -232,6 +232,20 @@ fn rows(a: &PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<usize> {
     a.shape().first().copied().ok_or_else(|| PyValueError::new_err(format!("{what} must have a batch axis, received a scalar")))
 }
 
+/// Borrows numpy arrays as a dataset, without copying.
+fn dataset<'a>(
+    x: &'a PyReadonlyArrayDyn<'_, f32>,
+    y: &'a PyReadonlyArrayDyn<'_, f32>,
+    sw: Option<&'a PyReadonlyArrayDyn<'_, f32>>,
+) -> PyResult<Dataset<'a>> {
+    Ok(Dataset {
+        x: as_f32(x, "x")?,
+        y: as_f32(y, "y")?,
+        sw: sw.map(|w| as_f32(w, "sample_weight")).transpose()?,
+        n: rows(x, "x")?,
+    })
+}
+
 #[pyclass(name = "Model", module = "rustkeras._core")]
 pub struct PyModel {
     m: Model,
@@ -384,13 +398,7 @@ impl PyModel {
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let n = rows(&x, "x")?;
-        let d = Dataset {
-            x: as_f32(&x, "x")?,
-            y: as_f32(&y, "y")?,
-            sw: sample_weight.as_ref().map(|w| as_f32(w, "sample_weight")).transpose()?,
-            n,
-        };
+        let d = dataset(&x, &y, sample_weight.as_ref())?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
         let r = py.detach(|| m.fit_epoch(&d, batch_size, shuffle, &mut |b| h.call(b)));
@@ -409,13 +417,7 @@ impl PyModel {
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let n = rows(&x, "x")?;
-        let d = Dataset {
-            x: as_f32(&x, "x")?,
-            y: as_f32(&y, "y")?,
-            sw: sample_weight.as_ref().map(|w| as_f32(w, "sample_weight")).transpose()?,
-            n,
-        };
+        let d = dataset(&x, &y, sample_weight.as_ref())?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
         let r = py.detach(|| m.evaluate(&d, batch_size, &mut |b| h.call(b)));
@@ -475,13 +477,8 @@ impl PyModel {
         sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
         train: bool,
     ) -> PyResult<Vec<f64>> {
-        let n = rows(&x, "x")?;
-        let d = Dataset {
-            x: as_f32(&x, "x")?,
-            y: as_f32(&y, "y")?,
-            sw: sample_weight.as_ref().map(|w| as_f32(w, "sample_weight")).transpose()?,
-            n,
-        };
+        let d = dataset(&x, &y, sample_weight.as_ref())?;
+        let n = d.n;
         let m = &mut self.m;
         let r = py.detach(|| {
             let mut logs = vec![0.0; m.log_names()?.len()];
