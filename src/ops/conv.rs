@@ -285,9 +285,71 @@ fn for_each_tap(spec: &ConvSpec, g: &Geo, mut f: impl FnMut(usize, usize, Option
     }
 }
 
+/// Visits each output position's kernel rows (fixed `kz`, `ky`): `f(p, col, row, ix0)` with
+/// `col` the row's first tap index, `row` the spatial index of input `(iz, iy, 0)` (`None`
+/// when the row lies in padding) and `ix0` the input column of the row's first tap.
+#[inline]
+fn for_each_kernel_row(
+    spec: &ConvSpec,
+    g: &Geo,
+    mut f: impl FnMut(usize, usize, Option<usize>, isize),
+) {
+    let [kd, kh, kw] = spec.kernel;
+    let [sd, sh, sw] = spec.strides;
+    let [dd, dh, _] = spec.dilation;
+    let [id, ih, iw] = g.sp_in;
+    let mut p = 0;
+    for oz in 0..g.sp_out[0] {
+        for oy in 0..g.sp_out[1] {
+            for ox in 0..g.sp_out[2] {
+                let ix0 = (ox * sw) as isize - g.pad[2] as isize;
+                let mut col = 0;
+                for kz in 0..kd {
+                    let iz = (oz * sd + kz * dd).wrapping_sub(g.pad[0]);
+                    for ky in 0..kh {
+                        let iy = (oy * sh + ky * dh).wrapping_sub(g.pad[1]);
+                        f(
+                            p,
+                            col,
+                            (iz < id && iy < ih).then(|| (iz * ih + iy) * iw),
+                            ix0,
+                        );
+                        col += kw;
+                    }
+                }
+                p += 1;
+            }
+        }
+    }
+}
+
 /// One sample's receptive fields into `cols` (`P x KK`, channel fastest within a tap).
 fn im2col(spec: &ConvSpec, g: &Geo, x: &[f32], cols: &mut [f32]) {
     let (c, kk) = (g.cin, spec.kk(g.cin));
+    if !spec.layout.channels_first && spec.dilation[2] == 1 {
+        // channels_last rows: a kernel row's taps are one contiguous span of the input.
+        let (kw, iw) = (spec.kernel[2], g.sp_in[2] as isize);
+        for_each_kernel_row(spec, g, |p, col, row, ix0| {
+            let dst = &mut cols[p * kk + col * c..][..kw * c];
+            match row {
+                None => dst.fill(0.0),
+                Some(r) if ix0 >= 0 && ix0 + kw as isize <= iw => {
+                    dst.copy_from_slice(&x[(r + ix0 as usize) * c..][..kw * c])
+                }
+                Some(r) => {
+                    for (kx, d) in dst.chunks_mut(c).enumerate() {
+                        let ix = ix0 + kx as isize;
+                        if ix >= 0 && ix < iw {
+                            d.copy_from_slice(&x[(r + ix as usize) * c..][..c]);
+                        } else {
+                            d.fill(0.0);
+                        }
+                    }
+                }
+            }
+        });
+        return;
+    }
     let s = g.s_in();
     for_each_tap(spec, g, |p, col, at| {
         let dst = &mut cols[p * kk + col * c..][..c];
@@ -307,6 +369,25 @@ fn im2col(spec: &ConvSpec, g: &Geo, x: &[f32], cols: &mut [f32]) {
 fn col2im(spec: &ConvSpec, g: &Geo, cols: &[f32], dx: &mut [f32]) {
     dx.fill(0.0);
     let (c, kk) = (g.cin, spec.kk(g.cin));
+    if !spec.layout.channels_first && spec.dilation[2] == 1 {
+        let (kw, iw) = (spec.kernel[2], g.sp_in[2] as isize);
+        for_each_kernel_row(spec, g, |p, col, row, ix0| {
+            let Some(r) = row else { return };
+            let src = &cols[p * kk + col * c..][..kw * c];
+            let lo = (-ix0).clamp(0, kw as isize) as usize;
+            let hi = (iw - ix0).clamp(0, kw as isize) as usize;
+            if lo < hi {
+                let start = (r as isize + ix0 + lo as isize) as usize * c;
+                for (d, v) in dx[start..][..(hi - lo) * c]
+                    .iter_mut()
+                    .zip(&src[lo * c..hi * c])
+                {
+                    *d += v;
+                }
+            }
+        });
+        return;
+    }
     let s = g.s_in();
     for_each_tap(spec, g, |p, col, at| {
         let Some(i) = at else { return };

@@ -184,6 +184,29 @@ fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f
         ((c, 1), (c, 1))
     };
     for_each_window(spec, g, |p, win| match spec.kind {
+        PoolKind::Max if !spec.layout.channels_first => {
+            // Channels are contiguous: track each channel's best position in blocks, so that
+            // the comparisons run across channels (vectorized) rather than along the window.
+            const BLOCK: usize = 64;
+            let (mut best_v, mut best_s) = ([0.0f32; BLOCK], [0usize; BLOCK]);
+            for c0 in (0..c).step_by(BLOCK) {
+                let n = BLOCK.min(c - c0);
+                best_v[..n].copy_from_slice(&x[win[0] * c + c0..][..n]);
+                best_s[..n].fill(win[0]);
+                for &s in &win[1..] {
+                    let xs = &x[s * c + c0..][..n];
+                    for j in 0..n {
+                        if xs[j] > best_v[j] {
+                            best_v[j] = xs[j];
+                            best_s[j] = s;
+                        }
+                    }
+                }
+                for j in 0..n {
+                    dx[best_s[j] * c + c0 + j] += dy[p * c + c0 + j];
+                }
+            }
+        }
         PoolKind::Max => {
             for ci in 0..c {
                 let best = argmax(x, win, ss, ci * cs);
