@@ -713,38 +713,47 @@ pub fn kernel_grad(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
     let u = spec.units;
     let (gu, sw, gw) = (spec.gu(), spec.packed_width(), spec.grad_width());
     let (prs, grs) = (steps * sw, steps * gw);
-    out.fill(0.0);
     let rec_off = gw - gu;
-    for s in 1..steps {
-        let t = spec.time(s, steps);
-        let blocks: SmallVec<[(usize, usize, usize); 2]> = match spec.cell {
-            // (packed offset of the left operand at step s, first column, columns)
-            Cell::Gru { reset_after: false } => smallvec![((s - 1) * sw, 0, 2 * u), (s * sw + 4 * u, 2 * u, u)],
-            _ => smallvec![((s - 1) * sw, 0, gu)],
-        };
-        for (a_off, c0, n) in blocks {
-            let g_off = t * gw + rec_off + c0;
-            assert!(extent(a_off, u, 1, batch, prs) <= packed.data.len());
-            assert!(extent(g_off, batch, grs, n, 1) <= grad.data.len() && extent(c0, u, gu, n, 1) <= out.len());
-            // SAFETY: bounds asserted; `out` is the node's own buffer, disjoint from inputs.
-            unsafe {
-                gemm_raw(
-                    u,
-                    n,
-                    batch,
-                    out.as_mut_ptr().add(c0),
-                    gu,
-                    packed.data.as_ptr().add(a_off),
-                    1,
-                    prs,
-                    grad.data.as_ptr().add(g_off),
-                    grs,
-                    1,
-                    true,
-                );
+    // Rows of the result (units of the left operand) are independent: split them across
+    // threads when the product is large enough to pay for it.
+    let threads = rayon::current_num_threads().max(1);
+    let rows = if threads > 1 && u >= 32 && u * gu * batch * steps >= 1 << 21 { u.div_ceil(threads) } else { u };
+    out.par_chunks_mut(rows * gu).enumerate().for_each(|(ci, o)| {
+        let r0 = ci * rows;
+        let m = o.len() / gu;
+        o.fill(0.0);
+        for s in 1..steps {
+            let t = spec.time(s, steps);
+            let blocks: SmallVec<[(usize, usize, usize); 2]> = match spec.cell {
+                // (packed offset of the left operand at step s, first column, columns)
+                Cell::Gru { reset_after: false } => smallvec![((s - 1) * sw, 0, 2 * u), (s * sw + 4 * u, 2 * u, u)],
+                _ => smallvec![((s - 1) * sw, 0, gu)],
+            };
+            for (a_off, c0, n) in blocks {
+                let (a_off, g_off) = (a_off + r0, t * gw + rec_off + c0);
+                assert!(extent(a_off, m, 1, batch, prs) <= packed.data.len());
+                assert!(extent(g_off, batch, grs, n, 1) <= grad.data.len() && extent(c0, m, gu, n, 1) <= o.len());
+                // SAFETY: bounds asserted; `o` is part of the node's own buffer, disjoint
+                // from the inputs.
+                unsafe {
+                    gemm_raw(
+                        m,
+                        n,
+                        batch,
+                        o.as_mut_ptr().add(c0),
+                        gu,
+                        packed.data.as_ptr().add(a_off),
+                        1,
+                        prs,
+                        grad.data.as_ptr().add(g_off),
+                        grs,
+                        1,
+                        true,
+                    );
+                }
             }
         }
-    }
+    });
 }
 
 /// Position of output step `s` in the source when reading in reverse.

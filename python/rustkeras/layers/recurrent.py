@@ -161,9 +161,6 @@ class _RNN(Layer):
     def _cell_name(self) -> str:
         return self._cell
 
-    def _op_takes_bias(self) -> bool:
-        return False
-
     def call(self, graph, x, in_dims):
         if len(in_dims) != 2:
             raise ValueError(
@@ -178,13 +175,11 @@ class _RNN(Layer):
         recurrent = self.add_weight(graph, "recurrent_kernel", (self.units, width), self.recurrent_initializer,
                                     self.recurrent_regularizer)
         xproj = graph.matmul(x, kernel)
+        # The recurrent op adds the bias as it reads each step (and for GRU with reset_after
+        # the recurrent half inside the loop).
         op_bias = None
         if self.use_bias:
-            bias = self.add_weight(graph, "bias", self._bias_shape(), self.bias_initializer, self.bias_regularizer)
-            if self._op_takes_bias():
-                op_bias = bias
-            else:
-                xproj = graph.add(xproj, bias)
+            op_bias = self.add_weight(graph, "bias", self._bias_shape(), self.bias_initializer, self.bias_regularizer)
         out, _states = _core.rnn(
             graph, self._cell_name(), self.units, self.activation, self.recurrent_activation or "linear",
             self.go_backwards, xproj, recurrent, op_bias, getattr(self, "_input_mask", None),
@@ -289,9 +284,6 @@ class GRU(_RNN):
 
     def _cell_name(self):
         return "gru" if self.reset_after else "gru_reset_before"
-
-    def _op_takes_bias(self):
-        return self.reset_after
 
     def get_config(self):
         cfg = super().get_config()
