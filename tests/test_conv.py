@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from rustkeras import config, optimizers
-from rustkeras.layers import Conv1D, Conv2D, Conv3D, Convolution1D, Convolution2D, Dense, Flatten, MaxPooling2D
+from rustkeras.layers import (
+    Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Convolution1D, Convolution2D, Dense, Flatten,
+    MaxPooling2D,
+)
 from rustkeras.models import Sequential
 
 RNG = np.random.default_rng(0)
@@ -183,3 +186,56 @@ def test_small_cnn_learns():
     h = m.fit(x, y, epochs=30, batch_size=32, verbose=0)
     assert h.history["loss"][-1] < h.history["loss"][0] * 0.6
     assert h.history["accuracy"][-1] > 0.85
+
+
+def conv_transpose_reference(x, kernel, bias, strides, padding, dilation):
+    """Scatter form of the transposed convolution (channels_last), kernel (k.., filters, in)."""
+    rank = kernel.ndim - 2
+    sp = x.shape[1:-1]
+    dks = [(k - 1) * d + 1 for k, d in zip(kernel.shape[:rank], dilation)]
+    outs = [n * s + max(dk - s, 0) if padding == "valid" else n * s for n, s, dk in zip(sp, strides, dks)]
+    pads = [max((n - 1) * s + dk - o, 0) // 2 for n, s, dk, o in zip(sp, strides, dks, outs)]
+    full = [max((n - 1) * s + dk, p + o) for n, s, dk, p, o in zip(sp, strides, dks, pads, outs)]
+    buf = np.zeros((x.shape[0],) + tuple(full) + (kernel.shape[-2],))
+    for pos in itertools.product(*[range(n) for n in sp]):
+        for taps in itertools.product(*[range(k) for k in kernel.shape[:rank]]):
+            at = tuple(i * s + t * d for i, s, t, d in zip(pos, strides, taps, dilation))
+            buf[(slice(None),) + at] += x[(slice(None),) + pos] @ kernel[taps].T
+    crop = tuple(slice(p, p + o) for p, o in zip(pads, outs))
+    return buf[(slice(None),) + crop] + bias
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_conv_transpose_matches_numpy(padding):
+    for layer, shape, strides, dilation in [
+        (Conv2DTranspose(3, (3, 2), strides=(2, 3), padding=padding, input_shape=(4, 3, 2)), (4, 3, 2), (2, 3),
+         (1, 1)),
+        (Conv2DTranspose(2, (2, 2), strides=(3, 3), padding=padding, input_shape=(3, 3, 1)), (3, 3, 1), (3, 3),
+         (1, 1)),
+        (Conv1DTranspose(4, 3, dilation_rate=2, padding=padding, input_shape=(5, 3)), (5, 3), (1,), (2,)),
+    ]:
+        m = Sequential()
+        m.add(layer)
+        kernel = RNG.standard_normal(layer.get_weights()[0].shape).astype(np.float32)
+        bias = RNG.standard_normal(layer.filters).astype(np.float32)
+        layer.set_weights([kernel, bias])
+        assert kernel.shape[-2:] == (layer.filters, shape[-1])  # Keras: (k.., filters, in)
+        x = RNG.standard_normal((2,) + shape).astype(np.float32)
+        want = conv_transpose_reference(x.astype(np.float64), kernel, bias, strides, padding, dilation)
+        np.testing.assert_allclose(m.predict(x, verbose=0), want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose_channels_first_and_training():
+    m = Sequential()
+    m.add(Conv2DTranspose(2, (3, 3), strides=(2, 2), padding="same", data_format="channels_first",
+                          input_shape=(3, 4, 4)))
+    assert m.output_shape == (None, 2, 8, 8)
+    m.add(Flatten())
+    m.add(Dense(1))
+    m.compile(loss="mse", optimizer="adam")
+    x = RNG.standard_normal((16, 3, 4, 4)).astype(np.float32)
+    y = x.sum(axis=(1, 2, 3))[:, None]
+    h = m.fit(x, y, epochs=20, batch_size=8, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    with pytest.raises(NotImplementedError, match="output_padding"):
+        Conv2DTranspose(2, 3, output_padding=1)

@@ -235,6 +235,21 @@ pub fn vjp(
     Ok(smallvec![Some(dx), Some(dk)])
 }
 
+/// The VJP of `ConvGradInput` (the transposed convolution, `Conv*DTranspose`'s forward
+/// pass): it is linear in `dy` and in the kernel, `z = Aₖᵀ dy`, so with `gz` its gradient,
+/// `d dy = Aₖ gz = conv(gz, k)` and `dk = ConvGradKernel(gz, dy)`.
+pub fn vjp_grad_input(
+    g: &mut Graph,
+    spec: &ConvSpec,
+    dy: NodeId,
+    k: NodeId,
+    gz: NodeId,
+) -> Result<SmallVec<[Option<NodeId>; 3]>> {
+    let d_dy = g.push(Op::Conv(spec.clone()), &[gz, k])?;
+    let dk = g.push(Op::ConvGradKernel(spec.clone()), &[gz, dy])?;
+    Ok(smallvec![Some(d_dy), Some(dk)])
+}
+
 /// Bound on the im2col scratch per op, in floats (16 MiB): big enough for GEMMs of many
 /// thousand rows, small enough to stay out of the way of the model's own buffers.
 const SCRATCH_TARGET: usize = 1 << 22;
@@ -684,6 +699,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn transposed_convolution_gradients_match_finite_differences() {
+        let tconv = |sp: ConvSpec, out: Shape| {
+            move |g: &mut Graph, x: &[NodeId]| {
+                g.push(Op::ConvGradInput(sp.clone(), out.clone()), &[x[0], x[1]])
+                    .unwrap()
+            }
+        };
+        // 2x2 stride 2 'valid': 3x2 -> 6x4; 3x3 stride 1 'same' channels_first.
+        let sp = spec(2, false, &[2, 2], &[2, 2], &[1, 1], Padding::Valid);
+        check(case(
+            &[b(&[3, 2, 2]), f(&[2, 2, 3, 2])],
+            tconv(sp, Shape::batched(&[6, 4, 3])),
+        ));
+        let sp = spec(2, true, &[3, 3], &[1, 1], &[1, 1], Padding::Same);
+        check(case(
+            &[b(&[2, 3, 3]), f(&[3, 3, 2, 2])],
+            tconv(sp, Shape::batched(&[2, 3, 3])),
+        ));
+        let sp = spec(1, false, &[3], &[2], &[1], Padding::Same);
+        check(case(
+            &[b(&[3, 2]), f(&[3, 3, 2])],
+            tconv(sp, Shape::batched(&[6, 3])),
+        ));
     }
 
     #[test]

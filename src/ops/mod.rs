@@ -201,7 +201,8 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
         Op::Pool(s) => one(Some(g.push(Op::PoolGrad(s.clone()), &[x(0), dy])?)),
         Op::Pad(s) => pad::vjp_pad(g, s, dy)?,
         Op::UpSample(s) => pad::vjp_upsample(g, s, dy)?,
-        Op::ConvGradInput(..) | Op::ConvGradKernel(_) | Op::PoolGrad(_) => {
+        Op::ConvGradInput(s, _) => conv::vjp_grad_input(g, s, x(0), x(1), dy)?,
+        Op::ConvGradKernel(_) | Op::PoolGrad(_) => {
             return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
         }
     })

@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::model::{node_check, PyGraph};
-use crate::graph::NodeId;
+use crate::graph::{NodeId, Shape};
 use crate::ops::conv::{ConvSpec, Layout, Padding};
 use crate::ops::pad::{PadSpec, UpSampleSpec};
 use crate::ops::pool::{PoolKind, PoolSpec};
@@ -96,6 +96,45 @@ fn conv(
     Ok(g.push(Op::Conv(spec), &[x, kernel])?)
 }
 
+/// Transposed convolution of `x` with `kernel` (Keras layout `(k.., filters, in)`) to
+/// per-sample dims `out_dims`: the input gradient of the convolution `out -> x`.
+#[pyfunction]
+#[pyo3(signature = (graph, x, kernel, rank, data_format, kernel_size, strides, dilation_rate, padding_mode, out_dims))]
+#[allow(clippy::too_many_arguments)]
+fn conv_transpose(
+    graph: &mut PyGraph,
+    x: NodeId,
+    kernel: NodeId,
+    rank: usize,
+    data_format: &str,
+    kernel_size: Vec<usize>,
+    strides: Vec<usize>,
+    dilation_rate: Vec<usize>,
+    padding_mode: &str,
+    out_dims: Vec<usize>,
+) -> PyResult<NodeId> {
+    let spec = ConvSpec {
+        layout: layout(rank, data_format)?,
+        kernel: sizes("kernel_size", &kernel_size, rank)?,
+        strides: sizes("strides", &strides, rank)?,
+        dilation: sizes("dilation_rate", &dilation_rate, rank)?,
+        padding: padding(padding_mode)?,
+    };
+    if out_dims.len() != rank + 1 || out_dims.contains(&0) {
+        return Err(PyValueError::new_err(format!(
+            "transposed convolution: expected {} positive output dims, received {out_dims:?}",
+            rank + 1
+        )));
+    }
+    let g = graph.graph()?;
+    node_check(g, x)?;
+    node_check(g, kernel)?;
+    Ok(g.push(
+        Op::ConvGradInput(spec, Shape::batched(&out_dims)),
+        &[x, kernel],
+    )?)
+}
+
 /// Max (`kind='max'`) or average (`'avg'`) pooling.
 #[pyfunction]
 #[pyo3(signature = (graph, x, kind, rank, data_format, pool_size, strides, padding_mode))]
@@ -177,6 +216,7 @@ fn upsample(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conv, m)?)?;
+    m.add_function(wrap_pyfunction!(conv_transpose, m)?)?;
     m.add_function(wrap_pyfunction!(pool, m)?)?;
     m.add_function(wrap_pyfunction!(pad, m)?)?;
     m.add_function(wrap_pyfunction!(upsample, m)?)?;

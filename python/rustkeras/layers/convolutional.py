@@ -184,8 +184,20 @@ class _Conv(Layer):
 
     def call(self, graph, x, in_dims):
         spatial, channels = spatial_input(self, in_dims, self.rank, self.data_format)
-        kernel = self.add_weight(graph, "kernel", self.kernel_size + (channels, self.filters),
-                                 self.kernel_initializer, self.kernel_regularizer)
+        kernel = self.add_weight(graph, "kernel", self._kernel_shape(channels), self.kernel_initializer,
+                                 self.kernel_regularizer)
+        y = self._convolve(graph, x, kernel, spatial, in_dims)
+        if self.use_bias:
+            bias = self.add_weight(graph, "bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
+            if self.data_format == "channels_first":
+                bias = graph.reshape(bias, [self.filters] + [1] * self.rank)
+            y = graph.add(y, bias)
+        return graph.activation(y, self.activation)
+
+    def _kernel_shape(self, channels):
+        return self.kernel_size + (channels, self.filters)
+
+    def _convolve(self, graph, x, kernel, spatial, in_dims):
         padding = self.padding
         if padding == "causal":
             left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
@@ -198,14 +210,8 @@ class _Conv(Layer):
                     f"(dilation_rate {self.dilation_rate}) is larger than the input's spatial shape "
                     f"{spatial} with padding='valid'. Received input shape {(None,) + tuple(in_dims)}"
                 )
-        y = _core.conv(graph, x, kernel, self.rank, self.data_format, list(self.kernel_size), list(self.strides),
-                       list(self.dilation_rate), padding)
-        if self.use_bias:
-            bias = self.add_weight(graph, "bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
-            if self.data_format == "channels_first":
-                bias = graph.reshape(bias, [self.filters] + [1] * self.rank)
-            y = graph.add(y, bias)
-        return graph.activation(y, self.activation)
+        return _core.conv(graph, x, kernel, self.rank, self.data_format, list(self.kernel_size),
+                          list(self.strides), list(self.dilation_rate), padding)
 
     def get_config(self) -> Dict[str, Any]:
         cfg = super().get_config()
@@ -260,3 +266,54 @@ class Conv3D(_Conv):
 Convolution1D = Conv1D
 Convolution2D = Conv2D
 Convolution3D = Conv3D
+
+
+class _ConvTranspose(_Conv):
+    """The transposed convolution (the gradient of a convolution with respect to its input).
+
+    The kernel is `(k.., filters, in_channels)` as in Keras; each spatial length becomes
+    `in * stride + max(k_dilated - stride, 0)` ('valid') or `in * stride` ('same').
+    """
+
+    def __init__(self, filters=None, kernel_size=None, *args, output_padding=None, **kwargs):
+        super().__init__(filters, kernel_size, *args, **kwargs)
+        if output_padding is not None:
+            raise not_supported(type(self).__name__, "output_padding")
+        if self.padding not in ("valid", "same"):
+            raise invalid("padding", "'valid' or 'same'", self.padding)
+
+    def _kernel_shape(self, channels):
+        return self.kernel_size + (self.filters, channels)
+
+    def _convolve(self, graph, x, kernel, spatial, in_dims):
+        out = []
+        for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate):
+            dk = (k - 1) * d + 1
+            out.append(n * s + max(dk - s, 0) if self.padding == "valid" else n * s)
+        out_dims = [self.filters] + out if self.data_format == "channels_first" else out + [self.filters]
+        return _core.conv_transpose(graph, x, kernel, self.rank, self.data_format, list(self.kernel_size),
+                                    list(self.strides), list(self.dilation_rate), self.padding, out_dims)
+
+    def get_config(self) -> Dict[str, Any]:
+        cfg = super().get_config()
+        cfg.pop("groups", None)
+        cfg["output_padding"] = None
+        return cfg
+
+
+class Conv1DTranspose(_ConvTranspose):
+    """Transposed 1-D convolution: `Conv1DTranspose(16, 3, strides=2)`."""
+
+    rank = 1
+
+
+class Conv2DTranspose(_ConvTranspose):
+    """Transposed 2-D convolution: `Conv2DTranspose(16, (3, 3), strides=(2, 2), padding='same')`."""
+
+    rank = 2
+
+
+class Conv3DTranspose(_ConvTranspose):
+    """Transposed 3-D convolution."""
+
+    rank = 3
