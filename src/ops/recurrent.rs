@@ -53,6 +53,9 @@ pub struct RnnSpec {
     pub go_backwards: bool,
     pub has_bias: bool,
     pub has_mask: bool,
+    /// A recurrent dropout mask `(batch, units)` multiplies `h_prev` before the recurrent
+    /// product (SimpleRNN and LSTM, as Keras 3; Keras 3's GRU ignores recurrent dropout).
+    pub has_rec_mask: bool,
 }
 
 /// Which part of a `(batch, steps, width)` buffer a layer reads: `len` features at `offset`,
@@ -94,11 +97,21 @@ impl RnnSpec {
     /// Per-step width of the packed buffer.
     pub fn packed_width(&self) -> usize {
         self.units
-            * match self.cell {
+            * (match self.cell {
                 Cell::Simple => 1,
                 Cell::Lstm => 7,
                 Cell::Gru { .. } => 5,
-            }
+            } + usize::from(self.has_rec_mask))
+    }
+    /// Offset, in a packed step, of the recurrent product's left operand: `h_prev * mask`
+    /// stored at the end of the step with recurrent dropout, else `h` of the step before.
+    fn left_offset(&self, s: usize) -> usize {
+        let sw = self.packed_width();
+        if self.has_rec_mask {
+            s * sw + sw - self.units
+        } else {
+            (s - 1) * sw
+        }
     }
     /// Per-step width of the gradient buffer: `d(projection)`, then for GRU with reset_after
     /// `d(recurrent projection)`, which differs in the candidate's part.
@@ -146,7 +159,7 @@ fn check_input(what: &str, s: &Shape, batched: bool, dims: &[usize]) -> Result<(
 
 /// Shape rule of [`Op::Rnn`]: inputs `(projection (B,T,G*u), recurrent_kernel (u,G*u), [bias], [mask (B,T)])`.
 pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
-    let want = 2 + usize::from(spec.has_bias) + usize::from(spec.has_mask);
+    let want = 2 + usize::from(spec.has_bias) + usize::from(spec.has_mask) + usize::from(spec.has_rec_mask);
     if ins.len() != want {
         return crate::value_error!("recurrent op: expected {want} inputs, received {}", ins.len());
     }
@@ -173,6 +186,13 @@ pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
     }
     if spec.has_mask {
         check_input("the mask", ins[k], true, &[steps])?;
+        k += 1;
+    }
+    if spec.has_rec_mask {
+        if matches!(spec.cell, Cell::Gru { .. }) {
+            return Err(crate::Error::NotImplemented("recurrent op: a recurrent dropout mask on a GRU".into()));
+        }
+        check_input("the recurrent dropout mask", ins[k], true, &[spec.units])?;
     }
     Ok(Shape::batched(&[steps, spec.packed_width()]))
 }
@@ -217,13 +237,15 @@ pub fn build(
     rk: NodeId,
     bias: Option<NodeId>,
     mask: Option<NodeId>,
+    rec_mask: Option<NodeId>,
     return_sequences: bool,
     reverse_sequence: bool,
 ) -> Result<Built> {
     let mut inputs: SmallVec<[NodeId; 4]> = smallvec![xproj, rk];
     inputs.extend(bias);
     inputs.extend(mask);
-    let spec = RnnSpec { has_bias: bias.is_some(), has_mask: mask.is_some(), ..spec };
+    inputs.extend(rec_mask);
+    let spec = RnnSpec { has_bias: bias.is_some(), has_mask: mask.is_some(), has_rec_mask: rec_mask.is_some(), ..spec };
     let packed = g.push(Op::Rnn(spec), &inputs)?;
     let steps = g.shape(packed).dims[0];
     let u = spec.units;
@@ -250,9 +272,9 @@ pub fn vjp(
 ) -> Result<SmallVec<[Option<NodeId>; 3]>> {
     let rk = inputs[1];
     let mut grad_ins: SmallVec<[NodeId; 4]> = smallvec![rk, node, dy];
-    if spec.has_mask {
-        grad_ins.push(inputs[inputs.len() - 1]);
-    }
+    // The masks are the last inputs, in the same order.
+    let n_masks = usize::from(spec.has_mask) + usize::from(spec.has_rec_mask);
+    grad_ins.extend_from_slice(&inputs[inputs.len() - n_masks..]);
     let grad = g.push(Op::RnnGrad(*spec), &grad_ins)?;
     let steps = g.shape(node).dims[0];
     let dx =
@@ -263,9 +285,7 @@ pub fn vjp(
         let s = g.reduce(ReduceKind::Sum, grad, &[0, 1], false)?;
         out.push(Some(g.reshape(s, &spec.bias_dims())?));
     }
-    if spec.has_mask {
-        out.push(None);
-    }
+    out.extend((0..n_masks).map(|_| None));
     debug_assert!(steps > 0);
     Ok(out)
 }
@@ -353,16 +373,18 @@ pub fn forward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
         ins[k - 1].data
     });
     let mask = spec.has_mask.then(|| ins[k].data);
-    let (gu, s_w) = (spec.gu(), spec.packed_width());
+    let rec_mask = spec.has_rec_mask.then(|| ins[ins.len() - 1].data);
+    let (gu, s_w, u) = (spec.gu(), spec.packed_width(), spec.units);
     let rows = chunk_rows(batch, steps, spec);
     out.par_chunks_mut(rows * steps * s_w).enumerate().for_each(|(ci, o)| {
         let b0 = ci * rows;
         let nb = o.len() / (steps * s_w);
         let xs = &x.data[b0 * steps * gu..(b0 + nb) * steps * gu];
         let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
+        let rms = rec_mask.map(|m| &m[b0 * u..(b0 + nb) * u]);
         with_scratch(s_w, |zeros| {
             zeros.fill(0.0);
-            forward_chunk(spec, steps, xs, rk, bias, ms, o, zeros)
+            forward_chunk(spec, steps, xs, rk, bias, (ms, rms), o, zeros)
         });
     });
 }
@@ -374,7 +396,7 @@ fn forward_chunk(
     x: &[f32],
     rk: &[f32],
     bias: Option<&[f32]>,
-    mask: Option<&[f32]>,
+    (mask, rec_mask): (Option<&[f32]>, Option<&[f32]>),
     out: &mut [f32],
     zeros: &[f32],
 ) {
@@ -396,14 +418,26 @@ fn forward_chunk(
                 dst.iter_mut().zip(bi).for_each(|(d, &v)| *d += v);
             }
         }
+        if let Some(m) = rec_mask {
+            let lo = spec.left_offset(s);
+            for b in 0..nb {
+                let (before, cur) = out[b * rs..(b + 1) * rs].split_at_mut(lo);
+                let hp = if s > 0 { &before[(s - 1) * sw..][..u] } else { &zeros[..u] };
+                for ((l, &h), &mv) in cur[..u].iter_mut().zip(hp).zip(&m[b * u..(b + 1) * u]) {
+                    *l = h * mv;
+                }
+            }
+        }
         if s > 0 {
             let base = out.as_mut_ptr();
-            let a_end = extent((s - 1) * sw, nb, rs, u, 1);
+            let lo = spec.left_offset(s);
+            let a_end = extent(lo, nb, rs, u, 1);
             assert!(a_end <= out.len() && extent(s * sw + go, nb, rs, gu, 1) <= out.len());
-            // SAFETY: the bounds are asserted above; h of step s-1 and the gate block of step
-            // s are disjoint ranges of each row.
+            // SAFETY: the bounds are asserted above; the left operand (h of step s-1, or its
+            // masked copy at the end of step s) and the gate block of step s are disjoint
+            // ranges of each row.
             unsafe {
-                let hprev = base.add((s - 1) * sw) as *const f32;
+                let hprev = base.add(lo) as *const f32;
                 match spec.cell {
                     Cell::Simple | Cell::Lstm => {
                         gemm_raw(nb, gu, u, base.add(s * sw + go), rs, hprev, rs, 1, rk.as_ptr(), gu, 1, true)
@@ -529,6 +563,7 @@ pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
     let packed = ins[1].data;
     let dpacked = ins[2].data;
     let mask = spec.has_mask.then(|| ins[3].data);
+    let rec_mask = spec.has_rec_mask.then(|| ins[ins.len() - 1].data);
     let (sw, gw) = (spec.packed_width(), spec.grad_width());
     assert!(rk.len() == spec.units * spec.gu());
     let rows = chunk_rows(batch, steps, spec);
@@ -537,8 +572,9 @@ pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
         let nb = o.len() / (steps * gw);
         let range = b0 * steps * sw..(b0 + nb) * steps * sw;
         let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
+        let rms = rec_mask.map(|m| &m[b0 * spec.units..(b0 + nb) * spec.units]);
         with_scratch(3 * nb * spec.units + sw, |scratch| {
-            backward_chunk(spec, steps, rk, &packed[range.clone()], &dpacked[range], ms, o, scratch)
+            backward_chunk(spec, steps, rk, &packed[range.clone()], &dpacked[range], (ms, rms), o, scratch)
         });
     });
 }
@@ -550,7 +586,7 @@ fn backward_chunk(
     rk: &[f32],
     packed: &[f32],
     dpacked: &[f32],
-    mask: Option<&[f32]>,
+    (mask, rec_mask): (Option<&[f32]>, Option<&[f32]>),
     grad: &mut [f32],
     scratch: &mut [f32],
 ) {
@@ -685,13 +721,16 @@ fn backward_chunk(
         }
         let n_rec = if spec.cell == (Cell::Gru { reset_after: false }) { 2 * u } else { gu };
         assert!(extent(t * gw + rec_off, nb, grs, n_rec, 1) <= grad.len() && dh.len() >= nb * u);
-        // SAFETY: bounds asserted; `dh` is scratch, disjoint from `grad` and `rk`.
+        assert!(tmp.len() >= nb * u);
+        // With recurrent dropout the product's gradient lands in `tmp` and is masked into dh.
+        let dst = if rec_mask.is_some() { tmp.as_mut_ptr() } else { dh.as_mut_ptr() };
+        // SAFETY: bounds asserted; `dh` and `tmp` are scratch, disjoint from `grad` and `rk`.
         unsafe {
             gemm_raw(
                 nb,
                 u,
                 n_rec,
-                dh.as_mut_ptr(),
+                dst,
                 u,
                 grad.as_ptr().add(t * gw + rec_off),
                 grs,
@@ -699,8 +738,13 @@ fn backward_chunk(
                 rk.as_ptr(),
                 1,
                 gu,
-                true,
+                rec_mask.is_none(),
             );
+        }
+        if let Some(m) = rec_mask {
+            for ((d, &v), &mv) in dh.iter_mut().zip(&tmp[..nb * u]).zip(m) {
+                *d += v * mv;
+            }
         }
     }
 }
@@ -727,7 +771,7 @@ pub fn kernel_grad(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
             let blocks: SmallVec<[(usize, usize, usize); 2]> = match spec.cell {
                 // (packed offset of the left operand at step s, first column, columns)
                 Cell::Gru { reset_after: false } => smallvec![((s - 1) * sw, 0, 2 * u), (s * sw + 4 * u, 2 * u, u)],
-                _ => smallvec![((s - 1) * sw, 0, gu)],
+                _ => smallvec![(spec.left_offset(s), 0, gu)],
             };
             for (a_off, c0, n) in blocks {
                 let (a_off, g_off) = (a_off + r0, t * gw + rec_off + c0);

@@ -25,7 +25,7 @@ fn activation(layer: &str, arg: &str, name: &str) -> PyResult<UnaryOp> {
 /// Adds a fused recurrent layer on the projected input `xproj (batch, T, gates*units)`.
 /// Returns `(output, [h_last] or [h_last, c_last])`.
 #[pyfunction]
-#[pyo3(signature = (graph, cell, units, activation_name, recurrent_activation, go_backwards, xproj, recurrent_kernel, bias, mask, return_sequences, reverse_output=false))]
+#[pyo3(signature = (graph, cell, units, activation_name, recurrent_activation, go_backwards, xproj, recurrent_kernel, bias, mask, return_sequences, reverse_output=false, recurrent_mask=None))]
 #[allow(clippy::too_many_arguments)]
 fn rnn(
     graph: &mut PyGraph,
@@ -40,6 +40,7 @@ fn rnn(
     mask: Option<NodeId>,
     return_sequences: bool,
     reverse_output: bool,
+    recurrent_mask: Option<NodeId>,
 ) -> PyResult<(NodeId, Vec<NodeId>)> {
     let (layer, cell) = match cell {
         "simple" => ("SimpleRNN", Cell::Simple),
@@ -56,12 +57,23 @@ fn rnn(
         go_backwards,
         has_bias: false,
         has_mask: false,
+        has_rec_mask: false,
     };
     let g = graph.graph()?;
-    for n in [Some(xproj), Some(recurrent_kernel), bias, mask].into_iter().flatten() {
+    for n in [Some(xproj), Some(recurrent_kernel), bias, mask, recurrent_mask].into_iter().flatten() {
         node_check(g, n)?;
     }
-    let b = recurrent::build(g, spec, xproj, recurrent_kernel, bias, mask, return_sequences, reverse_output)?;
+    let b = recurrent::build(
+        g,
+        spec,
+        xproj,
+        recurrent_kernel,
+        bias,
+        mask,
+        recurrent_mask,
+        return_sequences,
+        reverse_output,
+    )?;
     Ok((b.output, b.states))
 }
 
@@ -122,6 +134,21 @@ fn sequence_dropout(graph: &mut PyGraph, x: NodeId, rate: f32, key: u64) -> PyRe
     Ok(g.mul(x, mask)?)
 }
 
+/// A recurrent dropout mask `(batch, units)`: inverted dropout of ones in training (one mask
+/// per sequence), ones at inference.
+#[pyfunction]
+fn state_dropout_mask(graph: &mut PyGraph, units: usize, rate: f32, key: u64) -> PyResult<NodeId> {
+    let g = graph.graph()?;
+    if units == 0 || !(0.0..1.0).contains(&rate) {
+        return Err(PyValueError::new_err(format!(
+            "recurrent dropout mask: expected units >= 1 and rate in [0, 1), received units={units}, rate={rate}"
+        )));
+    }
+    let zeros = g.zeros(Shape::batched(&[units]));
+    let ones = g.unary(UnaryOp::AddScalar(1.0), zeros)?;
+    Ok(g.push(Op::Dropout { rate, key }, &[ones])?)
+}
+
 /// RepeatVector: `(batch, d) -> (batch, n, d)`.
 #[pyfunction]
 fn repeat(graph: &mut PyGraph, x: NodeId, n: usize) -> PyResult<NodeId> {
@@ -179,6 +206,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(index_mask, m)?)?;
     m.add_function(wrap_pyfunction!(value_mask, m)?)?;
     m.add_function(wrap_pyfunction!(sequence_dropout, m)?)?;
+    m.add_function(wrap_pyfunction!(state_dropout_mask, m)?)?;
     m.add_function(wrap_pyfunction!(repeat, m)?)?;
     m.add_function(wrap_pyfunction!(concat_last, m)?)?;
     Ok(())

@@ -38,7 +38,9 @@ class _RNN(Layer):
         kernel_initializer / recurrent_initializer / bias_initializer: Keras 1 `init` / `inner_init`.
         kernel_regularizer / recurrent_regularizer / bias_regularizer: Keras 1 `W_`, `U_`, `b_regularizer`.
         dropout: fraction of the inputs dropped, one mask per sequence (Keras 1: `dropout_W`).
-        recurrent_dropout: must be 0 (Keras 1: `dropout_U`).
+        recurrent_dropout: fraction of the state dropped before the recurrent product, one mask per
+            sequence (Keras 1: `dropout_U`). Keras 3's GRU ignores it (its default
+            implementation never applies it), and so does rustkeras' GRU.
         return_sequences: return the output of every timestep instead of the last one.
         go_backwards: process the sequence in reverse.
     """
@@ -47,6 +49,7 @@ class _RNN(Layer):
     _cell = ""
     _gates = 1
     _has_recurrent_activation = True
+    _applies_recurrent_dropout = True
     _aliases = {
         "output_dim": "units",
         "init": "kernel_initializer",
@@ -110,8 +113,6 @@ class _RNN(Layer):
         for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
                 raise invalid(arg, "a float between 0 and 1 (1 excluded)", rate)
-        if recurrent_dropout:
-            raise not_supported(layer, f"recurrent_dropout={recurrent_dropout!r} (only 0)")
         if stateful:
             raise not_supported(layer, "stateful=True")
         if return_state:
@@ -180,10 +181,14 @@ class _RNN(Layer):
         op_bias = None
         if self.use_bias:
             op_bias = self.add_weight(graph, "bias", self._bias_shape(), self.bias_initializer, self.bias_regularizer)
+        rec_mask = None
+        if self.recurrent_dropout > 0 and self._applies_recurrent_dropout:
+            rec_mask = _core.state_dropout_mask(graph, self.units, self.recurrent_dropout,
+                                                (self._key + 1) & ((1 << 63) - 1))
         out, _states = _core.rnn(
             graph, self._cell_name(), self.units, self.activation, self.recurrent_activation or "linear",
             self.go_backwards, xproj, recurrent, op_bias, getattr(self, "_input_mask", None),
-            self.return_sequences, self._reverse_output,
+            self.return_sequences, self._reverse_output, rec_mask,
         )
         return out
 
@@ -275,6 +280,7 @@ class GRU(_RNN):
 
     _cell = "gru"
     _gates = 3
+    _applies_recurrent_dropout = False
 
     def _extra_init(self, kwargs):
         self.reset_after = bool(kwargs.pop("reset_after", True))

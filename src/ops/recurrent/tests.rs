@@ -32,6 +32,7 @@ fn reference(
     r: &[f32],
     bias: &[f32],
     mask: Option<&[f32]>,
+    rec_mask: Option<&[f32]>,
 ) -> Vec<f64> {
     let u = spec.units;
     let gu = spec.gu();
@@ -47,7 +48,9 @@ fn reference(
                 let proj = |j: usize| -> f64 {
                     (0..inp).map(|k| xt[k] as f64 * w[k * gu + j] as f64).sum::<f64>() + bias[j] as f64
                 };
-                let rec = |j: usize, hv: &[f64]| -> f64 { (0..u).map(|k| hv[k] * r[k * gu + j] as f64).sum() };
+                // Recurrent dropout scales h_prev inside the recurrent product only.
+                let dm = |k: usize| rec_mask.map_or(1.0, |m| m[bi * u + k] as f64);
+                let rec = |j: usize, hv: &[f64]| -> f64 { (0..u).map(|k| hv[k] * dm(k) * r[k * gu + j] as f64).sum() };
                 match spec.cell {
                     Cell::Simple => h = (0..u).map(|j| (proj(j) + rec(j, &h)).tanh()).collect(),
                     Cell::Lstm => {
@@ -86,10 +89,15 @@ fn bias_len(spec: &RnnSpec) -> usize {
 
 /// Runs the op built as a layer would and compares every output with the reference.
 fn compare(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: bool) {
+    compare_with(spec, batch, steps, inp, masked, false)
+}
+
+fn compare_with(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: bool, rec_dropout: bool) {
     let (u, gu) = (spec.units, spec.gu());
     let mut g = Graph::new();
     let x = g.input(Shape::batched(&[steps, inp]));
     let m = masked.then(|| g.input(Shape::batched(&[steps])));
+    let rm = rec_dropout.then(|| g.input(Shape::batched(&[spec.units])));
     let (wv, rv, bv) = (g.declare_var(&[inp, gu]), g.declare_var(&[u, gu]), g.declare_var(&spec.bias_dims()));
     let (w, r, bn) = (g.param(wv), g.param(rv), g.param(bv));
     let mut xproj = g.matmul(x, w, false, false).unwrap();
@@ -99,8 +107,8 @@ fn compare(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: bool) 
         xproj = g.add(xproj, bn).unwrap();
         None
     };
-    let built = build(&mut g, spec, xproj, r, bias, m, true, false).unwrap();
-    let last = build(&mut g, spec, xproj, r, bias, m, false, false).unwrap().output;
+    let built = build(&mut g, spec, xproj, r, bias, m, rm, true, false).unwrap();
+    let last = build(&mut g, spec, xproj, r, bias, m, rm, false, false).unwrap().output;
     let mut p = Program::plan(&g, &[built.output, last], batch).unwrap();
     let xs = rand(batch * steps * inp, 1, 1.0);
     let vars = vec![rand(inp * gu, 2, 0.5), rand(u * gu, 3, 0.5), rand(bias_len(&spec), 4, 0.5)];
@@ -109,9 +117,24 @@ fn compare(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: bool) 
     if masked {
         feeds.push(&mask);
     }
+    let rec_mask: Vec<f32> = (0..batch * u).map(|i| if i % 3 == 1 { 0.0 } else { 2.0 }).collect();
+    if rec_dropout {
+        feeds.push(&rec_mask);
+    }
     let ctx = Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 };
     p.run(&vars, &feeds, &ctx).unwrap();
-    let want = reference(&spec, batch, steps, inp, &xs, &vars[0], &vars[1], &vars[2], masked.then_some(&mask[..]));
+    let want = reference(
+        &spec,
+        batch,
+        steps,
+        inp,
+        &xs,
+        &vars[0],
+        &vars[1],
+        &vars[2],
+        masked.then_some(&mask[..]),
+        rec_dropout.then_some(&rec_mask[..]),
+    );
     let got = p.value(built.output);
     for (i, (&a, &e)) in got.iter().zip(&want).enumerate() {
         assert!((a as f64 - e).abs() < 1e-5, "{spec:?} element {i}: {a} vs reference {e}");
@@ -134,6 +157,7 @@ fn spec(cell: Cell, units: usize) -> RnnSpec {
         go_backwards: false,
         has_bias: false,
         has_mask: false,
+        has_rec_mask: false,
     }
 }
 
@@ -147,6 +171,10 @@ fn forward_matches_step_by_step_reference() {
         }
     }
     compare(RnnSpec { rec_act: UnaryOp::HardSigmoid, ..spec(Cell::Lstm, 3) }, 2, 3, 2, false);
+    for cell in [Cell::Simple, Cell::Lstm] {
+        compare_with(spec(cell, 3), 4, 5, 2, true, true);
+        compare_with(RnnSpec { go_backwards: true, ..spec(cell, 32) }, 37, 4, 3, false, true);
+    }
 }
 
 #[test]
@@ -174,8 +202,14 @@ fn layer_case(spec: RnnSpec, steps: usize, inp: usize, masked: bool, return_sequ
             None
         };
         // Masks from values in [-1, 1): steps at or below 0.5 (about three in four) are skipped.
-        let built =
-            build(g, spec, xproj, x[2], bias, masked.then(|| x[4]), return_sequences, spec.go_backwards).unwrap();
+        // Recurrent dropout: a fixed mask per sequence, from the dropout op on ones.
+        let rec_mask = spec.has_rec_mask.then(|| {
+            let zeros = g.zeros(Shape::batched(&[u]));
+            let ones = g.unary(UnaryOp::AddScalar(1.0), zeros).unwrap();
+            g.push(Op::Dropout { rate: 0.5, key: 11 }, &[ones]).unwrap()
+        });
+        let mask = masked.then(|| x[4]);
+        let built = build(g, spec, xproj, x[2], bias, mask, rec_mask, return_sequences, spec.go_backwards).unwrap();
         match (spec.cell_offset(), return_sequences) {
             (Some(_), false) => {
                 let c = g.unary(UnaryOp::Scale(0.5), built.states[1]).unwrap();
@@ -209,13 +243,13 @@ fn shape_errors_name_the_input() {
     let x = g.input(Shape::batched(&[4, 8]));
     let r = g.declare_var(&[3, 8]);
     let r = g.param(r);
-    let e = build(&mut g, spec(Cell::Lstm, 2), x, r, None, None, true, false).err().unwrap();
+    let e = build(&mut g, spec(Cell::Lstm, 2), x, r, None, None, None, true, false).err().unwrap();
     assert!(format!("{e}").contains("recurrent kernel"), "{e}");
     let r2 = g.declare_var(&[2, 8]);
     let r2 = g.param(r2);
-    assert!(build(&mut g, spec(Cell::Lstm, 2), x, r2, None, None, true, false).is_ok());
+    assert!(build(&mut g, spec(Cell::Lstm, 2), x, r2, None, None, None, true, false).is_ok());
     let bad = RnnSpec { act: UnaryOp::Gelu, ..spec(Cell::Lstm, 2) };
-    assert!(matches!(build(&mut g, bad, x, r2, None, None, true, false), Err(crate::Error::NotImplemented(_))));
+    assert!(matches!(build(&mut g, bad, x, r2, None, None, None, true, false), Err(crate::Error::NotImplemented(_))));
 }
 
 #[test]
