@@ -169,7 +169,8 @@ impl ConvSpec {
     }
 }
 
-pub fn infer(spec: &ConvSpec, x: &Shape, k: &Shape) -> Result<Shape> {
+/// Output shape of `conv(x, k)`, plus `bias` (shape `(out,)`) when given.
+pub fn infer(spec: &ConvSpec, x: &Shape, k: &Shape, bias: Option<&Shape>) -> Result<Shape> {
     if !x.batched || k.batched || k.dims.len() != spec.layout.rank + 2 {
         return crate::value_error!(
             "convolution: expected a batched input and a kernel of rank {}, received {} and {}",
@@ -189,11 +190,17 @@ pub fn infer(spec: &ConvSpec, x: &Shape, k: &Shape) -> Result<Shape> {
             want
         );
     }
+    if let Some(b) = bias.filter(|b| b.batched || b.dims != [cout]) {
+        return crate::value_error!(
+            "convolution: expected a bias of shape ({cout},), received {}",
+            b.display()
+        );
+    }
     Ok(Shape::batched(&spec.layout.join(g.sp_out, cout)))
 }
 
 pub fn infer_grad_input(spec: &ConvSpec, x: &Shape, dy: &Shape, k: &Shape) -> Result<Shape> {
-    let y = infer(spec, x, k)?;
+    let y = infer(spec, x, k, None)?;
     if &y != dy {
         return crate::value_error!(
             "convolution gradient: expected dy of shape {}, got {}",
@@ -222,17 +229,31 @@ pub fn infer_grad_kernel(spec: &ConvSpec, x: &Shape, dy: &Shape) -> Result<Shape
     Ok(Shape::fixed(&spec.kernel_dims(g.cin, cout)))
 }
 
+/// Gradients for `(x, k[, bias])`; the bias gets `dy` summed over all but the channel axis.
 pub fn vjp(
     g: &mut Graph,
     spec: &ConvSpec,
-    x: NodeId,
-    k: NodeId,
+    inputs: &[NodeId],
     dy: NodeId,
 ) -> Result<SmallVec<[Option<NodeId>; 3]>> {
+    let (x, k) = (inputs[0], inputs[1]);
     let xs = g.shape(x).clone();
     let dx = g.push(Op::ConvGradInput(spec.clone(), xs), &[dy, k])?;
     let dk = g.push(Op::ConvGradKernel(spec.clone()), &[x, dy])?;
-    Ok(smallvec![Some(dx), Some(dk)])
+    let mut out = smallvec![Some(dx), Some(dk)];
+    if let Some(&b) = inputs.get(2) {
+        let cout = g.shape(b).dims[0];
+        let db = if spec.layout.channels_first {
+            let mut keep = vec![cout];
+            keep.extend(std::iter::repeat_n(1, spec.layout.rank));
+            let s = g.push(Op::SumTo(Shape::fixed(&keep)), &[dy])?;
+            g.reshape(s, &[cout])?
+        } else {
+            g.push(Op::SumTo(Shape::fixed(&[cout])), &[dy])?
+        };
+        out.push(Some(db));
+    }
+    Ok(out)
 }
 
 /// The VJP of `ConvGradInput` (the transposed convolution, `Conv*DTranspose`'s forward
@@ -444,8 +465,16 @@ fn geo_of(spec: &ConvSpec, x_dims: &[usize]) -> Geo {
         .expect("shapes checked when the node was built")
 }
 
-/// `y = conv(x, k)`.
-pub fn forward(spec: &ConvSpec, x: &In<'_>, k: &In<'_>, out: &mut [f32], scratch: &mut [f32]) {
+/// `y = conv(x, k) + bias`: the output starts as the bias and the product accumulates onto it,
+/// which saves a separate broadcasting pass over the output.
+pub fn forward(
+    spec: &ConvSpec,
+    x: &In<'_>,
+    k: &In<'_>,
+    bias: Option<&In<'_>>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
     let cout = *k.dims.last().expect("kernel rank checked");
     let g = geo_of(spec, x.dims);
     let (kk, p, batch) = (spec.kk(g.cin), g.p(), x.dims[0]);
@@ -464,13 +493,24 @@ pub fn forward(spec: &ConvSpec, x: &In<'_>, k: &In<'_>, out: &mut [f32], scratch
             |xb, c| im2col(spec, &g, xb, c),
         );
         let y = &mut out[b0 * ys..(b0 + n) * ys];
+        if let Some(b) = bias {
+            if spec.layout.channels_first {
+                for (row, &v) in y.chunks_mut(p).zip(b.data.iter().cycle()) {
+                    row.fill(v);
+                }
+            } else {
+                y.chunks_mut(cout)
+                    .for_each(|row| row.copy_from_slice(b.data));
+            }
+        }
+        let acc = bias.is_some();
         if spec.layout.channels_first {
             // y_b (cout x P) = kᵀ · cols_bᵀ
             for (yb, cb) in y.chunks_mut(ys).zip(cols.chunks(per)) {
-                gemm_strided(cout, p, kk, k.data, 1, cout, cb, 1, kk, yb, false);
+                gemm_strided(cout, p, kk, k.data, 1, cout, cb, 1, kk, yb, acc);
             }
         } else {
-            gemm_strided(n * p, cout, kk, cols, kk, 1, k.data, cout, 1, y, false);
+            gemm_strided(n * p, cout, kk, cols, kk, 1, k.data, cout, 1, y, acc);
         }
     }
 }
@@ -651,20 +691,42 @@ mod tests {
         let (yd, want) = naive(sp, xd, &x, &k, cout);
         let mut got = vec![0.0; want.len()];
         let mut scratch = vec![0.0; scratch_len(sp, xd)];
-        forward(
-            sp,
-            &In { data: &x, dims: xd },
-            &In {
-                data: &k,
-                dims: &kd,
-            },
-            &mut got,
-            &mut scratch,
-        );
-        let s = infer(sp, &Shape::batched(&xd[1..]), &Shape::fixed(&kd)).unwrap();
+        let x_in = In { data: &x, dims: xd };
+        let k_in = In {
+            data: &k,
+            dims: &kd,
+        };
+        forward(sp, &x_in, &k_in, None, &mut got, &mut scratch);
+        let s = infer(sp, &Shape::batched(&xd[1..]), &Shape::fixed(&kd), None).unwrap();
         assert_eq!(s.concrete(xd[0]), yd);
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-4, "{sp:?}: {a} vs {b}");
+        }
+        // With a bias, added on the channel axis.
+        let bias: Vec<f32> = (0..cout).map(|c| c as f32 - 1.5).collect();
+        forward(
+            sp,
+            &x_in,
+            &k_in,
+            Some(&In {
+                data: &bias,
+                dims: &[cout],
+            }),
+            &mut got,
+            &mut scratch,
+        );
+        let p = g.p();
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            let c = if sp.layout.channels_first {
+                i / p % cout
+            } else {
+                i % cout
+            };
+            assert!(
+                (a - b - bias[c]).abs() < 1e-4,
+                "{sp:?} with bias: {a} vs {b} + {}",
+                bias[c]
+            );
         }
     }
 
@@ -742,20 +804,41 @@ mod tests {
         assert!(infer(
             &sp,
             &Shape::batched(&[2, 2, 1]),
-            &Shape::fixed(&[3, 3, 1, 4])
+            &Shape::fixed(&[3, 3, 1, 4]),
+            None
         )
         .is_err());
         assert!(infer(
             &sp,
             &Shape::batched(&[5, 5, 2]),
-            &Shape::fixed(&[3, 3, 1, 4])
+            &Shape::fixed(&[3, 3, 1, 4]),
+            None
         )
         .is_err());
-        assert!(infer(&sp, &Shape::batched(&[5, 5]), &Shape::fixed(&[3, 3, 1, 4])).is_err());
+        assert!(infer(
+            &sp,
+            &Shape::batched(&[5, 5]),
+            &Shape::fixed(&[3, 3, 1, 4]),
+            None
+        )
+        .is_err());
     }
 
     #[test]
     fn gradients_match_finite_differences() {
+        let biased = |sp: ConvSpec| {
+            move |g: &mut Graph, x: &[NodeId]| {
+                g.push(Op::Conv(sp.clone()), &[x[0], x[1], x[2]]).unwrap()
+            }
+        };
+        check(case(
+            &[b(&[5, 4, 2]), f(&[3, 2, 2, 3]), f(&[3])],
+            biased(spec(2, false, &[3, 2], &[1, 1], &[1, 1], Padding::Valid)),
+        ));
+        check(case(
+            &[b(&[2, 5, 4]), f(&[2, 2, 2, 3]), f(&[3])],
+            biased(spec(2, true, &[2, 2], &[1, 2], &[1, 1], Padding::Same)),
+        ));
         let conv = |sp: ConvSpec| {
             move |g: &mut Graph, x: &[NodeId]| g.push(Op::Conv(sp.clone()), &[x[0], x[1]]).unwrap()
         };

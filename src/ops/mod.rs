@@ -146,7 +146,7 @@ pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
         Op::RnnUnslice(_, s) | Op::ScatterAddRows(s) => Ok(s.clone()),
         Op::Gather => embedding::infer(ins[0], ins[1]),
         // convolution family
-        Op::Conv(s) => conv::infer(s, ins[0], ins[1]),
+        Op::Conv(s) => conv::infer(s, ins[0], ins[1], ins.get(2).copied()),
         Op::ConvGradInput(s, x) => conv::infer_grad_input(s, x, ins[0], ins[1]),
         Op::ConvGradKernel(s) => conv::infer_grad_kernel(s, ins[0], ins[1]),
         Op::Pool(s) => pool::infer(s, ins[0]),
@@ -197,7 +197,7 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
             return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
         }
         // convolution family
-        Op::Conv(s) => conv::vjp(g, s, x(0), x(1), dy)?,
+        Op::Conv(s) => conv::vjp(g, s, &n.inputs, dy)?,
         Op::Pool(s) => one(Some(g.push(Op::PoolGrad(s.clone()), &[x(0), dy])?)),
         Op::Pad(s) => pad::vjp_pad(g, s, dy)?,
         Op::UpSample(s) => pad::vjp_upsample(g, s, dy)?,
@@ -255,7 +255,7 @@ pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], scr
         Op::Gather => embedding::gather(&ins[0], ins[1].data, out),
         Op::ScatterAddRows(_) => embedding::scatter_add_rows(ins[0].data, ins[1].data, out, out_dims),
         // convolution family
-        Op::Conv(s) => conv::forward(s, &ins[0], &ins[1], out, scratch),
+        Op::Conv(s) => conv::forward(s, &ins[0], &ins[1], ins.get(2), out, scratch),
         Op::ConvGradInput(s, _) => conv::grad_input(s, &ins[0], &ins[1], out, out_dims, scratch),
         Op::ConvGradKernel(s) => conv::grad_kernel(s, &ins[0], &ins[1], out, out_dims, scratch),
         Op::Pool(s) => pool::forward(s, &ins[0], out),

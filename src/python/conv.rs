@@ -68,9 +68,9 @@ fn amounts(arg: &str, v: &[isize], rank: usize) -> PyResult<[isize; 3]> {
     Ok(a)
 }
 
-/// Convolution of `x` with `kernel` (Keras layout `(k.., in, out)`).
+/// Convolution of `x` with `kernel` (Keras layout `(k.., in, out)`), plus `bias` (`(out,)`).
 #[pyfunction]
-#[pyo3(signature = (graph, x, kernel, rank, data_format, kernel_size, strides, dilation_rate, padding_mode))]
+#[pyo3(signature = (graph, x, kernel, rank, data_format, kernel_size, strides, dilation_rate, padding_mode, bias=None))]
 #[allow(clippy::too_many_arguments)]
 fn conv(
     graph: &mut PyGraph,
@@ -82,6 +82,7 @@ fn conv(
     strides: Vec<usize>,
     dilation_rate: Vec<usize>,
     padding_mode: &str,
+    bias: Option<NodeId>,
 ) -> PyResult<NodeId> {
     let spec = ConvSpec {
         layout: layout(rank, data_format)?,
@@ -93,7 +94,13 @@ fn conv(
     let g = graph.graph()?;
     node_check(g, x)?;
     node_check(g, kernel)?;
-    Ok(g.push(Op::Conv(spec), &[x, kernel])?)
+    match bias {
+        Some(b) => {
+            node_check(g, b)?;
+            Ok(g.push(Op::Conv(spec), &[x, kernel, b])?)
+        }
+        None => Ok(g.push(Op::Conv(spec), &[x, kernel])?),
+    }
 }
 
 /// Transposed convolution of `x` with `kernel` (Keras layout `(k.., filters, in)`) to

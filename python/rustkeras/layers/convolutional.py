@@ -186,18 +186,15 @@ class _Conv(Layer):
         spatial, channels = spatial_input(self, in_dims, self.rank, self.data_format)
         kernel = self.add_weight(graph, "kernel", self._kernel_shape(channels), self.kernel_initializer,
                                  self.kernel_regularizer)
-        y = self._convolve(graph, x, kernel, spatial, in_dims)
+        bias = None
         if self.use_bias:
             bias = self.add_weight(graph, "bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
-            if self.data_format == "channels_first":
-                bias = graph.reshape(bias, [self.filters] + [1] * self.rank)
-            y = graph.add(y, bias)
-        return graph.activation(y, self.activation)
+        return graph.activation(self._convolve(graph, x, kernel, bias, spatial, in_dims), self.activation)
 
     def _kernel_shape(self, channels):
         return self.kernel_size + (channels, self.filters)
 
-    def _convolve(self, graph, x, kernel, spatial, in_dims):
+    def _convolve(self, graph, x, kernel, bias, spatial, in_dims):
         padding = self.padding
         if padding == "causal":
             left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
@@ -210,8 +207,9 @@ class _Conv(Layer):
                     f"(dilation_rate {self.dilation_rate}) is larger than the input's spatial shape "
                     f"{spatial} with padding='valid'. Received input shape {(None,) + tuple(in_dims)}"
                 )
+        # The bias is fused into the convolution (the output starts as the bias).
         return _core.conv(graph, x, kernel, self.rank, self.data_format, list(self.kernel_size),
-                          list(self.strides), list(self.dilation_rate), padding)
+                          list(self.strides), list(self.dilation_rate), padding, bias)
 
     def get_config(self) -> Dict[str, Any]:
         cfg = super().get_config()
@@ -285,14 +283,19 @@ class _ConvTranspose(_Conv):
     def _kernel_shape(self, channels):
         return self.kernel_size + (self.filters, channels)
 
-    def _convolve(self, graph, x, kernel, spatial, in_dims):
+    def _convolve(self, graph, x, kernel, bias, spatial, in_dims):
         out = []
         for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate):
             dk = (k - 1) * d + 1
             out.append(n * s + max(dk - s, 0) if self.padding == "valid" else n * s)
         out_dims = [self.filters] + out if self.data_format == "channels_first" else out + [self.filters]
-        return _core.conv_transpose(graph, x, kernel, self.rank, self.data_format, list(self.kernel_size),
-                                    list(self.strides), list(self.dilation_rate), self.padding, out_dims)
+        y = _core.conv_transpose(graph, x, kernel, self.rank, self.data_format, list(self.kernel_size),
+                                 list(self.strides), list(self.dilation_rate), self.padding, out_dims)
+        if bias is None:
+            return y
+        if self.data_format == "channels_first":
+            bias = graph.reshape(bias, [self.filters] + [1] * self.rank)
+        return graph.add(y, bias)
 
     def get_config(self) -> Dict[str, Any]:
         cfg = super().get_config()
