@@ -62,7 +62,7 @@ pub fn derivative_into(u: UnaryOp, y: &[f32], out: &mut [f32]) {
 /// Whether this CPU has 16-lane vectors; the same code compiled for them runs about twice as
 /// fast as the baseline (SSE2) build.
 #[cfg(target_arch = "x86_64")]
-fn wide() -> bool {
+pub(super) fn wide() -> bool {
     use std::sync::atomic::{AtomicU8, Ordering};
     static WIDE: AtomicU8 = AtomicU8::new(0);
     match WIDE.load(Ordering::Relaxed) {

@@ -111,7 +111,11 @@ fn compare_with(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: b
     let last = build(&mut g, spec, xproj, r, bias, m, rm, false, false).unwrap().output;
     let mut p = Program::plan(&g, &[built.output, last], batch).unwrap();
     let xs = rand(batch * steps * inp, 1, 1.0);
-    let vars = vec![rand(inp * gu, 2, 0.5), rand(u * gu, 3, 0.5), rand(bias_len(&spec), 4, 0.5)];
+    let vars = vec![
+        rand(inp * gu, 2, 0.5),
+        rand(u * gu, 3, 0.5 * (8.0 / u as f32).sqrt().min(1.0)),
+        rand(bias_len(&spec), 4, 0.5),
+    ];
     let mask: Vec<f32> = (0..batch * steps).map(|i| if (i * 7) % 5 == 3 { 0.0 } else { 1.0 }).collect();
     let mut feeds: Vec<&[f32]> = vec![&xs];
     if masked {
@@ -137,13 +141,13 @@ fn compare_with(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: b
     );
     let got = p.value(built.output);
     for (i, (&a, &e)) in got.iter().zip(&want).enumerate() {
-        assert!((a as f64 - e).abs() < 1e-5, "{spec:?} element {i}: {a} vs reference {e}");
+        assert!((a as f64 - e).abs() < 2e-5, "{spec:?} element {i}: {a} vs reference {e}");
     }
     let got_last = p.value(last);
     for bi in 0..batch {
         for j in 0..u {
             let e = want[(bi * steps + steps - 1) * u + j];
-            assert!((got_last[bi * u + j] as f64 - e).abs() < 1e-5);
+            assert!((got_last[bi * u + j] as f64 - e).abs() < 2e-5);
         }
     }
 }
@@ -173,15 +177,15 @@ fn forward_matches_step_by_step_reference() {
     compare(RnnSpec { rec_act: UnaryOp::HardSigmoid, ..spec(Cell::Lstm, 3) }, 2, 3, 2, false);
     for cell in [Cell::Simple, Cell::Lstm] {
         compare_with(spec(cell, 3), 4, 5, 2, true, true);
-        compare_with(RnnSpec { go_backwards: true, ..spec(cell, 32) }, 37, 4, 3, false, true);
+        compare_with(RnnSpec { go_backwards: true, ..spec(cell, 64) }, 37, 12, 3, false, true);
     }
 }
 
 #[test]
 fn forward_matches_reference_on_parallel_chunks() {
-    // Large enough that the batch is split across threads.
+    // Large enough that the batch is split across threads (37 * 12 * 64 * 192 > PAR_WORK).
     for cell in CELLS {
-        compare(spec(cell, 32), 37, 6, 5, true);
+        compare(spec(cell, 64), 37, 12, 5, true);
     }
 }
 
