@@ -48,7 +48,8 @@ def prepare_data(folder: Path, seed: int) -> Path:
     ey = rng.integers(0, 2, 5500)
     p_low = np.where(ey == 1, 0.65, 0.35)[:, None]
     low = rng.uniform(size=(len(ey), SEQ_LEN)) < p_low
-    ex = np.where(low, rng.integers(1, VOCAB // 2, (len(ey), SEQ_LEN)), rng.integers(VOCAB // 2, VOCAB, (len(ey), SEQ_LEN)))
+    shape = (len(ey), SEQ_LEN)
+    ex = np.where(low, rng.integers(1, VOCAB // 2, shape), rng.integers(VOCAB // 2, VOCAB, shape))
     path = folder / "lstm_data.npz"
     np.savez(path, x_train=x[:10000], y_train=labels[:10000], x_test=x[10000:], y_test=labels[10000:],
              ex_train=ex[:5000].astype(np.int64), ey_train=ey[:5000], ex_test=ex[5000:].astype(np.int64),

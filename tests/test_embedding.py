@@ -80,7 +80,8 @@ def test_bad_indices_raise_before_running(bad, needle):
 @pytest.mark.parametrize("kwargs,exc,needle", [
     ({"input_dim": 0, "output_dim": 2}, ValueError, "input_dim"),
     ({"input_dim": 4, "output_dim": None}, ValueError, "output_dim"),
-    ({"input_dim": 4, "output_dim": 2, "embeddings_constraint": "non_neg"}, NotImplementedError, "embeddings_constraint"),
+    ({"input_dim": 4, "output_dim": 2, "embeddings_constraint": "non_neg"}, NotImplementedError,
+     "embeddings_constraint"),
     ({"input_dim": 4, "output_dim": 2, "input_length": 0}, ValueError, "input_length"),
     ({"input_dim": 4, "output_dim": 2, "dropout": 0.2}, NotImplementedError, "dropout"),
 ])

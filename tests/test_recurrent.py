@@ -181,7 +181,8 @@ def test_bidirectional(mode, return_sequences):
 
 def test_time_distributed_and_repeat_vector():
     rng = np.random.default_rng(5)
-    model = Sequential([RepeatVector(4, input_shape=(3,)), TimeDistributed(Dense(2)), TimeDistributed(Activation("tanh"))])
+    model = Sequential([RepeatVector(4, input_shape=(3,)), TimeDistributed(Dense(2)),
+                        TimeDistributed(Activation("tanh"))])
     assert model.output_shape == (None, 4, 2)
     k, b = random_weights(model.layers[1], rng)
     x = rng.normal(size=(5, 3)).astype(np.float32)

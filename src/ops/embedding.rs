@@ -2,6 +2,18 @@
 //! f32 holding integers (exact below 2^24); the Python layer rejects an index outside the
 //! table before running, and the kernel yields NaN rows for one instead of reading out of
 //! bounds.
+//!
+//! ```
+//! use rustkeras::graph::{Graph, Shape};
+//! use rustkeras::ops::Op;
+//!
+//! let mut g = Graph::new();
+//! let idx = g.input(Shape::batched(&[10]));
+//! let table = g.declare_var(&[1000, 64]);
+//! let table = g.param(table);
+//! let y = g.push(Op::Gather, &[table, idx]).unwrap();
+//! assert_eq!(g.shape(y), &Shape::batched(&[10, 64]));
+//! ```
 
 use smallvec::{smallvec, SmallVec};
 

@@ -23,6 +23,25 @@
 //! A timestep mask `(batch, timesteps)` (1 keep, 0 skip) makes a skipped step carry the
 //! previous state and output unchanged, as Keras does. Batch rows are independent, so the
 //! loop runs on contiguous chunks of rows in parallel.
+//!
+//! ```
+//! use rustkeras::graph::{Graph, Shape};
+//! use rustkeras::ops::recurrent::{build, Cell, RnnSpec};
+//! use rustkeras::ops::UnaryOp;
+//!
+//! // LSTM(32, return_sequences=True) on (batch, 8 timesteps, 16 features).
+//! let mut g = Graph::new();
+//! let x = g.input(Shape::batched(&[8, 16]));
+//! let (w, r) = (g.declare_var(&[16, 128]), g.declare_var(&[32, 128]));
+//! let (w, r) = (g.param(w), g.param(r));
+//! let xproj = g.matmul(x, w, false, false).unwrap(); // every timestep in one GEMM
+//! let spec = RnnSpec {
+//!     cell: Cell::Lstm, units: 32, act: UnaryOp::Tanh, rec_act: UnaryOp::Sigmoid,
+//!     go_backwards: false, has_bias: false, has_mask: false, has_rec_mask: false,
+//! };
+//! let lstm = build(&mut g, spec, xproj, r, None, None, None, true, false).unwrap();
+//! assert_eq!(g.shape(lstm.output), &Shape::batched(&[8, 32]));
+//! ```
 
 use std::cell::RefCell;
 

@@ -102,7 +102,8 @@ class _RNN(Layer):
         self._forget_bias_init = forget_bias_init
         if recurrent_activation is not None and not self._has_recurrent_activation:
             raise ValueError(
-                f"Unrecognized keyword arguments passed to {layer}: {{'recurrent_activation': {recurrent_activation!r}}}"
+                f"Unrecognized keyword arguments passed to {layer}: "
+                f"{{'recurrent_activation': {recurrent_activation!r}}}"
             )
         self._extra_init(kwargs)
         super().__init__(**kwargs)
