@@ -1,0 +1,282 @@
+//! Convolution tests: forward against a direct convolution, every VJP against finite differences.
+
+use super::*;
+use crate::autodiff::tests::{b, case, check, f};
+use crate::ops::random::uniform;
+
+fn spec(
+    rank: usize,
+    cf: bool,
+    k: &[usize],
+    s: &[usize],
+    d: &[usize],
+    padding: Padding,
+) -> ConvSpec {
+    let pad3 = |v: &[usize]| {
+        let mut a = [1; 3];
+        a[3 - rank..].copy_from_slice(v);
+        a
+    };
+    ConvSpec {
+        layout: Layout {
+            rank,
+            channels_first: cf,
+        },
+        kernel: pad3(k),
+        strides: pad3(s),
+        dilation: pad3(d),
+        padding,
+    }
+}
+
+/// Direct convolution with explicit indices, the reference for the im2col kernels.
+fn naive(sp: &ConvSpec, xd: &[usize], x: &[f32], k: &[f32], cout: usize) -> (Vec<usize>, Vec<f32>) {
+    let g = sp.geometry(&xd[1..]).unwrap();
+    let at_x = |bi: usize, s: [usize; 3], c: usize| {
+        let si = (s[0] * g.sp_in[1] + s[1]) * g.sp_in[2] + s[2];
+        let off = if sp.layout.channels_first {
+            c * g.s_in() + si
+        } else {
+            si * g.cin + c
+        };
+        x[bi * g.s_in() * g.cin + off]
+    };
+    let mut y = vec![0.0; xd[0] * g.p() * cout];
+    for bi in 0..xd[0] {
+        for o in 0..g.p() {
+            let os = [
+                o / (g.sp_out[1] * g.sp_out[2]),
+                o / g.sp_out[2] % g.sp_out[1],
+                o % g.sp_out[2],
+            ];
+            for co in 0..cout {
+                let mut acc = 0.0;
+                for t in 0..sp.kernel.iter().product::<usize>() {
+                    let ks = [
+                        t / (sp.kernel[1] * sp.kernel[2]),
+                        t / sp.kernel[2] % sp.kernel[1],
+                        t % sp.kernel[2],
+                    ];
+                    let mut s = [0usize; 3];
+                    let mut ok = true;
+                    for a in 0..3 {
+                        let v = (os[a] * sp.strides[a] + ks[a] * sp.dilation[a]) as isize
+                            - g.pad[a] as isize;
+                        ok &= v >= 0 && (v as usize) < g.sp_in[a];
+                        s[a] = v.max(0) as usize;
+                    }
+                    if ok {
+                        for ci in 0..g.cin {
+                            acc += at_x(bi, s, ci) * k[(t * g.cin + ci) * cout + co];
+                        }
+                    }
+                }
+                let off = if sp.layout.channels_first {
+                    co * g.p() + o
+                } else {
+                    o * cout + co
+                };
+                y[bi * g.p() * cout + off] = acc;
+            }
+        }
+    }
+    let mut dims = vec![xd[0]];
+    dims.extend(sp.layout.join(g.sp_out, cout));
+    (dims, y)
+}
+
+fn run_forward(sp: &ConvSpec, xd: &[usize], cout: usize) {
+    let g = sp.geometry(&xd[1..]).unwrap();
+    let kd = sp.kernel_dims(g.cin, cout);
+    let x: Vec<f32> = (0..xd.iter().product::<usize>())
+        .map(|i| uniform(1, i as u64) - 0.5)
+        .collect();
+    let k: Vec<f32> = (0..kd.iter().product::<usize>())
+        .map(|i| uniform(2, i as u64) - 0.5)
+        .collect();
+    let (yd, want) = naive(sp, xd, &x, &k, cout);
+    let mut got = vec![0.0; want.len()];
+    let mut scratch = vec![0.0; scratch_len(sp, xd)];
+    let x_in = In { data: &x, dims: xd };
+    let k_in = In {
+        data: &k,
+        dims: &kd,
+    };
+    forward(sp, &x_in, &k_in, None, &mut got, &mut scratch);
+    let s = infer(sp, &Shape::batched(&xd[1..]), &Shape::fixed(&kd), None).unwrap();
+    assert_eq!(s.concrete(xd[0]), yd);
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-4, "{sp:?}: {a} vs {b}");
+    }
+    // With a bias, added on the channel axis.
+    let bias: Vec<f32> = (0..cout).map(|c| c as f32 - 1.5).collect();
+    forward(
+        sp,
+        &x_in,
+        &k_in,
+        Some(&In {
+            data: &bias,
+            dims: &[cout],
+        }),
+        &mut got,
+        &mut scratch,
+    );
+    let p = g.p();
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        let c = if sp.layout.channels_first {
+            i / p % cout
+        } else {
+            i % cout
+        };
+        assert!(
+            (a - b - bias[c]).abs() < 1e-4,
+            "{sp:?} with bias: {a} vs {b} + {}",
+            bias[c]
+        );
+    }
+}
+
+#[test]
+fn forward_matches_direct_convolution() {
+    for cf in [false, true] {
+        for padding in [Padding::Valid, Padding::Same, Padding::Full] {
+            run_forward(
+                &spec(2, cf, &[3, 2], &[1, 1], &[1, 1], padding),
+                &if cf { [2, 3, 6, 5] } else { [2, 6, 5, 3] },
+                4,
+            );
+            run_forward(
+                &spec(2, cf, &[3, 3], &[2, 3], &[1, 1], padding),
+                &if cf { [2, 2, 7, 8] } else { [2, 7, 8, 2] },
+                3,
+            );
+            run_forward(
+                &spec(2, cf, &[2, 3], &[1, 1], &[2, 2], padding),
+                &if cf { [1, 2, 7, 8] } else { [1, 7, 8, 2] },
+                2,
+            );
+            run_forward(
+                &spec(1, cf, &[3], &[2], &[1], padding),
+                &if cf { [3, 4, 9] } else { [3, 9, 4] },
+                5,
+            );
+            run_forward(
+                &spec(3, cf, &[2, 2, 3], &[1, 2, 1], &[1, 1, 1], padding),
+                &if cf { [2, 2, 4, 5, 4] } else { [2, 4, 5, 4, 2] },
+                3,
+            );
+        }
+    }
+}
+
+#[test]
+fn transposed_convolution_gradients_match_finite_differences() {
+    let tconv = |sp: ConvSpec, out: Shape| {
+        move |g: &mut Graph, x: &[NodeId]| {
+            g.push(Op::ConvGradInput(sp.clone(), out.clone()), &[x[0], x[1]])
+                .unwrap()
+        }
+    };
+    // 2x2 stride 2 'valid': 3x2 -> 6x4; 3x3 stride 1 'same' channels_first.
+    let sp = spec(2, false, &[2, 2], &[2, 2], &[1, 1], Padding::Valid);
+    check(case(
+        &[b(&[3, 2, 2]), f(&[2, 2, 3, 2])],
+        tconv(sp, Shape::batched(&[6, 4, 3])),
+    ));
+    let sp = spec(2, true, &[3, 3], &[1, 1], &[1, 1], Padding::Same);
+    check(case(
+        &[b(&[2, 3, 3]), f(&[3, 3, 2, 2])],
+        tconv(sp, Shape::batched(&[2, 3, 3])),
+    ));
+    let sp = spec(1, false, &[3], &[2], &[1], Padding::Same);
+    check(case(
+        &[b(&[3, 2]), f(&[3, 3, 2])],
+        tconv(sp, Shape::batched(&[6, 3])),
+    ));
+}
+
+#[test]
+fn output_lengths_follow_keras() {
+    assert_eq!(out_len(Padding::Valid, 28, 3, 1, 1), Some((26, 0)));
+    assert_eq!(out_len(Padding::Same, 28, 3, 2, 1), Some((14, 0)));
+    assert_eq!(out_len(Padding::Same, 7, 4, 1, 1), Some((7, 1)));
+    assert_eq!(out_len(Padding::Full, 5, 3, 1, 1), Some((7, 2)));
+    assert_eq!(out_len(Padding::Valid, 4, 3, 1, 2), None);
+}
+
+#[test]
+fn bad_kernels_and_inputs_are_errors() {
+    let sp = spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Valid);
+    assert!(infer(
+        &sp,
+        &Shape::batched(&[2, 2, 1]),
+        &Shape::fixed(&[3, 3, 1, 4]),
+        None
+    )
+    .is_err());
+    assert!(infer(
+        &sp,
+        &Shape::batched(&[5, 5, 2]),
+        &Shape::fixed(&[3, 3, 1, 4]),
+        None
+    )
+    .is_err());
+    assert!(infer(
+        &sp,
+        &Shape::batched(&[5, 5]),
+        &Shape::fixed(&[3, 3, 1, 4]),
+        None
+    )
+    .is_err());
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let biased = |sp: ConvSpec| {
+        move |g: &mut Graph, x: &[NodeId]| {
+            g.push(Op::Conv(sp.clone()), &[x[0], x[1], x[2]]).unwrap()
+        }
+    };
+    check(case(
+        &[b(&[5, 4, 2]), f(&[3, 2, 2, 3]), f(&[3])],
+        biased(spec(2, false, &[3, 2], &[1, 1], &[1, 1], Padding::Valid)),
+    ));
+    check(case(
+        &[b(&[2, 5, 4]), f(&[2, 2, 2, 3]), f(&[3])],
+        biased(spec(2, true, &[2, 2], &[1, 2], &[1, 1], Padding::Same)),
+    ));
+    let conv = |sp: ConvSpec| {
+        move |g: &mut Graph, x: &[NodeId]| g.push(Op::Conv(sp.clone()), &[x[0], x[1]]).unwrap()
+    };
+    check(case(
+        &[b(&[5, 4, 2]), f(&[3, 2, 2, 3])],
+        conv(spec(2, false, &[3, 2], &[1, 1], &[1, 1], Padding::Valid)),
+    ));
+    check(case(
+        &[b(&[5, 6, 2]), f(&[2, 2, 2, 2])],
+        conv(spec(2, false, &[2, 2], &[2, 2], &[1, 1], Padding::Same)),
+    ));
+    check(case(
+        &[b(&[2, 5, 4]), f(&[2, 2, 2, 3])],
+        conv(spec(2, true, &[2, 2], &[1, 2], &[2, 1], Padding::Same)),
+    ));
+    check(case(
+        &[b(&[2, 3, 3]), f(&[2, 2, 2, 2])],
+        conv(spec(2, true, &[2, 2], &[1, 1], &[1, 1], Padding::Full)),
+    ));
+    check(case(
+        &[b(&[7, 2]), f(&[3, 2, 2])],
+        conv(spec(1, false, &[3], &[2], &[1], Padding::Valid)),
+    ));
+    check(case(
+        &[b(&[2, 3, 3, 3]), f(&[2, 2, 2, 2, 2])],
+        conv(spec(
+            3,
+            true,
+            &[2, 2, 2],
+            &[1, 1, 1],
+            &[1, 1, 1],
+            Padding::Same,
+        )),
+    ));
+}
