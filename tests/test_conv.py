@@ -239,3 +239,25 @@ def test_conv_transpose_channels_first_and_training():
     assert h.history["loss"][-1] < h.history["loss"][0]
     with pytest.raises(NotImplementedError, match="output_padding"):
         Conv2DTranspose(2, 3, output_padding=1)
+
+
+def test_json_round_trip_of_a_convolutional_model():
+    from rustkeras import layers as L
+    from rustkeras.models import model_from_json
+
+    m = Sequential()
+    m.add(Conv2D(4, (3, 3), padding="same", input_shape=(8, 8, 2), activation="relu"))
+    m.add(L.BatchNormalization())
+    m.add(L.MaxPooling2D())
+    m.add(L.ZeroPadding2D(((1, 0), (0, 1))))
+    m.add(L.Cropping2D(1))
+    m.add(L.UpSampling2D())
+    m.add(Conv2DTranspose(2, 3, strides=2, padding="same"))
+    m.add(L.GlobalAveragePooling2D())
+    m.add(Dense(3))
+    assert [type(layer).__name__ for layer in m.layers][:3] == ["Conv2D", "BatchNormalization", "MaxPooling2D"]
+    assert m.layers[0].name.startswith("conv2d") and m.layers[2].name.startswith("max_pooling2d")
+    clone = model_from_json(m.to_json())
+    clone.set_weights(m.get_weights())
+    x = RNG.random((2, 8, 8, 2)).astype(np.float32)
+    np.testing.assert_allclose(clone.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6)
