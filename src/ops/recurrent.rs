@@ -336,6 +336,9 @@ unsafe fn gemm_raw(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
+    if b_cs == 1 && smallgemm::gemm_rows(m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate) {
+        return;
+    }
     gemm::gemm(
         m,
         n,
@@ -953,5 +956,6 @@ pub fn unslice(sl: &Slice, dy: &[f32], out: &mut [f32], out_dims: &[usize]) {
 }
 
 mod math;
+mod smallgemm;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,168 @@
+//! A register-blocked GEMM for the recurrence's many small products (a batch chunk of rows
+//! times a recurrent kernel of at most a few hundred columns), compiled for AVX-512 and
+//! chosen at run time. On these shapes the general `gemm` crate repacks the same right-hand
+//! operand at every timestep and runs its 8-lane kernel; this one streams the right-hand rows
+//! straight from cache into 16-lane FMAs, 4 output rows by 64 columns at a time.
+
+/// `c (+)= a·b` where `b`'s rows are contiguous (`b[p * b_rs + j]`) and `c`'s too
+/// (`c[i * c_rs + j]`); `a` has any strides. Returns `false` (doing nothing) when the CPU or
+/// the shape does not suit it, and the caller falls back to the general kernel.
+///
+/// # Safety
+/// Every `a[i*a_rs + p*a_cs]`, `b[p*b_rs + j]`, `c[i*c_rs + j]` for `i < m`, `j < n`, `p < k`
+/// must be in bounds of live allocations, and `c` must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_rows(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    c_rs: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    accumulate: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if n % 16 == 0 && n > 0 && m > 0 && k > 0 && super::math::wide() {
+        gemm_avx512(m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate);
+        return true;
+    }
+    let _ = (m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_avx512(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    c_rs: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    accumulate: bool,
+) {
+    let mut j0 = 0;
+    while j0 < n {
+        let w = (n - j0).min(64);
+        let mut i0 = 0;
+        while i0 < m {
+            let r = (m - i0).min(4);
+            let args = (k, c.add(i0 * c_rs + j0), c_rs, a.add(i0 * a_rs), a_rs, a_cs, b.add(j0), b_rs, accumulate);
+            match (r, w) {
+                (4, 64) => block::<4, 64>(args),
+                (4, 48) => block::<4, 48>(args),
+                (4, 32) => block::<4, 32>(args),
+                (4, 16) => block::<4, 16>(args),
+                (3, 64) => block::<3, 64>(args),
+                (2, 64) => block::<2, 64>(args),
+                (1, 64) => block::<1, 64>(args),
+                (3, _) => narrow::<3>(w, args),
+                (2, _) => narrow::<2>(w, args),
+                (1, _) => narrow::<1>(w, args),
+                _ => narrow::<4>(w, args),
+            }
+            i0 += r;
+        }
+        j0 += w;
+    }
+}
+
+type Args = (usize, *mut f32, usize, *const f32, usize, usize, *const f32, usize, bool);
+
+/// An `R x W` tile of `c`, accumulated over all of `k` in registers.
+#[inline(always)]
+unsafe fn block<const R: usize, const W: usize>((k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate): Args) {
+    let mut acc = [[0.0f32; W]; R];
+    for p in 0..k {
+        let brow = std::slice::from_raw_parts(b.add(p * b_rs), W);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = *a.add(r * a_rs + p * a_cs);
+            for (x, &bv) in acc.iter_mut().zip(brow) {
+                // One fused multiply-add (AVX-512F implies FMA).
+                *x = av.mul_add(bv, *x);
+            }
+        }
+    }
+    store::<R, W>(&acc, c, c_rs, accumulate);
+}
+
+#[inline(always)]
+unsafe fn store<const R: usize, const W: usize>(acc: &[[f32; W]; R], c: *mut f32, c_rs: usize, accumulate: bool) {
+    for (r, acc) in acc.iter().enumerate() {
+        let crow = std::slice::from_raw_parts_mut(c.add(r * c_rs), W);
+        if accumulate {
+            crow.iter_mut().zip(acc).for_each(|(o, &v)| *o += v);
+        } else {
+            crow.copy_from_slice(acc);
+        }
+    }
+}
+
+/// Tiles narrower than 64 columns in steps of 16.
+#[inline(always)]
+unsafe fn narrow<const R: usize>(w: usize, (k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate): Args) {
+    let mut j = 0;
+    while j < w {
+        block::<R, 16>((k, c.add(j), c_rs, a, a_rs, a_cs, b.add(j), b_rs, accumulate));
+        j += 16;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::random::uniform;
+
+    #[test]
+    fn matches_a_naive_product_on_every_tile_shape() {
+        for &(m, n, k) in &[(1, 16, 1), (5, 80, 7), (7, 128, 32), (37, 512, 128), (3, 48, 5), (4, 96, 3)] {
+            let (a_rs, a_cs) = (1, m + 3); // a transposed view with padding, as the kernel gradient uses
+            let a: Vec<f32> = (0..(m + 3) * k).map(|i| uniform(1, i as u64) - 0.5).collect();
+            let b_rs = n + 16;
+            let b: Vec<f32> = (0..k * b_rs).map(|i| uniform(2, i as u64) - 0.5).collect();
+            let c_rs = n + 5;
+            let init: Vec<f32> = (0..m * c_rs).map(|i| uniform(3, i as u64)).collect();
+            for accumulate in [false, true] {
+                let mut c = init.clone();
+                // SAFETY: every index stays inside the vectors built above.
+                let done = unsafe {
+                    super::gemm_rows(
+                        m,
+                        n,
+                        k,
+                        c.as_mut_ptr(),
+                        c_rs,
+                        a.as_ptr(),
+                        a_rs,
+                        a_cs,
+                        b.as_ptr(),
+                        b_rs,
+                        accumulate,
+                    )
+                };
+                if !done {
+                    return; // no AVX-512 here: the general kernel is used instead
+                }
+                for i in 0..m {
+                    for j in 0..c_rs {
+                        let want: f64 = if j < n {
+                            (0..k).map(|p| a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j] as f64).sum::<f64>()
+                                + if accumulate { init[i * c_rs + j] as f64 } else { 0.0 }
+                        } else {
+                            init[i * c_rs + j] as f64
+                        };
+                        assert!((c[i * c_rs + j] as f64 - want).abs() < 1e-4, "{m}x{n}x{k} ({i}, {j})");
+                    }
+                }
+            }
+        }
+    }
+}
