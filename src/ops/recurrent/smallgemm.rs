@@ -26,7 +26,7 @@ pub unsafe fn gemm_rows(
     accumulate: bool,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if n % 16 == 0 && n > 0 && m > 0 && k > 0 && super::math::wide() {
+    if n.is_multiple_of(16) && n > 0 && m > 0 && k > 0 && super::math::wide() {
         gemm_avx512(m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate);
         return true;
     }
