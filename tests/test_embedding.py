@@ -54,6 +54,20 @@ def test_mask_flows_through_bidirectional():
     np.testing.assert_allclose(model.predict(idx, verbose=0), want, atol=ATOL)
 
 
+def test_bidirectional_sequences_are_zero_at_masked_steps():
+    rng = np.random.default_rng(5)
+    model = Sequential([Embedding(5, 2, mask_zero=True, input_length=4),
+                        Bidirectional(GRU(3, return_sequences=True))])
+    ws = random_weights(model.layers[1], rng)
+    idx = np.array([[0, 0, 1, 2], [3, 0, 4, 1]])
+    vecs = model.layers[0].get_weights()[0][idx]
+    mask = idx != 0
+    fwd = rnn_ref("gru", vecs, ws[:3], True, mask=mask)
+    bwd = rnn_ref("gru", vecs, ws[3:], True, go_backwards=True, mask=mask)[:, ::-1]
+    want = np.concatenate([fwd, bwd], -1) * mask[..., None]
+    np.testing.assert_allclose(model.predict(idx, verbose=0), want, atol=ATOL)
+
+
 def test_training_moves_only_used_rows():
     set_random_seed(4)
     model = Sequential([Embedding(6, 2, input_length=3), LSTM(3), Dense(1)])

@@ -84,12 +84,18 @@ class Bidirectional(_Wrapper):
         self._collect()
         a, b = outs
         if self.merge_mode == "concat":
-            return _core.concat_last(graph, a, b)
-        if self.merge_mode == "sum":
-            return graph.add(a, b)
-        if self.merge_mode == "mul":
-            return graph.mul(a, b)
-        return graph.unary(graph.add(a, b), "scale", 0.5)
+            y = _core.concat_last(graph, a, b)
+        elif self.merge_mode == "sum":
+            y = graph.add(a, b)
+        elif self.merge_mode == "mul":
+            y = graph.mul(a, b)
+        else:
+            y = graph.unary(graph.add(a, b), "scale", 0.5)
+        mask = getattr(self, "_input_mask", None)
+        if mask is not None and self.return_sequences:
+            # Keras 3: with return_sequences, masked timesteps of a Bidirectional output are zero.
+            y = graph.mul(y, graph.reshape(mask, [in_dims[0], 1]))
+        return y
 
     def compute_mask(self, graph, x, mask):
         return mask if self.return_sequences else None
