@@ -642,7 +642,7 @@ pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
         let range = b0 * steps * sw..(b0 + nb) * steps * sw;
         let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
         let rms = rec_mask.map(|m| &m[b0 * spec.units..(b0 + nb) * spec.units]);
-        with_scratch(3 * nb * spec.units + sw, |scratch| {
+        with_scratch(3 * nb * spec.units + sw + spec.units * spec.gu(), |scratch| {
             backward_chunk(spec, steps, rk, &packed[range.clone()], &dpacked[range], (ms, rms), o, scratch)
         });
     });
@@ -702,11 +702,21 @@ fn backward_chunk_body(
     let (prs, grs) = (steps * sw, steps * gw);
     let (dh, rest) = scratch.split_at_mut(nb * u);
     let (dc, rest) = rest.split_at_mut(nb * u);
-    let (tmp, zeros) = rest.split_at_mut(nb * u);
+    let (tmp, rest) = rest.split_at_mut(nb * u);
+    let (zeros, rt) = rest.split_at_mut(sw);
     dh.fill(0.0);
     dc.fill(0.0);
     zeros.fill(0.0);
     let zeros = &*zeros;
+    // The recurrent kernel transposed once, `(G*u, u)`: the per-step products with it then
+    // read contiguous rows (see `smallgemm`).
+    for (i, row) in rk.chunks(gu).enumerate() {
+        for (p, &v) in row.iter().enumerate() {
+            rt[p * u + i] = v;
+        }
+    }
+    let rt = &*rt;
+    assert!(rt.len() == gu * u);
     let (act, ra) = (spec.act, spec.rec_act);
     // Offset, inside a gradient step, of the block that multiplies the recurrent kernel.
     let rec_off = gw - gu;
@@ -791,7 +801,8 @@ fn backward_chunk_body(
         // h_prev's need `d(e) = d(hh_pre) · R_hᵀ` first.
         if spec.cell == (Cell::Gru { reset_after: false }) {
             assert!(extent(t * gw + 2 * u, nb, grs, u, 1) <= grad.len() && tmp.len() >= nb * u);
-            // SAFETY: bounds asserted; `tmp` is a separate buffer from `grad` and `rk`.
+            // SAFETY: bounds asserted (`rt` has G*u rows of u); `tmp` is a separate buffer from
+            // `grad` and `rt`.
             unsafe {
                 gemm_raw(
                     nb,
@@ -802,9 +813,9 @@ fn backward_chunk_body(
                     grad.as_ptr().add(t * gw + 2 * u),
                     grs,
                     1,
-                    rk.as_ptr().add(2 * u),
+                    rt.as_ptr().add(2 * u * u),
+                    u,
                     1,
-                    gu,
                     false,
                 );
             }
@@ -830,7 +841,8 @@ fn backward_chunk_body(
         assert!(tmp.len() >= nb * u);
         // With recurrent dropout the product's gradient lands in `tmp` and is masked into dh.
         let dst = if rec_mask.is_some() { tmp.as_mut_ptr() } else { dh.as_mut_ptr() };
-        // SAFETY: bounds asserted; `dh` and `tmp` are scratch, disjoint from `grad` and `rk`.
+        // SAFETY: bounds asserted (`rt` holds n_rec <= G*u rows of u); `dh` and `tmp` are
+        // scratch, disjoint from `grad` and `rt`.
         unsafe {
             gemm_raw(
                 nb,
@@ -841,9 +853,9 @@ fn backward_chunk_body(
                 grad.as_ptr().add(t * gw + rec_off),
                 grs,
                 1,
-                rk.as_ptr(),
+                rt.as_ptr(),
+                u,
                 1,
-                gu,
                 rec_mask.is_none(),
             );
         }
