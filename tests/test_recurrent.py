@@ -134,6 +134,8 @@ def test_weight_layouts_and_initializers():
     rec = lstm.get_weights()[1]
     np.testing.assert_allclose(rec @ rec.T, np.eye(6), atol=1e-5)  # orthogonal rows
     assert not LSTM(2, unit_forget_bias=False, input_shape=(2, 2)).unit_forget_bias
+    # Keys of a Keras 3 LSTM config that only steer Keras' own implementation are accepted.
+    assert LSTM(2, zero_output_for_mask=False, implementation=2, use_cudnn="auto").units == 2
     assert lstm.count_params() == 3 * 24 + 6 * 24 + 24
 
 
@@ -261,6 +263,7 @@ def test_config_round_trip():
     (lambda: LSTM(4, activation="gelu"), NotImplementedError, ["activation", "gelu"]),
     (lambda: SimpleRNN(4, recurrent_activation="sigmoid"), ValueError, ["recurrent_activation"]),
     (lambda: LSTM(4, foo=1), ValueError, ["foo"]),
+    (lambda: GRU(4, zero_output_for_mask=True), NotImplementedError, ["zero_output_for_mask"]),
     (lambda: LSTM(4, input_dim=3), ValueError, ["input_dim", "input_length"]),
     (lambda: Bidirectional(Dense(3)), ValueError, ["Bidirectional"]),
     (lambda: Bidirectional(LSTM(3), merge_mode="max"), ValueError, ["merge_mode", "max"]),

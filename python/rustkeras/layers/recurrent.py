@@ -88,6 +88,10 @@ class _RNN(Layer):
         # Performance hints with no effect on results.
         kwargs.pop("consume_less", None)
         kwargs.pop("use_cudnn", None)
+        kwargs.pop("implementation", None)
+        # Keras 3 configs carry it (False by default: masked steps repeat the previous output).
+        if kwargs.pop("zero_output_for_mask", False):
+            raise not_supported(layer, "zero_output_for_mask=True")
         # Keras 1: the forget bias initializer; 'one' is what unit_forget_bias does.
         forget_bias_init = kwargs.pop("forget_bias_init", None)
         # Keras 1: input_dim with input_length gives the input shape (input_length, input_dim).
