@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 use smallvec::{smallvec, SmallVec};
 
-use super::matmul::gemm_strided;
+use super::matmul::{gemm_strided, gemm_strided_serial};
 use super::{In, Op, PAR_THRESHOLD};
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape};
@@ -274,6 +274,11 @@ pub fn vjp_grad_input(
 /// Bound on the im2col scratch per op, in floats (16 MiB): big enough for GEMMs of many
 /// thousand rows, small enough to stay out of the way of the model's own buffers.
 const SCRATCH_TARGET: usize = 1 << 22;
+
+/// The kernel gradient splits its rows over two threads from this many multiply-adds, with at
+/// least this many rows a side.
+const SPLIT_MADDS: usize = 4_000_000;
+const SPLIT_MIN_ROWS: usize = 256;
 
 /// Samples gathered per chunk, from the per-sample `cols` size and the batch.
 fn chunk_samples(per_sample: usize, batch: usize) -> usize {
@@ -563,6 +568,7 @@ pub fn grad_kernel(
     let per = p * kk;
     let chunk = chunk_samples(per, batch);
     let (xs, ys) = (g.s_in() * g.cin, p * cout);
+    let (scratch, part) = scratch.split_at_mut(per * chunk);
     out.fill(0.0);
     for b0 in (0..batch).step_by(chunk) {
         let n = chunk.min(batch - b0);
@@ -580,6 +586,20 @@ pub fn grad_kernel(
             for (cb, db) in cols.chunks(per).zip(dyc.chunks(ys)) {
                 gemm_strided(kk, cout, p, cb, 1, kk, db, 1, p, out, true);
             }
+        } else if kk * cout * n * p >= SPLIT_MADDS && n * p >= 2 * SPLIT_MIN_ROWS {
+            // dk is small (kk x cout) and the sum runs over many rows: the GEMM's own
+            // threading splits the output and finds little to share, so split the rows
+            // between two threads, each with its own accumulator, and add.
+            let rows = n * p;
+            let half = rows / 2;
+            let (c0, c1) = cols.split_at(half * kk);
+            let (d0, d1) = dyc.split_at(half * cout);
+            let part = &mut part[..kk * cout];
+            rayon::join(
+                || gemm_strided_serial(kk, cout, half, c0, 1, kk, d0, cout, 1, out, true),
+                || gemm_strided_serial(kk, cout, rows - half, c1, 1, kk, d1, cout, 1, part, false),
+            );
+            out.iter_mut().zip(part.iter()).for_each(|(o, &v)| *o += v);
         } else {
             gemm_strided(kk, cout, n * p, cols, 1, kk, dyc, cout, 1, out, true);
         }

@@ -79,6 +79,43 @@ pub fn gemm_strided(
     c: &mut [f32],
     accumulate: bool,
 ) {
+    let threads = m * n * k >= PAR_MADDS && m.min(n).min(k) >= PAR_MIN_DIM;
+    gemm_with(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, accumulate, threads)
+}
+
+/// [`gemm_strided`] on the calling thread only (for callers that split the work themselves).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_strided_serial(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    gemm_with(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, accumulate, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [f32],
+    accumulate: bool,
+    threads: bool,
+) {
     assert!(c.len() >= m * n, "gemm: output too small");
     if m == 0 || n == 0 {
         return;
@@ -91,7 +128,7 @@ pub fn gemm_strided(
     }
     assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs, "gemm: lhs too small");
     assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs, "gemm: rhs too small");
-    let par = if m * n * k >= PAR_MADDS && m.min(n).min(k) >= PAR_MIN_DIM { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let par = if threads { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above keep every index the kernel touches inside the slices;
     // `c` is exclusively borrowed and cannot alias `a` or `b`.
     unsafe {

@@ -214,7 +214,9 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
 pub fn scratch_len(op: &Op, in_dims: &[&[usize]], out_dims: &[usize]) -> usize {
     match op {
         // convolution family
-        Op::Conv(s) | Op::ConvGradKernel(s) => conv::scratch_len(s, in_dims[0]),
+        Op::Conv(s) => conv::scratch_len(s, in_dims[0]),
+        // The kernel gradient also keeps a second partial sum of the kernel's size.
+        Op::ConvGradKernel(s) => conv::scratch_len(s, in_dims[0]) + out_dims.iter().product::<usize>(),
         Op::ConvGradInput(s, _) => conv::scratch_len(s, out_dims),
         _ => 0,
     }
