@@ -6,8 +6,25 @@ use crate::ops::{Op, UnaryOp};
 
 /// Every name `activation=` accepts (Keras 3's plus the classic tutorial's table).
 pub const NAMES: &[&str] = &[
-    "linear", "identity", "relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "softplus", "softsign",
-    "elu", "selu", "exponential", "swish", "silu", "gelu", "leaky_relu", "binary_step", "arctan",
+    "linear",
+    "identity",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "hard_sigmoid",
+    "tanh",
+    "softmax",
+    "softplus",
+    "softsign",
+    "elu",
+    "selu",
+    "exponential",
+    "swish",
+    "silu",
+    "gelu",
+    "leaky_relu",
+    "binary_step",
+    "arctan",
 ];
 
 /// The unary op behind a name, or `None` for softmax and the identity.
@@ -33,9 +50,9 @@ pub fn unary_of(name: &str) -> Result<Option<UnaryOp>> {
         "arctan" => Arctan,
         other => {
             return crate::value_error!(
-                "Could not interpret activation function identifier: '{other}'. Expected one of: {}",
-                NAMES.join(", ")
-            )
+            "Could not interpret activation function identifier: '{other}'. Expected one of: {}",
+            NAMES.join(", ")
+        )
         }
     }))
 }

@@ -11,7 +11,10 @@ use crate::graph::{Graph, NodeId};
 pub fn gradients(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>> {
     let ls = g.shape(loss);
     if ls.batched || ls.dims.iter().product::<usize>() != 1 {
-        return crate::value_error!("gradients: the loss must be a scalar, got shape {}", ls.display());
+        return crate::value_error!(
+            "gradients: the loss must be a scalar, got shape {}",
+            ls.display()
+        );
     }
     // Which nodes depend on a node we differentiate with respect to.
     let mut needs = vec![false; loss + 1];

@@ -31,7 +31,15 @@ impl Device {
     }
 
     /// Runs one op into `out`, with the program's planned `scratch` for its temporaries.
-    pub fn run_op(self, op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], scratch: &mut [f32], ctx: &Ctx) {
+    pub fn run_op(
+        self,
+        op: &Op,
+        ins: &[In<'_>],
+        out: &mut [f32],
+        out_dims: &[usize],
+        scratch: &mut [f32],
+        ctx: &Ctx,
+    ) {
         match self {
             Device::Cpu => ops::forward(op, ins, out, out_dims, scratch, ctx),
         }

@@ -58,8 +58,20 @@ pub struct InitParams {
 const TRUNC_STD: f64 = 0.879_625_661_034_239_8;
 
 pub const NAMES: &[&str] = &[
-    "zeros", "ones", "constant", "random_uniform", "random_normal", "truncated_normal", "glorot_uniform",
-    "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "orthogonal", "identity",
+    "zeros",
+    "ones",
+    "constant",
+    "random_uniform",
+    "random_normal",
+    "truncated_normal",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "identity",
 ];
 
 pub fn initialize(name: &str, shape: &[usize], p: &InitParams, seed: u64) -> Result<Vec<f32>> {
@@ -67,7 +79,9 @@ pub fn initialize(name: &str, shape: &[usize], p: &InitParams, seed: u64) -> Res
     let mut rng = Rng::new(seed);
     let (fan_in, fan_out) = fans(shape);
     let uniform = |rng: &mut Rng, limit: f64| -> Vec<f32> {
-        (0..n).map(|_| ((2.0 * rng.uniform() - 1.0) * limit) as f32).collect()
+        (0..n)
+            .map(|_| ((2.0 * rng.uniform() - 1.0) * limit) as f32)
+            .collect()
     };
     let truncated = |rng: &mut Rng, mean: f64, std: f64| -> Vec<f32> {
         (0..n)
@@ -85,7 +99,9 @@ pub fn initialize(name: &str, shape: &[usize], p: &InitParams, seed: u64) -> Res
         "constant" => vec![p.value.unwrap_or(0.0) as f32; n],
         "random_uniform" | "uniform" => {
             let (lo, hi) = (p.minval.unwrap_or(-0.05), p.maxval.unwrap_or(0.05));
-            (0..n).map(|_| (lo + (hi - lo) * rng.uniform()) as f32).collect()
+            (0..n)
+                .map(|_| (lo + (hi - lo) * rng.uniform()) as f32)
+                .collect()
         }
         "random_normal" | "normal" => {
             let (m, s) = (p.mean.unwrap_or(0.0), p.stddev.unwrap_or(0.05));
@@ -101,7 +117,9 @@ pub fn initialize(name: &str, shape: &[usize], p: &InitParams, seed: u64) -> Res
         "orthogonal" => orthogonal(shape, p.gain.unwrap_or(1.0), &mut rng)?,
         "identity" => {
             if shape.len() != 2 {
-                return crate::value_error!("Identity initializer needs a 2-D shape, received: shape={shape:?}");
+                return crate::value_error!(
+                    "Identity initializer needs a 2-D shape, received: shape={shape:?}"
+                );
             }
             let g = p.gain.unwrap_or(1.0) as f32;
             let mut v = vec![0.0; n];
@@ -123,19 +141,23 @@ pub fn initialize(name: &str, shape: &[usize], p: &InitParams, seed: u64) -> Res
 /// sample with the sign fix that makes the result uniformly distributed.
 fn orthogonal(shape: &[usize], gain: f64, rng: &mut Rng) -> Result<Vec<f32>> {
     if shape.len() < 2 {
-        return crate::value_error!("Orthogonal initializer needs at least 2 dimensions, received: shape={shape:?}");
+        return crate::value_error!(
+            "Orthogonal initializer needs at least 2 dimensions, received: shape={shape:?}"
+        );
     }
     let cols = shape[shape.len() - 1];
     let rows: usize = shape[..shape.len() - 1].iter().product();
     // Orthonormalise the k = min(rows, cols) vectors of length m = max(rows, cols).
     let (k, m) = (rows.min(cols), rows.max(cols));
-    let mut q: Vec<Vec<f64>> = (0..k).map(|_| (0..m).map(|_| rng.normal()).collect()).collect();
+    let mut q: Vec<Vec<f64>> = (0..k)
+        .map(|_| (0..m).map(|_| rng.normal()).collect())
+        .collect();
     for i in 0..k {
-        for j in 0..i {
-            let d: f64 = (0..m).map(|t| q[i][t] * q[j][t]).sum();
-            for t in 0..m {
-                q[i][t] -= d * q[j][t];
-            }
+        let (done, rest) = q.split_at_mut(i);
+        let qi = &mut rest[0];
+        for qj in done.iter() {
+            let d: f64 = qi.iter().zip(qj).map(|(a, b)| a * b).sum();
+            qi.iter_mut().zip(qj).for_each(|(a, b)| *a -= d * b);
         }
         let norm = q[i].iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
         q[i].iter_mut().for_each(|v| *v /= norm);
@@ -178,7 +200,13 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_weights() {
         let p = InitParams::default();
-        assert_eq!(initialize("he_normal", &[5, 5], &p, 9).unwrap(), initialize("he_normal", &[5, 5], &p, 9).unwrap());
-        assert_ne!(initialize("he_normal", &[5, 5], &p, 9).unwrap(), initialize("he_normal", &[5, 5], &p, 10).unwrap());
+        assert_eq!(
+            initialize("he_normal", &[5, 5], &p, 9).unwrap(),
+            initialize("he_normal", &[5, 5], &p, 9).unwrap()
+        );
+        assert_ne!(
+            initialize("he_normal", &[5, 5], &p, 9).unwrap(),
+            initialize("he_normal", &[5, 5], &p, 10).unwrap()
+        );
     }
 }

@@ -10,10 +10,29 @@ use crate::ops::{BinaryOp, Op, ReduceKind, UnaryOp};
 pub const EPSILON: f32 = 1e-7;
 
 pub const NAMES: &[&str] = &[
-    "mean_squared_error", "mse", "mean_absolute_error", "mae", "mean_absolute_percentage_error", "mape",
-    "mean_squared_logarithmic_error", "msle", "categorical_crossentropy", "sparse_categorical_crossentropy",
-    "binary_crossentropy", "kullback_leibler_divergence", "kl_divergence", "kld", "hinge", "squared_hinge",
-    "categorical_hinge", "poisson", "cosine_similarity", "cosine_proximity", "huber", "log_cosh", "logcosh",
+    "mean_squared_error",
+    "mse",
+    "mean_absolute_error",
+    "mae",
+    "mean_absolute_percentage_error",
+    "mape",
+    "mean_squared_logarithmic_error",
+    "msle",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "binary_crossentropy",
+    "kullback_leibler_divergence",
+    "kl_divergence",
+    "kld",
+    "hinge",
+    "squared_hinge",
+    "categorical_hinge",
+    "poisson",
+    "cosine_similarity",
+    "cosine_proximity",
+    "huber",
+    "log_cosh",
+    "logcosh",
 ];
 
 /// The canonical name of a loss identifier (aliases resolved), or a ValueError.
@@ -174,7 +193,11 @@ pub fn build(g: &mut Graph, name: &str, y_true: NodeId, y_pred: NodeId) -> Resul
             let m = g.unary(Neg, m)?;
             let m = g.unary(AddScalar(1.0), m)?;
             let h = g.unary(Relu, m)?;
-            let h = if name == "squared_hinge" { g.unary(Square, h)? } else { h };
+            let h = if name == "squared_hinge" {
+                g.unary(Square, h)?
+            } else {
+                h
+            };
             mean_last(g, h)
         }
         "categorical_hinge" => {

@@ -20,7 +20,14 @@ pub enum Metric {
 /// Resolves a metric identifier. `"accuracy"`/`"acc"` depend on the loss and the shapes, as
 /// in Keras: a one-unit output is binary, integer labels (lower rank, or a last axis of 1
 /// against a wider output) are sparse, anything else categorical.
-pub fn resolve(name: &str, loss: &str, true_rank: usize, true_last: usize, pred_rank: usize, pred_last: usize) -> Result<Metric> {
+pub fn resolve(
+    name: &str,
+    loss: &str,
+    true_rank: usize,
+    true_last: usize,
+    pred_rank: usize,
+    pred_last: usize,
+) -> Result<Metric> {
     Ok(match name {
         "accuracy" | "acc" => {
             if pred_last == 1 || loss == "binary_crossentropy" && true_last == pred_last {
@@ -71,7 +78,9 @@ pub fn build(g: &mut Graph, m: Metric, y_true: NodeId, y_pred: NodeId) -> Result
         Ok(())
     };
     match m {
-        Metric::BinaryAccuracy | Metric::CategoricalAccuracy | Metric::TopKCategoricalAccuracy(_) => same_shape(g)?,
+        Metric::BinaryAccuracy
+        | Metric::CategoricalAccuracy
+        | Metric::TopKCategoricalAccuracy(_) => same_shape(g)?,
         _ => {}
     }
     match m {
@@ -99,7 +108,11 @@ pub fn build(g: &mut Graph, m: Metric, y_true: NodeId, y_pred: NodeId) -> Result
             g.push(Op::InTopK(k), &[y_pred, t])
         }
         Metric::Loss(name) => {
-            let t = if losses::is_sparse(name) { squeeze(g, y_true)? } else { y_true };
+            let t = if losses::is_sparse(name) {
+                squeeze(g, y_true)?
+            } else {
+                y_true
+            };
             losses::build(g, name, t, y_pred)
         }
     }

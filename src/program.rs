@@ -51,11 +51,9 @@ impl Program {
         }
         let dims: Vec<Vec<usize>> = g.nodes.iter().map(|nd| nd.shape.concrete(batch)).collect();
         let mut last_use = vec![0usize; n];
-        for i in 0..n {
-            if needed[i] {
-                for &j in &g.nodes[i].inputs {
-                    last_use[j] = i;
-                }
+        for (i, node) in g.nodes.iter().enumerate().filter(|&(i, _)| needed[i]) {
+            for &j in &node.inputs {
+                last_use[j] = i;
             }
         }
         for &o in outputs {
@@ -97,9 +95,15 @@ impl Program {
                     };
                     slot_len[s] = slot_len[s].max(len);
                     loc[i] = Loc::Slot(s);
-                    let in_dims: SmallVec<[&[usize]; 3]> = node.inputs.iter().map(|&j| dims[j].as_slice()).collect();
-                    scratch_len = scratch_len.max(crate::ops::scratch_len(&node.op, &in_dims, &dims[i]));
-                    steps.push(Step { node: i, op: node.op.clone(), inputs: node.inputs.clone() });
+                    let in_dims: SmallVec<[&[usize]; 3]> =
+                        node.inputs.iter().map(|&j| dims[j].as_slice()).collect();
+                    scratch_len =
+                        scratch_len.max(crate::ops::scratch_len(&node.op, &in_dims, &dims[i]));
+                    steps.push(Step {
+                        node: i,
+                        op: node.op.clone(),
+                        inputs: node.inputs.clone(),
+                    });
                     for &j in &node.inputs {
                         if last_use[j] == i {
                             if let Loc::Slot(sj) = loc[j] {
@@ -113,7 +117,15 @@ impl Program {
             }
         }
         let slots = slot_len.iter().map(|&l| vec![0.0f32; l]).collect();
-        Ok(Program { batch, steps, loc, dims, slots, scratch: vec![0.0; scratch_len], feed_lens })
+        Ok(Program {
+            batch,
+            steps,
+            loc,
+            dims,
+            slots,
+            scratch: vec![0.0; scratch_len],
+            feed_lens,
+        })
     }
 
     pub fn batch(&self) -> usize {
@@ -133,20 +145,35 @@ impl Program {
         for (k, &len) in self.feed_lens.iter().enumerate() {
             let got = feeds.get(k).map(|f| f.len());
             if len > 0 && got != Some(len) {
-                return crate::value_error!("input {k}: expected {len} values for batch {}, got {got:?}", self.batch);
+                return crate::value_error!(
+                    "input {k}: expected {len} values for batch {}, got {got:?}",
+                    self.batch
+                );
             }
         }
         for step in &self.steps {
-            let Loc::Slot(o) = self.loc[step.node] else { unreachable!("steps write slots") };
+            let Loc::Slot(o) = self.loc[step.node] else {
+                unreachable!("steps write slots")
+            };
             let mut out = std::mem::take(&mut self.slots[o]);
             {
                 let ins: SmallVec<[In<'_>; 3]> = step
                     .inputs
                     .iter()
-                    .map(|&j| In { data: value(&self.loc, &self.slots, &self.dims, vars, feeds, j), dims: &self.dims[j] })
+                    .map(|&j| In {
+                        data: value(&self.loc, &self.slots, &self.dims, vars, feeds, j),
+                        dims: &self.dims[j],
+                    })
                     .collect();
                 let len = self.dims[step.node].iter().product();
-                ctx.device.run_op(&step.op, &ins, &mut out[..len], &self.dims[step.node], &mut self.scratch, ctx);
+                ctx.device.run_op(
+                    &step.op,
+                    &ins,
+                    &mut out[..len],
+                    &self.dims[step.node],
+                    &mut self.scratch,
+                    ctx,
+                );
             }
             self.slots[o] = out;
         }
@@ -171,7 +198,9 @@ impl Program {
         let mut seen: SmallVec<[usize; 32]> = SmallVec::new();
         let base = self.slots.as_mut_ptr();
         for &node in nodes {
-            let Loc::Slot(s) = self.loc[node] else { panic!("node {node} is not computed by this program") };
+            let Loc::Slot(s) = self.loc[node] else {
+                panic!("node {node} is not computed by this program")
+            };
             assert!(!seen.contains(&s), "values_mut: two nodes share slot {s}");
             seen.push(s);
             let len: usize = self.dims[node].iter().product();
@@ -227,7 +256,12 @@ mod tests {
         let b = g.unary(UnaryOp::AddScalar(1.0), a).unwrap();
         let c = g.unary(UnaryOp::Neg, b).unwrap();
         let mut p = Program::plan(&g, &[a, c], 2).unwrap();
-        let ctx = Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 };
+        let ctx = Ctx {
+            device: crate::device::Device::Cpu,
+            training: false,
+            seed: 0,
+            step: 0,
+        };
         p.run(&[], &[&[1.0, 2.0, 3.0, 4.0]], &ctx).unwrap();
         assert_eq!(p.value(a), &[2.0, 4.0, 6.0, 8.0]);
         assert_eq!(p.value(c), &[-3.0, -5.0, -7.0, -9.0]);
@@ -239,7 +273,12 @@ mod tests {
         let x = g.input(Shape::batched(&[2]));
         let y = g.unary(UnaryOp::Relu, x).unwrap();
         let mut p = Program::plan(&g, &[y], 3).unwrap();
-        let ctx = Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 };
+        let ctx = Ctx {
+            device: crate::device::Device::Cpu,
+            training: false,
+            seed: 0,
+            step: 0,
+        };
         assert!(p.run(&[], &[&[1.0; 4]], &ctx).is_err());
     }
 

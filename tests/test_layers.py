@@ -630,3 +630,11 @@ def test_use_ema_writes_the_averages_at_the_end_of_fit():
     m.fit(x, y, epochs=2, batch_size=1, verbose=0)
     w = float(m.get_weights()[0][0, 0])
     assert 0.64 < w < 0.8
+
+
+def test_flatten_channels_first_moves_channels_last_first():
+    x = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
+    m = Sequential([Flatten(data_format="channels_first", input_shape=(3, 2, 2))])
+    np.testing.assert_array_equal(m.predict(x, verbose=0), x.transpose(0, 2, 3, 1).reshape(2, -1))
+    m = Sequential([Flatten(input_shape=(3, 2, 2))])
+    np.testing.assert_array_equal(m.predict(x, verbose=0), x.reshape(2, -1))

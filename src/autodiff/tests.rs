@@ -9,7 +9,9 @@ use crate::program::Program;
 pub(crate) const BATCH: usize = 3;
 
 fn rand_vec(n: usize, stream: u64, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|i| lo + (hi - lo) * uniform(stream, i as u64)).collect()
+    (0..n)
+        .map(|i| lo + (hi - lo) * uniform(stream, i as u64))
+        .collect()
 }
 
 /// Inputs: batched shapes become fed inputs, fixed shapes become variables.
@@ -21,8 +23,16 @@ pub(crate) struct Case {
     pub build: Box<dyn Fn(&mut Graph, &[NodeId]) -> NodeId>,
 }
 
-pub(crate) fn case(shapes: &[Shape], build: impl Fn(&mut Graph, &[NodeId]) -> NodeId + 'static) -> Case {
-    Case { shapes: shapes.to_vec(), range: (-1.0, 1.0), distinct: false, build: Box::new(build) }
+pub(crate) fn case(
+    shapes: &[Shape],
+    build: impl Fn(&mut Graph, &[NodeId]) -> NodeId + 'static,
+) -> Case {
+    Case {
+        shapes: shapes.to_vec(),
+        range: (-1.0, 1.0),
+        distinct: false,
+        build: Box::new(build),
+    }
 }
 
 /// `sum(y * r)`: r is fed (batched y) or a variable (fixed y); it is always the last one.
@@ -69,7 +79,12 @@ pub(crate) fn check(c: Case) {
     let mut outs = vec![loss];
     outs.extend(&grads);
     let mut p = Program::plan(&g, &outs, BATCH).unwrap();
-    let ctx = Ctx { device: crate::device::Device::Cpu, training: true, seed: 7, step: 1 };
+    let ctx = Ctx {
+        device: crate::device::Device::Cpu,
+        training: true,
+        seed: 7,
+        step: 1,
+    };
     let n_vars = g.var_shapes.len();
     let r_batched = g.shape(y).batched;
     let r_values = rand_vec(g.shape(y).numel(BATCH), 999, -1.0, 1.0);
@@ -120,8 +135,27 @@ pub(crate) fn f(d: &[usize]) -> Shape {
 fn unary_ops_match_finite_differences() {
     use UnaryOp::*;
     let smooth = [
-        Identity, Sigmoid, HardSigmoid, Tanh, Exp, Neg, Scale(1.5), AddScalar(0.3), Square, Softplus, Softsign,
-        Elu(1.0), Selu, LeakyRelu(0.2), Swish, Gelu, Arctan, Clip(-0.5, 0.5), LogCosh, Relu, Abs,
+        Identity,
+        Sigmoid,
+        HardSigmoid,
+        Tanh,
+        Exp,
+        Neg,
+        Scale(1.5),
+        AddScalar(0.3),
+        Square,
+        Softplus,
+        Softsign,
+        Elu(1.0),
+        Selu,
+        LeakyRelu(0.2),
+        Swish,
+        Gelu,
+        Arctan,
+        Clip(-0.5, 0.5),
+        LogCosh,
+        Relu,
+        Abs,
     ];
     for u in smooth {
         check(case(&[b(&[4])], move |g, x| g.unary(u, x[0]).unwrap()));
@@ -135,8 +169,18 @@ fn unary_ops_match_finite_differences() {
 
 #[test]
 fn binary_ops_with_broadcasting_match_finite_differences() {
-    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Maximum, BinaryOp::Minimum] {
-        for shapes in [[b(&[2, 3]), b(&[2, 3])], [b(&[2, 3]), f(&[3])], [f(&[2, 1]), b(&[2, 3])]] {
+    for op in [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+    ] {
+        for shapes in [
+            [b(&[2, 3]), b(&[2, 3])],
+            [b(&[2, 3]), f(&[3])],
+            [f(&[2, 1]), b(&[2, 3])],
+        ] {
             let mut c = case(&shapes, move |g, x| g.binary(op, x[0], x[1]).unwrap());
             // Maximum and minimum are not differentiable at ties: keep operands apart.
             c.distinct = true;
@@ -150,16 +194,29 @@ fn binary_ops_with_broadcasting_match_finite_differences() {
 
 #[test]
 fn matmul_forms_match_finite_differences() {
-    check(case(&[b(&[4]), f(&[4, 3])], |g, x| g.matmul(x[0], x[1], false, false).unwrap()));
-    check(case(&[b(&[2, 4]), f(&[3, 4])], |g, x| g.matmul(x[0], x[1], false, true).unwrap()));
-    check(case(&[b(&[4]), b(&[3])], |g, x| g.matmul(x[0], x[1], true, false).unwrap()));
+    check(case(&[b(&[4]), f(&[4, 3])], |g, x| {
+        g.matmul(x[0], x[1], false, false).unwrap()
+    }));
+    check(case(&[b(&[2, 4]), f(&[3, 4])], |g, x| {
+        g.matmul(x[0], x[1], false, true).unwrap()
+    }));
+    check(case(&[b(&[4]), b(&[3])], |g, x| {
+        g.matmul(x[0], x[1], true, false).unwrap()
+    }));
 }
 
 #[test]
 fn reductions_match_finite_differences() {
     for kind in [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max] {
-        for (axes, keep) in [(vec![2], false), (vec![1], true), (vec![0, 2], false), (vec![0, 1, 2], false)] {
-            let mut c = case(&[b(&[3, 4])], move |g, x| g.reduce(kind, x[0], &axes, keep).unwrap());
+        for (axes, keep) in [
+            (vec![2], false),
+            (vec![1], true),
+            (vec![0, 2], false),
+            (vec![0, 1, 2], false),
+        ] {
+            let mut c = case(&[b(&[3, 4])], move |g, x| {
+                g.reduce(kind, x[0], &axes, keep).unwrap()
+            });
             c.distinct = true;
             check(c);
         }
@@ -168,15 +225,32 @@ fn reductions_match_finite_differences() {
 
 #[test]
 fn shape_ops_match_finite_differences() {
-    check(case(&[b(&[2, 3])], |g, x| g.reshape(x[0], &[3, 2]).unwrap()));
-    check(case(&[f(&[3])], |g, x| g.push(Op::BroadcastTo(Shape::batched(&[2, 3])), &[x[0]]).unwrap()));
-    check(case(&[b(&[2, 3])], |g, x| g.push(Op::SumTo(Shape::fixed(&[3])), &[x[0]]).unwrap()));
+    check(case(&[b(&[2, 3])], |g, x| {
+        g.reshape(x[0], &[3, 2]).unwrap()
+    }));
+    check(case(&[b(&[2, 3, 4])], |g, x| {
+        g.push(Op::Transpose(vec![1, 2, 0]), &[x[0]]).unwrap()
+    }));
+    check(case(&[f(&[2, 3])], |g, x| {
+        g.push(Op::Transpose(vec![1, 0]), &[x[0]]).unwrap()
+    }));
+    check(case(&[f(&[3])], |g, x| {
+        g.push(Op::BroadcastTo(Shape::batched(&[2, 3])), &[x[0]])
+            .unwrap()
+    }));
+    check(case(&[b(&[2, 3])], |g, x| {
+        g.push(Op::SumTo(Shape::fixed(&[3])), &[x[0]]).unwrap()
+    }));
 }
 
 #[test]
 fn softmax_and_dropout_match_finite_differences() {
-    check(case(&[b(&[5])], |g, x| g.push(Op::Softmax, &[x[0]]).unwrap()));
-    check(case(&[b(&[40])], |g, x| g.push(Op::Dropout { rate: 0.3, key: 5 }, &[x[0]]).unwrap()));
+    check(case(&[b(&[5])], |g, x| {
+        g.push(Op::Softmax, &[x[0]]).unwrap()
+    }));
+    check(case(&[b(&[40])], |g, x| {
+        g.push(Op::Dropout { rate: 0.3, key: 5 }, &[x[0]]).unwrap()
+    }));
 }
 
 #[test]

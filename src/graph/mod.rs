@@ -31,10 +31,16 @@ pub struct Shape {
 
 impl Shape {
     pub fn batched(dims: &[usize]) -> Shape {
-        Shape { batched: true, dims: dims.to_vec() }
+        Shape {
+            batched: true,
+            dims: dims.to_vec(),
+        }
     }
     pub fn fixed(dims: &[usize]) -> Shape {
-        Shape { batched: false, dims: dims.to_vec() }
+        Shape {
+            batched: false,
+            dims: dims.to_vec(),
+        }
     }
     pub fn scalar() -> Shape {
         Shape::fixed(&[])
@@ -116,7 +122,10 @@ impl Graph {
 
     /// Appends a node after inferring (and so validating) its shape.
     pub fn push(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId> {
-        if let Some(&i) = inputs.iter().find(|&&i| i < self.nodes.len() && self.nodes[i].shape.dims.contains(&0)) {
+        if let Some(&i) = inputs
+            .iter()
+            .find(|&&i| i < self.nodes.len() && self.nodes[i].shape.dims.contains(&0))
+        {
             return crate::value_error!(
                 "{op:?}: zero-size axes are not supported, received shape {}",
                 self.nodes[i].shape.display()
@@ -128,12 +137,20 @@ impl Graph {
         let shapes: SmallVec<[&Shape; 3]> = inputs.iter().map(|&i| &self.nodes[i].shape).collect();
         let shape = ops::infer_shape(&op, &shapes)?;
         drop(shapes);
-        self.nodes.push(Node { op, inputs: inputs.iter().copied().collect(), shape });
+        self.nodes.push(Node {
+            op,
+            inputs: inputs.iter().copied().collect(),
+            shape,
+        });
         Ok(self.nodes.len() - 1)
     }
 
     fn push_unchecked(&mut self, op: Op, shape: Shape) -> NodeId {
-        self.nodes.push(Node { op, inputs: smallvec![], shape });
+        self.nodes.push(Node {
+            op,
+            inputs: smallvec![],
+            shape,
+        });
         self.nodes.len() - 1
     }
 
@@ -197,8 +214,21 @@ impl Graph {
     }
 
     /// Reduction over `axes`, counted on the full rank (axis 0 is the batch axis when batched).
-    pub fn reduce(&mut self, kind: ReduceKind, x: NodeId, axes: &[usize], keepdims: bool) -> Result<NodeId> {
-        self.push(Op::Reduce { kind, axes: axes.iter().copied().collect(), keepdims }, &[x])
+    pub fn reduce(
+        &mut self,
+        kind: ReduceKind,
+        x: NodeId,
+        axes: &[usize],
+        keepdims: bool,
+    ) -> Result<NodeId> {
+        self.push(
+            Op::Reduce {
+                kind,
+                axes: axes.iter().copied().collect(),
+                keepdims,
+            },
+            &[x],
+        )
     }
 
     /// Reduction over the last axis.
@@ -227,7 +257,11 @@ impl Graph {
                 self.var_shapes[var]
             );
         }
-        self.updates.push(StateUpdate { var, value, momentum });
+        self.updates.push(StateUpdate {
+            var,
+            value,
+            momentum,
+        });
         Ok(())
     }
 

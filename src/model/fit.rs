@@ -48,15 +48,33 @@ impl Model {
             return crate::value_error!("Expected a non-empty dataset, received 0 samples");
         }
         if d.x.len() != d.n * xper {
-            return crate::value_error!("x: expected {} values per sample, received {} for {} samples", xper, d.x.len(), d.n);
+            return crate::value_error!(
+                "x: expected {} values per sample, received {} for {} samples",
+                xper,
+                d.x.len(),
+                d.n
+            );
         }
-        let yper: usize = if with_y { self.label_dims()?.iter().product() } else { 0 };
+        let yper: usize = if with_y {
+            self.label_dims()?.iter().product()
+        } else {
+            0
+        };
         if with_y && d.y.len() != d.n * yper {
-            return crate::value_error!("y: expected {} values per sample, received {} for {} samples", yper, d.y.len(), d.n);
+            return crate::value_error!(
+                "y: expected {} values per sample, received {} for {} samples",
+                yper,
+                d.y.len(),
+                d.n
+            );
         }
         if let Some(sw) = d.sw {
             if sw.len() != d.n {
-                return crate::value_error!("sample_weight: expected {} values, received {}", d.n, sw.len());
+                return crate::value_error!(
+                    "sample_weight: expected {} values, received {}",
+                    d.n,
+                    sw.len()
+                );
             }
         }
         Ok((xper, yper))
@@ -114,10 +132,20 @@ impl Model {
                     by[k * yper..(k + 1) * yper].copy_from_slice(&d.y[r * yper..(r + 1) * yper]);
                     bw[k] = d.sw.map_or(1.0, |w| w[r]);
                 }
-                self.train_batch(&bx[..m * xper], &by[..m * yper], &bw[..m], m, &mut batch_logs)?;
+                self.train_batch(
+                    &bx[..m * xper],
+                    &by[..m * yper],
+                    &bw[..m],
+                    m,
+                    &mut batch_logs,
+                )?;
                 seen += m;
                 accumulate(&mut sums, &mut running, &batch_logs, m, seen);
-                hook(&BatchEnd { batch: b, batches, logs: &running })?;
+                hook(&BatchEnd {
+                    batch: b,
+                    batches,
+                    logs: &running,
+                })?;
             }
             Ok(())
         })();
@@ -160,7 +188,11 @@ impl Model {
                 self.test_batch(x, y, &bw[..m], m, &mut batch_logs)?;
                 seen += m;
                 accumulate(&mut sums, &mut running, &batch_logs, m, seen);
-                hook(&BatchEnd { batch: b, batches, logs: &running })?;
+                hook(&BatchEnd {
+                    batch: b,
+                    batches,
+                    logs: &running,
+                })?;
             }
             Ok(())
         })();
@@ -181,17 +213,37 @@ impl Model {
         if batch_size == 0 {
             return crate::value_error!("Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size=0");
         }
-        let (xper, _) = self.check_dataset(&Dataset { x, y: &[], sw: None, n }, false)?;
+        let (xper, _) = self.check_dataset(
+            &Dataset {
+                x,
+                y: &[],
+                sw: None,
+                n,
+            },
+            false,
+        )?;
         let oper: usize = self.output_shape().dims.iter().product();
         if out.len() != n * oper {
-            return crate::value_error!("predict: output buffer holds {} values, expected {}", out.len(), n * oper);
+            return crate::value_error!(
+                "predict: output buffer holds {} values, expected {}",
+                out.len(),
+                n * oper
+            );
         }
         let bs = batch_size.min(n);
         let batches = n.div_ceil(bs);
         for b in 0..batches {
             let (lo, hi) = (b * bs, ((b + 1) * bs).min(n));
-            self.predict_batch(&x[lo * xper..hi * xper], hi - lo, &mut out[lo * oper..hi * oper])?;
-            hook(&BatchEnd { batch: b, batches, logs: &[] })?;
+            self.predict_batch(
+                &x[lo * xper..hi * xper],
+                hi - lo,
+                &mut out[lo * oper..hi * oper],
+            )?;
+            hook(&BatchEnd {
+                batch: b,
+                batches,
+                logs: &[],
+            })?;
         }
         Ok(())
     }

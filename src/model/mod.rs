@@ -36,7 +36,12 @@ static SEED_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// The global seed and how many times a seed was set, or `None` while none was.
 pub fn default_seed() -> Option<(u64, u64)> {
     let s = DEFAULT_SEED.load(std::sync::atomic::Ordering::Relaxed);
-    (s != u64::MAX).then(|| (s, SEED_GENERATION.load(std::sync::atomic::Ordering::Relaxed)))
+    (s != u64::MAX).then(|| {
+        (
+            s,
+            SEED_GENERATION.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    })
 }
 
 /// What `compile` fixed: loss, metrics, optimizer and the weight penalties.
@@ -92,7 +97,11 @@ impl Model {
         if !matches!(graph.nodes[input].op, crate::ops::Op::Input(0)) || graph.num_inputs() != 1 {
             return crate::value_error!("a model needs exactly one input node");
         }
-        let vars = graph.var_shapes.iter().map(|s| vec![0.0; s.iter().product()]).collect();
+        let vars = graph
+            .var_shapes
+            .iter()
+            .map(|s| vec![0.0; s.iter().product()])
+            .collect();
         let trainable = vec![true; graph.var_shapes.len()];
         Ok(Model {
             graph,
@@ -137,13 +146,23 @@ impl Model {
             return crate::value_error!("variable {v} does not exist");
         };
         if dst.len() != values.len() {
-            return crate::value_error!("variable {v}: expected {} values, received {}", dst.len(), values.len());
+            return crate::value_error!(
+                "variable {v}: expected {} values, received {}",
+                dst.len(),
+                values.len()
+            );
         }
         dst.copy_from_slice(values);
         Ok(())
     }
 
-    pub fn initialize_var(&mut self, v: VarId, name: &str, params: &InitParams, seed: u64) -> Result<()> {
+    pub fn initialize_var(
+        &mut self,
+        v: VarId,
+        name: &str,
+        params: &InitParams,
+        seed: u64,
+    ) -> Result<()> {
         let shape = self.graph.var_shapes[v].clone();
         let w = initializers::initialize(name, &shape, params, seed)?;
         self.set_var(v, &w)
@@ -183,7 +202,12 @@ impl Model {
             }
         }
         let optimizer = Optimizer::from_spec(&spec.optimizer_kind, &spec.optimizer_params)?;
-        self.compiled = Some(Compiled { spec, loss, optimizer, train: None });
+        self.compiled = Some(Compiled {
+            spec,
+            loss,
+            optimizer,
+            train: None,
+        });
         Ok(())
     }
 
@@ -194,7 +218,9 @@ impl Model {
     /// Writes the optimizer's moving averages into the weights when it keeps them
     /// (`use_ema`), as Keras does at the end of `fit`.
     pub fn finalize_weights(&mut self) -> Result<()> {
-        let Some(c) = self.compiled.as_ref() else { return Ok(()) };
+        let Some(c) = self.compiled.as_ref() else {
+            return Ok(());
+        };
         let mut params: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
         for (v, w) in self.vars.iter_mut().enumerate() {
             if self.trainable[v] {
@@ -217,20 +243,29 @@ impl Model {
     fn label_dims_ref(&self) -> Result<&[usize]> {
         let c = self.compiled_ref()?;
         let d = &self.output_shape().dims;
-        Ok(if losses::is_sparse(c.loss) { &d[..d.len().saturating_sub(1)] } else { d })
+        Ok(if losses::is_sparse(c.loss) {
+            &d[..d.len().saturating_sub(1)]
+        } else {
+            d
+        })
     }
 
     fn compiled_ref(&self) -> Result<&Compiled> {
         match &self.compiled {
             Some(c) => Ok(c),
-            None => crate::value_error!("You must call `compile()` before using the model for training or evaluation."),
+            None => crate::value_error!(
+                "You must call `compile()` before using the model for training or evaluation."
+            ),
         }
     }
 
     /// Builds (once per label shape) the graph of loss, metrics and gradients.
     fn ensure_train_graph(&mut self) -> Result<()> {
         let c = self.compiled_ref()?;
-        if c.train.as_ref().is_some_and(|t| Ok(t.y_dims.as_slice()) == self.label_dims_ref()) {
+        if c.train
+            .as_ref()
+            .is_some_and(|t| Ok(t.y_dims.as_slice()) == self.label_dims_ref())
+        {
             return Ok(());
         }
         let y_dims = self.label_dims()?;
@@ -241,7 +276,11 @@ impl Model {
         let pred = self.output;
         let per = losses::build(&mut g, c.loss, y_true, pred)?;
         let per_rank = g.shape(per).dims.len();
-        let sw_b = if per_rank > 0 { g.reshape(sw, &vec![1; per_rank])? } else { sw };
+        let sw_b = if per_rank > 0 {
+            g.reshape(sw, &vec![1; per_rank])?
+        } else {
+            sw
+        };
         let weighted = g.mul(per, sw_b)?;
         let mut loss = g.reduce_all(ReduceKind::Mean, weighted)?;
         for &(v, l1, l2) in &c.spec.regularizers {
@@ -266,8 +305,10 @@ impl Model {
                 pred_shape.rank(),
                 pred_shape.last().unwrap_or(1),
             )?;
-            let t = if matches!(m, Metric::SparseCategoricalAccuracy | Metric::SparseTopKCategoricalAccuracy(_))
-                || !losses::is_sparse(c.loss)
+            let t = if matches!(
+                m,
+                Metric::SparseCategoricalAccuracy | Metric::SparseTopKCategoricalAccuracy(_)
+            ) || !losses::is_sparse(c.loss)
             {
                 y_true
             } else {
@@ -279,12 +320,17 @@ impl Model {
             let v = metrics::build(&mut g, m, t, pred)?;
             metric_nodes.push(g.reduce_all(ReduceKind::Mean, v)?);
         }
-        let trainable: Vec<VarId> = (0..self.vars.len()).filter(|&v| self.trainable[v]).collect();
+        let trainable: Vec<VarId> = (0..self.vars.len())
+            .filter(|&v| self.trainable[v])
+            .collect();
         let params: Vec<NodeId> = trainable.iter().map(|&v| g.param(v)).collect();
         let mut grads = autodiff::gradients(&mut g, loss, &params)?;
         // Each gradient needs a buffer of its own for the optimizer's in-place clipping.
         for i in 0..grads.len() {
-            if grads[..i].contains(&grads[i]) || metric_nodes.contains(&grads[i]) || grads[i] == loss {
+            if grads[..i].contains(&grads[i])
+                || metric_nodes.contains(&grads[i])
+                || grads[i] == loss
+            {
                 let dims = g.shape(grads[i]).dims.clone();
                 grads[i] = g.reshape(grads[i], &dims)?;
             }
@@ -312,10 +358,22 @@ impl Model {
     }
 
     /// One optimizer step on a batch of `batch` rows; writes loss and metrics into `logs`.
-    pub fn train_batch(&mut self, x: &[f32], y: &[f32], sw: &[f32], batch: usize, logs: &mut [f64]) -> Result<()> {
+    pub fn train_batch(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        sw: &[f32],
+        batch: usize,
+        logs: &mut [f64],
+    ) -> Result<()> {
         self.ensure_train_graph()?;
         self.step += 1;
-        let ctx = Ctx { device: self.device, training: true, seed: self.seed, step: self.step };
+        let ctx = Ctx {
+            device: self.device,
+            training: true,
+            seed: self.seed,
+            step: self.step,
+        };
         let c = self.compiled.as_mut().expect("ensured");
         let t = c.train.as_mut().expect("ensured");
         if !t.train_programs.contains_key(&batch) {
@@ -323,7 +381,8 @@ impl Model {
             outs.extend(&t.metrics);
             outs.extend(&t.grads);
             outs.extend(t.graph.updates.iter().map(|u| u.value));
-            t.train_programs.insert(batch, Program::plan(&t.graph, &outs, batch)?);
+            t.train_programs
+                .insert(batch, Program::plan(&t.graph, &outs, batch)?);
         }
         let p = t.train_programs.get_mut(&batch).expect("inserted above");
         p.run(&self.vars, &[x, y, sw], &ctx)?;
@@ -352,14 +411,31 @@ impl Model {
     }
 
     /// Loss and metrics of a batch in inference mode.
-    pub fn test_batch(&mut self, x: &[f32], y: &[f32], sw: &[f32], batch: usize, logs: &mut [f64]) -> Result<()> {
+    pub fn test_batch(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        sw: &[f32],
+        batch: usize,
+        logs: &mut [f64],
+    ) -> Result<()> {
         self.ensure_train_graph()?;
-        let ctx = Ctx { device: self.device, training: false, seed: self.seed, step: self.step };
-        let t = self.compiled.as_mut().and_then(|c| c.train.as_mut()).expect("ensured");
+        let ctx = Ctx {
+            device: self.device,
+            training: false,
+            seed: self.seed,
+            step: self.step,
+        };
+        let t = self
+            .compiled
+            .as_mut()
+            .and_then(|c| c.train.as_mut())
+            .expect("ensured");
         if !t.eval_programs.contains_key(&batch) {
             let mut outs = vec![t.loss];
             outs.extend(&t.metrics);
-            t.eval_programs.insert(batch, Program::plan(&t.graph, &outs, batch)?);
+            t.eval_programs
+                .insert(batch, Program::plan(&t.graph, &outs, batch)?);
         }
         let p = t.eval_programs.get_mut(&batch).expect("inserted above");
         p.run(&self.vars, &[x, y, sw], &ctx)?;
@@ -372,11 +448,20 @@ impl Model {
 
     /// Outputs for a batch in inference mode, written to `out`.
     pub fn predict_batch(&mut self, x: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
-        let ctx = Ctx { device: self.device, training: false, seed: self.seed, step: self.step };
+        let ctx = Ctx {
+            device: self.device,
+            training: false,
+            seed: self.seed,
+            step: self.step,
+        };
         if !self.predict_programs.contains_key(&batch) {
-            self.predict_programs.insert(batch, Program::plan(&self.graph, &[self.output], batch)?);
+            self.predict_programs
+                .insert(batch, Program::plan(&self.graph, &[self.output], batch)?);
         }
-        let p = self.predict_programs.get_mut(&batch).expect("inserted above");
+        let p = self
+            .predict_programs
+            .get_mut(&batch)
+            .expect("inserted above");
         p.run(&self.vars, &[x], &ctx)?;
         out.copy_from_slice(p.value(self.output));
         Ok(())

@@ -38,7 +38,10 @@ fn one_sgd_step_follows_the_analytic_mse_gradient() {
     // Predictions 0.1 and -0.525; loss = mean(err^2); dL/dw = 2/N * X^T err.
     let err = [0.1 - 1.0, -0.525 - 0.0];
     assert!((logs[0] - (err[0] * err[0] + err[1] * err[1]) / 2.0).abs() < 1e-6);
-    let gw = [(err[0] * 1.0 + err[1] * -1.0), (err[0] * 2.0 + err[1] * 0.5)];
+    let gw = [
+        (err[0] * 1.0 + err[1] * -1.0),
+        (err[0] * 2.0 + err[1] * 0.5),
+    ];
     let gb = err[0] + err[1];
     let want_w = [0.5 - 0.1 * gw[0], -0.25 - 0.1 * gw[1]];
     for (got, want) in m.var(w).iter().zip(want_w) {
@@ -71,7 +74,8 @@ fn softmax_regression_learns_a_separable_problem() {
     let y = g.matmul(x, wn, false, false).unwrap();
     let y = crate::activations::apply(&mut g, "softmax", y).unwrap();
     let mut m = Model::new(g, x, y, 3).unwrap();
-    m.initialize_var(w, "glorot_uniform", &InitParams::default(), 5).unwrap();
+    m.initialize_var(w, "glorot_uniform", &InitParams::default(), 5)
+        .unwrap();
     let mut s = spec("categorical_crossentropy", "adam", 0.05);
     s.metrics = vec!["accuracy".into()];
     m.compile(s).unwrap();
@@ -84,7 +88,12 @@ fn softmax_regression_learns_a_separable_problem() {
         xs.extend([a, b]);
         ys.extend(if a + b > 0.0 { [1.0, 0.0] } else { [0.0, 1.0] });
     }
-    let d = Dataset { x: &xs, y: &ys, sw: None, n };
+    let d = Dataset {
+        x: &xs,
+        y: &ys,
+        sw: None,
+        n,
+    };
     let mut logs = Vec::new();
     for _ in 0..20 {
         logs = m.fit_epoch(&d, 16, true, &mut |_| Ok(())).unwrap();
@@ -109,9 +118,11 @@ fn state_updates_follow_the_batch_in_training_only() {
     m.set_var(w, &[1.0, 1.0]).unwrap();
     m.compile(spec("mse", "sgd", 0.0)).unwrap();
     let mut logs = [0.0];
-    m.train_batch(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], &[1.0; 2], 2, &mut logs).unwrap();
+    m.train_batch(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], &[1.0; 2], 2, &mut logs)
+        .unwrap();
     // mean = [2, 3]; mm = 0.9 * 0 + 0.1 * mean.
     assert!((m.var(mm)[0] - 0.2).abs() < 1e-6 && (m.var(mm)[1] - 0.3).abs() < 1e-6);
-    m.test_batch(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], &[1.0; 2], 2, &mut logs).unwrap();
+    m.test_batch(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], &[1.0; 2], 2, &mut logs)
+        .unwrap();
     assert!((m.var(mm)[0] - 0.2).abs() < 1e-6);
 }

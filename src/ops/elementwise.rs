@@ -70,7 +70,10 @@ fn softplus(x: f32) -> f32 {
 fn erf(x: f32) -> f32 {
     let x = x as f64;
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let y = 1.0 - poly * (-x * x).exp();
     (if x >= 0.0 { y } else { -y }) as f32
 }
@@ -211,7 +214,9 @@ fn map_unary(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     let body = |o: &mut [f32], x: &[f32]| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
     if out.len() >= PAR_THRESHOLD {
         let c = PAR_THRESHOLD / 4;
-        out.par_chunks_mut(c).zip(x.par_chunks(c)).for_each(|(o, x)| body(o, x));
+        out.par_chunks_mut(c)
+            .zip(x.par_chunks(c))
+            .for_each(|(o, x)| body(o, x));
     } else {
         body(out, x);
     }
@@ -250,7 +255,13 @@ pub fn unary_backward(u: UnaryOp, x: &[f32], dy: &[f32], out: &mut [f32]) {
     }
 }
 
-pub fn unary_vjp(g: &mut Graph, u: UnaryOp, x: NodeId, _y: NodeId, dy: NodeId) -> Result<Option<NodeId>> {
+pub fn unary_vjp(
+    g: &mut Graph,
+    u: UnaryOp,
+    x: NodeId,
+    _y: NodeId,
+    dy: NodeId,
+) -> Result<Option<NodeId>> {
     Ok(match u {
         _ if u.is_piecewise_constant() => None,
         UnaryOp::Identity | UnaryOp::AddScalar(_) => Some(dy),
@@ -313,8 +324,16 @@ pub fn broadcast_shape(a: &Shape, b: &Shape) -> Result<Shape> {
     let r = fa.len().max(fb.len());
     let mut out: Vec<Option<usize>> = Vec::with_capacity(r);
     for i in 0..r {
-        let da = if i + fa.len() >= r { fa[i + fa.len() - r] } else { Some(1) };
-        let db = if i + fb.len() >= r { fb[i + fb.len() - r] } else { Some(1) };
+        let da = if i + fa.len() >= r {
+            fa[i + fa.len() - r]
+        } else {
+            Some(1)
+        };
+        let db = if i + fb.len() >= r {
+            fb[i + fb.len() - r]
+        } else {
+            Some(1)
+        };
         out.push(match (da, db) {
             (Some(1), d) | (d, Some(1)) => d,
             (None, None) => None,
@@ -330,9 +349,17 @@ pub fn broadcast_shape(a: &Shape, b: &Shape) -> Result<Shape> {
     }
     let batched = out.first() == Some(&None);
     if out.iter().skip(1).any(|d| d.is_none()) {
-        return crate::value_error!("Cannot broadcast shapes {} and {}: the batch axis must lead", a.display(), b.display());
+        return crate::value_error!(
+            "Cannot broadcast shapes {} and {}: the batch axis must lead",
+            a.display(),
+            b.display()
+        );
     }
-    let dims = out.into_iter().skip(usize::from(batched)).map(|d| d.unwrap_or(1)).collect::<Vec<_>>();
+    let dims = out
+        .into_iter()
+        .skip(usize::from(batched))
+        .map(|d| d.unwrap_or(1))
+        .collect::<Vec<_>>();
     Ok(Shape { batched, dims })
 }
 
@@ -343,7 +370,11 @@ pub(crate) fn broadcast_strides(dims: &[usize], out_dims: &[usize]) -> SmallVec<
     let mut s = 1;
     for i in (0..dims.len()).rev() {
         let oi = i + r - dims.len();
-        strides[oi] = if dims[i] == 1 && out_dims[oi] != 1 { 0 } else { s };
+        strides[oi] = if dims[i] == 1 && out_dims[oi] != 1 {
+            0
+        } else {
+            s
+        };
         s *= dims[i];
     }
     strides
@@ -398,16 +429,23 @@ pub fn binary_forward(op: BinaryOp, a: &In<'_>, b: &In<'_>, out: &mut [f32], out
         };
         if n >= PAR_THRESHOLD {
             let c = PAR_THRESHOLD / 4;
-            out.par_chunks_mut(c).zip(ad.par_chunks(c)).zip(bd.par_chunks(c)).for_each(|((o, a), b)| body(o, a, b));
+            out.par_chunks_mut(c)
+                .zip(ad.par_chunks(c))
+                .zip(bd.par_chunks(c))
+                .for_each(|((o, a), b)| body(o, a, b));
         } else {
             body(out, ad, bd);
         }
     } else if bd.len() == 1 {
         let b = bd[0];
-        out.iter_mut().zip(ad).for_each(|(o, &a)| *o = op.apply(a, b));
+        out.iter_mut()
+            .zip(ad)
+            .for_each(|(o, &a)| *o = op.apply(a, b));
     } else if ad.len() == 1 {
         let a = ad[0];
-        out.iter_mut().zip(bd).for_each(|(o, &b)| *o = op.apply(a, b));
+        out.iter_mut()
+            .zip(bd)
+            .for_each(|(o, &b)| *o = op.apply(a, b));
     } else if ad.len() == n && is_suffix(b.dims, out_dims) {
         for (o, a) in out.chunks_mut(bd.len()).zip(ad.chunks(bd.len())) {
             for ((o, &a), &b) in o.iter_mut().zip(a).zip(bd) {
@@ -423,7 +461,9 @@ pub fn binary_forward(op: BinaryOp, a: &In<'_>, b: &In<'_>, out: &mut [f32], out
     } else {
         let sa = broadcast_strides(a.dims, out_dims);
         let sb = broadcast_strides(b.dims, out_dims);
-        for_each_broadcast(out_dims, [&sa, &sb], |o, [ia, ib]| out[o] = op.apply(ad[ia], bd[ib]));
+        for_each_broadcast(out_dims, [&sa, &sb], |o, [ia, ib]| {
+            out[o] = op.apply(ad[ia], bd[ib])
+        });
     }
 }
 
@@ -463,7 +503,12 @@ pub fn binary_vjp(
             let da = g.mul(dy, mask)?;
             (da, g.sub(dy, da)?)
         }
-        BinaryOp::Equal | BinaryOp::Greater | BinaryOp::GreaterEqual => return Ok(smallvec![None, None]),
+        BinaryOp::Equal | BinaryOp::Greater | BinaryOp::GreaterEqual => {
+            return Ok(smallvec![None, None])
+        }
     };
-    Ok(smallvec![Some(unbroadcast(g, da, &sa)?), Some(unbroadcast(g, db, &sb)?)])
+    Ok(smallvec![
+        Some(unbroadcast(g, da, &sa)?),
+        Some(unbroadcast(g, db, &sb)?)
+    ])
 }

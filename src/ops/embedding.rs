@@ -24,14 +24,25 @@ use crate::graph::{Graph, NodeId, Shape};
 /// `(table (V, D), idx (..)) -> (.., D)`.
 pub fn infer(table: &Shape, idx: &Shape) -> Result<Shape> {
     if table.batched || table.dims.len() != 2 {
-        return crate::value_error!("gather: the table must be a 2-D weight, received {}", table.display());
+        return crate::value_error!(
+            "gather: the table must be a 2-D weight, received {}",
+            table.display()
+        );
     }
     let mut dims = idx.dims.clone();
     dims.push(table.dims[1]);
-    Ok(Shape { batched: idx.batched, dims })
+    Ok(Shape {
+        batched: idx.batched,
+        dims,
+    })
 }
 
-pub fn vjp(g: &mut Graph, table: NodeId, idx: NodeId, dy: NodeId) -> Result<SmallVec<[Option<NodeId>; 3]>> {
+pub fn vjp(
+    g: &mut Graph,
+    table: NodeId,
+    idx: NodeId,
+    dy: NodeId,
+) -> Result<SmallVec<[Option<NodeId>; 3]>> {
     let shape = g.shape(table).clone();
     let dt = g.push(Op::ScatterAddRows(shape), &[dy, idx])?;
     Ok(smallvec![Some(dt), None])
@@ -57,7 +68,10 @@ pub fn scatter_add_rows(dy: &[f32], idx: &[f32], out: &mut [f32], out_dims: &[us
     out.fill(0.0);
     for (g, &i) in dy.chunks(d).zip(idx) {
         match row(i, rows) {
-            Some(r) => out[r * d..(r + 1) * d].iter_mut().zip(g).for_each(|(o, &v)| *o += v),
+            Some(r) => out[r * d..(r + 1) * d]
+                .iter_mut()
+                .zip(g)
+                .for_each(|(o, &v)| *o += v),
             None => out.fill(f32::NAN),
         }
     }
@@ -80,7 +94,12 @@ mod tests {
         assert_eq!(g.shape(y), &Shape::batched(&[3, 2]));
         let mut p = Program::plan(&g, &[y], 1).unwrap();
         let table: Vec<f32> = (0..8).map(|i| i as f32).collect();
-        let ctx = Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 };
+        let ctx = Ctx {
+            device: crate::device::Device::Cpu,
+            training: false,
+            seed: 0,
+            step: 0,
+        };
         p.run(&[table], &[&[3.0, 0.0, 7.0]], &ctx).unwrap();
         let out = p.value(y);
         assert_eq!(&out[..4], &[6.0, 7.0, 0.0, 1.0]);

@@ -10,7 +10,10 @@ pub fn infer_argmax(x: &Shape) -> Result<Shape> {
     if x.dims.is_empty() {
         return crate::value_error!("argmax needs a feature axis, got shape {}", x.display());
     }
-    Ok(Shape { batched: x.batched, dims: x.dims[..x.dims.len() - 1].to_vec() })
+    Ok(Shape {
+        batched: x.batched,
+        dims: x.dims[..x.dims.len() - 1].to_vec(),
+    })
 }
 
 pub fn infer_take(x: &Shape, idx: &Shape) -> Result<Shape> {

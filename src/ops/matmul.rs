@@ -15,14 +15,25 @@ use crate::graph::{Graph, NodeId, Shape};
 
 pub fn infer(ta: bool, tb: bool, a: &Shape, b: &Shape) -> Result<Shape> {
     let (Some(ka), Some(lb)) = (a.last(), b.last()) else {
-        return crate::value_error!("matmul needs operands of rank >= 1, got {} and {}", a.display(), b.display());
+        return crate::value_error!(
+            "matmul needs operands of rank >= 1, got {} and {}",
+            a.display(),
+            b.display()
+        );
     };
     match (ta, tb) {
         (false, _) => {
             if b.batched || b.dims.len() != 2 {
-                return crate::value_error!("matmul: the right operand must be a 2-D weight, got {}", b.display());
+                return crate::value_error!(
+                    "matmul: the right operand must be a 2-D weight, got {}",
+                    b.display()
+                );
             }
-            let (k, n) = if tb { (b.dims[1], b.dims[0]) } else { (b.dims[0], b.dims[1]) };
+            let (k, n) = if tb {
+                (b.dims[1], b.dims[0])
+            } else {
+                (b.dims[0], b.dims[1])
+            };
             if ka != k {
                 return crate::value_error!(
                     "matmul: incompatible shapes {} and {}: last axis {} does not match {}",
@@ -38,7 +49,11 @@ pub fn infer(ta: bool, tb: bool, a: &Shape, b: &Shape) -> Result<Shape> {
         }
         (true, false) => {
             if a.batched != b.batched || a.dims[..a.dims.len() - 1] != b.dims[..b.dims.len() - 1] {
-                return crate::value_error!("matmul: aᵀ·b needs equal leading axes, got {} and {}", a.display(), b.display());
+                return crate::value_error!(
+                    "matmul: aᵀ·b needs equal leading axes, got {} and {}",
+                    a.display(),
+                    b.display()
+                );
             }
             Ok(Shape::fixed(&[ka, lb]))
         }
@@ -46,11 +61,24 @@ pub fn infer(ta: bool, tb: bool, a: &Shape, b: &Shape) -> Result<Shape> {
     }
 }
 
-pub fn vjp(g: &mut Graph, ta: bool, tb: bool, a: NodeId, b: NodeId, dy: NodeId) -> Result<SmallVec<[Option<NodeId>; 3]>> {
+pub fn vjp(
+    g: &mut Graph,
+    ta: bool,
+    tb: bool,
+    a: NodeId,
+    b: NodeId,
+    dy: NodeId,
+) -> Result<SmallVec<[Option<NodeId>; 3]>> {
     let (da, db) = match (ta, tb) {
         (false, false) => (g.matmul(dy, b, false, true)?, g.matmul(a, dy, true, false)?),
-        (false, true) => (g.matmul(dy, b, false, false)?, g.matmul(dy, a, true, false)?),
-        (true, false) => (g.matmul(b, dy, false, true)?, g.matmul(a, dy, false, false)?),
+        (false, true) => (
+            g.matmul(dy, b, false, false)?,
+            g.matmul(dy, a, true, false)?,
+        ),
+        (true, false) => (
+            g.matmul(b, dy, false, true)?,
+            g.matmul(a, dy, false, false)?,
+        ),
         (true, true) => return crate::value_error!("matmul: aᵀ·bᵀ is not a supported form"),
     };
     Ok(smallvec![Some(da), Some(db)])
@@ -80,7 +108,9 @@ pub fn gemm_strided(
     accumulate: bool,
 ) {
     let threads = m * n * k >= PAR_MADDS && m.min(n).min(k) >= PAR_MIN_DIM;
-    gemm_with(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, accumulate, threads)
+    gemm_with(
+        m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, accumulate, threads,
+    )
 }
 
 /// [`gemm_strided`] on the calling thread only (for callers that split the work themselves).
@@ -126,9 +156,19 @@ fn gemm_with(
         }
         return;
     }
-    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs, "gemm: lhs too small");
-    assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs, "gemm: rhs too small");
-    let par = if threads { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    assert!(
+        a.len() > (m - 1) * a_rs + (k - 1) * a_cs,
+        "gemm: lhs too small"
+    );
+    assert!(
+        b.len() > (k - 1) * b_rs + (n - 1) * b_cs,
+        "gemm: rhs too small"
+    );
+    let par = if threads {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the asserts above keep every index the kernel touches inside the slices;
     // `c` is exclusively borrowed and cannot alias `a` or `b`.
     unsafe {

@@ -41,8 +41,15 @@ pub enum Op {
     UnaryGrad(UnaryOp),
     Binary(BinaryOp),
     /// 2-D product over the last axis; see `matmul.rs` for the three supported forms.
-    MatMul { ta: bool, tb: bool },
-    Reduce { kind: ReduceKind, axes: SmallVec<[usize; 4]>, keepdims: bool },
+    MatMul {
+        ta: bool,
+        tb: bool,
+    },
+    Reduce {
+        kind: ReduceKind,
+        axes: SmallVec<[usize; 4]>,
+        keepdims: bool,
+    },
     /// Sums a broadcast result back down to a shape (the VJP of broadcasting).
     SumTo(Shape),
     /// Broadcasts (numpy rules) to a shape.
@@ -51,13 +58,21 @@ pub enum Op {
     BroadcastMean(Shape),
     /// Same data, new per-sample dims (batchedness is kept).
     Reshape(Vec<usize>),
+    /// Permutes the per-sample axes (the batch axis stays first).
+    Transpose(Vec<usize>),
     /// Softmax over the last axis; `SoftmaxGrad` takes `(y, dy)`.
     Softmax,
     SoftmaxGrad,
     /// Inverted dropout in training, identity at inference. The mask is a pure function of
     /// (seed, step, node, element), so the backward pass regenerates it instead of storing it.
-    Dropout { rate: f32, key: u64 },
-    DropoutGrad { rate: f32, key: u64 },
+    Dropout {
+        rate: f32,
+        key: u64,
+    },
+    DropoutGrad {
+        rate: f32,
+        key: u64,
+    },
     /// `a` in training, `b` at inference (e.g. batch vs moving statistics); the gradient
     /// flows to `a` only.
     TrainSelect,
@@ -131,6 +146,7 @@ pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
         Op::Reduce { axes, keepdims, .. } => reduce::infer(ins[0], axes, *keepdims),
         Op::SumTo(s) | Op::BroadcastTo(s) | Op::BroadcastMean(s) => shape::infer_to(op, ins[0], s),
         Op::Reshape(dims) => shape::infer_reshape(ins[0], dims),
+        Op::Transpose(perm) => shape::infer_transpose(ins[0], perm),
         Op::Softmax => softmax::infer(ins[0]),
         Op::TrainSelect => elementwise::same_shape("train/inference select", ins[0], ins[1]),
         Op::SoftmaxGrad => elementwise::same_shape("softmax gradient", ins[0], ins[1]),
@@ -171,30 +187,63 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
         Op::Unary(u) => one(elementwise::unary_vjp(g, *u, x(0), node, dy)?),
         Op::Binary(b) => elementwise::binary_vjp(g, *b, x(0), x(1), node, dy)?,
         Op::MatMul { ta, tb } => matmul::vjp(g, *ta, *tb, x(0), x(1), dy)?,
-        Op::Reduce { kind, axes, keepdims } => one(Some(reduce::vjp(g, *kind, axes, *keepdims, x(0), node, dy)?)),
+        Op::Reduce {
+            kind,
+            axes,
+            keepdims,
+        } => one(Some(reduce::vjp(
+            g,
+            *kind,
+            axes,
+            *keepdims,
+            x(0),
+            node,
+            dy,
+        )?)),
         Op::SumTo(_) => one(Some(g.push(Op::BroadcastTo(g.shape(x(0)).clone()), &[dy])?)),
         Op::BroadcastTo(_) => one(Some(g.push(Op::SumTo(g.shape(x(0)).clone()), &[dy])?)),
-        Op::Reshape(_) => one(Some(g.push(Op::Reshape(g.shape(x(0)).dims.clone()), &[dy])?)),
+        Op::Reshape(_) => one(Some(
+            g.push(Op::Reshape(g.shape(x(0)).dims.clone()), &[dy])?,
+        )),
+        Op::Transpose(perm) => one(Some(g.push(Op::Transpose(shape::inverse(perm)), &[dy])?)),
         Op::Softmax => one(Some(g.push(Op::SoftmaxGrad, &[node, dy])?)),
         Op::TrainSelect => smallvec::smallvec![Some(dy), None],
-        Op::Dropout { rate, key } => one(Some(g.push(Op::DropoutGrad { rate: *rate, key: *key }, &[dy])?)),
+        Op::Dropout { rate, key } => one(Some(g.push(
+            Op::DropoutGrad {
+                rate: *rate,
+                key: *key,
+            },
+            &[dy],
+        )?)),
         Op::TakeLast => {
             let dx = g.push(Op::ScatterLast(g.shape(x(0)).clone()), &[dy, x(1)])?;
             smallvec::smallvec![Some(dx), None]
         }
         // Gradients of gradients, and of piecewise-constant ops, are not needed: these ops
         // only appear in backward passes or in metrics.
-        Op::UnaryGrad(_) | Op::SoftmaxGrad | Op::DropoutGrad { .. } | Op::ScatterLast(_) | Op::BroadcastMean(_) => {
-            return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
+        Op::UnaryGrad(_)
+        | Op::SoftmaxGrad
+        | Op::DropoutGrad { .. }
+        | Op::ScatterLast(_)
+        | Op::BroadcastMean(_) => {
+            return crate::value_error!(
+                "internal: second-order gradient of {:?} is not supported",
+                n.op
+            )
         }
         Op::ArgMax | Op::InTopK(_) => n.inputs.iter().map(|_| None).collect(),
         // recurrent family
         Op::Rnn(s) => recurrent::vjp(g, s, node, &n.inputs, dy)?,
-        Op::RnnSlice(sl) => one(Some(g.push(Op::RnnUnslice(*sl, g.shape(x(0)).clone()), &[dy])?)),
+        Op::RnnSlice(sl) => one(Some(
+            g.push(Op::RnnUnslice(*sl, g.shape(x(0)).clone()), &[dy])?,
+        )),
         Op::RnnUnslice(sl, _) => one(Some(g.push(Op::RnnSlice(*sl), &[dy])?)),
         Op::Gather => embedding::vjp(g, x(0), x(1), dy)?,
         Op::RnnGrad(_) | Op::RnnKernelGrad(_) | Op::ScatterAddRows(_) => {
-            return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
+            return crate::value_error!(
+                "internal: second-order gradient of {:?} is not supported",
+                n.op
+            )
         }
         // convolution family
         Op::Conv(s) => conv::vjp(g, s, &n.inputs, dy)?,
@@ -203,7 +252,10 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
         Op::UpSample(s) => pad::vjp_upsample(g, s, dy)?,
         Op::ConvGradInput(s, _) => conv::vjp_grad_input(g, s, x(0), x(1), dy)?,
         Op::ConvGradKernel(_) | Op::PoolGrad(_) => {
-            return crate::value_error!("internal: second-order gradient of {:?} is not supported", n.op)
+            return crate::value_error!(
+                "internal: second-order gradient of {:?} is not supported",
+                n.op
+            )
         }
     })
 }
@@ -216,7 +268,9 @@ pub fn scratch_len(op: &Op, in_dims: &[&[usize]], out_dims: &[usize]) -> usize {
         // convolution family
         Op::Conv(s) => conv::scratch_len(s, in_dims[0]),
         // The kernel gradient also keeps a second partial sum of the kernel's size.
-        Op::ConvGradKernel(s) => conv::scratch_len(s, in_dims[0]) + out_dims.iter().product::<usize>(),
+        Op::ConvGradKernel(s) => {
+            conv::scratch_len(s, in_dims[0]) + out_dims.iter().product::<usize>()
+        }
         Op::ConvGradInput(s, _) => conv::scratch_len(s, out_dims),
         _ => 0,
     }
@@ -224,7 +278,14 @@ pub fn scratch_len(op: &Op, in_dims: &[&[usize]], out_dims: &[usize]) -> usize {
 
 /// Runs one op's CPU kernel into `out` (which has exactly the output's element count);
 /// `scratch` has at least [`scratch_len`] floats.
-pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], scratch: &mut [f32], ctx: &Ctx) {
+pub fn forward(
+    op: &Op,
+    ins: &[In<'_>],
+    out: &mut [f32],
+    out_dims: &[usize],
+    scratch: &mut [f32],
+    ctx: &Ctx,
+) {
     match op {
         Op::Input(_) | Op::Param(_) => unreachable!("inputs and params are read in place"),
         Op::Scalar(v) => out[0] = *v,
@@ -238,8 +299,13 @@ pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], scr
         Op::BroadcastTo(_) => shape::broadcast_to(&ins[0], out, out_dims),
         Op::BroadcastMean(_) => shape::broadcast_mean(&ins[0], out, out_dims),
         Op::Reshape(_) => out.copy_from_slice(ins[0].data),
+        Op::Transpose(perm) => shape::transpose(&ins[0], perm, out, out_dims),
         Op::Softmax => softmax::forward(&ins[0], out),
-        Op::TrainSelect => out.copy_from_slice(if ctx.training { ins[0].data } else { ins[1].data }),
+        Op::TrainSelect => out.copy_from_slice(if ctx.training {
+            ins[0].data
+        } else {
+            ins[1].data
+        }),
         Op::SoftmaxGrad => softmax::backward(&ins[0], ins[1].data, out),
         Op::Dropout { rate, key } | Op::DropoutGrad { rate, key } => {
             random::dropout(ins[0].data, out, *rate, ctx, *key)
@@ -255,7 +321,9 @@ pub fn forward(op: &Op, ins: &[In<'_>], out: &mut [f32], out_dims: &[usize], scr
         Op::RnnSlice(sl) => recurrent::slice(sl, &ins[0], out),
         Op::RnnUnslice(sl, _) => recurrent::unslice(sl, ins[0].data, out, out_dims),
         Op::Gather => embedding::gather(&ins[0], ins[1].data, out),
-        Op::ScatterAddRows(_) => embedding::scatter_add_rows(ins[0].data, ins[1].data, out, out_dims),
+        Op::ScatterAddRows(_) => {
+            embedding::scatter_add_rows(ins[0].data, ins[1].data, out, out_dims)
+        }
         // convolution family
         Op::Conv(s) => conv::forward(s, &ins[0], &ins[1], ins.get(2), out, scratch),
         Op::ConvGradInput(s, _) => conv::grad_input(s, &ins[0], &ins[1], out, out_dims, scratch),

@@ -42,7 +42,7 @@ pub fn dropout(x: &[f32], out: &mut [f32], rate: f32, ctx: &Ctx, key: u64) {
     // are thus resolved to 1/65536, far below any dropout rate's meaningful precision).
     let threshold = (rate as f64 * 65536.0).round() as u64;
     let body = |base: usize, o: &mut [f32], x: &[f32]| {
-        debug_assert!(base % 4 == 0);
+        debug_assert!(base.is_multiple_of(4));
         for (k, (o, x)) in o.chunks_mut(4).zip(x.chunks(4)).enumerate() {
             let h = bits(stream, (base / 4 + k) as u64);
             for (j, (o, &x)) in o.iter_mut().zip(x).enumerate() {
@@ -53,7 +53,10 @@ pub fn dropout(x: &[f32], out: &mut [f32], rate: f32, ctx: &Ctx, key: u64) {
     };
     if out.len() >= PAR_THRESHOLD {
         let c = PAR_THRESHOLD / 4;
-        out.par_chunks_mut(c).zip(x.par_chunks(c)).enumerate().for_each(|(k, (o, x))| body(k * c, o, x));
+        out.par_chunks_mut(c)
+            .zip(x.par_chunks(c))
+            .enumerate()
+            .for_each(|(k, (o, x))| body(k * c, o, x));
     } else {
         body(0, out, x);
     }
@@ -65,7 +68,12 @@ mod tests {
     use crate::device::Device;
 
     fn ctx(training: bool, step: u64) -> Ctx {
-        Ctx { device: Device::Cpu, training, seed: 3, step }
+        Ctx {
+            device: Device::Cpu,
+            training,
+            seed: 3,
+            step,
+        }
     }
 
     #[test]
@@ -76,7 +84,9 @@ mod tests {
         dropout(&x, &mut out, 0.3, &ctx(true, 1), 9);
         let dropped = out.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
         assert!((dropped - 0.3).abs() < 0.01, "dropped {dropped}");
-        assert!(out.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+        assert!(out
+            .iter()
+            .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
     }
 
     #[test]

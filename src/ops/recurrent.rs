@@ -85,17 +85,32 @@ pub struct Slice {
 
 impl Slice {
     pub fn all(offset: usize, len: usize) -> Slice {
-        Slice { step: None, offset, len, reverse: false }
+        Slice {
+            step: None,
+            offset,
+            len,
+            reverse: false,
+        }
     }
     pub fn at(step: usize, offset: usize, len: usize) -> Slice {
-        Slice { step: Some(step), offset, len, reverse: false }
+        Slice {
+            step: Some(step),
+            offset,
+            len,
+            reverse: false,
+        }
     }
 }
 
 /// Activations whose derivative is a function of their output; the backward pass needs no
 /// pre-activation then, so the packed buffer stores gates once.
-pub const SUPPORTED_ACTIVATIONS: &[UnaryOp] =
-    &[UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::HardSigmoid, UnaryOp::Relu, UnaryOp::Identity];
+pub const SUPPORTED_ACTIVATIONS: &[UnaryOp] = &[
+    UnaryOp::Tanh,
+    UnaryOp::Sigmoid,
+    UnaryOp::HardSigmoid,
+    UnaryOp::Relu,
+    UnaryOp::Identity,
+];
 
 impl RnnSpec {
     pub fn gates(&self) -> usize {
@@ -131,7 +146,12 @@ impl RnnSpec {
     /// Per-step width of the gradient buffer: `d(projection)`, then for GRU with reset_after
     /// `d(recurrent projection)`, which differs in the candidate's part.
     pub fn grad_width(&self) -> usize {
-        self.gu() * if self.cell == (Cell::Gru { reset_after: true }) { 2 } else { 1 }
+        self.gu()
+            * if self.cell == (Cell::Gru { reset_after: true }) {
+                2
+            } else {
+                1
+            }
     }
     /// Offset of the gate block in a packed step.
     fn gate_offset(&self) -> usize {
@@ -162,7 +182,10 @@ impl RnnSpec {
 
 fn check_input(what: &str, s: &Shape, batched: bool, dims: &[usize]) -> Result<()> {
     if s.batched != batched || s.dims != dims {
-        let want = Shape { batched, dims: dims.to_vec() };
+        let want = Shape {
+            batched,
+            dims: dims.to_vec(),
+        };
         return crate::value_error!(
             "recurrent op: {what} must have shape {}, received {}",
             want.display(),
@@ -174,11 +197,18 @@ fn check_input(what: &str, s: &Shape, batched: bool, dims: &[usize]) -> Result<(
 
 /// Shape rule of [`Op::Rnn`]: inputs `(projection (B,T,G*u), recurrent_kernel (u,G*u), [bias], [mask (B,T)])`.
 pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
-    let want = 2 + usize::from(spec.has_bias) + usize::from(spec.has_mask) + usize::from(spec.has_rec_mask);
+    let want = 2
+        + usize::from(spec.has_bias)
+        + usize::from(spec.has_mask)
+        + usize::from(spec.has_rec_mask);
     if ins.len() != want {
-        return crate::value_error!("recurrent op: expected {want} inputs, received {}", ins.len());
+        return crate::value_error!(
+            "recurrent op: expected {want} inputs, received {}",
+            ins.len()
+        );
     }
-    if !SUPPORTED_ACTIVATIONS.contains(&spec.act) || !SUPPORTED_ACTIVATIONS.contains(&spec.rec_act) {
+    if !SUPPORTED_ACTIVATIONS.contains(&spec.act) || !SUPPORTED_ACTIVATIONS.contains(&spec.rec_act)
+    {
         return Err(crate::Error::NotImplemented(format!(
             "recurrent layers support the activations tanh, sigmoid, hard_sigmoid, relu and linear; received {:?} and {:?}",
             spec.act, spec.rec_act
@@ -193,7 +223,12 @@ pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
     }
     let steps = x.dims[0];
     check_input("the input projection", x, true, &[steps, spec.gu()])?;
-    check_input("the recurrent kernel", ins[1], false, &[spec.units, spec.gu()])?;
+    check_input(
+        "the recurrent kernel",
+        ins[1],
+        false,
+        &[spec.units, spec.gu()],
+    )?;
     let mut k = 2;
     if spec.has_bias {
         check_input("the bias", ins[k], false, &spec.bias_dims())?;
@@ -205,7 +240,9 @@ pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
     }
     if spec.has_rec_mask {
         if matches!(spec.cell, Cell::Gru { .. }) {
-            return Err(crate::Error::NotImplemented("recurrent op: a recurrent dropout mask on a GRU".into()));
+            return Err(crate::Error::NotImplemented(
+                "recurrent op: a recurrent dropout mask on a GRU".into(),
+            ));
         }
         check_input("the recurrent dropout mask", ins[k], true, &[spec.units])?;
     }
@@ -225,7 +262,11 @@ pub fn infer_kernel_grad(spec: &RnnSpec) -> Result<Shape> {
 }
 
 pub fn infer_slice(sl: &Slice, x: &Shape) -> Result<Shape> {
-    if !x.batched || x.dims.len() != 2 || sl.offset + sl.len > x.dims[1] || sl.step.is_some_and(|s| s >= x.dims[0]) {
+    if !x.batched
+        || x.dims.len() != 2
+        || sl.offset + sl.len > x.dims[1]
+        || sl.step.is_some_and(|s| s >= x.dims[0])
+    {
         return crate::value_error!("recurrent slice {sl:?} does not fit {}", x.display());
     }
     Ok(match sl.step {
@@ -260,13 +301,24 @@ pub fn build(
     inputs.extend(bias);
     inputs.extend(mask);
     inputs.extend(rec_mask);
-    let spec = RnnSpec { has_bias: bias.is_some(), has_mask: mask.is_some(), has_rec_mask: rec_mask.is_some(), ..spec };
+    let spec = RnnSpec {
+        has_bias: bias.is_some(),
+        has_mask: mask.is_some(),
+        has_rec_mask: rec_mask.is_some(),
+        ..spec
+    };
     let packed = g.push(Op::Rnn(spec), &inputs)?;
     let steps = g.shape(packed).dims[0];
     let u = spec.units;
     let last = Slice::at(steps - 1, 0, u);
     let output = if return_sequences {
-        g.push(Op::RnnSlice(Slice { reverse: reverse_sequence, ..Slice::all(0, u) }), &[packed])?
+        g.push(
+            Op::RnnSlice(Slice {
+                reverse: reverse_sequence,
+                ..Slice::all(0, u)
+            }),
+            &[packed],
+        )?
     } else {
         g.push(Op::RnnSlice(last), &[packed])?
     };
@@ -274,7 +326,11 @@ pub fn build(
     if let Some(c) = spec.cell_offset() {
         states.push(g.push(Op::RnnSlice(Slice::at(steps - 1, c, u)), &[packed])?);
     }
-    Ok(Built { packed, output, states })
+    Ok(Built {
+        packed,
+        output,
+        states,
+    })
 }
 
 /// Gradients of an [`Op::Rnn`] node's inputs given `d_packed`.
@@ -292,8 +348,11 @@ pub fn vjp(
     grad_ins.extend_from_slice(&inputs[inputs.len() - n_masks..]);
     let grad = g.push(Op::RnnGrad(*spec), &grad_ins)?;
     let steps = g.shape(node).dims[0];
-    let dx =
-        if spec.grad_width() == spec.gu() { grad } else { g.push(Op::RnnSlice(Slice::all(0, spec.gu())), &[grad])? };
+    let dx = if spec.grad_width() == spec.gu() {
+        grad
+    } else {
+        g.push(Op::RnnSlice(Slice::all(0, spec.gu())), &[grad])?
+    };
     let drk = g.push(Op::RnnKernelGrad(*spec), &[node, grad])?;
     let mut out: SmallVec<[Option<NodeId>; 3]> = smallvec![Some(dx), Some(drk)];
     if spec.has_bias {

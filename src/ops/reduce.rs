@@ -39,7 +39,10 @@ pub fn infer(x: &Shape, axes: &[usize], keepdims: bool) -> Result<Shape> {
             dims.push(d);
         }
     }
-    Ok(Shape { batched: x.batched && !reduces_batch, dims })
+    Ok(Shape {
+        batched: x.batched && !reduces_batch,
+        dims,
+    })
 }
 
 pub fn vjp(
@@ -53,12 +56,20 @@ pub fn vjp(
 ) -> Result<NodeId> {
     let xs = g.shape(x).clone();
     let kept = infer(&xs, axes, true)?;
-    let dyk = if keepdims { dy } else { g.reshape(dy, &kept.dims)? };
+    let dyk = if keepdims {
+        dy
+    } else {
+        g.reshape(dy, &kept.dims)?
+    };
     match kind {
         ReduceKind::Sum => g.push(Op::BroadcastTo(xs), &[dyk]),
         ReduceKind::Mean => g.push(Op::BroadcastMean(xs), &[dyk]),
         ReduceKind::Max => {
-            let yk = if keepdims { y } else { g.reshape(y, &kept.dims)? };
+            let yk = if keepdims {
+                y
+            } else {
+                g.reshape(y, &kept.dims)?
+            };
             let mask = g.binary(BinaryOp::Equal, x, yk)?;
             g.mul(mask, dyk)
         }
@@ -89,10 +100,18 @@ pub fn forward(kind: ReduceKind, x: &In<'_>, axes: &[usize], out: &mut [f32]) {
                 s *= dims[i];
             }
         }
-        let init = if kind == ReduceKind::Max { f32::NEG_INFINITY } else { 0.0 };
+        let init = if kind == ReduceKind::Max {
+            f32::NEG_INFINITY
+        } else {
+            0.0
+        };
         out.fill(init);
         for_each_broadcast(dims, [&ostrides], |i, [o]| {
-            out[o] = if kind == ReduceKind::Max { out[o].max(x.data[i]) } else { out[o] + x.data[i] };
+            out[o] = if kind == ReduceKind::Max {
+                out[o].max(x.data[i])
+            } else {
+                out[o] + x.data[i]
+            };
         });
         if kind == ReduceKind::Mean {
             out.iter_mut().for_each(|v| *v /= count as f32);
@@ -101,17 +120,34 @@ pub fn forward(kind: ReduceKind, x: &In<'_>, axes: &[usize], out: &mut [f32]) {
 }
 
 /// Reduces the middle axis of an `(outer, count, inner)` block layout.
-fn reduce_blocks(kind: ReduceKind, x: &[f32], outer: usize, count: usize, inner: usize, out: &mut [f32]) {
-    let finish = |v: f32| if kind == ReduceKind::Mean { v / count as f32 } else { v };
+fn reduce_blocks(
+    kind: ReduceKind,
+    x: &[f32],
+    outer: usize,
+    count: usize,
+    inner: usize,
+    out: &mut [f32],
+) {
+    let finish = |v: f32| {
+        if kind == ReduceKind::Mean {
+            v / count as f32
+        } else {
+            v
+        }
+    };
     if inner == 1 {
         let row = |r: &[f32]| match kind {
             ReduceKind::Max => r.iter().copied().fold(f32::NEG_INFINITY, f32::max),
             _ => finish(r.iter().sum::<f32>()),
         };
         if x.len() >= super::PAR_THRESHOLD && outer > 1 {
-            out.par_iter_mut().zip(x.par_chunks(count)).for_each(|(o, r)| *o = row(r));
+            out.par_iter_mut()
+                .zip(x.par_chunks(count))
+                .for_each(|(o, r)| *o = row(r));
         } else {
-            out.iter_mut().zip(x.chunks(count)).for_each(|(o, r)| *o = row(r));
+            out.iter_mut()
+                .zip(x.chunks(count))
+                .for_each(|(o, r)| *o = row(r));
         }
         return;
     }
@@ -119,7 +155,11 @@ fn reduce_blocks(kind: ReduceKind, x: &[f32], outer: usize, count: usize, inner:
         o_blk.copy_from_slice(&x_blk[..inner]);
         for r in x_blk.chunks(inner).skip(1) {
             for (o, &v) in o_blk.iter_mut().zip(r) {
-                *o = if kind == ReduceKind::Max { o.max(v) } else { *o + v };
+                *o = if kind == ReduceKind::Max {
+                    o.max(v)
+                } else {
+                    *o + v
+                };
             }
         }
         o_blk.iter_mut().for_each(|v| *v = finish(*v));

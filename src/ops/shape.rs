@@ -7,7 +7,11 @@ use crate::graph::Shape;
 
 pub fn infer_to(op: &Op, x: &Shape, target: &Shape) -> Result<Shape> {
     // Either direction must be a valid broadcast from the smaller to the larger shape.
-    let (small, big) = if matches!(op, Op::SumTo(_)) { (target, x) } else { (x, target) };
+    let (small, big) = if matches!(op, Op::SumTo(_)) {
+        (target, x)
+    } else {
+        (x, target)
+    };
     let b = broadcast_shape(small, big)?;
     if &b != big {
         return crate::value_error!("cannot broadcast {} to {}", small.display(), big.display());
@@ -23,7 +27,52 @@ pub fn infer_reshape(x: &Shape, dims: &[usize]) -> Result<Shape> {
             x.display()
         );
     }
-    Ok(Shape { batched: x.batched, dims: dims.to_vec() })
+    Ok(Shape {
+        batched: x.batched,
+        dims: dims.to_vec(),
+    })
+}
+
+pub fn infer_transpose(x: &Shape, perm: &[usize]) -> Result<Shape> {
+    let mut seen = vec![false; x.dims.len()];
+    if perm.len() != x.dims.len()
+        || perm
+            .iter()
+            .any(|&p| p >= seen.len() || std::mem::replace(&mut seen[p], true))
+    {
+        return crate::value_error!(
+            "transpose: {perm:?} is not a permutation of the {} per-sample axes of {}",
+            x.dims.len(),
+            x.display()
+        );
+    }
+    Ok(Shape {
+        batched: x.batched,
+        dims: perm.iter().map(|&p| x.dims[p]).collect(),
+    })
+}
+
+/// The permutation that undoes `perm`.
+pub fn inverse(perm: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    inv
+}
+
+/// `out[.., j, ..] = x[.., perm[j], ..]` over the per-sample axes.
+pub fn transpose(x: &In<'_>, perm: &[usize], out: &mut [f32], out_dims: &[usize]) {
+    let lead = x.dims.len() - perm.len();
+    let mut in_strides = vec![0; x.dims.len()];
+    let mut s = 1;
+    for i in (0..x.dims.len()).rev() {
+        in_strides[i] = s;
+        s *= x.dims[i];
+    }
+    let mut strides: Vec<usize> = in_strides[..lead].to_vec();
+    strides.extend(perm.iter().map(|&p| in_strides[lead + p]));
+    for_each_broadcast(out_dims, [&strides], |o, [i]| out[o] = x.data[i]);
 }
 
 /// Pads `dims` with leading 1s to `rank`.

@@ -30,7 +30,9 @@ pub fn forward(x: &In<'_>, out: &mut [f32]) {
         o.iter_mut().for_each(|v| *v *= inv);
     };
     if out.len() >= super::PAR_THRESHOLD {
-        out.par_chunks_mut(c).zip(x.data.par_chunks(c)).for_each(row);
+        out.par_chunks_mut(c)
+            .zip(x.data.par_chunks(c))
+            .for_each(row);
     } else {
         out.chunks_mut(c).zip(x.data.chunks(c)).for_each(row);
     }

@@ -12,7 +12,9 @@ use crate::program::Program;
 fn batched(a: &PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<(usize, Vec<usize>)> {
     match a.shape().split_first() {
         Some((&n, rest)) => Ok((n, rest.to_vec())),
-        None => Err(PyValueError::new_err(format!("{what} must have at least one axis, received a scalar"))),
+        None => Err(PyValueError::new_err(format!(
+            "{what} must have at least one axis, received a scalar"
+        ))),
     }
 }
 
@@ -30,16 +32,32 @@ fn eval_pair<'py>(
             "y_true and y_pred must have the same first dimension, received {nt} and {np_}"
         )));
     }
-    let t = y_true.as_slice().map_err(|_| PyValueError::new_err("y_true must be C-contiguous"))?;
-    let p = y_pred.as_slice().map_err(|_| PyValueError::new_err("y_pred must be C-contiguous"))?;
+    let t = y_true
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("y_true must be C-contiguous"))?;
+    let p = y_pred
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("y_pred must be C-contiguous"))?;
     let mut g = Graph::new();
     let a = g.input(Shape::batched(&dt));
     let b = g.input(Shape::batched(&dp));
     let out = build(&mut g, a, b)?;
     let mut prog = Program::plan(&g, &[out], nt)?;
-    prog.run(&[], &[t, p], &Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 })?;
+    prog.run(
+        &[],
+        &[t, p],
+        &Ctx {
+            device: crate::device::Device::Cpu,
+            training: false,
+            seed: 0,
+            step: 0,
+        },
+    )?;
     let dims = prog.dims(out).to_vec();
-    Ok(numpy::PyArray1::from_slice(py, prog.value(out)).reshape(dims)?.to_dyn().clone())
+    Ok(numpy::PyArray1::from_slice(py, prog.value(out))
+        .reshape(dims)?
+        .to_dyn()
+        .clone())
 }
 
 /// The per-sample loss `name(y_true, y_pred)` (the last axis reduced).
@@ -50,7 +68,9 @@ fn loss<'py>(
     y_true: PyReadonlyArrayDyn<'py, f32>,
     y_pred: PyReadonlyArrayDyn<'py, f32>,
 ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    eval_pair(py, y_true, y_pred, |g, t, p| crate::losses::build(g, name, t, p))
+    eval_pair(py, y_true, y_pred, |g, t, p| {
+        crate::losses::build(g, name, t, p)
+    })
 }
 
 /// The per-sample values of a metric (`accuracy` resolved by shapes as in `compile`).
@@ -77,9 +97,15 @@ fn metric<'py>(
 
 /// A named activation applied to an array (the same kernels a layer uses).
 #[pyfunction]
-fn activation<'py>(py: Python<'py>, name: &str, x: PyReadonlyArrayDyn<'py, f32>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+fn activation<'py>(
+    py: Python<'py>,
+    name: &str,
+    x: PyReadonlyArrayDyn<'py, f32>,
+) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
     let dims = x.shape().to_vec();
-    let data = x.as_slice().map_err(|_| PyValueError::new_err("x must be C-contiguous"))?;
+    let data = x
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("x must be C-contiguous"))?;
     let mut g = Graph::new();
     let (batch, per) = match dims.split_first() {
         Some((&n, rest)) if !rest.is_empty() => (n, rest.to_vec()),
@@ -89,8 +115,20 @@ fn activation<'py>(py: Python<'py>, name: &str, x: PyReadonlyArrayDyn<'py, f32>)
     let out = crate::activations::apply(&mut g, name, a)?;
     let out = if out == a { g.reshape(a, &per)? } else { out };
     let mut prog = Program::plan(&g, &[out], batch)?;
-    prog.run(&[], &[data], &Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 })?;
-    Ok(numpy::PyArray1::from_slice(py, prog.value(out)).reshape(dims)?.to_dyn().clone())
+    prog.run(
+        &[],
+        &[data],
+        &Ctx {
+            device: crate::device::Device::Cpu,
+            training: false,
+            seed: 0,
+            step: 0,
+        },
+    )?;
+    Ok(numpy::PyArray1::from_slice(py, prog.value(out))
+        .reshape(dims)?
+        .to_dyn()
+        .clone())
 }
 
 /// `a @ b` for 2-D float32 arrays, on the engine's GEMM.
@@ -107,11 +145,18 @@ fn dot<'py>(
         )));
     }
     let (m, k, n) = (sa[0], sa[1], sb[1]);
-    let av = a.as_slice().map_err(|_| PyValueError::new_err("dot: `a` must be C-contiguous"))?;
-    let bv = b.as_slice().map_err(|_| PyValueError::new_err("dot: `b` must be C-contiguous"))?;
+    let av = a
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("dot: `a` must be C-contiguous"))?;
+    let bv = b
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("dot: `b` must be C-contiguous"))?;
     let mut out = vec![0.0f32; m * n];
     py.detach(|| crate::ops::matmul::gemm_strided(m, n, k, av, k, 1, bv, n, 1, &mut out, false));
-    Ok(numpy::PyArray1::from_vec(py, out).reshape(vec![m, n])?.to_dyn().clone())
+    Ok(numpy::PyArray1::from_vec(py, out)
+        .reshape(vec![m, n])?
+        .to_dyn()
+        .clone())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -16,7 +16,9 @@ use crate::ops::{Op, UnaryOp};
 
 pub(crate) fn node_check(g: &Graph, n: NodeId) -> PyResult<()> {
     if n >= g.nodes.len() {
-        return Err(PyValueError::new_err(format!("node {n} does not exist in this graph")));
+        return Err(PyValueError::new_err(format!(
+            "node {n} does not exist in this graph"
+        )));
     }
     Ok(())
 }
@@ -28,7 +30,9 @@ pub struct PyGraph {
 
 impl PyGraph {
     pub(crate) fn graph(&mut self) -> PyResult<&mut Graph> {
-        self.g.as_mut().ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))
+        self.g
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))
     }
 }
 
@@ -36,7 +40,9 @@ impl PyGraph {
 impl PyGraph {
     #[new]
     fn new() -> Self {
-        PyGraph { g: Some(Graph::new()) }
+        PyGraph {
+            g: Some(Graph::new()),
+        }
     }
 
     /// A batched input with per-sample `dims`.
@@ -130,14 +136,24 @@ impl PyGraph {
 
     /// `kind` is "sum", "mean" or "max"; axes count the batch axis as 0.
     #[pyo3(signature = (x, kind, axes, keepdims=false))]
-    fn reduce(&mut self, x: NodeId, kind: &str, axes: Vec<usize>, keepdims: bool) -> PyResult<NodeId> {
+    fn reduce(
+        &mut self,
+        x: NodeId,
+        kind: &str,
+        axes: Vec<usize>,
+        keepdims: bool,
+    ) -> PyResult<NodeId> {
         let g = self.graph()?;
         node_check(g, x)?;
         let k = match kind {
             "sum" => crate::ops::ReduceKind::Sum,
             "mean" => crate::ops::ReduceKind::Mean,
             "max" => crate::ops::ReduceKind::Max,
-            other => return Err(PyValueError::new_err(format!("unknown reduction '{other}'"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown reduction '{other}'"
+                )))
+            }
         };
         let mut axes = axes;
         axes.sort_unstable();
@@ -158,7 +174,9 @@ impl PyGraph {
         let g = self.graph()?;
         node_check(g, value)?;
         if var >= g.var_shapes.len() {
-            return Err(PyValueError::new_err(format!("variable {var} does not exist")));
+            return Err(PyValueError::new_err(format!(
+                "variable {var} does not exist"
+            )));
         }
         Ok(g.add_update(var, value, momentum)?)
     }
@@ -174,6 +192,13 @@ impl PyGraph {
         let g = self.graph()?;
         node_check(g, x)?;
         Ok(g.push(Op::Dropout { rate, key }, &[x])?)
+    }
+
+    /// Permutes the per-sample axes (`perm` excludes the batch axis).
+    fn transpose(&mut self, x: NodeId, perm: Vec<usize>) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::Transpose(perm), &[x])?)
     }
 
     fn reshape(&mut self, x: NodeId, dims: Vec<usize>) -> PyResult<NodeId> {
@@ -195,7 +220,12 @@ struct Hook {
 
 impl Hook {
     fn new(callable: Option<Py<PyAny>>, every_s: f64) -> Hook {
-        Hook { callable, every: Duration::from_secs_f64(every_s.max(0.0)), last: Instant::now(), err: None }
+        Hook {
+            callable,
+            every: Duration::from_secs_f64(every_s.max(0.0)),
+            last: Instant::now(),
+            err: None,
+        }
     }
 
     fn call(&mut self, b: &BatchEnd<'_>) -> crate::Result<()> {
@@ -225,11 +255,14 @@ impl Hook {
 }
 
 fn as_f32<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<&'a [f32]> {
-    a.as_slice().map_err(|_| PyValueError::new_err(format!("{what} must be a C-contiguous float32 array")))
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{what} must be a C-contiguous float32 array")))
 }
 
 fn rows(a: &PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<usize> {
-    a.shape().first().copied().ok_or_else(|| PyValueError::new_err(format!("{what} must have a batch axis, received a scalar")))
+    a.shape().first().copied().ok_or_else(|| {
+        PyValueError::new_err(format!("{what} must have a batch axis, received a scalar"))
+    })
 }
 
 /// Borrows numpy arrays as a dataset, without copying.
@@ -256,10 +289,15 @@ impl PyModel {
     /// Takes the graph's nodes; the graph object cannot be extended afterwards.
     #[new]
     fn new(graph: &mut PyGraph, input: NodeId, output: NodeId, seed: u64) -> PyResult<Self> {
-        let g = graph.g.take().ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))?;
+        let g = graph
+            .g
+            .take()
+            .ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))?;
         node_check(&g, input)?;
         node_check(&g, output)?;
-        Ok(PyModel { m: Model::new(g, input, output, seed)? })
+        Ok(PyModel {
+            m: Model::new(g, input, output, seed)?,
+        })
     }
 
     fn input_dims(&self) -> Vec<usize> {
@@ -272,21 +310,33 @@ impl PyModel {
 
     fn var_shape(&self, v: VarId) -> PyResult<Vec<usize>> {
         if v >= self.m.num_vars() {
-            return Err(PyValueError::new_err(format!("variable {v} does not exist")));
+            return Err(PyValueError::new_err(format!(
+                "variable {v} does not exist"
+            )));
         }
         Ok(self.m.var_shape(v).to_vec())
     }
 
     #[pyo3(signature = (v, name, seed, **params))]
-    fn initialize(&mut self, v: VarId, name: &str, seed: u64, params: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    fn initialize(
+        &mut self,
+        v: VarId,
+        name: &str,
+        seed: u64,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
         if v >= self.m.num_vars() {
-            return Err(PyValueError::new_err(format!("variable {v} does not exist")));
+            return Err(PyValueError::new_err(format!(
+                "variable {v} does not exist"
+            )));
         }
         let mut p = InitParams::default();
         if let Some(d) = params {
             for (k, val) in d.iter() {
                 let key: String = k.extract()?;
-                let val: f64 = val.extract().map_err(|_| PyTypeError::new_err(format!("initializer argument `{key}` must be a number")))?;
+                let val: f64 = val.extract().map_err(|_| {
+                    PyTypeError::new_err(format!("initializer argument `{key}` must be a number"))
+                })?;
                 let slot = match key.as_str() {
                     "value" => &mut p.value,
                     "minval" => &mut p.minval,
@@ -295,7 +345,11 @@ impl PyModel {
                     "stddev" => &mut p.stddev,
                     "gain" => &mut p.gain,
                     "scale" => &mut p.scale,
-                    other => return Err(PyValueError::new_err(format!("Unrecognized initializer argument: `{other}`"))),
+                    other => {
+                        return Err(PyValueError::new_err(format!(
+                            "Unrecognized initializer argument: `{other}`"
+                        )))
+                    }
                 };
                 *slot = Some(val);
             }
@@ -305,7 +359,9 @@ impl PyModel {
 
     fn get_var<'py>(&self, py: Python<'py>, v: VarId) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         if v >= self.m.num_vars() {
-            return Err(PyValueError::new_err(format!("variable {v} does not exist")));
+            return Err(PyValueError::new_err(format!(
+                "variable {v} does not exist"
+            )));
         }
         let a = numpy::PyArray1::from_slice(py, self.m.var(v));
         Ok(a.reshape(self.m.var_shape(v).to_vec())?.to_dyn().clone())
@@ -313,7 +369,9 @@ impl PyModel {
 
     fn set_var(&mut self, v: VarId, value: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
         if v >= self.m.num_vars() {
-            return Err(PyValueError::new_err(format!("variable {v} does not exist")));
+            return Err(PyValueError::new_err(format!(
+                "variable {v} does not exist"
+            )));
         }
         if value.shape() != self.m.var_shape(v) {
             return Err(PyValueError::new_err(format!(
@@ -353,7 +411,13 @@ impl PyModel {
         optimizer_params: Vec<(String, f64)>,
         regularizers: Vec<(VarId, f32, f32)>,
     ) -> PyResult<()> {
-        Ok(self.m.compile(CompileSpec { loss, metrics, optimizer_kind, optimizer_params, regularizers })?)
+        Ok(self.m.compile(CompileSpec {
+            loss,
+            metrics,
+            optimizer_kind,
+            optimizer_params,
+            regularizers,
+        })?)
     }
 
     fn label_dims(&self) -> PyResult<Vec<usize>> {
@@ -365,11 +429,17 @@ impl PyModel {
     }
 
     fn learning_rate(&mut self) -> PyResult<f32> {
-        self.m.optimizer_mut().map(|o| o.learning_rate()).ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+        self.m
+            .optimizer_mut()
+            .map(|o| o.learning_rate())
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
     }
 
     fn set_learning_rate(&mut self, lr: f32) -> PyResult<()> {
-        let o = self.m.optimizer_mut().ok_or_else(|| PyValueError::new_err("the model is not compiled"))?;
+        let o = self
+            .m
+            .optimizer_mut()
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))?;
         o.set_learning_rate(lr);
         Ok(())
     }
@@ -380,7 +450,10 @@ impl PyModel {
     }
 
     fn iterations(&mut self) -> PyResult<u64> {
-        self.m.optimizer_mut().map(|o| o.iterations()).ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+        self.m
+            .optimizer_mut()
+            .map(|o| o.iterations())
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
     }
 
     /// One epoch; returns the epoch's mean loss and metrics. `hook(batch, batches, logs)` is
@@ -442,7 +515,10 @@ impl PyModel {
         let mut h = Hook::new(hook, hook_every_s);
         let r = py.detach(|| m.predict(xs, n, batch_size, &mut out, &mut |b| h.call(b)));
         h.finish(r)?;
-        Ok(numpy::PyArray1::from_vec(py, out).reshape(dims)?.to_dyn().clone())
+        Ok(numpy::PyArray1::from_vec(py, out)
+            .reshape(dims)?
+            .to_dyn()
+            .clone())
     }
 
     #[pyo3(signature = (x, y, sample_weight=None))]

@@ -47,7 +47,11 @@ fn rnn(
         "lstm" => ("LSTM", Cell::Lstm),
         "gru" => ("GRU", Cell::Gru { reset_after: true }),
         "gru_reset_before" => ("GRU", Cell::Gru { reset_after: false }),
-        other => return Err(PyValueError::new_err(format!("unknown recurrent cell '{other}'"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown recurrent cell '{other}'"
+            )))
+        }
     };
     let spec = RnnSpec {
         cell,
@@ -60,7 +64,16 @@ fn rnn(
         has_rec_mask: false,
     };
     let g = graph.graph()?;
-    for n in [Some(xproj), Some(recurrent_kernel), bias, mask, recurrent_mask].into_iter().flatten() {
+    for n in [
+        Some(xproj),
+        Some(recurrent_kernel),
+        bias,
+        mask,
+        recurrent_mask,
+    ]
+    .into_iter()
+    .flatten()
+    {
         node_check(g, n)?;
     }
     let b = recurrent::build(

@@ -131,7 +131,11 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """Flattens each sample to one axis."""
+    """Flattens each sample to one axis. With channels-first data (`data_format`, or the
+    config's `image_data_format` when it is None), the channels move last first, as Keras
+    does, so the flattened order is the same in either format."""
+
+    supports_masking = True
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -140,8 +144,11 @@ class Flatten(Layer):
         self.data_format = data_format
 
     def call(self, graph, x, in_dims):
-        if self.data_format == "channels_first" and len(in_dims) > 1:
-            raise not_supported("Flatten", "data_format='channels_first' on inputs of rank > 2")
+        from rustkeras import config
+
+        fmt = self.data_format or config.image_data_format()
+        if fmt == "channels_first" and len(in_dims) > 1:
+            x = graph.transpose(x, list(range(1, len(in_dims))) + [0])
         return graph.reshape(x, [int(np.prod(in_dims))])
 
     def get_config(self):

@@ -288,15 +288,25 @@ fn a_large_kernel_gradient_split_across_threads_matches_the_direct_sum() {
     let (n, h, w, cin, cout) = (2, 40, 40, 16, 16);
     let xd = [n, h, w, cin];
     let (oh, ow) = (h - 2, w - 2);
-    let x: Vec<f32> = (0..n * h * w * cin).map(|i| uniform(5, i as u64) - 0.5).collect();
-    let dy: Vec<f32> = (0..n * oh * ow * cout).map(|i| uniform(6, i as u64) - 0.5).collect();
+    let x: Vec<f32> = (0..n * h * w * cin)
+        .map(|i| uniform(5, i as u64) - 0.5)
+        .collect();
+    let dy: Vec<f32> = (0..n * oh * ow * cout)
+        .map(|i| uniform(6, i as u64) - 0.5)
+        .collect();
     let kd = [3, 3, cin, cout];
     let mut got = vec![0.0; 9 * cin * cout];
     let mut scratch = vec![0.0; scratch_len(&sp, &xd) + got.len()];
     grad_kernel(
         &sp,
-        &In { data: &x, dims: &xd },
-        &In { data: &dy, dims: &[n, oh, ow, cout] },
+        &In {
+            data: &x,
+            dims: &xd,
+        },
+        &In {
+            data: &dy,
+            dims: &[n, oh, ow, cout],
+        },
         &mut got,
         &kd,
         &mut scratch,
@@ -315,7 +325,10 @@ fn a_large_kernel_gradient_split_across_threads_matches_the_direct_sum() {
                         }
                     }
                     let g = got[((ky * 3 + kx) * cin + ci) * cout + co] as f64;
-                    assert!((g - want).abs() < 1e-3 * (1.0 + want.abs()), "{g} vs {want}");
+                    assert!(
+                        (g - want).abs() < 1e-3 * (1.0 + want.abs()),
+                        "{g} vs {want}"
+                    );
                 }
             }
         }

@@ -104,17 +104,19 @@ pub fn forward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
     let rec_mask = spec.has_rec_mask.then(|| ins[ins.len() - 1].data);
     let (gu, s_w, u) = (spec.gu(), spec.packed_width(), spec.units);
     let rows = chunk_rows(batch, steps, spec);
-    out.par_chunks_mut(rows * steps * s_w).enumerate().for_each(|(ci, o)| {
-        let b0 = ci * rows;
-        let nb = o.len() / (steps * s_w);
-        let xs = &x.data[b0 * steps * gu..(b0 + nb) * steps * gu];
-        let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
-        let rms = rec_mask.map(|m| &m[b0 * u..(b0 + nb) * u]);
-        with_scratch(s_w, |zeros| {
-            zeros.fill(0.0);
-            forward_chunk(spec, steps, xs, rk, bias, (ms, rms), o, zeros)
+    out.par_chunks_mut(rows * steps * s_w)
+        .enumerate()
+        .for_each(|(ci, o)| {
+            let b0 = ci * rows;
+            let nb = o.len() / (steps * s_w);
+            let xs = &x.data[b0 * steps * gu..(b0 + nb) * steps * gu];
+            let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
+            let rms = rec_mask.map(|m| &m[b0 * u..(b0 + nb) * u]);
+            with_scratch(s_w, |zeros| {
+                zeros.fill(0.0);
+                forward_chunk(spec, steps, xs, rk, bias, (ms, rms), o, zeros)
+            });
         });
-    });
 }
 
 type Masks<'a> = (Option<&'a [f32]>, Option<&'a [f32]>);
@@ -190,7 +192,11 @@ fn forward_chunk_body(
             let lo = spec.left_offset(s);
             for b in 0..nb {
                 let (before, cur) = out[b * rs..(b + 1) * rs].split_at_mut(lo);
-                let hp = if s > 0 { &before[(s - 1) * sw..][..u] } else { &zeros[..u] };
+                let hp = if s > 0 {
+                    &before[(s - 1) * sw..][..u]
+                } else {
+                    &zeros[..u]
+                };
                 for ((l, &h), &mv) in cur[..u].iter_mut().zip(hp).zip(&m[b * u..(b + 1) * u]) {
                     *l = h * mv;
                 }
@@ -207,11 +213,35 @@ fn forward_chunk_body(
             unsafe {
                 let hprev = base.add(lo) as *const f32;
                 match spec.cell {
-                    Cell::Simple | Cell::Lstm => {
-                        gemm_raw(nb, gu, u, base.add(s * sw + go), rs, hprev, rs, 1, rk.as_ptr(), gu, 1, true)
-                    }
+                    Cell::Simple | Cell::Lstm => gemm_raw(
+                        nb,
+                        gu,
+                        u,
+                        base.add(s * sw + go),
+                        rs,
+                        hprev,
+                        rs,
+                        1,
+                        rk.as_ptr(),
+                        gu,
+                        1,
+                        true,
+                    ),
                     Cell::Gru { reset_after } => {
-                        gemm_raw(nb, 2 * u, u, base.add(s * sw + go), rs, hprev, rs, 1, rk.as_ptr(), gu, 1, true);
+                        gemm_raw(
+                            nb,
+                            2 * u,
+                            u,
+                            base.add(s * sw + go),
+                            rs,
+                            hprev,
+                            rs,
+                            1,
+                            rk.as_ptr(),
+                            gu,
+                            1,
+                            true,
+                        );
                         if reset_after {
                             gemm_raw(
                                 nb,
@@ -240,7 +270,11 @@ fn forward_chunk_body(
             let row = &mut out[b * rs..(b + 1) * rs];
             let (before, cur) = row.split_at_mut(s * sw);
             let cur = &mut cur[..sw];
-            let prev = if s > 0 { &before[(s - 1) * sw..] } else { zeros };
+            let prev = if s > 0 {
+                &before[(s - 1) * sw..]
+            } else {
+                zeros
+            };
             if mask.is_some_and(|m| m[b * steps + t] <= 0.5) {
                 let keep = sw.min(2 * u);
                 cur[..keep].copy_from_slice(&prev[..keep]);
@@ -255,7 +289,14 @@ fn forward_chunk_body(
 /// block holds the pre-activations (input part plus, except GRU's candidate, the recurrent
 /// part); `prev` is the previous packed step (zeros before the first).
 #[inline(always)]
-fn step_cell(spec: &RnnSpec, cur: &mut [f32], prev: &[f32], bias_rec: Option<&[f32]>, rk: &[f32], has_prev: bool) {
+fn step_cell(
+    spec: &RnnSpec,
+    cur: &mut [f32],
+    prev: &[f32],
+    bias_rec: Option<&[f32]>,
+    rk: &[f32],
+    has_prev: bool,
+) {
     let u = spec.units;
     let (act, ra) = (spec.act, spec.rec_act);
     match spec.cell {
@@ -336,16 +377,30 @@ pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
     let (sw, gw) = (spec.packed_width(), spec.grad_width());
     assert!(rk.len() == spec.units * spec.gu());
     let rows = chunk_rows(batch, steps, spec);
-    out.par_chunks_mut(rows * steps * gw).enumerate().for_each(|(ci, o)| {
-        let b0 = ci * rows;
-        let nb = o.len() / (steps * gw);
-        let range = b0 * steps * sw..(b0 + nb) * steps * sw;
-        let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
-        let rms = rec_mask.map(|m| &m[b0 * spec.units..(b0 + nb) * spec.units]);
-        with_scratch(3 * nb * spec.units + sw + spec.units * spec.gu(), |scratch| {
-            backward_chunk(spec, steps, rk, &packed[range.clone()], &dpacked[range], (ms, rms), o, scratch)
+    out.par_chunks_mut(rows * steps * gw)
+        .enumerate()
+        .for_each(|(ci, o)| {
+            let b0 = ci * rows;
+            let nb = o.len() / (steps * gw);
+            let range = b0 * steps * sw..(b0 + nb) * steps * sw;
+            let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
+            let rms = rec_mask.map(|m| &m[b0 * spec.units..(b0 + nb) * spec.units]);
+            with_scratch(
+                3 * nb * spec.units + sw + spec.units * spec.gu(),
+                |scratch| {
+                    backward_chunk(
+                        spec,
+                        steps,
+                        rk,
+                        &packed[range.clone()],
+                        &dpacked[range],
+                        (ms, rms),
+                        o,
+                        scratch,
+                    )
+                },
+            );
         });
-    });
 }
 
 /// The reverse loop over one chunk of rows; like [`forward_chunk`], also built for AVX-512.
@@ -363,7 +418,9 @@ fn backward_chunk(
     #[cfg(target_arch = "x86_64")]
     if math::wide() {
         // SAFETY: the CPU supports AVX-512F (checked by `wide`).
-        return unsafe { backward_chunk_avx512(spec, steps, rk, packed, dpacked, masks, grad, scratch) };
+        return unsafe {
+            backward_chunk_avx512(spec, steps, rk, packed, dpacked, masks, grad, scratch)
+        };
     }
     backward_chunk_body(spec, steps, rk, packed, dpacked, masks, grad, scratch)
 }
@@ -424,14 +481,20 @@ fn backward_chunk_body(
         let t = spec.time(s, steps);
         for b in 0..nb {
             let cur = &packed[b * prs + s * sw..][..sw];
-            let prev = if s > 0 { &packed[b * prs + (s - 1) * sw..][..sw] } else { zeros };
+            let prev = if s > 0 {
+                &packed[b * prs + (s - 1) * sw..][..sw]
+            } else {
+                zeros
+            };
             let dcur = &dpacked[b * prs + s * sw..][..sw];
             let g = &mut grad[b * grs + t * gw..][..gw];
             let dh = &mut dh[b * u..][..u];
             let dc = &mut dc[b * u..][..u];
             dh.iter_mut().zip(&dcur[..u]).for_each(|(d, &v)| *d += v);
             if spec.cell == Cell::Lstm {
-                dc.iter_mut().zip(&dcur[u..2 * u]).for_each(|(d, &v)| *d += v);
+                dc.iter_mut()
+                    .zip(&dcur[u..2 * u])
+                    .for_each(|(d, &v)| *d += v);
             }
             if mask.is_some_and(|m| m[b * steps + t] <= 0.5) {
                 g.fill(0.0);
@@ -447,7 +510,12 @@ fn backward_chunk_body(
                 }
                 Cell::Lstm => {
                     let tc = &cur[2 * u..3 * u];
-                    let (i, f, gv, o) = (&cur[3 * u..4 * u], &cur[4 * u..5 * u], &cur[5 * u..6 * u], &cur[6 * u..]);
+                    let (i, f, gv, o) = (
+                        &cur[3 * u..4 * u],
+                        &cur[4 * u..5 * u],
+                        &cur[5 * u..6 * u],
+                        &cur[6 * u..],
+                    );
                     let cp = &prev[u..2 * u];
                     // dc += dh * o * act'(c), with act'(c) staged in the o slot.
                     derivative_into(act, tc, &mut g[3 * u..]);
@@ -468,7 +536,12 @@ fn backward_chunk_body(
                     dh.fill(0.0);
                 }
                 Cell::Gru { reset_after } => {
-                    let (z, r, hh, e) = (&cur[u..2 * u], &cur[2 * u..3 * u], &cur[3 * u..4 * u], &cur[4 * u..5 * u]);
+                    let (z, r, hh, e) = (
+                        &cur[u..2 * u],
+                        &cur[2 * u..3 * u],
+                        &cur[3 * u..4 * u],
+                        &cur[4 * u..5 * u],
+                    );
                     let hp = &prev[..u];
                     derivative_into(ra, z, &mut g[..u]);
                     derivative_into(act, hh, &mut g[2 * u..3 * u]);
@@ -536,11 +609,19 @@ fn backward_chunk_body(
                 }
             }
         }
-        let n_rec = if spec.cell == (Cell::Gru { reset_after: false }) { 2 * u } else { gu };
+        let n_rec = if spec.cell == (Cell::Gru { reset_after: false }) {
+            2 * u
+        } else {
+            gu
+        };
         assert!(extent(t * gw + rec_off, nb, grs, n_rec, 1) <= grad.len() && dh.len() >= nb * u);
         assert!(tmp.len() >= nb * u);
         // With recurrent dropout the product's gradient lands in `tmp` and is masked into dh.
-        let dst = if rec_mask.is_some() { tmp.as_mut_ptr() } else { dh.as_mut_ptr() };
+        let dst = if rec_mask.is_some() {
+            tmp.as_mut_ptr()
+        } else {
+            dh.as_mut_ptr()
+        };
         // SAFETY: bounds asserted (`rt` holds n_rec <= G*u rows of u); `dh` and `tmp` are
         // scratch, disjoint from `grad` and `rt`.
         unsafe {
@@ -579,43 +660,54 @@ pub fn kernel_grad(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
     // Rows of the result (units of the left operand) are independent: split them across
     // threads when the product is large enough to pay for it.
     let threads = rayon::current_num_threads().max(1);
-    let rows = if threads > 1 && u >= 32 && u * gu * batch * steps >= PAR_WORK { u.div_ceil(threads) } else { u };
-    out.par_chunks_mut(rows * gu).enumerate().for_each(|(ci, o)| {
-        let r0 = ci * rows;
-        let m = o.len() / gu;
-        o.fill(0.0);
-        for s in 1..steps {
-            let t = spec.time(s, steps);
-            let blocks: SmallVec<[(usize, usize, usize); 2]> = match spec.cell {
-                // (packed offset of the left operand at step s, first column, columns)
-                Cell::Gru { reset_after: false } => smallvec![((s - 1) * sw, 0, 2 * u), (s * sw + 4 * u, 2 * u, u)],
-                _ => smallvec![(spec.left_offset(s), 0, gu)],
-            };
-            for (a_off, c0, n) in blocks {
-                let (a_off, g_off) = (a_off + r0, t * gw + rec_off + c0);
-                assert!(extent(a_off, m, 1, batch, prs) <= packed.data.len());
-                assert!(extent(g_off, batch, grs, n, 1) <= grad.data.len() && extent(c0, m, gu, n, 1) <= o.len());
-                // SAFETY: bounds asserted; `o` is part of the node's own buffer, disjoint
-                // from the inputs.
-                unsafe {
-                    gemm_raw(
-                        m,
-                        n,
-                        batch,
-                        o.as_mut_ptr().add(c0),
-                        gu,
-                        packed.data.as_ptr().add(a_off),
-                        1,
-                        prs,
-                        grad.data.as_ptr().add(g_off),
-                        grs,
-                        1,
-                        true,
+    let rows = if threads > 1 && u >= 32 && u * gu * batch * steps >= PAR_WORK {
+        u.div_ceil(threads)
+    } else {
+        u
+    };
+    out.par_chunks_mut(rows * gu)
+        .enumerate()
+        .for_each(|(ci, o)| {
+            let r0 = ci * rows;
+            let m = o.len() / gu;
+            o.fill(0.0);
+            for s in 1..steps {
+                let t = spec.time(s, steps);
+                let blocks: SmallVec<[(usize, usize, usize); 2]> = match spec.cell {
+                    // (packed offset of the left operand at step s, first column, columns)
+                    Cell::Gru { reset_after: false } => {
+                        smallvec![((s - 1) * sw, 0, 2 * u), (s * sw + 4 * u, 2 * u, u)]
+                    }
+                    _ => smallvec![(spec.left_offset(s), 0, gu)],
+                };
+                for (a_off, c0, n) in blocks {
+                    let (a_off, g_off) = (a_off + r0, t * gw + rec_off + c0);
+                    assert!(extent(a_off, m, 1, batch, prs) <= packed.data.len());
+                    assert!(
+                        extent(g_off, batch, grs, n, 1) <= grad.data.len()
+                            && extent(c0, m, gu, n, 1) <= o.len()
                     );
+                    // SAFETY: bounds asserted; `o` is part of the node's own buffer, disjoint
+                    // from the inputs.
+                    unsafe {
+                        gemm_raw(
+                            m,
+                            n,
+                            batch,
+                            o.as_mut_ptr().add(c0),
+                            gu,
+                            packed.data.as_ptr().add(a_off),
+                            1,
+                            prs,
+                            grad.data.as_ptr().add(g_off),
+                            grs,
+                            1,
+                            true,
+                        );
+                    }
                 }
             }
-        }
-    });
+        });
 }
 
 /// Position of output step `s` in the source when reading in reverse.

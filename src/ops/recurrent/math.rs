@@ -92,7 +92,9 @@ fn activate_generic(u: UnaryOp, v: &mut [f32]) {
     match u {
         UnaryOp::Tanh => v.iter_mut().for_each(|x| *x = tanh(*x)),
         UnaryOp::Sigmoid => v.iter_mut().for_each(|x| *x = sigmoid(*x)),
-        UnaryOp::HardSigmoid => v.iter_mut().for_each(|x| *x = (*x / 6.0 + 0.5).clamp(0.0, 1.0)),
+        UnaryOp::HardSigmoid => v
+            .iter_mut()
+            .for_each(|x| *x = (*x / 6.0 + 0.5).clamp(0.0, 1.0)),
         UnaryOp::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
         _ => {}
     }
@@ -104,7 +106,9 @@ fn derivative_generic(u: UnaryOp, y: &[f32], out: &mut [f32]) {
     match u {
         UnaryOp::Tanh => o.for_each(|(o, &y)| *o = 1.0 - y * y),
         UnaryOp::Sigmoid => o.for_each(|(o, &y)| *o = y * (1.0 - y)),
-        UnaryOp::HardSigmoid => o.for_each(|(o, &y)| *o = if y > 0.0 && y < 1.0 { 1.0 / 6.0 } else { 0.0 }),
+        UnaryOp::HardSigmoid => {
+            o.for_each(|(o, &y)| *o = if y > 0.0 && y < 1.0 { 1.0 / 6.0 } else { 0.0 })
+        }
         UnaryOp::Relu => o.for_each(|(o, &y)| *o = f32::from(y > 0.0)),
         _ => o.for_each(|(o, _)| *o = 1.0),
     }
@@ -119,19 +123,33 @@ mod tests {
             let x = i as f32 * 4.35e-4;
             let e = (x as f64).exp();
             worst[0] = worst[0].max(((super::exp(x) as f64 - e) / e).abs());
-            worst[1] = worst[1].max((super::sigmoid(x) as f64 - 1.0 / (1.0 + (-x as f64).exp())).abs());
+            worst[1] =
+                worst[1].max((super::sigmoid(x) as f64 - 1.0 / (1.0 + (-x as f64).exp())).abs());
             worst[2] = worst[2].max((super::tanh(x) as f64 - (x as f64).tanh()).abs());
         }
-        assert!(worst[0] < 3e-7 && worst[1] < 2e-7 && worst[2] < 3e-7, "{worst:?}");
+        assert!(
+            worst[0] < 3e-7 && worst[1] < 2e-7 && worst[2] < 3e-7,
+            "{worst:?}"
+        );
         assert_eq!(super::exp(-1000.0), super::exp(-87.0));
-        assert!(super::exp(1000.0).is_finite() && super::sigmoid(-1000.0) >= 0.0 && super::tanh(-1000.0) == -1.0);
+        assert!(
+            super::exp(1000.0).is_finite()
+                && super::sigmoid(-1000.0) >= 0.0
+                && super::tanh(-1000.0) == -1.0
+        );
     }
 
     #[test]
     fn wide_and_baseline_builds_agree() {
         use crate::ops::UnaryOp;
         let x: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.7).collect();
-        for u in [UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::HardSigmoid, UnaryOp::Relu, UnaryOp::Identity] {
+        for u in [
+            UnaryOp::Tanh,
+            UnaryOp::Sigmoid,
+            UnaryOp::HardSigmoid,
+            UnaryOp::Relu,
+            UnaryOp::Identity,
+        ] {
             let (mut a, mut b) = (x.clone(), x.clone());
             super::activate_in_place(u, &mut a);
             super::activate_generic(u, &mut b);

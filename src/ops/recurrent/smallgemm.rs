@@ -56,7 +56,17 @@ unsafe fn gemm_avx512(
         let mut i0 = 0;
         while i0 < m {
             let r = (m - i0).min(4);
-            let args = (k, c.add(i0 * c_rs + j0), c_rs, a.add(i0 * a_rs), a_rs, a_cs, b.add(j0), b_rs, accumulate);
+            let args = (
+                k,
+                c.add(i0 * c_rs + j0),
+                c_rs,
+                a.add(i0 * a_rs),
+                a_rs,
+                a_cs,
+                b.add(j0),
+                b_rs,
+                accumulate,
+            );
             match (r, w) {
                 (4, 64) => block::<4, 64>(args),
                 (4, 48) => block::<4, 48>(args),
@@ -76,11 +86,23 @@ unsafe fn gemm_avx512(
     }
 }
 
-type Args = (usize, *mut f32, usize, *const f32, usize, usize, *const f32, usize, bool);
+type Args = (
+    usize,
+    *mut f32,
+    usize,
+    *const f32,
+    usize,
+    usize,
+    *const f32,
+    usize,
+    bool,
+);
 
 /// An `R x W` tile of `c`, accumulated over all of `k` in registers.
 #[inline(always)]
-unsafe fn block<const R: usize, const W: usize>((k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate): Args) {
+unsafe fn block<const R: usize, const W: usize>(
+    (k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate): Args,
+) {
     let mut acc = [[0.0f32; W]; R];
     for p in 0..k {
         let brow = std::slice::from_raw_parts(b.add(p * b_rs), W);
@@ -96,7 +118,12 @@ unsafe fn block<const R: usize, const W: usize>((k, c, c_rs, a, a_rs, a_cs, b, b
 }
 
 #[inline(always)]
-unsafe fn store<const R: usize, const W: usize>(acc: &[[f32; W]; R], c: *mut f32, c_rs: usize, accumulate: bool) {
+unsafe fn store<const R: usize, const W: usize>(
+    acc: &[[f32; W]; R],
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+) {
     for (r, acc) in acc.iter().enumerate() {
         let crow = std::slice::from_raw_parts_mut(c.add(r * c_rs), W);
         if accumulate {
@@ -123,9 +150,18 @@ mod tests {
 
     #[test]
     fn matches_a_naive_product_on_every_tile_shape() {
-        for &(m, n, k) in &[(1, 16, 1), (5, 80, 7), (7, 128, 32), (37, 512, 128), (3, 48, 5), (4, 96, 3)] {
+        for &(m, n, k) in &[
+            (1, 16, 1),
+            (5, 80, 7),
+            (7, 128, 32),
+            (37, 512, 128),
+            (3, 48, 5),
+            (4, 96, 3),
+        ] {
             let (a_rs, a_cs) = (1, m + 3); // a transposed view with padding, as the kernel gradient uses
-            let a: Vec<f32> = (0..(m + 3) * k).map(|i| uniform(1, i as u64) - 0.5).collect();
+            let a: Vec<f32> = (0..(m + 3) * k)
+                .map(|i| uniform(1, i as u64) - 0.5)
+                .collect();
             let b_rs = n + 16;
             let b: Vec<f32> = (0..k * b_rs).map(|i| uniform(2, i as u64) - 0.5).collect();
             let c_rs = n + 5;
@@ -154,12 +190,21 @@ mod tests {
                 for i in 0..m {
                     for j in 0..c_rs {
                         let want: f64 = if j < n {
-                            (0..k).map(|p| a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j] as f64).sum::<f64>()
-                                + if accumulate { init[i * c_rs + j] as f64 } else { 0.0 }
+                            (0..k)
+                                .map(|p| a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j] as f64)
+                                .sum::<f64>()
+                                + if accumulate {
+                                    init[i * c_rs + j] as f64
+                                } else {
+                                    0.0
+                                }
                         } else {
                             init[i * c_rs + j] as f64
                         };
-                        assert!((c[i * c_rs + j] as f64 - want).abs() < 1e-4, "{m}x{n}x{k} ({i}, {j})");
+                        assert!(
+                            (c[i * c_rs + j] as f64 - want).abs() < 1e-4,
+                            "{m}x{n}x{k} ({i}, {j})"
+                        );
                     }
                 }
             }

@@ -8,7 +8,9 @@ use crate::ops::Ctx;
 use crate::program::Program;
 
 fn rand(n: usize, stream: u64, scale: f32) -> Vec<f32> {
-    (0..n).map(|i| scale * (2.0 * uniform(stream, i as u64) - 1.0)).collect()
+    (0..n)
+        .map(|i| scale * (2.0 * uniform(stream, i as u64) - 1.0))
+        .collect()
 }
 
 fn sig(x: f64) -> f64 {
@@ -36,7 +38,13 @@ fn reference(
 ) -> Vec<f64> {
     let u = spec.units;
     let gu = spec.gu();
-    let ra = |v: f64| if spec.rec_act == UnaryOp::HardSigmoid { hard_sig(v) } else { sig(v) };
+    let ra = |v: f64| {
+        if spec.rec_act == UnaryOp::HardSigmoid {
+            hard_sig(v)
+        } else {
+            sig(v)
+        }
+    };
     let mut out = vec![0.0; batch * steps * u];
     for bi in 0..batch {
         let (mut h, mut c) = (vec![0.0f64; u], vec![0.0f64; u]);
@@ -46,11 +54,16 @@ fn reference(
             if keep {
                 let xt = &x[(bi * steps + t) * inp..][..inp];
                 let proj = |j: usize| -> f64 {
-                    (0..inp).map(|k| xt[k] as f64 * w[k * gu + j] as f64).sum::<f64>() + bias[j] as f64
+                    (0..inp)
+                        .map(|k| xt[k] as f64 * w[k * gu + j] as f64)
+                        .sum::<f64>()
+                        + bias[j] as f64
                 };
                 // Recurrent dropout scales h_prev inside the recurrent product only.
                 let dm = |k: usize| rec_mask.map_or(1.0, |m| m[bi * u + k] as f64);
-                let rec = |j: usize, hv: &[f64]| -> f64 { (0..u).map(|k| hv[k] * dm(k) * r[k * gu + j] as f64).sum() };
+                let rec = |j: usize, hv: &[f64]| -> f64 {
+                    (0..u).map(|k| hv[k] * dm(k) * r[k * gu + j] as f64).sum()
+                };
                 match spec.cell {
                     Cell::Simple => h = (0..u).map(|j| (proj(j) + rec(j, &h)).tanh()).collect(),
                     Cell::Lstm => {
@@ -63,15 +76,25 @@ fn reference(
                     }
                     Cell::Gru { reset_after } => {
                         let xz: Vec<f64> = (0..gu).map(proj).collect();
-                        let rb = |j: usize| if reset_after { bias[gu + j] as f64 } else { 0.0 };
+                        let rb = |j: usize| {
+                            if reset_after {
+                                bias[gu + j] as f64
+                            } else {
+                                0.0
+                            }
+                        };
                         let rz: Vec<f64> = (0..gu).map(|j| rec(j, &h) + rb(j)).collect();
                         let z: Vec<f64> = (0..u).map(|j| ra(xz[j] + rz[j])).collect();
                         let rr: Vec<f64> = (0..u).map(|j| ra(xz[u + j] + rz[u + j])).collect();
                         let hh: Vec<f64> = if reset_after {
-                            (0..u).map(|j| (xz[2 * u + j] + rr[j] * rz[2 * u + j]).tanh()).collect()
+                            (0..u)
+                                .map(|j| (xz[2 * u + j] + rr[j] * rz[2 * u + j]).tanh())
+                                .collect()
                         } else {
                             let rh: Vec<f64> = (0..u).map(|k| rr[k] * h[k]).collect();
-                            (0..u).map(|j| (xz[2 * u + j] + rec(2 * u + j, &rh)).tanh()).collect()
+                            (0..u)
+                                .map(|j| (xz[2 * u + j] + rec(2 * u + j, &rh)).tanh())
+                                .collect()
                         };
                         h = (0..u).map(|j| z[j] * h[j] + (1.0 - z[j]) * hh[j]).collect();
                     }
@@ -92,13 +115,24 @@ fn compare(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: bool) 
     compare_with(spec, batch, steps, inp, masked, false)
 }
 
-fn compare_with(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: bool, rec_dropout: bool) {
+fn compare_with(
+    spec: RnnSpec,
+    batch: usize,
+    steps: usize,
+    inp: usize,
+    masked: bool,
+    rec_dropout: bool,
+) {
     let (u, gu) = (spec.units, spec.gu());
     let mut g = Graph::new();
     let x = g.input(Shape::batched(&[steps, inp]));
     let m = masked.then(|| g.input(Shape::batched(&[steps])));
     let rm = rec_dropout.then(|| g.input(Shape::batched(&[spec.units])));
-    let (wv, rv, bv) = (g.declare_var(&[inp, gu]), g.declare_var(&[u, gu]), g.declare_var(&spec.bias_dims()));
+    let (wv, rv, bv) = (
+        g.declare_var(&[inp, gu]),
+        g.declare_var(&[u, gu]),
+        g.declare_var(&spec.bias_dims()),
+    );
     let (w, r, bn) = (g.param(wv), g.param(rv), g.param(bv));
     let mut xproj = g.matmul(x, w, false, false).unwrap();
     let bias = if spec.cell == (Cell::Gru { reset_after: true }) {
@@ -108,7 +142,9 @@ fn compare_with(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: b
         None
     };
     let built = build(&mut g, spec, xproj, r, bias, m, rm, true, false).unwrap();
-    let last = build(&mut g, spec, xproj, r, bias, m, rm, false, false).unwrap().output;
+    let last = build(&mut g, spec, xproj, r, bias, m, rm, false, false)
+        .unwrap()
+        .output;
     let mut p = Program::plan(&g, &[built.output, last], batch).unwrap();
     let xs = rand(batch * steps * inp, 1, 1.0);
     let vars = vec![
@@ -116,16 +152,25 @@ fn compare_with(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: b
         rand(u * gu, 3, 0.5 * (8.0 / u as f32).sqrt().min(1.0)),
         rand(bias_len(&spec), 4, 0.5),
     ];
-    let mask: Vec<f32> = (0..batch * steps).map(|i| if (i * 7) % 5 == 3 { 0.0 } else { 1.0 }).collect();
+    let mask: Vec<f32> = (0..batch * steps)
+        .map(|i| if (i * 7) % 5 == 3 { 0.0 } else { 1.0 })
+        .collect();
     let mut feeds: Vec<&[f32]> = vec![&xs];
     if masked {
         feeds.push(&mask);
     }
-    let rec_mask: Vec<f32> = (0..batch * u).map(|i| if i % 3 == 1 { 0.0 } else { 2.0 }).collect();
+    let rec_mask: Vec<f32> = (0..batch * u)
+        .map(|i| if i % 3 == 1 { 0.0 } else { 2.0 })
+        .collect();
     if rec_dropout {
         feeds.push(&rec_mask);
     }
-    let ctx = Ctx { device: crate::device::Device::Cpu, training: false, seed: 0, step: 0 };
+    let ctx = Ctx {
+        device: crate::device::Device::Cpu,
+        training: false,
+        seed: 0,
+        step: 0,
+    };
     p.run(&vars, &feeds, &ctx).unwrap();
     let want = reference(
         &spec,
@@ -141,7 +186,10 @@ fn compare_with(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: b
     );
     let got = p.value(built.output);
     for (i, (&a, &e)) in got.iter().zip(&want).enumerate() {
-        assert!((a as f64 - e).abs() < 2e-5, "{spec:?} element {i}: {a} vs reference {e}");
+        assert!(
+            (a as f64 - e).abs() < 2e-5,
+            "{spec:?} element {i}: {a} vs reference {e}"
+        );
     }
     let got_last = p.value(last);
     for bi in 0..batch {
@@ -165,19 +213,52 @@ fn spec(cell: Cell, units: usize) -> RnnSpec {
     }
 }
 
-const CELLS: [Cell; 4] = [Cell::Simple, Cell::Lstm, Cell::Gru { reset_after: true }, Cell::Gru { reset_after: false }];
+const CELLS: [Cell; 4] = [
+    Cell::Simple,
+    Cell::Lstm,
+    Cell::Gru { reset_after: true },
+    Cell::Gru { reset_after: false },
+];
 
 #[test]
 fn forward_matches_step_by_step_reference() {
     for cell in CELLS {
         for (backwards, masked) in [(false, false), (true, false), (false, true), (true, true)] {
-            compare(RnnSpec { go_backwards: backwards, ..spec(cell, 3) }, 4, 5, 2, masked);
+            compare(
+                RnnSpec {
+                    go_backwards: backwards,
+                    ..spec(cell, 3)
+                },
+                4,
+                5,
+                2,
+                masked,
+            );
         }
     }
-    compare(RnnSpec { rec_act: UnaryOp::HardSigmoid, ..spec(Cell::Lstm, 3) }, 2, 3, 2, false);
+    compare(
+        RnnSpec {
+            rec_act: UnaryOp::HardSigmoid,
+            ..spec(Cell::Lstm, 3)
+        },
+        2,
+        3,
+        2,
+        false,
+    );
     for cell in [Cell::Simple, Cell::Lstm] {
         compare_with(spec(cell, 3), 4, 5, 2, true, true);
-        compare_with(RnnSpec { go_backwards: true, ..spec(cell, 64) }, 37, 12, 3, false, true);
+        compare_with(
+            RnnSpec {
+                go_backwards: true,
+                ..spec(cell, 64)
+            },
+            37,
+            12,
+            3,
+            false,
+            true,
+        );
     }
 }
 
@@ -193,7 +274,12 @@ fn forward_matches_reference_on_parallel_chunks() {
 /// kernel, bias; output the `h` sequence plus (LSTM) the last cell state.
 fn layer_case(spec: RnnSpec, steps: usize, inp: usize, masked: bool, return_sequences: bool) {
     let (u, gu) = (spec.units, spec.gu());
-    let mut shapes = vec![b(&[steps, inp]), f(&[inp, gu]), f(&[u, gu]), f(&spec.bias_dims())];
+    let mut shapes = vec![
+        b(&[steps, inp]),
+        f(&[inp, gu]),
+        f(&[u, gu]),
+        f(&spec.bias_dims()),
+    ];
     if masked {
         shapes.push(b(&[steps]));
     }
@@ -213,7 +299,18 @@ fn layer_case(spec: RnnSpec, steps: usize, inp: usize, masked: bool, return_sequ
             g.push(Op::Dropout { rate: 0.5, key: 11 }, &[ones]).unwrap()
         });
         let mask = masked.then(|| x[4]);
-        let built = build(g, spec, xproj, x[2], bias, mask, rec_mask, return_sequences, spec.go_backwards).unwrap();
+        let built = build(
+            g,
+            spec,
+            xproj,
+            x[2],
+            bias,
+            mask,
+            rec_mask,
+            return_sequences,
+            spec.go_backwards,
+        )
+        .unwrap();
         match (spec.cell_offset(), return_sequences) {
             (Some(_), false) => {
                 let c = g.unary(UnaryOp::Scale(0.5), built.states[1]).unwrap();
@@ -228,12 +325,34 @@ fn layer_case(spec: RnnSpec, steps: usize, inp: usize, masked: bool, return_sequ
 fn backward_matches_finite_differences() {
     for cell in CELLS {
         layer_case(spec(cell, 3), 4, 2, false, true);
-        layer_case(RnnSpec { go_backwards: true, ..spec(cell, 2) }, 3, 2, false, false);
+        layer_case(
+            RnnSpec {
+                go_backwards: true,
+                ..spec(cell, 2)
+            },
+            3,
+            2,
+            false,
+            false,
+        );
         layer_case(spec(cell, 2), 4, 2, true, true);
-        layer_case(RnnSpec { go_backwards: true, ..spec(cell, 2) }, 3, 2, true, true);
+        layer_case(
+            RnnSpec {
+                go_backwards: true,
+                ..spec(cell, 2)
+            },
+            3,
+            2,
+            true,
+            true,
+        );
     }
     layer_case(
-        RnnSpec { rec_act: UnaryOp::HardSigmoid, act: UnaryOp::Relu, ..spec(Cell::Lstm, 2) },
+        RnnSpec {
+            rec_act: UnaryOp::HardSigmoid,
+            act: UnaryOp::Relu,
+            ..spec(Cell::Lstm, 2)
+        },
         3,
         2,
         false,
@@ -247,20 +366,52 @@ fn shape_errors_name_the_input() {
     let x = g.input(Shape::batched(&[4, 8]));
     let r = g.declare_var(&[3, 8]);
     let r = g.param(r);
-    let e = build(&mut g, spec(Cell::Lstm, 2), x, r, None, None, None, true, false).err().unwrap();
+    let e = build(
+        &mut g,
+        spec(Cell::Lstm, 2),
+        x,
+        r,
+        None,
+        None,
+        None,
+        true,
+        false,
+    )
+    .err()
+    .unwrap();
     assert!(format!("{e}").contains("recurrent kernel"), "{e}");
     let r2 = g.declare_var(&[2, 8]);
     let r2 = g.param(r2);
-    assert!(build(&mut g, spec(Cell::Lstm, 2), x, r2, None, None, None, true, false).is_ok());
-    let bad = RnnSpec { act: UnaryOp::Gelu, ..spec(Cell::Lstm, 2) };
-    assert!(matches!(build(&mut g, bad, x, r2, None, None, None, true, false), Err(crate::Error::NotImplemented(_))));
+    assert!(build(
+        &mut g,
+        spec(Cell::Lstm, 2),
+        x,
+        r2,
+        None,
+        None,
+        None,
+        true,
+        false
+    )
+    .is_ok());
+    let bad = RnnSpec {
+        act: UnaryOp::Gelu,
+        ..spec(Cell::Lstm, 2)
+    };
+    assert!(matches!(
+        build(&mut g, bad, x, r2, None, None, None, true, false),
+        Err(crate::Error::NotImplemented(_))
+    ));
 }
 
 #[test]
 fn unslice_places_rows_and_differentiates_back() {
     let wide = Shape::batched(&[3, 5]);
     check(case(&[b(&[3, 2])], move |g, x| {
-        let sl = Slice { reverse: true, ..Slice::all(1, 2) };
+        let sl = Slice {
+            reverse: true,
+            ..Slice::all(1, 2)
+        };
         let y = g.push(Op::RnnUnslice(sl, wide.clone()), &[x[0]]).unwrap();
         g.unary(UnaryOp::Tanh, y).unwrap()
     }));
