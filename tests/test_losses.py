@@ -425,6 +425,12 @@ def test_metric_functions_match_numpy():
                                   ref_sparse_categorical_accuracy(labels, p))
     np.testing.assert_array_equal(metrics.top_k_categorical_accuracy(onehot, p), ref_top_k(labels, p))
     np.testing.assert_array_equal(metrics.sparse_top_k_categorical_accuracy(labels, p), ref_top_k(labels, p))
+    for k in (1, 2, 3):
+        np.testing.assert_array_equal(metrics.top_k_categorical_accuracy(onehot, p, k=k), ref_top_k(labels, p, k))
+        np.testing.assert_array_equal(metrics.sparse_top_k_categorical_accuracy(labels, p, k=k),
+                                      ref_top_k(labels, p, k))
+    with pytest.raises(ValueError, match="`k`"):
+        metrics.top_k_categorical_accuracy(onehot, p, k=0)
     bt = r.integers(0, 2, (8, 3)).astype(np.float32)
     bp = r.uniform(0, 1, (8, 3)).astype(np.float32)
     # Keras' per-sample binary accuracy (its mean is the metric's value)

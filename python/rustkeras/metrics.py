@@ -15,33 +15,37 @@ _METRICS = (
 
 
 def _function(name: str) -> Callable:
-    def fn(y_true, y_pred):
+    def fn(y_true, y_pred, k: int = 5):
         yt = np.ascontiguousarray(y_true, dtype=np.float32)
         yp = np.ascontiguousarray(y_pred, dtype=np.float32)
         if name.startswith("sparse") and yp.ndim > 0:
             yt = _losses.check_sparse_labels(name, yt, yp)
-        return _core.metric(name, yt, yp)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise ValueError(f"Invalid value received for argument `k`. Expected an integer > 0. Received: k={k!r}")
+        return _core.metric(name, yt, yp, int(k))
 
     fn.__name__ = name
     fn.__qualname__ = name
     return fn
 
 
-binary_accuracy = _function("binary_accuracy")
-categorical_accuracy = _function("categorical_accuracy")
-sparse_categorical_accuracy = _function("sparse_categorical_accuracy")
+def _fixed(name: str) -> Callable:
+    f = _function(name)
+
+    def fn(y_true, y_pred):
+        return f(y_true, y_pred)
+
+    fn.__name__ = fn.__qualname__ = name
+    return fn
 
 
-def top_k_categorical_accuracy(y_true, y_pred, k=5):
-    if k != 5:
-        raise NotImplementedError("top_k_categorical_accuracy: only k=5 (the Keras default) is supported")
-    return _function("top_k_categorical_accuracy")(y_true, y_pred)
-
-
-def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
-    if k != 5:
-        raise NotImplementedError("sparse_top_k_categorical_accuracy: only k=5 (the Keras default) is supported")
-    return _function("sparse_top_k_categorical_accuracy")(y_true, y_pred)
+binary_accuracy = _fixed("binary_accuracy")
+categorical_accuracy = _fixed("categorical_accuracy")
+sparse_categorical_accuracy = _fixed("sparse_categorical_accuracy")
+top_k_categorical_accuracy = _function("top_k_categorical_accuracy")
+top_k_categorical_accuracy.__doc__ = "1.0 where the true class (argmax of y_true) is among the k largest predictions."
+sparse_top_k_categorical_accuracy = _function("sparse_top_k_categorical_accuracy")
+sparse_top_k_categorical_accuracy.__doc__ = "1.0 where the integer label is among the k largest predictions."
 
 
 mean_squared_error = mse = _losses.mean_squared_error

@@ -75,12 +75,19 @@ fn loss<'py>(
 
 /// The per-sample values of a metric (`accuracy` resolved by shapes as in `compile`).
 #[pyfunction]
+#[pyo3(signature = (name, y_true, y_pred, k=5))]
 fn metric<'py>(
     py: Python<'py>,
     name: &str,
     y_true: PyReadonlyArrayDyn<'py, f32>,
     y_pred: PyReadonlyArrayDyn<'py, f32>,
+    k: usize,
 ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    if k == 0 {
+        return Err(PyValueError::new_err(
+            "Invalid value received for argument `k`. Expected an integer > 0. Received: k=0",
+        ));
+    }
     eval_pair(py, y_true, y_pred, |g, t, p| {
         let (ts, ps) = (g.shape(t).clone(), g.shape(p).clone());
         let m = crate::metrics::resolve(
@@ -91,6 +98,15 @@ fn metric<'py>(
             ps.rank(),
             ps.last().unwrap_or(1),
         )?;
+        let m = match m {
+            crate::metrics::Metric::TopKCategoricalAccuracy(_) => {
+                crate::metrics::Metric::TopKCategoricalAccuracy(k)
+            }
+            crate::metrics::Metric::SparseTopKCategoricalAccuracy(_) => {
+                crate::metrics::Metric::SparseTopKCategoricalAccuracy(k)
+            }
+            other => other,
+        };
         crate::metrics::build(g, m, t, p)
     })
 }
