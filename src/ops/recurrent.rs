@@ -38,8 +38,9 @@
 //! let spec = RnnSpec {
 //!     cell: Cell::Lstm, units: 32, act: UnaryOp::Tanh, rec_act: UnaryOp::Sigmoid,
 //!     go_backwards: false, has_bias: false, has_mask: false, has_rec_mask: false,
+//!     has_init: false,
 //! };
-//! let lstm = build(&mut g, spec, xproj, r, None, None, None, true, false).unwrap();
+//! let lstm = build(&mut g, spec, xproj, r, None, &[], None, None, true, false).unwrap();
 //! assert_eq!(g.shape(lstm.output), &Shape::batched(&[8, 32]));
 //! ```
 
@@ -71,16 +72,21 @@ pub struct RnnSpec {
     /// A recurrent dropout mask `(batch, units)` multiplies `h_prev` before the recurrent
     /// product (SimpleRNN and LSTM, as Keras 3; Keras 3's GRU ignores recurrent dropout).
     pub has_rec_mask: bool,
+    /// Initial states `(batch, units)` as inputs (`h0`, and `c0` for LSTM) instead of zeros:
+    /// Keras' `initial_state=` and the carried state of a stateful layer.
+    pub has_init: bool,
 }
 
 /// Which part of a `(batch, steps, width)` buffer a layer reads: `len` features at `offset`,
-/// for every step (`step: None`, in reverse time order when `reverse`) or for one step.
+/// for every step (`step: None`, in reverse time order when `reverse`; only the first `take`
+/// steps when set) or for one step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slice {
     pub step: Option<usize>,
     pub offset: usize,
     pub len: usize,
     pub reverse: bool,
+    pub take: Option<usize>,
 }
 
 impl Slice {
@@ -90,6 +96,14 @@ impl Slice {
             offset,
             len,
             reverse: false,
+            take: None,
+        }
+    }
+    /// The first `steps` steps, all of them in order.
+    pub fn first(steps: usize, offset: usize, len: usize) -> Slice {
+        Slice {
+            take: Some(steps),
+            ..Slice::all(offset, len)
         }
     }
     pub fn at(step: usize, offset: usize, len: usize) -> Slice {
@@ -98,6 +112,7 @@ impl Slice {
             offset,
             len,
             reverse: false,
+            take: None,
         }
     }
 }
@@ -161,6 +176,15 @@ impl RnnSpec {
             Cell::Gru { .. } => self.units,
         }
     }
+    /// How many state tensors the cell carries: `h`, and `c` for LSTM.
+    pub fn n_states(&self) -> usize {
+        1 + usize::from(self.cell == Cell::Lstm)
+    }
+    /// Steps of the gradient buffer: one per timestep, plus one holding the initial states'
+    /// gradients (`[dh0 | dc0 | 0..]`) when the states are inputs.
+    fn grad_steps(&self, steps: usize) -> usize {
+        steps + usize::from(self.has_init)
+    }
     /// Offset of the cell state (LSTM only), for `return_state`.
     pub fn cell_offset(&self) -> Option<usize> {
         (self.cell == Cell::Lstm).then_some(self.units)
@@ -195,10 +219,12 @@ fn check_input(what: &str, s: &Shape, batched: bool, dims: &[usize]) -> Result<(
     Ok(())
 }
 
-/// Shape rule of [`Op::Rnn`]: inputs `(projection (B,T,G*u), recurrent_kernel (u,G*u), [bias], [mask (B,T)])`.
+/// Shape rule of [`Op::Rnn`]: inputs `(projection (B,T,G*u), recurrent_kernel (u,G*u), [bias],
+/// [h0 (B,u), [c0 (B,u)]], [mask (B,T)], [recurrent mask (B,u)])`.
 pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
     let want = 2
         + usize::from(spec.has_bias)
+        + if spec.has_init { spec.n_states() } else { 0 }
         + usize::from(spec.has_mask)
         + usize::from(spec.has_rec_mask);
     if ins.len() != want {
@@ -234,6 +260,12 @@ pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
         check_input("the bias", ins[k], false, &spec.bias_dims())?;
         k += 1;
     }
+    if spec.has_init {
+        for _ in 0..spec.n_states() {
+            check_input("an initial state", ins[k], true, &[spec.units])?;
+            k += 1;
+        }
+    }
     if spec.has_mask {
         check_input("the mask", ins[k], true, &[steps])?;
         k += 1;
@@ -249,14 +281,15 @@ pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
     Ok(Shape::batched(&[steps, spec.packed_width()]))
 }
 
-/// Shape rule of [`Op::RnnGrad`]: inputs `(recurrent_kernel, packed, d_packed, [mask])`.
+/// Shape rule of [`Op::RnnGrad`]: inputs `(recurrent_kernel, packed, d_packed, [h0, [c0]],
+/// [mask], [recurrent mask])`.
 pub fn infer_grad(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
     let steps = ins[1].dims[0];
     check_input("the gradient", ins[2], true, &ins[1].dims)?;
-    Ok(Shape::batched(&[steps, spec.grad_width()]))
+    Ok(Shape::batched(&[spec.grad_steps(steps), spec.grad_width()]))
 }
 
-/// Shape rule of [`Op::RnnKernelGrad`]: inputs `(packed, grad)`.
+/// Shape rule of [`Op::RnnKernelGrad`]: inputs `(packed, grad, [h0])`.
 pub fn infer_kernel_grad(spec: &RnnSpec) -> Result<Shape> {
     Ok(Shape::fixed(&[spec.units, spec.gu()]))
 }
@@ -266,11 +299,14 @@ pub fn infer_slice(sl: &Slice, x: &Shape) -> Result<Shape> {
         || x.dims.len() != 2
         || sl.offset + sl.len > x.dims[1]
         || sl.step.is_some_and(|s| s >= x.dims[0])
+        || sl
+            .take
+            .is_some_and(|n| n == 0 || n > x.dims[0] || sl.reverse || sl.step.is_some())
     {
         return crate::value_error!("recurrent slice {sl:?} does not fit {}", x.display());
     }
     Ok(match sl.step {
-        None => Shape::batched(&[x.dims[0], sl.len]),
+        None => Shape::batched(&[sl.take.unwrap_or(x.dims[0]), sl.len]),
         Some(_) => Shape::batched(&[sl.len]),
     })
 }
@@ -283,8 +319,9 @@ pub struct Built {
     pub states: Vec<NodeId>,
 }
 
-/// Builds a recurrent layer on a projected input `xproj (B, T, G*u)`; with
-/// `reverse_sequence` a returned sequence is put back in input time order (Bidirectional).
+/// Builds a recurrent layer on a projected input `xproj (B, T, G*u)`, starting from the
+/// states `init` (`[h0]`, or `[h0, c0]` for LSTM; empty for zeros); with `reverse_sequence` a
+/// returned sequence is put back in input time order (Bidirectional).
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     g: &mut Graph,
@@ -292,19 +329,30 @@ pub fn build(
     xproj: NodeId,
     rk: NodeId,
     bias: Option<NodeId>,
+    init: &[NodeId],
     mask: Option<NodeId>,
     rec_mask: Option<NodeId>,
     return_sequences: bool,
     reverse_sequence: bool,
 ) -> Result<Built> {
+    if !init.is_empty() && init.len() != spec.n_states() {
+        return crate::value_error!(
+            "recurrent op: expected {} initial state tensors (h{}), received {}",
+            spec.n_states(),
+            if spec.n_states() == 2 { " and c" } else { "" },
+            init.len()
+        );
+    }
     let mut inputs: SmallVec<[NodeId; 4]> = smallvec![xproj, rk];
     inputs.extend(bias);
+    inputs.extend_from_slice(init);
     inputs.extend(mask);
     inputs.extend(rec_mask);
     let spec = RnnSpec {
         has_bias: bias.is_some(),
         has_mask: mask.is_some(),
         has_rec_mask: rec_mask.is_some(),
+        has_init: !init.is_empty(),
         ..spec
     };
     let packed = g.push(Op::Rnn(spec), &inputs)?;
@@ -343,24 +391,43 @@ pub fn vjp(
 ) -> Result<SmallVec<[Option<NodeId>; 3]>> {
     let rk = inputs[1];
     let mut grad_ins: SmallVec<[NodeId; 4]> = smallvec![rk, node, dy];
-    // The masks are the last inputs, in the same order.
+    // The initial states, then the masks, are the last inputs, in the same order.
+    let n_init = if spec.has_init { spec.n_states() } else { 0 };
     let n_masks = usize::from(spec.has_mask) + usize::from(spec.has_rec_mask);
-    grad_ins.extend_from_slice(&inputs[inputs.len() - n_masks..]);
+    grad_ins.extend_from_slice(&inputs[inputs.len() - n_masks - n_init..]);
     let grad = g.push(Op::RnnGrad(*spec), &grad_ins)?;
     let steps = g.shape(node).dims[0];
-    let dx = if spec.grad_width() == spec.gu() {
-        grad
+    // Without initial states the gradient buffer is exactly one block per timestep.
+    let per_step = if spec.has_init {
+        g.push(
+            Op::RnnSlice(Slice::first(steps, 0, spec.grad_width())),
+            &[grad],
+        )?
     } else {
-        g.push(Op::RnnSlice(Slice::all(0, spec.gu())), &[grad])?
+        grad
     };
-    let drk = g.push(Op::RnnKernelGrad(*spec), &[node, grad])?;
+    let dx = if spec.grad_width() == spec.gu() {
+        per_step
+    } else {
+        g.push(Op::RnnSlice(Slice::first(steps, 0, spec.gu())), &[grad])?
+    };
+    let mut kg_ins: SmallVec<[NodeId; 3]> = smallvec![node, grad];
+    if spec.has_init {
+        kg_ins.push(inputs[inputs.len() - n_masks - n_init]);
+    }
+    let drk = g.push(Op::RnnKernelGrad(*spec), &kg_ins)?;
     let mut out: SmallVec<[Option<NodeId>; 3]> = smallvec![Some(dx), Some(drk)];
     if spec.has_bias {
-        let s = g.reduce(ReduceKind::Sum, grad, &[0, 1], false)?;
+        let s = g.reduce(ReduceKind::Sum, per_step, &[0, 1], false)?;
         out.push(Some(g.reshape(s, &spec.bias_dims())?));
     }
+    let u = spec.units;
+    for k in 0..n_init {
+        out.push(Some(
+            g.push(Op::RnnSlice(Slice::at(steps, k * u, u)), &[grad])?,
+        ));
+    }
     out.extend((0..n_masks).map(|_| None));
-    debug_assert!(steps > 0);
     Ok(out)
 }
 

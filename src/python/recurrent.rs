@@ -23,9 +23,10 @@ fn activation(layer: &str, arg: &str, name: &str) -> PyResult<UnaryOp> {
 }
 
 /// Adds a fused recurrent layer on the projected input `xproj (batch, T, gates*units)`.
+/// Starts from `initial_state` (`[h0]`, or `[h0, c0]` for LSTM) when given, else zeros.
 /// Returns `(output, [h_last] or [h_last, c_last])`.
 #[pyfunction]
-#[pyo3(signature = (graph, cell, units, activation_name, recurrent_activation, go_backwards, xproj, recurrent_kernel, bias, mask, return_sequences, reverse_output=false, recurrent_mask=None))]
+#[pyo3(signature = (graph, cell, units, activation_name, recurrent_activation, go_backwards, xproj, recurrent_kernel, bias, mask, return_sequences, reverse_output=false, recurrent_mask=None, initial_state=None))]
 #[allow(clippy::too_many_arguments)]
 fn rnn(
     graph: &mut PyGraph,
@@ -41,6 +42,7 @@ fn rnn(
     return_sequences: bool,
     reverse_output: bool,
     recurrent_mask: Option<NodeId>,
+    initial_state: Option<Vec<NodeId>>,
 ) -> PyResult<(NodeId, Vec<NodeId>)> {
     let (layer, cell) = match cell {
         "simple" => ("SimpleRNN", Cell::Simple),
@@ -62,7 +64,9 @@ fn rnn(
         has_bias: false,
         has_mask: false,
         has_rec_mask: false,
+        has_init: false,
     };
+    let init = initial_state.unwrap_or_default();
     let g = graph.graph()?;
     for n in [
         Some(xproj),
@@ -73,6 +77,7 @@ fn rnn(
     ]
     .into_iter()
     .flatten()
+    .chain(init.iter().copied())
     {
         node_check(g, n)?;
     }
@@ -82,6 +87,7 @@ fn rnn(
         xproj,
         recurrent_kernel,
         bias,
+        &init,
         mask,
         recurrent_mask,
         return_sequences,

@@ -100,6 +100,12 @@ pub fn forward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
         k += 1;
         ins[k - 1].data
     });
+    let init: SmallVec<[&[f32]; 2]> = if spec.has_init {
+        k += spec.n_states();
+        ins[k - spec.n_states()..k].iter().map(|i| i.data).collect()
+    } else {
+        SmallVec::new()
+    };
     let mask = spec.has_mask.then(|| ins[k].data);
     let rec_mask = spec.has_rec_mask.then(|| ins[ins.len() - 1].data);
     let (gu, s_w, u) = (spec.gu(), spec.packed_width(), spec.units);
@@ -112,11 +118,23 @@ pub fn forward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
             let xs = &x.data[b0 * steps * gu..(b0 + nb) * steps * gu];
             let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
             let rms = rec_mask.map(|m| &m[b0 * u..(b0 + nb) * u]);
-            with_scratch(s_w, |zeros| {
-                zeros.fill(0.0);
-                forward_chunk(spec, steps, xs, rk, bias, (ms, rms), o, zeros)
+            with_scratch(nb * s_w, |prev0| {
+                fill_initial(spec, &init, b0, prev0);
+                forward_chunk(spec, steps, xs, rk, bias, (ms, rms), o, prev0)
             });
         });
+}
+
+/// The packed "step before the first" of each row of a chunk starting at row `b0`: zeros, or
+/// the initial `h` (and LSTM's `c`) where they are inputs.
+fn fill_initial(spec: &RnnSpec, init: &[&[f32]], b0: usize, prev0: &mut [f32]) {
+    let (u, sw) = (spec.units, spec.packed_width());
+    prev0.fill(0.0);
+    for (k, state) in init.iter().enumerate() {
+        for (b, row) in prev0.chunks_mut(sw).enumerate() {
+            row[k * u..][..u].copy_from_slice(&state[(b0 + b) * u..][..u]);
+        }
+    }
 }
 
 type Masks<'a> = (Option<&'a [f32]>, Option<&'a [f32]>);
@@ -132,14 +150,14 @@ fn forward_chunk(
     bias: Option<&[f32]>,
     masks: Masks<'_>,
     out: &mut [f32],
-    zeros: &[f32],
+    prev0: &[f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if math::wide() {
         // SAFETY: the CPU supports AVX-512F (checked by `wide`).
-        return unsafe { forward_chunk_avx512(spec, steps, x, rk, bias, masks, out, zeros) };
+        return unsafe { forward_chunk_avx512(spec, steps, x, rk, bias, masks, out, prev0) };
     }
-    forward_chunk_body(spec, steps, x, rk, bias, masks, out, zeros)
+    forward_chunk_body(spec, steps, x, rk, bias, masks, out, prev0)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -153,9 +171,9 @@ unsafe fn forward_chunk_avx512(
     bias: Option<&[f32]>,
     masks: Masks<'_>,
     out: &mut [f32],
-    zeros: &[f32],
+    prev0: &[f32],
 ) {
-    forward_chunk_body(spec, steps, x, rk, bias, masks, out, zeros)
+    forward_chunk_body(spec, steps, x, rk, bias, masks, out, prev0)
 }
 
 #[inline(always)]
@@ -168,7 +186,7 @@ fn forward_chunk_body(
     bias: Option<&[f32]>,
     (mask, rec_mask): (Option<&[f32]>, Option<&[f32]>),
     out: &mut [f32],
-    zeros: &[f32],
+    prev0: &[f32],
 ) {
     let u = spec.units;
     let (gu, sw) = (spec.gu(), spec.packed_width());
@@ -195,23 +213,30 @@ fn forward_chunk_body(
                 let hp = if s > 0 {
                     &before[(s - 1) * sw..][..u]
                 } else {
-                    &zeros[..u]
+                    &prev0[b * sw..][..u]
                 };
                 for ((l, &h), &mv) in cur[..u].iter_mut().zip(hp).zip(&m[b * u..(b + 1) * u]) {
                     *l = h * mv;
                 }
             }
         }
-        if s > 0 {
+        if s > 0 || spec.has_init {
             let base = out.as_mut_ptr();
-            let lo = spec.left_offset(s);
-            let a_end = extent(lo, nb, rs, u, 1);
-            assert!(a_end <= out.len() && extent(s * sw + go, nb, rs, gu, 1) <= out.len());
-            // SAFETY: the bounds are asserted above; the left operand (h of step s-1, or its
-            // masked copy at the end of step s) and the gate block of step s are disjoint
-            // ranges of each row.
+            // The left operand: h of step s-1 or its masked copy at the end of step s (row
+            // stride rs), or for the first step the initial h (row stride sw, in `prev0`).
+            let (hprev, lrs) = if s == 0 && !spec.has_rec_mask {
+                assert!(prev0.len() >= nb * sw);
+                (prev0.as_ptr(), sw)
+            } else {
+                let lo = spec.left_offset(s);
+                assert!(extent(lo, nb, rs, u, 1) <= out.len());
+                // SAFETY: in bounds (asserted).
+                (unsafe { base.add(lo) as *const f32 }, rs)
+            };
+            assert!(extent(s * sw + go, nb, rs, gu, 1) <= out.len());
+            // SAFETY: the bounds are asserted above; the left operand (in `prev0`, or a range
+            // of each row disjoint from it) and the gate block of step s do not overlap.
             unsafe {
-                let hprev = base.add(lo) as *const f32;
                 match spec.cell {
                     Cell::Simple | Cell::Lstm => gemm_raw(
                         nb,
@@ -220,7 +245,7 @@ fn forward_chunk_body(
                         base.add(s * sw + go),
                         rs,
                         hprev,
-                        rs,
+                        lrs,
                         1,
                         rk.as_ptr(),
                         gu,
@@ -235,7 +260,7 @@ fn forward_chunk_body(
                             base.add(s * sw + go),
                             rs,
                             hprev,
-                            rs,
+                            lrs,
                             1,
                             rk.as_ptr(),
                             gu,
@@ -250,7 +275,7 @@ fn forward_chunk_body(
                                 base.add(s * sw + 4 * u),
                                 rs,
                                 hprev,
-                                rs,
+                                lrs,
                                 1,
                                 rk.as_ptr().add(2 * u),
                                 gu,
@@ -273,14 +298,14 @@ fn forward_chunk_body(
             let prev = if s > 0 {
                 &before[(s - 1) * sw..]
             } else {
-                zeros
+                &prev0[b * sw..][..sw]
             };
             if mask.is_some_and(|m| m[b * steps + t] <= 0.5) {
                 let keep = sw.min(2 * u);
                 cur[..keep].copy_from_slice(&prev[..keep]);
                 continue;
             }
-            step_cell(spec, cur, prev, bias_rec, rk, s > 0);
+            step_cell(spec, cur, prev, bias_rec, rk, s > 0 || spec.has_init);
         }
     }
 }
@@ -300,11 +325,13 @@ fn step_cell(
     let u = spec.units;
     let (act, ra) = (spec.act, spec.rec_act);
     match spec.cell {
-        Cell::Simple => activate_in_place(act, cur),
+        Cell::Simple => activate_in_place(act, &mut cur[..u]),
         Cell::Lstm => {
             let (h, rest) = cur.split_at_mut(u);
             let (c, rest) = rest.split_at_mut(u);
             let (tc, gates) = rest.split_at_mut(u);
+            // (The masked copy of h_prev, with recurrent dropout, follows the gates.)
+            let gates = &mut gates[..4 * u];
             activate_in_place(ra, &mut gates[..2 * u]);
             activate_in_place(act, &mut gates[2 * u..3 * u]);
             activate_in_place(ra, &mut gates[3 * u..]);
@@ -372,22 +399,27 @@ pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
     let (batch, steps) = (ins[1].dims[0], ins[1].dims[1]);
     let packed = ins[1].data;
     let dpacked = ins[2].data;
-    let mask = spec.has_mask.then(|| ins[3].data);
+    let n_init = if spec.has_init { spec.n_states() } else { 0 };
+    let init: SmallVec<[&[f32]; 2]> = ins[3..3 + n_init].iter().map(|i| i.data).collect();
+    let mask = spec.has_mask.then(|| ins[3 + n_init].data);
     let rec_mask = spec.has_rec_mask.then(|| ins[ins.len() - 1].data);
     let (sw, gw) = (spec.packed_width(), spec.grad_width());
+    let gsteps = spec.grad_steps(steps);
     assert!(rk.len() == spec.units * spec.gu());
     let rows = chunk_rows(batch, steps, spec);
-    out.par_chunks_mut(rows * steps * gw)
+    out.par_chunks_mut(rows * gsteps * gw)
         .enumerate()
         .for_each(|(ci, o)| {
             let b0 = ci * rows;
-            let nb = o.len() / (steps * gw);
+            let nb = o.len() / (gsteps * gw);
             let range = b0 * steps * sw..(b0 + nb) * steps * sw;
             let ms = mask.map(|m| &m[b0 * steps..(b0 + nb) * steps]);
             let rms = rec_mask.map(|m| &m[b0 * spec.units..(b0 + nb) * spec.units]);
             with_scratch(
-                3 * nb * spec.units + sw + spec.units * spec.gu(),
+                3 * nb * spec.units + nb * sw + spec.units * spec.gu(),
                 |scratch| {
+                    let (prev0, rest) = scratch.split_at_mut(nb * sw);
+                    fill_initial(spec, &init, b0, prev0);
                     backward_chunk(
                         spec,
                         steps,
@@ -396,7 +428,8 @@ pub fn backward(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
                         &dpacked[range],
                         (ms, rms),
                         o,
-                        scratch,
+                        prev0,
+                        rest,
                     )
                 },
             );
@@ -413,16 +446,21 @@ fn backward_chunk(
     dpacked: &[f32],
     masks: Masks<'_>,
     grad: &mut [f32],
+    prev0: &[f32],
     scratch: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if math::wide() {
         // SAFETY: the CPU supports AVX-512F (checked by `wide`).
         return unsafe {
-            backward_chunk_avx512(spec, steps, rk, packed, dpacked, masks, grad, scratch)
+            backward_chunk_avx512(
+                spec, steps, rk, packed, dpacked, masks, grad, prev0, scratch,
+            )
         };
     }
-    backward_chunk_body(spec, steps, rk, packed, dpacked, masks, grad, scratch)
+    backward_chunk_body(
+        spec, steps, rk, packed, dpacked, masks, grad, prev0, scratch,
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -436,9 +474,12 @@ unsafe fn backward_chunk_avx512(
     dpacked: &[f32],
     masks: Masks<'_>,
     grad: &mut [f32],
+    prev0: &[f32],
     scratch: &mut [f32],
 ) {
-    backward_chunk_body(spec, steps, rk, packed, dpacked, masks, grad, scratch)
+    backward_chunk_body(
+        spec, steps, rk, packed, dpacked, masks, grad, prev0, scratch,
+    )
 }
 
 #[inline(always)]
@@ -451,20 +492,19 @@ fn backward_chunk_body(
     dpacked: &[f32],
     (mask, rec_mask): (Option<&[f32]>, Option<&[f32]>),
     grad: &mut [f32],
+    prev0: &[f32],
     scratch: &mut [f32],
 ) {
     let u = spec.units;
     let (gu, sw, gw) = (spec.gu(), spec.packed_width(), spec.grad_width());
-    let nb = grad.len() / (steps * gw);
-    let (prs, grs) = (steps * sw, steps * gw);
+    let gsteps = spec.grad_steps(steps);
+    let nb = grad.len() / (gsteps * gw);
+    let (prs, grs) = (steps * sw, gsteps * gw);
     let (dh, rest) = scratch.split_at_mut(nb * u);
     let (dc, rest) = rest.split_at_mut(nb * u);
-    let (tmp, rest) = rest.split_at_mut(nb * u);
-    let (zeros, rt) = rest.split_at_mut(sw);
+    let (tmp, rt) = rest.split_at_mut(nb * u);
     dh.fill(0.0);
     dc.fill(0.0);
-    zeros.fill(0.0);
-    let zeros = &*zeros;
     // The recurrent kernel transposed once, `(G*u, u)`: the per-step products with it then
     // read contiguous rows (see `smallgemm`).
     for (i, row) in rk.chunks(gu).enumerate() {
@@ -484,7 +524,7 @@ fn backward_chunk_body(
             let prev = if s > 0 {
                 &packed[b * prs + (s - 1) * sw..][..sw]
             } else {
-                zeros
+                &prev0[b * sw..][..sw]
             };
             let dcur = &dpacked[b * prs + s * sw..][..sw];
             let g = &mut grad[b * grs + t * gw..][..gw];
@@ -567,7 +607,7 @@ fn backward_chunk_body(
                 }
             }
         }
-        if s == 0 {
+        if s == 0 && !spec.has_init {
             continue;
         }
         // Reset-before GRU: the candidate saw `r * h_prev`, so r's gradient and part of
@@ -597,7 +637,11 @@ fn backward_chunk_body(
                     continue;
                 }
                 let cur = &packed[b * prs + s * sw..][..sw];
-                let prev = &packed[b * prs + (s - 1) * sw..][..u];
+                let prev = if s > 0 {
+                    &packed[b * prs + (s - 1) * sw..][..u]
+                } else {
+                    &prev0[b * sw..][..u]
+                };
                 let g = &mut grad[b * grs + t * gw..][..gw];
                 let r = &cur[2 * u..3 * u];
                 derivative_into(ra, r, &mut g[u..2 * u]);
@@ -646,16 +690,34 @@ fn backward_chunk_body(
             }
         }
     }
+    if spec.has_init {
+        // The extra last step: the initial states' gradients, what the carries hold now.
+        for b in 0..nb {
+            let g = &mut grad[b * grs + steps * gw..][..gw];
+            g.fill(0.0);
+            g[..u].copy_from_slice(&dh[b * u..][..u]);
+            if spec.cell == Cell::Lstm {
+                g[u..2 * u].copy_from_slice(&dc[b * u..][..u]);
+            }
+        }
+    }
 }
+
+/// One product of [`kernel_grad`]: the left operand's source, its offset at a step and its
+/// column stride; then the first column of the result and the number of columns.
+type LeftBlock<'a> = (&'a [f32], usize, usize, usize, usize);
 
 /// `d recurrent_kernel = Σ_s left_sᵀ · grad_s`, with `left_s = h_{s-1}` (and `r * h_{s-1}` for
 /// a reset-before GRU's candidate): one GEMM per step reducing over the batch.
 pub fn kernel_grad(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
     let (packed, grad) = (&ins[0], &ins[1]);
+    // The initial h: the first step's left operand (without recurrent dropout, which keeps
+    // its masked copy in the packed step itself).
+    let h0 = spec.has_init.then(|| ins[2].data);
     let (batch, steps) = (packed.dims[0], packed.dims[1]);
     let u = spec.units;
     let (gu, sw, gw) = (spec.gu(), spec.packed_width(), spec.grad_width());
-    let (prs, grs) = (steps * sw, steps * gw);
+    let (prs, grs) = (steps * sw, spec.grad_steps(steps) * gw);
     let rec_off = gw - gu;
     // Rows of the result (units of the left operand) are independent: split them across
     // threads when the product is large enough to pay for it.
@@ -671,18 +733,29 @@ pub fn kernel_grad(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
             let r0 = ci * rows;
             let m = o.len() / gu;
             o.fill(0.0);
-            for s in 1..steps {
+            let first = usize::from(h0.is_none());
+            for s in first..steps {
                 let t = spec.time(s, steps);
-                let blocks: SmallVec<[(usize, usize, usize); 2]> = match spec.cell {
-                    // (packed offset of the left operand at step s, first column, columns)
-                    Cell::Gru { reset_after: false } => {
-                        smallvec![((s - 1) * sw, 0, 2 * u), (s * sw + 4 * u, 2 * u, u)]
-                    }
-                    _ => smallvec![(spec.left_offset(s), 0, gu)],
+                // `h` of the step before: in the packed buffer, or the initial state.
+                let hprev = match (s, h0) {
+                    (0, Some(h0)) => (h0, 0, u),
+                    _ => (packed.data, (s.max(1) - 1) * sw, prs),
                 };
-                for (a_off, c0, n) in blocks {
+                let blocks: SmallVec<[LeftBlock<'_>; 2]> = match spec.cell {
+                    // (left operand: source, offset at step s, column stride; first column,
+                    // columns)
+                    Cell::Gru { reset_after: false } => smallvec![
+                        (hprev.0, hprev.1, hprev.2, 0, 2 * u),
+                        (packed.data, s * sw + 4 * u, prs, 2 * u, u)
+                    ],
+                    _ if spec.has_rec_mask => {
+                        smallvec![(packed.data, spec.left_offset(s), prs, 0, gu)]
+                    }
+                    _ => smallvec![(hprev.0, hprev.1, hprev.2, 0, gu)],
+                };
+                for (src, a_off, a_cs, c0, n) in blocks {
                     let (a_off, g_off) = (a_off + r0, t * gw + rec_off + c0);
-                    assert!(extent(a_off, m, 1, batch, prs) <= packed.data.len());
+                    assert!(extent(a_off, m, 1, batch, a_cs) <= src.len());
                     assert!(
                         extent(g_off, batch, grs, n, 1) <= grad.data.len()
                             && extent(c0, m, gu, n, 1) <= o.len()
@@ -696,9 +769,9 @@ pub fn kernel_grad(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
                             batch,
                             o.as_mut_ptr().add(c0),
                             gu,
-                            packed.data.as_ptr().add(a_off),
+                            src.as_ptr().add(a_off),
                             1,
-                            prs,
+                            a_cs,
                             grad.data.as_ptr().add(g_off),
                             grs,
                             1,
@@ -723,8 +796,9 @@ pub fn slice(sl: &Slice, x: &In<'_>, out: &mut [f32]) {
     let (steps, w) = (x.dims[1], x.dims[2]);
     match sl.step {
         None => {
-            for (o, r) in out.chunks_mut(steps * sl.len).zip(x.data.chunks(steps * w)) {
-                for s in 0..steps {
+            let n = sl.take.unwrap_or(steps);
+            for (o, r) in out.chunks_mut(n * sl.len).zip(x.data.chunks(steps * w)) {
+                for s in 0..n {
                     let src = src_step(sl, s, steps);
                     o[s * sl.len..][..sl.len].copy_from_slice(&r[src * w + sl.offset..][..sl.len]);
                 }
@@ -744,8 +818,9 @@ pub fn unslice(sl: &Slice, dy: &[f32], out: &mut [f32], out_dims: &[usize]) {
     out.fill(0.0);
     match sl.step {
         None => {
-            for (o, d) in out.chunks_mut(steps * w).zip(dy.chunks(steps * sl.len)) {
-                for s in 0..steps {
+            let n = sl.take.unwrap_or(steps);
+            for (o, d) in out.chunks_mut(steps * w).zip(dy.chunks(n * sl.len)) {
+                for s in 0..n {
                     let dst = src_step(sl, s, steps);
                     o[dst * w + sl.offset..][..sl.len].copy_from_slice(&d[s * sl.len..][..sl.len]);
                 }

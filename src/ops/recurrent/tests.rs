@@ -35,6 +35,7 @@ fn reference(
     bias: &[f32],
     mask: Option<&[f32]>,
     rec_mask: Option<&[f32]>,
+    init: Option<(&[f32], &[f32])>,
 ) -> Vec<f64> {
     let u = spec.units;
     let gu = spec.gu();
@@ -48,6 +49,12 @@ fn reference(
     let mut out = vec![0.0; batch * steps * u];
     for bi in 0..batch {
         let (mut h, mut c) = (vec![0.0f64; u], vec![0.0f64; u]);
+        if let Some((h0, c0)) = init {
+            h = h0[bi * u..][..u].iter().map(|&v| v as f64).collect();
+            if spec.cell == Cell::Lstm {
+                c = c0[bi * u..][..u].iter().map(|&v| v as f64).collect();
+            }
+        }
         for s in 0..steps {
             let t = if spec.go_backwards { steps - 1 - s } else { s };
             let keep = mask.is_none_or(|m| m[bi * steps + t] > 0.5);
@@ -112,7 +119,7 @@ fn bias_len(spec: &RnnSpec) -> usize {
 
 /// Runs the op built as a layer would and compares every output with the reference.
 fn compare(spec: RnnSpec, batch: usize, steps: usize, inp: usize, masked: bool) {
-    compare_with(spec, batch, steps, inp, masked, false)
+    compare_with(spec, batch, steps, inp, masked, false, false)
 }
 
 fn compare_with(
@@ -122,12 +129,20 @@ fn compare_with(
     inp: usize,
     masked: bool,
     rec_dropout: bool,
+    with_init: bool,
 ) {
     let (u, gu) = (spec.units, spec.gu());
     let mut g = Graph::new();
     let x = g.input(Shape::batched(&[steps, inp]));
     let m = masked.then(|| g.input(Shape::batched(&[steps])));
     let rm = rec_dropout.then(|| g.input(Shape::batched(&[spec.units])));
+    let init: Vec<NodeId> = if with_init {
+        (0..spec.n_states())
+            .map(|_| g.input(Shape::batched(&[u])))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let (wv, rv, bv) = (
         g.declare_var(&[inp, gu]),
         g.declare_var(&[u, gu]),
@@ -141,8 +156,8 @@ fn compare_with(
         xproj = g.add(xproj, bn).unwrap();
         None
     };
-    let built = build(&mut g, spec, xproj, r, bias, m, rm, true, false).unwrap();
-    let last = build(&mut g, spec, xproj, r, bias, m, rm, false, false)
+    let built = build(&mut g, spec, xproj, r, bias, &init, m, rm, true, false).unwrap();
+    let last = build(&mut g, spec, xproj, r, bias, &init, m, rm, false, false)
         .unwrap()
         .output;
     let mut p = Program::plan(&g, &[built.output, last], batch).unwrap();
@@ -165,6 +180,13 @@ fn compare_with(
     if rec_dropout {
         feeds.push(&rec_mask);
     }
+    let (h0, c0) = (rand(batch * u, 5, 1.0), rand(batch * u, 6, 2.0));
+    if with_init {
+        feeds.push(&h0);
+        if spec.cell == Cell::Lstm {
+            feeds.push(&c0);
+        }
+    }
     let ctx = Ctx {
         device: crate::device::Device::Cpu,
         training: false,
@@ -183,6 +205,7 @@ fn compare_with(
         &vars[2],
         masked.then_some(&mask[..]),
         rec_dropout.then_some(&rec_mask[..]),
+        with_init.then_some((&h0[..], &c0[..])),
     );
     let got = p.value(built.output);
     for (i, (&a, &e)) in got.iter().zip(&want).enumerate() {
@@ -210,6 +233,7 @@ fn spec(cell: Cell, units: usize) -> RnnSpec {
         has_bias: false,
         has_mask: false,
         has_rec_mask: false,
+        has_init: false,
     }
 }
 
@@ -247,7 +271,8 @@ fn forward_matches_step_by_step_reference() {
         false,
     );
     for cell in [Cell::Simple, Cell::Lstm] {
-        compare_with(spec(cell, 3), 4, 5, 2, true, true);
+        compare_with(spec(cell, 3), 4, 5, 2, true, true, false);
+        compare_with(spec(cell, 3), 4, 5, 2, true, true, true);
         compare_with(
             RnnSpec {
                 go_backwards: true,
@@ -258,7 +283,23 @@ fn forward_matches_step_by_step_reference() {
             3,
             false,
             true,
+            true,
         );
+    }
+}
+
+#[test]
+fn forward_starts_from_initial_states() {
+    for cell in CELLS {
+        for (backwards, masked) in [(false, false), (true, true)] {
+            let s = RnnSpec {
+                go_backwards: backwards,
+                ..spec(cell, 3)
+            };
+            compare_with(s, 4, 5, 2, masked, false, true);
+        }
+        // Split across threads.
+        compare_with(spec(cell, 64), 37, 12, 5, true, false, true);
     }
 }
 
@@ -283,6 +324,13 @@ fn layer_case(spec: RnnSpec, steps: usize, inp: usize, masked: bool, return_sequ
     if masked {
         shapes.push(b(&[steps]));
     }
+    // Initial states as inputs: their gradients are checked too.
+    let first_init = shapes.len();
+    if spec.has_init {
+        for _ in 0..spec.n_states() {
+            shapes.push(b(&[u]));
+        }
+    }
     check(case(&shapes, move |g, x| {
         let mut xproj = g.matmul(x[0], x[1], false, false).unwrap();
         let bias = if spec.cell == (Cell::Gru { reset_after: true }) {
@@ -299,12 +347,14 @@ fn layer_case(spec: RnnSpec, steps: usize, inp: usize, masked: bool, return_sequ
             g.push(Op::Dropout { rate: 0.5, key: 11 }, &[ones]).unwrap()
         });
         let mask = masked.then(|| x[4]);
+        let init = &x[first_init..];
         let built = build(
             g,
             spec,
             xproj,
             x[2],
             bias,
+            init,
             mask,
             rec_mask,
             return_sequences,
@@ -361,6 +411,42 @@ fn backward_matches_finite_differences() {
 }
 
 #[test]
+fn backward_reaches_initial_states() {
+    for cell in CELLS {
+        let s = RnnSpec {
+            has_init: true,
+            ..spec(cell, 2)
+        };
+        layer_case(s, 3, 2, false, true);
+        layer_case(s, 3, 2, false, false);
+        layer_case(
+            RnnSpec {
+                go_backwards: true,
+                ..s
+            },
+            4,
+            2,
+            true,
+            true,
+        );
+    }
+    // Recurrent dropout: the masked copy of h_prev feeds the kernel's gradient (a regression
+    // test: the gate math once overwrote it).
+    for cell in [Cell::Simple, Cell::Lstm] {
+        for has_init in [false, true] {
+            for masked in [false, true] {
+                let s = RnnSpec {
+                    has_init,
+                    has_rec_mask: true,
+                    ..spec(cell, 2)
+                };
+                layer_case(s, 3, 2, masked, true);
+            }
+        }
+    }
+}
+
+#[test]
 fn shape_errors_name_the_input() {
     let mut g = Graph::new();
     let x = g.input(Shape::batched(&[4, 8]));
@@ -372,6 +458,7 @@ fn shape_errors_name_the_input() {
         x,
         r,
         None,
+        &[],
         None,
         None,
         true,
@@ -388,6 +475,7 @@ fn shape_errors_name_the_input() {
         x,
         r2,
         None,
+        &[],
         None,
         None,
         true,
@@ -399,7 +487,7 @@ fn shape_errors_name_the_input() {
         ..spec(Cell::Lstm, 2)
     };
     assert!(matches!(
-        build(&mut g, bad, x, r2, None, None, None, true, false),
+        build(&mut g, bad, x, r2, None, &[], None, None, true, false),
         Err(crate::Error::NotImplemented(_))
     ));
 }
