@@ -70,6 +70,14 @@ impl Program {
                 continue;
             }
             let node = &g.nodes[i];
+            let in0 = node.inputs.first().map(|&j| g.shape(j));
+            if let Some(b) = crate::ops::shape::fixed_batch(&node.op, in0) {
+                if b != batch {
+                    return crate::value_error!(
+                        "a stateful layer was built for batch size {b}, but received a batch of {batch} samples: use batch_size={b} and a number of samples divisible by {b}"
+                    );
+                }
+            }
             match node.op {
                 Op::Input(k) => {
                     loc[i] = Loc::Feed(k);

@@ -241,6 +241,16 @@ fn shape_ops_match_finite_differences() {
     check(case(&[b(&[2, 3])], |g, x| {
         g.push(Op::SumTo(Shape::fixed(&[3])), &[x[0]]).unwrap()
     }));
+    // A stateful layer's state: a fixed (BATCH, ..) variable read as a batch, and back.
+    check(case(&[f(&[BATCH, 2]), b(&[2])], |g, x| {
+        let s = g.push(Op::ToBatched, &[x[0]]).unwrap();
+        let y = g.mul(s, x[1]).unwrap();
+        g.unary(UnaryOp::Tanh, y).unwrap()
+    }));
+    check(case(&[b(&[2])], |g, x| {
+        let t = g.unary(UnaryOp::Tanh, x[0]).unwrap();
+        g.push(Op::FromBatched(BATCH), &[t]).unwrap()
+    }));
 }
 
 #[test]

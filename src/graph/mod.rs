@@ -87,13 +87,31 @@ pub struct Node {
     pub shape: Shape,
 }
 
-/// A variable that training moves toward a computed value after each step:
-/// `var = momentum * var + (1 - momentum) * value` (BatchNormalization's moving statistics).
+/// A variable moved toward a computed value after each batch:
+/// `var = momentum * var + (1 - momentum) * value` (BatchNormalization's moving statistics,
+/// after training steps only), or with `momentum` 0 set to it (a stateful recurrent layer's
+/// state, after every batch: `always`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateUpdate {
     pub var: VarId,
     pub value: NodeId,
     pub momentum: f32,
+    /// Also after evaluation and prediction batches, not only training steps.
+    pub always: bool,
+}
+
+impl StateUpdate {
+    /// Applies the update to the variable's values.
+    pub fn apply(&self, var: &mut [f32], value: &[f32]) {
+        if self.momentum == 0.0 {
+            var.copy_from_slice(value);
+        } else {
+            let m = self.momentum;
+            for (v, &x) in var.iter_mut().zip(value) {
+                *v = m * *v + (1.0 - m) * x;
+            }
+        }
+    }
 }
 
 /// Nodes in topological order, plus the shapes of the variables they read.
@@ -248,6 +266,25 @@ impl Graph {
 
     /// Records that training moves `var` toward `value` (same element count) each step.
     pub fn add_update(&mut self, var: VarId, value: NodeId, momentum: f32) -> Result<()> {
+        self.push_update(var, value, momentum, false)
+    }
+
+    /// Records that `var` takes the value `value` after every batch, in training, evaluation
+    /// and prediction alike (a stateful layer's carried state).
+    pub fn add_assign(&mut self, var: VarId, value: NodeId) -> Result<()> {
+        self.push_update(var, value, 0.0, true)
+    }
+
+    fn push_update(
+        &mut self,
+        var: VarId,
+        value: NodeId,
+        momentum: f32,
+        always: bool,
+    ) -> Result<()> {
+        if var >= self.var_shapes.len() {
+            return crate::value_error!("state update: variable {var} does not exist");
+        }
         let n: usize = self.var_shapes[var].iter().product();
         let s = self.shape(value);
         if s.batched || s.dims.iter().product::<usize>() != n {
@@ -261,6 +298,7 @@ impl Graph {
             var,
             value,
             momentum,
+            always,
         });
         Ok(())
     }

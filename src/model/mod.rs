@@ -401,12 +401,7 @@ impl Model {
         c.optimizer.apply(&mut params, &mut grads)?;
         drop(params);
         drop(grads);
-        for u in &t.graph.updates {
-            let m = u.momentum;
-            for (v, &x) in self.vars[u.var].iter_mut().zip(p.value(u.value)) {
-                *v = m * *v + (1.0 - m) * x;
-            }
-        }
+        apply_updates(&mut self.vars, &t.graph, p, true);
         Ok(())
     }
 
@@ -434,6 +429,7 @@ impl Model {
         if !t.eval_programs.contains_key(&batch) {
             let mut outs = vec![t.loss];
             outs.extend(&t.metrics);
+            outs.extend(update_values(&t.graph, false));
             t.eval_programs
                 .insert(batch, Program::plan(&t.graph, &outs, batch)?);
         }
@@ -443,6 +439,7 @@ impl Model {
         for (l, &m) in logs[1..].iter_mut().zip(&t.metrics) {
             *l = p.value(m)[0] as f64;
         }
+        apply_updates(&mut self.vars, &t.graph, p, false);
         Ok(())
     }
 
@@ -455,8 +452,10 @@ impl Model {
             step: self.step,
         };
         if !self.predict_programs.contains_key(&batch) {
+            let mut outs = vec![self.output];
+            outs.extend(update_values(&self.graph, false));
             self.predict_programs
-                .insert(batch, Program::plan(&self.graph, &[self.output], batch)?);
+                .insert(batch, Program::plan(&self.graph, &outs, batch)?);
         }
         let p = self
             .predict_programs
@@ -464,7 +463,30 @@ impl Model {
             .expect("inserted above");
         p.run(&self.vars, &[x], &ctx)?;
         out.copy_from_slice(p.value(self.output));
+        apply_updates(&mut self.vars, &self.graph, p, false);
         Ok(())
+    }
+
+    /// Whether some variable is written after every batch (a stateful layer's state); such
+    /// a model's batches must keep one size.
+    pub fn is_stateful(&self) -> bool {
+        self.graph.updates.iter().any(|u| u.always)
+    }
+}
+
+/// The values of the updates a program must compute: all after a training step, only the
+/// `always` ones (stateful layers) after evaluation or prediction.
+fn update_values(g: &Graph, training: bool) -> impl Iterator<Item = NodeId> + '_ {
+    g.updates
+        .iter()
+        .filter(move |u| training || u.always)
+        .map(|u| u.value)
+}
+
+/// Writes the updates a program computed into the variables.
+fn apply_updates(vars: &mut [Vec<f32>], g: &Graph, p: &Program, training: bool) {
+    for u in g.updates.iter().filter(|u| training || u.always) {
+        u.apply(&mut vars[u.var], p.value(u.value));
     }
 }
 

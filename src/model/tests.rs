@@ -126,3 +126,35 @@ fn state_updates_follow_the_batch_in_training_only() {
         .unwrap();
     assert!((m.var(mm)[0] - 0.2).abs() < 1e-6);
 }
+
+#[test]
+fn carried_state_is_written_after_every_batch() {
+    // A running sum per row: s' = s + x, with s a fixed (2, 1) variable read as a batch of 2.
+    let mut g = Graph::new();
+    let x = g.input(Shape::batched(&[1]));
+    let s = g.declare_var(&[2, 1]);
+    let sn = g.param(s);
+    let sb = g.push(crate::ops::Op::ToBatched, &[sn]).unwrap();
+    let y = g.add(x, sb).unwrap();
+    let back = g.push(crate::ops::Op::FromBatched(2), &[y]).unwrap();
+    g.add_assign(s, back).unwrap();
+    let mut m = Model::new(g, x, y, 1).unwrap();
+    m.set_trainable(s, false);
+    assert!(m.is_stateful());
+    let mut out = [0.0; 2];
+    m.predict_batch(&[1.0, 10.0], 2, &mut out).unwrap();
+    m.predict_batch(&[1.0, 10.0], 2, &mut out).unwrap();
+    assert_eq!(out, [2.0, 20.0]);
+    m.compile(spec("mse", "sgd", 0.1)).unwrap();
+    let mut logs = [0.0];
+    m.test_batch(&[1.0, 1.0], &[0.0; 2], &[1.0; 2], 2, &mut logs)
+        .unwrap();
+    m.train_batch(&[1.0, 1.0], &[0.0; 2], &[1.0; 2], 2, &mut logs)
+        .unwrap();
+    assert_eq!(m.var(s), &[4.0, 22.0]);
+    // Another batch size cannot read the state.
+    let e = m
+        .predict_batch(&[1.0, 2.0, 3.0], 3, &mut [0.0; 3])
+        .unwrap_err();
+    assert!(format!("{e}").contains("batch size 2"), "{e}");
+}

@@ -60,6 +60,12 @@ pub enum Op {
     Reshape(Vec<usize>),
     /// Permutes the per-sample axes (the batch axis stays first).
     Transpose(Vec<usize>),
+    /// A fixed `(B, ..)` tensor read as a batch of `B` samples `(..)` (a stateful layer's
+    /// state variable); planning for any other batch size is an error.
+    ToBatched,
+    /// A batch of samples `(..)` stored as a fixed `(B, ..)` tensor (the value a stateful
+    /// layer writes back); planning for a batch size other than `B` is an error.
+    FromBatched(usize),
     /// Softmax over the last axis; `SoftmaxGrad` takes `(y, dy)`.
     Softmax,
     SoftmaxGrad,
@@ -147,6 +153,8 @@ pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
         Op::SumTo(s) | Op::BroadcastTo(s) | Op::BroadcastMean(s) => shape::infer_to(op, ins[0], s),
         Op::Reshape(dims) => shape::infer_reshape(ins[0], dims),
         Op::Transpose(perm) => shape::infer_transpose(ins[0], perm),
+        Op::ToBatched => shape::infer_to_batched(ins[0]),
+        Op::FromBatched(b) => shape::infer_from_batched(ins[0], *b),
         Op::Softmax => softmax::infer(ins[0]),
         Op::TrainSelect => elementwise::same_shape("train/inference select", ins[0], ins[1]),
         Op::SoftmaxGrad => elementwise::same_shape("softmax gradient", ins[0], ins[1]),
@@ -206,6 +214,8 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
             g.push(Op::Reshape(g.shape(x(0)).dims.clone()), &[dy])?,
         )),
         Op::Transpose(perm) => one(Some(g.push(Op::Transpose(shape::inverse(perm)), &[dy])?)),
+        Op::ToBatched => one(Some(g.push(Op::FromBatched(g.shape(x(0)).dims[0]), &[dy])?)),
+        Op::FromBatched(_) => one(Some(g.push(Op::ToBatched, &[dy])?)),
         Op::Softmax => one(Some(g.push(Op::SoftmaxGrad, &[node, dy])?)),
         Op::TrainSelect => smallvec::smallvec![Some(dy), None],
         Op::Dropout { rate, key } => one(Some(g.push(
@@ -298,7 +308,7 @@ pub fn forward(
         Op::SumTo(_) => shape::sum_to(&ins[0], out, out_dims),
         Op::BroadcastTo(_) => shape::broadcast_to(&ins[0], out, out_dims),
         Op::BroadcastMean(_) => shape::broadcast_mean(&ins[0], out, out_dims),
-        Op::Reshape(_) => out.copy_from_slice(ins[0].data),
+        Op::Reshape(_) | Op::ToBatched | Op::FromBatched(_) => out.copy_from_slice(ins[0].data),
         Op::Transpose(perm) => shape::transpose(&ins[0], perm, out, out_dims),
         Op::Softmax => softmax::forward(&ins[0], out),
         Op::TrainSelect => out.copy_from_slice(if ctx.training {

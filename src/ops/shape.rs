@@ -33,6 +33,37 @@ pub fn infer_reshape(x: &Shape, dims: &[usize]) -> Result<Shape> {
     })
 }
 
+pub fn infer_to_batched(x: &Shape) -> Result<Shape> {
+    if x.batched || x.dims.is_empty() {
+        return crate::value_error!(
+            "ToBatched: expected a fixed tensor (batch, ..), received {}",
+            x.display()
+        );
+    }
+    Ok(Shape::batched(&x.dims[1..]))
+}
+
+pub fn infer_from_batched(x: &Shape, batch: usize) -> Result<Shape> {
+    if !x.batched || batch == 0 {
+        return crate::value_error!(
+            "FromBatched({batch}): expected a batched tensor, received {}",
+            x.display()
+        );
+    }
+    let mut dims = vec![batch];
+    dims.extend_from_slice(&x.dims);
+    Ok(Shape::fixed(&dims))
+}
+
+/// The batch size a node fixes, if any: planning for another one is an error.
+pub fn fixed_batch(op: &super::Op, in0: Option<&Shape>) -> Option<usize> {
+    match op {
+        super::Op::ToBatched => in0.map(|s| s.dims[0]),
+        super::Op::FromBatched(b) => Some(*b),
+        _ => None,
+    }
+}
+
 pub fn infer_transpose(x: &Shape, perm: &[usize]) -> Result<Shape> {
     let mut seen = vec![false; x.dims.len()];
     if perm.len() != x.dims.len()

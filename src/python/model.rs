@@ -181,6 +181,29 @@ impl PyGraph {
         Ok(g.add_update(var, value, momentum)?)
     }
 
+    /// After every batch (training, evaluation, prediction), `var = value`: a stateful
+    /// layer's carried state.
+    fn add_assign(&mut self, var: VarId, value: NodeId) -> PyResult<()> {
+        let g = self.graph()?;
+        node_check(g, value)?;
+        Ok(g.add_assign(var, value)?)
+    }
+
+    /// A fixed `(B, ..)` node read as a batch of B samples (planning for another batch size
+    /// raises ValueError).
+    fn to_batched(&mut self, x: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::ToBatched, &[x])?)
+    }
+
+    /// A batched node stored as a fixed `(batch, ..)` tensor.
+    fn from_batched(&mut self, x: NodeId, batch: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::FromBatched(batch), &[x])?)
+    }
+
     /// Whether the node's per-sample shape has a batch axis.
     fn batched(&mut self, node: NodeId) -> PyResult<bool> {
         let g = self.graph()?;
