@@ -191,14 +191,14 @@ impl PyGraph {
 
     /// A fixed `(B, ..)` node read as a batch of B samples (planning for another batch size
     /// raises ValueError).
-    fn to_batched(&mut self, x: NodeId) -> PyResult<NodeId> {
+    fn as_batch(&mut self, x: NodeId) -> PyResult<NodeId> {
         let g = self.graph()?;
         node_check(g, x)?;
         Ok(g.push(Op::ToBatched, &[x])?)
     }
 
     /// A batched node stored as a fixed `(batch, ..)` tensor.
-    fn from_batched(&mut self, x: NodeId, batch: usize) -> PyResult<NodeId> {
+    fn as_fixed(&mut self, x: NodeId, batch: usize) -> PyResult<NodeId> {
         let g = self.graph()?;
         node_check(g, x)?;
         Ok(g.push(Op::FromBatched(batch), &[x])?)
