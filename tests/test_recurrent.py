@@ -39,14 +39,20 @@ ACT = {"tanh": np.tanh, "sigmoid": sigmoid, "hard_sigmoid": hard_sigmoid, "relu"
 
 
 def rnn_ref(kind, x, weights, return_sequences=False, go_backwards=False, mask=None, activation="tanh",
-            recurrent_activation="sigmoid", reset_after=True, use_bias=True):
-    """Keras 3's recurrence in numpy (float64). Masked steps keep state and output."""
+            recurrent_activation="sigmoid", reset_after=True, use_bias=True, initial_state=None,
+            return_state=False):
+    """Keras 3's recurrence in numpy (float64). Masked steps keep state and output. Starts from
+    `initial_state` ([h] or [h, c]) when given; with `return_state` also returns the final h, c."""
     kernel, rec = weights[0].astype(np.float64), weights[1].astype(np.float64)
     bias = weights[2].astype(np.float64) if use_bias else np.zeros(kernel.shape[1])
     n, steps, _ = x.shape
     u = rec.shape[0]
     act, ra = ACT[activation], ACT[recurrent_activation]
     h, c = np.zeros((n, u)), np.zeros((n, u))
+    if initial_state is not None:
+        h = np.asarray(initial_state[0], np.float64)
+        if kind == "lstm":
+            c = np.asarray(initial_state[1], np.float64)
     outs = []
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
     for t in order:
@@ -75,7 +81,8 @@ def rnn_ref(kind, x, weights, return_sequences=False, go_backwards=False, mask=N
             h_new, c_new = np.where(keep, h_new, h), np.where(keep, c_new, c)
         h, c = h_new, c_new
         outs.append(h)
-    return np.stack(outs, 1) if return_sequences else h
+    out = np.stack(outs, 1) if return_sequences else h
+    return (out, h, c) if return_state else out
 
 
 def random_weights(layer, rng, scale=0.5):
@@ -256,7 +263,6 @@ def test_config_round_trip():
 @pytest.mark.parametrize("make,exc,needles", [
     (lambda: LSTM(4, recurrent_dropout=1.0), ValueError, ["recurrent_dropout", "1.0"]),
     (lambda: LSTM(4, dropout_U=-0.1), ValueError, ["recurrent_dropout", "-0.1"]),
-    (lambda: GRU(4, stateful=True), NotImplementedError, ["stateful"]),
     (lambda: LSTM(4, return_state=True), NotImplementedError, ["return_state"]),
     (lambda: LSTM(0), ValueError, ["units", "0"]),
     (lambda: LSTM(4, dropout=1.5), ValueError, ["dropout", "1.5"]),

@@ -100,6 +100,40 @@ class Sequential:
             return self._layers[0]._input_shape_arg
         return None
 
+    def _fixed_batch_size(self) -> Optional[int]:
+        """The batch size fixed by `Input(batch_shape=...)` or the first layer's
+        `batch_input_shape`/`batch_size` (stateful layers need one), else None."""
+        if self._input_layer is not None and self._input_layer.batch_size is not None:
+            return self._input_layer.batch_size
+        return self._layers[0]._batch_size_arg if self._layers else None
+
+    def _stateful_batch(self) -> Optional[int]:
+        """The batch size stateful layers were built for, or None without stateful layers."""
+        if not any(getattr(l, "stateful", False) for l in self._layers):
+            return None
+        return self._fixed_batch_size()
+
+    def _batch_for(self, batch_size, n: int, arg: str = "batch_size") -> int:
+        """Validated batch size; with stateful layers it defaults to, and must equal, the
+        batch size they carry states for, and must divide the number of samples."""
+        fixed = self._stateful_batch()
+        if fixed is None:
+            return _batch_size(batch_size)
+        bs = _batch_size(batch_size, fixed)
+        if bs != fixed or n % fixed:
+            raise ValueError(
+                f'Model "{self.name}" has stateful layers built for batch size {fixed}: `{arg}` must be {fixed} '
+                f"and the number of samples a multiple of it. Received: {arg}={bs} for {n} samples"
+            )
+        return bs
+
+    def reset_states(self) -> None:
+        """Zeros the states of every stateful layer (Keras 1/2's `model.reset_states()`)."""
+        for layer in self._layers:
+            reset = getattr(layer, "reset_states", None)
+            if reset is not None and getattr(layer, "stateful", False):
+                reset()
+
     def add(self, layer) -> None:
         """Appends a layer; builds the model as soon as the input shape is known."""
         if isinstance(layer, KerasTensor):
@@ -144,7 +178,7 @@ class Sequential:
         if input_shape is not None:
             dims = tuple(input_shape)[1:]
             if self._input_dims() is None:
-                self._input_layer = InputLayer(shape=dims)
+                self._input_layer = InputLayer(shape=dims, batch_size=tuple(input_shape)[0])
             elif tuple(self._input_dims()) != tuple(dims):
                 raise ValueError(f"build: input_shape {tuple(input_shape)} does not match the model's input {(None,) + tuple(self._input_dims())}")
         if self._input_dims() is None:
@@ -162,7 +196,9 @@ class Sequential:
         graph = _core.Graph()
         x = inp = graph.input(list(self._input_dims()))
         mask = None
+        batch_size = self._fixed_batch_size()
         for layer in self._layers:
+            layer._batch_size = batch_size
             try:
                 x = layer.build_graph(graph, x, mask)
                 mask = layer._output_mask
@@ -329,7 +365,6 @@ class Sequential:
         epochs = 1 if epochs is None else epochs
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"Invalid value received for argument `epochs`. Expected an integer >= 0. Received: epochs={epochs!r}")
-        batch_size = _batch_size(batch_size)
         if shuffle not in (True, False, "batch"):
             raise ValueError(f"Invalid value received for argument `shuffle`. Expected True or False. Received: shuffle={shuffle!r}")
         verbose = _verbose(verbose)
@@ -356,7 +391,10 @@ class Sequential:
             val = (x[split:], y[split:], None if sw is None else sw[split:])
             x, y, sw = x[:split], y[:split], None if sw is None else sw[:split]
             n = split
-        val_bs = _batch_size(validation_batch_size, batch_size)
+        batch_size = self._batch_for(batch_size, n)
+        val_bs = None if val is None else self._batch_for(
+            batch_size if validation_batch_size is None else validation_batch_size, val[0].shape[0],
+            "validation_batch_size")
 
         history = _callbacks.History()
         cbs = _callbacks.CallbackList(list(callbacks or []) + [history], self,
@@ -415,7 +453,7 @@ class Sequential:
         x = self._prep_x(x)
         y = self._prep_y(y, x.shape[0])
         sw = self._prep_weights(y, x.shape[0], sample_weight, None)
-        bs = _batch_size(batch_size)
+        bs = self._batch_for(batch_size, x.shape[0])
         total = math.ceil(x.shape[0] / bs)
         bar = Progbar(total, verbose)
         names = self.metrics_names
@@ -443,7 +481,7 @@ class Sequential:
             raise NotImplementedError("predict: `steps` is not supported for array data.")
         verbose = _verbose(verbose)
         x = self._prep_x(x)
-        bs = _batch_size(batch_size)
+        bs = self._batch_for(batch_size, x.shape[0])
         total = math.ceil(x.shape[0] / bs)
         bar = Progbar(total, verbose)
         out = self._core.predict(x, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)
@@ -534,7 +572,8 @@ class Sequential:
         entries = []
         dims = self._input_dims()
         if dims is not None:
-            il = self._input_layer or InputLayer(shape=dims, name=f"{self.name}_input")
+            il = self._input_layer or InputLayer(shape=dims, batch_size=self._fixed_batch_size(),
+                                                 name=f"{self.name}_input")
             entries.append({"module": "keras.layers", "class_name": "InputLayer", "config": il.get_config()})
         for l in self._layers:
             cfg = l.get_config()

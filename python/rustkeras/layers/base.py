@@ -68,13 +68,21 @@ class Layer:
         input_shape = kwargs.pop("input_shape", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         input_dim = kwargs.pop("input_dim", None)
-        kwargs.pop("batch_size", None)
+        batch_size = kwargs.pop("batch_size", None)
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         if dtype not in (None, "float32"):
             raise not_supported(type(self).__name__, f"dtype={dtype!r} (only float32)")
         if batch_input_shape is not None:
             input_shape = tuple(batch_input_shape)[1:]
+            batch_size = tuple(batch_input_shape)[0] if batch_size is None else batch_size
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size <= 0):
+            raise invalid("batch_size", "a positive integer or None", batch_size)
+        # A fixed batch size (from batch_input_shape or batch_size), which stateful layers need.
+        self._batch_size_arg: Optional[int] = None if batch_size is None else int(batch_size)
+        # The batch size the model fixes for its layers (set when the model builds).
+        self._batch_size: Optional[int] = None
         if input_dim is not None:
             input_shape = (int(input_dim),)
         if input_shape is not None:
@@ -206,7 +214,7 @@ class Layer:
     def get_config(self) -> Dict[str, Any]:
         cfg: Dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
         if self._input_shape_arg is not None:
-            cfg["batch_input_shape"] = (None,) + self._input_shape_arg
+            cfg["batch_input_shape"] = (self._batch_size_arg,) + self._input_shape_arg
         return cfg
 
     @classmethod

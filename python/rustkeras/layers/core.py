@@ -201,10 +201,14 @@ class InputLayer(Layer):
     def __init__(self, shape=None, batch_size=None, name=None, **kwargs):
         if shape is not None:
             kwargs["input_shape"] = shape
-        super().__init__(name=name, **kwargs)
+        if kwargs.get("batch_shape") is not None:
+            batch_shape = tuple(kwargs.pop("batch_shape"))
+            kwargs["input_shape"] = batch_shape[1:]
+            batch_size = batch_shape[0] if batch_size is None else batch_size
+        super().__init__(name=name, batch_size=batch_size, **kwargs)
         if self._input_shape_arg is None:
             raise ValueError("InputLayer needs `shape` (or `input_shape`). Received: shape=None")
-        self.batch_size = batch_size
+        self.batch_size = self._batch_size_arg
 
     def call(self, graph, x, in_dims):
         return x
@@ -218,6 +222,7 @@ class InputLayer(Layer):
         batch_shape = config.pop("batch_shape", None)
         if batch_shape is not None:
             config["shape"] = tuple(batch_shape)[1:]
+            config.setdefault("batch_size", tuple(batch_shape)[0])
         config.pop("sparse", None)
         config.pop("ragged", None)
         return cls(**config)
@@ -228,7 +233,7 @@ class KerasTensor:
 
     def __init__(self, layer: InputLayer):
         self._layer = layer
-        self.shape: Tuple[Optional[int], ...] = (None,) + tuple(layer._input_shape_arg)
+        self.shape: Tuple[Optional[int], ...] = (layer.batch_size,) + tuple(layer._input_shape_arg)
         self.dtype = "float32"
 
     def __repr__(self):
@@ -238,7 +243,9 @@ class KerasTensor:
 def Input(shape=None, batch_size=None, name=None, dtype=None, **kwargs) -> KerasTensor:  # noqa: N802 - Keras' name
     """A model input of per-sample `shape`, e.g. `Input(shape=(784,))`."""
     if kwargs.get("batch_shape") is not None:
-        shape = tuple(kwargs.pop("batch_shape"))[1:]
+        batch_shape = tuple(kwargs.pop("batch_shape"))
+        shape = batch_shape[1:]
+        batch_size = batch_shape[0] if batch_size is None else batch_size
     if kwargs:
         raise ValueError(f"Unrecognized keyword arguments passed to Input: {kwargs}")
     return KerasTensor(InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype))

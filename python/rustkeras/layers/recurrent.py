@@ -118,8 +118,6 @@ class _RNN(Layer):
         for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
                 raise invalid(arg, "a float between 0 and 1 (1 excluded)", rate)
-        if stateful:
-            raise not_supported(layer, "stateful=True")
         if return_state:
             raise not_supported(layer, "return_state=True (a Sequential model has one output)")
         self.units = int(units)
@@ -140,7 +138,9 @@ class _RNN(Layer):
         self.return_sequences = bool(return_sequences)
         self.return_state = False
         self.go_backwards = bool(go_backwards)
-        self.stateful = False
+        self.stateful = bool(stateful)
+        # A stateful layer's carried states (h, and c for LSTM): variables (batch, units).
+        self._state_vars = []
         self.unroll = bool(unroll)
         self.seed = seed
         self._key = (int(seed) if seed is not None else _seed.next_seed()) & ((1 << 63) - 1)
@@ -190,12 +190,85 @@ class _RNN(Layer):
         if self.recurrent_dropout > 0 and self._applies_recurrent_dropout:
             rec_mask = _core.state_dropout_mask(graph, self.units, self.recurrent_dropout,
                                                 (self._key + 1) & ((1 << 63) - 1))
-        out, _states = _core.rnn(
+        initial = self._stateful_initial(graph, in_dims) if self.stateful else None
+        out, states = _core.rnn(
             graph, self._cell_name(), self.units, self.activation, self.recurrent_activation or "linear",
             self.go_backwards, xproj, recurrent, op_bias, getattr(self, "_input_mask", None),
-            self.return_sequences, self._reverse_output, rec_mask,
+            self.return_sequences, self._reverse_output, rec_mask, initial,
         )
+        if self.stateful:
+            # The last states become the next batch's initial states, row by row.
+            for var, state in zip(self._state_vars, states):
+                graph.add_assign(var, graph.as_fixed(state, self._batch_size))
         return out
+
+    def _n_states(self) -> int:
+        return 2 if self._cell == "lstm" else 1
+
+    def _stateful_initial(self, graph, in_dims):
+        """Declares the state variables `(batch, units)` and returns them read as a batch."""
+        if self._batch_size is None:
+            raise ValueError(
+                f'Layer "{self.name}": when using `stateful=True` in a RNN, the batch size must be static. '
+                f"Found dynamic batch size: sequence.shape={(None,) + tuple(in_dims)}. Give the first layer "
+                "`batch_input_shape=(batch, timesteps, features)` (or `batch_size=`), or start with "
+                "`Input(batch_shape=...)`"
+            )
+        self._state_vars = []
+        initial = []
+        for _ in range(self._n_states()):
+            var, node = graph.variable([self._batch_size, self.units])
+            self._state_vars.append(var)
+            initial.append(graph.as_batch(node))
+        return initial
+
+    def _attach(self, core) -> None:
+        super()._attach(core)
+        self._attach_states(core)
+
+    def _attach_states(self, core) -> None:
+        self._state_core = core
+        for var in self._state_vars:
+            core.set_trainable(var, False)
+        self.reset_states()
+
+    @property
+    def states(self):
+        """A stateful layer's current states (`[h]`, or `[h, c]` for LSTM), each `(batch, units)`;
+        None for a layer that is not stateful or not built."""
+        core = getattr(self, "_state_core", None)
+        if not self.stateful or core is None or not self._state_vars:
+            return None
+        return [core.get_var(v) for v in self._state_vars]
+
+    def reset_states(self, states=None) -> None:
+        """Sets a stateful layer's states to zeros, or to `states` (arrays `(batch, units)`)."""
+        if not self.stateful:
+            return  # as Keras 3: nothing to reset
+        core = getattr(self, "_state_core", None)
+        if core is None or not self._state_vars:
+            return
+        shape = (self._batch_size, self.units)
+        if states is None:
+            values = [np.zeros(shape, np.float32) for _ in self._state_vars]
+        else:
+            values = list(states) if isinstance(states, (list, tuple)) else [states]
+            if len(values) != len(self._state_vars):
+                raise ValueError(
+                    f'Layer "{self.name}" expects {len(self._state_vars)} state(s), received {len(values)}'
+                )
+        for var, value in zip(self._state_vars, values):
+            value = np.asarray(value, dtype=np.float32)
+            if value.shape != shape:
+                raise ValueError(
+                    f'State for layer "{self.name}" is incompatible: expected shape {shape}, '
+                    f"received shape {value.shape}"
+                )
+            core.set_var(var, np.ascontiguousarray(value))
+
+    def reset_state(self) -> None:
+        """Keras 3's name: sets the states to zeros."""
+        self.reset_states()
 
     def compute_mask(self, graph, x, mask):
         return mask if self.return_sequences else None

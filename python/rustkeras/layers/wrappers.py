@@ -80,6 +80,7 @@ class Bidirectional(_Wrapper):
         for layer in self._inner():
             layer._weights = []
             layer._input_mask = getattr(self, "_input_mask", None)
+            layer._batch_size = self._batch_size
             outs.append(layer.call(graph, x, in_dims))
         self._collect()
         a, b = outs
@@ -99,6 +100,31 @@ class Bidirectional(_Wrapper):
 
     def compute_mask(self, graph, x, mask):
         return mask if self.return_sequences else None
+
+    @property
+    def stateful(self) -> bool:
+        return self.forward_layer.stateful
+
+    @property
+    def states(self):
+        """The forward layer's states, then the backward layer's (None unless stateful)."""
+        if not self.stateful or self.forward_layer.states is None:
+            return None
+        return self.forward_layer.states + self.backward_layer.states
+
+    def reset_states(self, states=None) -> None:
+        """Zeros both directions' states, or sets them (forward's first, then backward's)."""
+        if states is None:
+            self.forward_layer.reset_states()
+            self.backward_layer.reset_states()
+            return
+        states = list(states)
+        k = len(states) // 2
+        self.forward_layer.reset_states(states[:k])
+        self.backward_layer.reset_states(states[k:])
+
+    def reset_state(self) -> None:
+        self.reset_states()
 
     def _attach(self, core) -> None:
         super()._attach(core)
