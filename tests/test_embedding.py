@@ -97,7 +97,7 @@ def test_bad_indices_raise_before_running(bad, needle):
     ({"input_dim": 4, "output_dim": 2, "embeddings_constraint": "non_neg"}, NotImplementedError,
      "embeddings_constraint"),
     ({"input_dim": 4, "output_dim": 2, "input_length": 0}, ValueError, "input_length"),
-    ({"input_dim": 4, "output_dim": 2, "dropout": 0.2}, NotImplementedError, "dropout"),
+    ({"input_dim": 4, "output_dim": 2, "dropout": 1.0}, ValueError, "dropout"),
 ])
 def test_argument_errors(kwargs, exc, needle):
     with pytest.raises(exc, match=needle):
@@ -109,3 +109,23 @@ def test_config_round_trip():
     clone = model_from_json(model.to_json())
     assert clone.layers[0].mask_zero and clone.layers[0].input_dim == 7
     assert clone.output_shape == (None, 2)
+
+
+def test_keras1_dropout_drops_whole_vocabulary_rows_in_training_only():
+    # Every sample reads each of the V indices once; the table is all ones, the target zero.
+    v, d, n, rate = 40, 3, 4, 0.5
+    emb = Embedding(v, d, input_length=v, dropout=rate, seed=3)
+    model = Sequential([emb])
+    emb.set_weights([np.ones((v, d), np.float32)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.tile(np.arange(v, dtype=np.float32), (n, 1))
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.ones((n, v, d)))  # identity at inference
+    loss = model.train_on_batch(x, np.zeros((n, v, d), np.float32))
+    changed = np.abs(emb.get_weights()[0] - 1.0).max(axis=1) > 0
+    kept = int(changed.sum())
+    # A kept row reads 1 / (1 - rate) in every sample and position; a dropped one reads 0 and
+    # gets no gradient. So the loss is kept / V * (1 / (1 - rate))**2.
+    assert 0 < kept < v
+    np.testing.assert_allclose(loss, kept / v / (1 - rate) ** 2, rtol=1e-5)
+    assert (changed[:, None] == (np.abs(emb.get_weights()[0] - 1.0) > 0)).all()
+    assert model_from_json(model.to_json()).layers[0].dropout == rate

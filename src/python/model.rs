@@ -211,6 +211,23 @@ impl PyGraph {
         Ok(g.shape(node).batched)
     }
 
+    /// A node filled with `value`: fixed `dims`, or per sample when `batched`.
+    #[pyo3(signature = (dims, value, batched=false))]
+    fn constant(&mut self, dims: Vec<usize>, value: f32, batched: bool) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        let shape = if batched {
+            Shape::batched(&dims)
+        } else {
+            Shape::fixed(&dims)
+        };
+        let z = g.zeros(shape);
+        Ok(if value == 0.0 {
+            z
+        } else {
+            g.unary(UnaryOp::AddScalar(value), z)?
+        })
+    }
+
     fn dropout(&mut self, x: NodeId, rate: f32, key: u64) -> PyResult<NodeId> {
         let g = self.graph()?;
         node_check(g, x)?;

@@ -12,10 +12,10 @@ from typing import Any, Dict
 
 import numpy as np
 
-from rustkeras import _core
+from rustkeras import _core, _seed
 from rustkeras import initializers as _initializers
 from rustkeras import regularizers as _regularizers
-from rustkeras.layers.base import Layer, not_supported
+from rustkeras.layers.base import Layer, invalid, not_supported
 
 _MAX_EXACT = 1 << 24
 
@@ -31,6 +31,8 @@ class Embedding(Layer):
         mask_zero: index 0 is padding; the following recurrent layers skip those timesteps.
         input_length: the number of indices per sample (sets the input shape).
         weights: a list holding an initial `(input_dim, output_dim)` table.
+        dropout: Keras 1: in training, the fraction of the vocabulary dropped per batch (whole
+            rows of the table are zeroed, the rest scaled by 1 / (1 - dropout)).
     """
 
     _aliases = {"init": "embeddings_initializer", "W_regularizer": "embeddings_regularizer",
@@ -47,8 +49,10 @@ class Embedding(Layer):
                            ("activity_regularizer", kwargs.pop("activity_regularizer", None))):
             if value is not None:
                 raise not_supported("Embedding", arg)
-        if kwargs.pop("dropout", 0):
-            raise not_supported("Embedding", "dropout (Keras 1); add a Dropout layer instead")
+        dropout = kwargs.pop("dropout", 0.0)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise invalid("dropout", "a float between 0 and 1 (1 excluded)", dropout)
+        seed = kwargs.pop("seed", None)
         kwargs.pop("sparse", None)
         if input_length is not None and not any(k in kwargs for k in ("input_shape", "batch_input_shape")):
             if isinstance(input_length, bool) or not isinstance(input_length, (int, np.integer)) or input_length <= 0:
@@ -76,10 +80,17 @@ class Embedding(Layer):
         self.embeddings_regularizer = _regularizers.get(embeddings_regularizer)
         self.mask_zero = bool(mask_zero)
         self._initial_weights = weights
+        self.dropout = float(dropout)
+        self.seed = seed
+        self._key = (int(seed) if seed is not None else _seed.next_seed()) & ((1 << 63) - 1)
 
     def call(self, graph, x, in_dims):
         table = self.add_weight(graph, "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
                                 self.embeddings_regularizer)
+        if self.dropout > 0:
+            # One draw per vocabulary row and batch: a dropped index reads zeros everywhere.
+            keep = graph.dropout(graph.constant([self.input_dim, 1], 1.0), self.dropout, self._key)
+            table = graph.mul(table, keep)
         return _core.gather(graph, table, x)
 
     def compute_mask(self, graph, x, mask):
@@ -120,4 +131,6 @@ class Embedding(Layer):
                                        if self.embeddings_regularizer else None),
             "mask_zero": self.mask_zero,
         })
+        if self.dropout:
+            cfg["dropout"] = self.dropout
         return cfg
