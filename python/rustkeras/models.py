@@ -226,7 +226,8 @@ class Sequential:
     def _compile_core(self):
         kind, params = self.optimizer._spec()
         regs = [r for layer in self._layers for r in layer._regularizers()]
-        self._core.compile(self._compile_args["loss"], list(self._compile_args["metrics"]), kind, list(params), regs)
+        self._core.compile([self._compile_args["loss"]], [1.0], [list(self._compile_args["metrics"])], kind,
+                           list(params), regs)
         # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
         self.optimizer._model_core = self._core
 
@@ -446,14 +447,14 @@ class Sequential:
         bs = _batch_size(batch_size)
         total = math.ceil(x.shape[0] / bs)
         bar = Progbar(total, verbose)
-        out = self._core.predict(x, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)
-                                 if bar.dynamic else None)
+        out, = self._core.predict(x, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)
+                                  if bar.dynamic else None)
         bar.update(total, {}, finalize=True)
         return out
 
     def predict_on_batch(self, x):
         x = self._prep_x(x)
-        return self._core.predict(x, x.shape[0])
+        return self._core.predict(x, x.shape[0])[0]
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics)."""

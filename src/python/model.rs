@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::error::Error;
 use crate::graph::{Graph, NodeId, Shape, VarId};
 use crate::initializers::InitParams;
-use crate::model::{BatchEnd, CompileSpec, Dataset, Model};
+use crate::model::{BatchEnd, CompileSpec, Dataset, Model, OutputSpec};
 use crate::ops::{Op, UnaryOp};
 
 pub(crate) fn node_check(g: &Graph, n: NodeId) -> PyResult<()> {
@@ -54,6 +54,26 @@ impl PyGraph {
         let g = self.graph()?;
         let v = g.declare_var(&shape);
         Ok((v, g.param(v)))
+    }
+
+    /// The node reading a variable declared before (a layer called again reuses its weights).
+    fn param(&mut self, var: VarId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        if var >= g.var_shapes.len() {
+            return Err(PyValueError::new_err(format!(
+                "variable {var} does not exist"
+            )));
+        }
+        Ok(g.param(var))
+    }
+
+    /// Joins `nodes` along `axis` (counted with the batch axis as 0).
+    fn concat(&mut self, nodes: Vec<NodeId>, axis: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        for &n in &nodes {
+            node_check(g, n)?;
+        }
+        Ok(g.push(Op::Concat { axis }, &nodes)?)
     }
 
     /// Per-sample dims of a node (the batch axis left out).
@@ -255,27 +275,134 @@ impl Hook {
 }
 
 fn as_f32<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<&'a [f32]> {
-    a.as_slice()
-        .map_err(|_| PyValueError::new_err(format!("{what} must be a C-contiguous float32 array")))
+    a.as_slice().map_err(|_| {
+        PyValueError::new_err(format!("`{what}` must be a C-contiguous float32 array"))
+    })
 }
 
 fn rows(a: &PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<usize> {
     a.shape().first().copied().ok_or_else(|| {
-        PyValueError::new_err(format!("{what} must have a batch axis, received a scalar"))
+        PyValueError::new_err(format!(
+            "`{what}` must have a batch axis, received a scalar"
+        ))
     })
 }
 
-/// Borrows numpy arrays as a dataset, without copying.
+/// A float32 array (or None, where allowed) and the name errors call it by.
+type Named<'py> = (String, Option<PyReadonlyArrayDyn<'py, f32>>);
+
+/// One float32 array, or a list or tuple of them: `x`, or `x[0]`, `x[1]`, ...
+fn array_list<'py>(
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+    allow_none: bool,
+) -> PyResult<Vec<Named<'py>>> {
+    let listed = obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>();
+    let items: Vec<Bound<'py, PyAny>> = if listed {
+        obj.try_iter()?.collect::<PyResult<_>>()?
+    } else {
+        vec![obj.clone()]
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let name = if listed {
+                format!("{what}[{i}]")
+            } else {
+                what.to_string()
+            };
+            if it.is_none() && allow_none {
+                return Ok((name, None));
+            }
+            match it.extract::<PyReadonlyArrayDyn<'py, f32>>() {
+                Ok(a) => Ok((name, Some(a))),
+                Err(_) => Err(PyTypeError::new_err(format!(
+                    "`{name}` must be a float32 numpy array, received {}",
+                    it.get_type().name()?
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// The x arrays: every entry present.
+fn x_arrays<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Named<'py>>> {
+    array_list(obj, "x", false)
+}
+
+/// Per-output entries of `y` or `sample_weight`; a single array is every output's where
+/// `broadcast` (sample weights), and None is no array for any output.
+fn per_output<'py>(
+    obj: Option<&Bound<'py, PyAny>>,
+    what: &str,
+    n_out: usize,
+    broadcast: bool,
+) -> PyResult<Vec<Named<'py>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok((0..n_out).map(|i| (format!("{what}[{i}]"), None)).collect());
+    };
+    let listed = obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>();
+    let mut v = array_list(obj, what, true)?;
+    if !listed && broadcast && n_out > 1 {
+        v = (0..n_out)
+            .map(|_| (what.to_string(), v[0].1.clone()))
+            .collect();
+    }
+    if v.len() != n_out {
+        return Err(PyValueError::new_err(format!(
+            "`{what}`: the model has {n_out} outputs, received {} arrays",
+            v.len()
+        )));
+    }
+    Ok(v)
+}
+
+/// Borrows numpy arrays as a dataset, without copying; every array must have `n` rows.
 fn dataset<'a>(
-    x: &'a PyReadonlyArrayDyn<'_, f32>,
-    y: &'a PyReadonlyArrayDyn<'_, f32>,
-    sw: Option<&'a PyReadonlyArrayDyn<'_, f32>>,
+    x: &'a [Named<'_>],
+    y: &'a [Named<'_>],
+    sw: &'a [Named<'_>],
 ) -> PyResult<Dataset<'a>> {
+    let Some((_, Some(x0))) = x.first() else {
+        return Err(PyValueError::new_err("`x` must hold at least one array"));
+    };
+    let n = rows(x0, "x")?;
+    let slice = |(name, a): &'a Named<'_>| -> PyResult<Option<&'a [f32]>> {
+        let Some(a) = a else { return Ok(None) };
+        let r = rows(a, name)?;
+        if r != n {
+            return Err(PyValueError::new_err(format!(
+                "Data cardinality is ambiguous: `{name}` has {r} samples, but `x` has {n}"
+            )));
+        }
+        as_f32(a, name).map(Some)
+    };
     Ok(Dataset {
-        x: as_f32(x, "x")?,
-        y: as_f32(y, "y")?,
-        sw: sw.map(|w| as_f32(w, "sample_weight")).transpose()?,
-        n: rows(x, "x")?,
+        x: x.iter()
+            .map(|e| slice(e).map(|s| s.unwrap_or_default()))
+            .collect::<PyResult<_>>()?,
+        y: y.iter()
+            .map(|e| slice(e).map(|s| s.unwrap_or_default()))
+            .collect::<PyResult<_>>()?,
+        sw: sw.iter().map(slice).collect::<PyResult<_>>()?,
+        n,
+    })
+}
+
+/// A node id or a list of node ids.
+fn node_list(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<NodeId>> {
+    if let Ok(id) = obj.extract::<NodeId>() {
+        return Ok(vec![id]);
+    }
+    obj.extract::<Vec<NodeId>>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "`{what}` must be a node id or a list of node ids, received {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
     })
 }
 
@@ -284,28 +411,80 @@ pub struct PyModel {
     m: Model,
 }
 
+impl PyModel {
+    fn input_index(&self, i: usize) -> PyResult<usize> {
+        if i >= self.m.num_inputs() {
+            return Err(PyValueError::new_err(format!(
+                "input {i} does not exist: the model has {} inputs",
+                self.m.num_inputs()
+            )));
+        }
+        Ok(i)
+    }
+
+    fn output_index(&self, i: usize) -> PyResult<usize> {
+        if i >= self.m.num_outputs() {
+            return Err(PyValueError::new_err(format!(
+                "output {i} does not exist: the model has {} outputs",
+                self.m.num_outputs()
+            )));
+        }
+        Ok(i)
+    }
+}
+
 #[pymethods]
 impl PyModel {
-    /// Takes the graph's nodes; the graph object cannot be extended afterwards.
+    /// Takes the graph's nodes; the graph object cannot be extended afterwards. `inputs` are
+    /// every input node of the graph in order, `outputs` the nodes `predict` returns (a node
+    /// id or a list of them each).
     #[new]
-    fn new(graph: &mut PyGraph, input: NodeId, output: NodeId, seed: u64) -> PyResult<Self> {
+    fn new(
+        graph: &mut PyGraph,
+        inputs: &Bound<'_, PyAny>,
+        outputs: &Bound<'_, PyAny>,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let inputs = node_list(inputs, "inputs")?;
+        let outputs = node_list(outputs, "outputs")?;
+        let g = graph.graph()?;
+        for &n in inputs.iter().chain(&outputs) {
+            node_check(g, n)?;
+        }
         let g = graph
             .g
             .take()
             .ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))?;
-        node_check(&g, input)?;
-        node_check(&g, output)?;
         Ok(PyModel {
-            m: Model::new(g, input, output, seed)?,
+            m: Model::new(g, inputs, outputs, seed)?,
         })
     }
 
-    fn input_dims(&self) -> Vec<usize> {
-        self.m.input_shape().dims.clone()
+    fn num_inputs(&self) -> usize {
+        self.m.num_inputs()
     }
 
-    fn output_dims(&self) -> Vec<usize> {
-        self.m.output_shape().dims.clone()
+    fn num_outputs(&self) -> usize {
+        self.m.num_outputs()
+    }
+
+    #[pyo3(signature = (i=0))]
+    fn input_dims(&self, i: usize) -> PyResult<Vec<usize>> {
+        Ok(self.m.input_shape(self.input_index(i)?).dims.clone())
+    }
+
+    #[pyo3(signature = (i=0))]
+    fn output_dims(&self, i: usize) -> PyResult<Vec<usize>> {
+        Ok(self.m.output_shape(self.output_index(i)?).dims.clone())
+    }
+
+    /// Names the per-output logs (`<name>_loss`, `<name>_<metric>`).
+    fn set_output_names(&mut self, names: Vec<String>) -> PyResult<()> {
+        Ok(self.m.set_output_names(names)?)
+    }
+
+    fn output_names(&self) -> Vec<String> {
+        self.m.output_names().to_vec()
     }
 
     fn var_shape(&self, v: VarId) -> PyResult<Vec<usize>> {
@@ -402,26 +581,56 @@ impl PyModel {
         self.m.set_seed(seed)
     }
 
-    #[pyo3(signature = (loss, metrics, optimizer_kind, optimizer_params, regularizers))]
+    /// Per output: its loss name (None for no loss), loss weight and metric names.
+    #[pyo3(signature = (losses, loss_weights, metrics, optimizer_kind, optimizer_params, regularizers))]
     fn compile(
         &mut self,
-        loss: String,
-        metrics: Vec<String>,
+        losses: Vec<Option<String>>,
+        loss_weights: Vec<f32>,
+        metrics: Vec<Vec<String>>,
         optimizer_kind: String,
         optimizer_params: Vec<(String, f64)>,
         regularizers: Vec<(VarId, f32, f32)>,
     ) -> PyResult<()> {
+        let n = self.m.num_outputs();
+        for (what, len) in [
+            ("losses", losses.len()),
+            ("loss_weights", loss_weights.len()),
+            ("metrics", metrics.len()),
+        ] {
+            if len != n {
+                return Err(PyValueError::new_err(format!(
+                    "compile: `{what}` needs one entry per model output ({n}), received {len}"
+                )));
+            }
+        }
+        let outputs = losses
+            .into_iter()
+            .zip(loss_weights)
+            .zip(metrics)
+            .map(|((loss, loss_weight), metrics)| OutputSpec {
+                loss,
+                loss_weight,
+                metrics,
+            })
+            .collect();
         Ok(self.m.compile(CompileSpec {
-            loss,
-            metrics,
+            outputs,
             optimizer_kind,
             optimizer_params,
             regularizers,
         })?)
     }
 
-    fn label_dims(&self) -> PyResult<Vec<usize>> {
-        Ok(self.m.label_dims()?)
+    /// Per-sample dims of output `i`'s targets (empty when it takes none).
+    #[pyo3(signature = (i=0))]
+    fn label_dims(&self, i: usize) -> PyResult<Vec<usize>> {
+        Ok(self.m.label_dims(self.output_index(i)?)?)
+    }
+
+    /// Whether output `i` is fed targets (it has a loss or a metric).
+    fn has_labels(&self, i: usize) -> PyResult<bool> {
+        Ok(self.m.has_labels(self.output_index(i)?)?)
     }
 
     fn log_names(&self) -> PyResult<Vec<String>> {
@@ -456,22 +665,27 @@ impl PyModel {
             .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
     }
 
-    /// One epoch; returns the epoch's mean loss and metrics. `hook(batch, batches, logs)` is
-    /// called at most every `hook_every_s` seconds and on the last batch.
+    /// One epoch; returns the epoch's mean logs. `x` is an array or a list (one per input);
+    /// `y` and `sample_weight` an array or a list with one entry per output (None for an
+    /// output without targets). `hook(batch, batches, logs)` is called at most every
+    /// `hook_every_s` seconds and on the last batch.
     #[pyo3(signature = (x, y, sample_weight, batch_size, shuffle, hook=None, hook_every_s=0.05))]
     #[allow(clippy::too_many_arguments)]
     fn fit_epoch(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
         shuffle: bool,
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let d = dataset(&x, &y, sample_weight.as_ref())?;
+        let n_out = self.m.num_outputs();
+        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
+        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let d = dataset(&x, &y, &sw)?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
         let r = py.detach(|| m.fit_epoch(&d, batch_size, shuffle, &mut |b| h.call(b)));
@@ -483,51 +697,74 @@ impl PyModel {
     fn evaluate(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let d = dataset(&x, &y, sample_weight.as_ref())?;
+        let n_out = self.m.num_outputs();
+        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
+        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let d = dataset(&x, &y, &sw)?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
         let r = py.detach(|| m.evaluate(&d, batch_size, &mut |b| h.call(b)));
         h.finish(r)
     }
 
+    /// Every output for `x` (an array or a list, one per input), as a list of arrays.
     #[pyo3(signature = (x, batch_size, hook=None, hook_every_s=0.05))]
     fn predict<'py>(
         &mut self,
         py: Python<'py>,
-        x: PyReadonlyArrayDyn<'py, f32>,
+        x: &Bound<'py, PyAny>,
         batch_size: usize,
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
-    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        let n = rows(&x, "x")?;
-        let xs = as_f32(&x, "x")?;
-        let mut dims = vec![n];
-        dims.extend(self.m.output_shape().dims.iter().copied());
-        let mut out = vec![0.0f32; dims.iter().product()];
+    ) -> PyResult<Bound<'py, PyList>> {
+        let x = x_arrays(x)?;
+        let d = dataset(&x, &[], &[])?;
+        let n = d.n;
+        let shapes: Vec<Vec<usize>> = (0..self.m.num_outputs())
+            .map(|i| {
+                let mut dims = vec![n];
+                dims.extend(self.m.output_shape(i).dims.iter().copied());
+                dims
+            })
+            .collect();
+        let mut outs: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|s| vec![0.0f32; s.iter().product()])
+            .collect();
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
-        let r = py.detach(|| m.predict(xs, n, batch_size, &mut out, &mut |b| h.call(b)));
+        let r = py.detach(|| {
+            let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            m.predict(&d.x, n, batch_size, &mut views, &mut |b| h.call(b))
+        });
         h.finish(r)?;
-        Ok(numpy::PyArray1::from_vec(py, out)
-            .reshape(dims)?
-            .to_dyn()
-            .clone())
+        let arrays = outs
+            .into_iter()
+            .zip(shapes)
+            .map(|(o, s)| {
+                Ok(numpy::PyArray1::from_vec(py, o)
+                    .reshape(s)?
+                    .to_dyn()
+                    .clone())
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, arrays)
     }
 
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn train_on_batch(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<f64>> {
         self.on_batch(py, x, y, sample_weight, true)
     }
@@ -536,9 +773,9 @@ impl PyModel {
     fn test_on_batch(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<f64>> {
         self.on_batch(py, x, y, sample_weight, false)
     }
@@ -548,24 +785,26 @@ impl PyModel {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         train: bool,
     ) -> PyResult<Vec<f64>> {
-        let d = dataset(&x, &y, sample_weight.as_ref())?;
+        let n_out = self.m.num_outputs();
+        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
+        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let d = dataset(&x, &y, &sw)?;
         let n = d.n;
         let m = &mut self.m;
         let r = py.detach(|| {
+            m.fit_check(&d)?;
             let mut logs = vec![0.0; m.log_names()?.len()];
             let ones = vec![1.0; n];
-            let sw = d.sw.unwrap_or(&ones);
+            let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
             if train {
-                m.fit_check(&d)?;
-                m.train_batch(d.x, d.y, sw, n, &mut logs)?;
+                m.train_batch(&d.x, &d.y, &sws, n, &mut logs)?;
             } else {
-                m.fit_check(&d)?;
-                m.test_batch(d.x, d.y, sw, n, &mut logs)?;
+                m.test_batch(&d.x, &d.y, &sws, n, &mut logs)?;
             }
             Ok::<_, Error>(logs)
         });
