@@ -80,25 +80,9 @@ impl Model {
         mut outputs: Vec<NodeId>,
         seed: u64,
     ) -> Result<Model> {
-        if inputs.is_empty() || inputs.len() != graph.num_inputs() {
-            return crate::value_error!(
-                "a model's inputs must be every input node of its graph, in order: the graph has {}, received {}",
-                graph.num_inputs(),
-                inputs.len()
-            );
-        }
-        for (k, &id) in inputs.iter().enumerate() {
-            if graph.nodes.get(id).map(|n| &n.op) != Some(&crate::ops::Op::Input(k)) {
-                return crate::value_error!("inputs[{k}]: node {id} is not input {k} of the graph");
-            }
-        }
-        if outputs.is_empty() {
-            return crate::value_error!("a model needs at least one output");
-        }
-        for (k, o) in outputs.iter_mut().enumerate() {
-            let Some(node) = graph.nodes.get(*o) else {
-                return crate::value_error!("outputs[{k}]: node {o} does not exist in this graph");
-            };
+        Model::check_io(&graph, &inputs, &outputs)?;
+        for o in outputs.iter_mut() {
+            let node = &graph.nodes[*o];
             // An input or a variable returned as it is (`Model(x, x)`) gets a computed copy:
             // programs hand out the values of the nodes they compute.
             if matches!(node.op, crate::ops::Op::Input(_) | crate::ops::Op::Param(_)) {
@@ -130,6 +114,34 @@ impl Model {
             by: Vec::new(),
             bw: Vec::new(),
         })
+    }
+
+    /// Checks that `inputs` are every input node of `graph` in order and that `outputs` are
+    /// nodes of it (what `new` requires).
+    pub fn check_io(graph: &Graph, inputs: &[NodeId], outputs: &[NodeId]) -> Result<()> {
+        if inputs.is_empty() || inputs.len() != graph.num_inputs() {
+            return crate::value_error!(
+                "a model's inputs must be every input node of its graph, in order: the graph has {}, received {}",
+                graph.num_inputs(),
+                inputs.len()
+            );
+        }
+        for (k, &id) in inputs.iter().enumerate() {
+            if graph.nodes.get(id).map(|n| &n.op) != Some(&crate::ops::Op::Input(k)) {
+                return crate::value_error!("inputs[{k}]: node {id} is not input {k} of the graph");
+            }
+        }
+        if outputs.is_empty() {
+            return crate::value_error!("a model needs at least one output");
+        }
+        if let Some((k, o)) = outputs
+            .iter()
+            .enumerate()
+            .find(|&(_, &o)| o >= graph.nodes.len())
+        {
+            return crate::value_error!("outputs[{k}]: node {o} does not exist in this graph");
+        }
+        Ok(())
     }
 
     pub fn num_inputs(&self) -> usize {

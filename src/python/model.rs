@@ -154,6 +154,23 @@ impl PyGraph {
         Ok(g.div(a, b)?)
     }
 
+    /// An elementwise binary op by name ("maximum", "minimum"), broadcasting as numpy does.
+    fn binary(&mut self, a: NodeId, b: NodeId, kind: &str) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        let op = match kind {
+            "maximum" => crate::ops::BinaryOp::Maximum,
+            "minimum" => crate::ops::BinaryOp::Minimum,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown binary op '{other}'"
+                )))
+            }
+        };
+        Ok(g.binary(op, a, b)?)
+    }
+
     /// `kind` is "sum", "mean" or "max"; axes count the batch axis as 0.
     #[pyo3(signature = (x, kind, axes, keepdims=false))]
     fn reduce(
@@ -451,6 +468,8 @@ impl PyModel {
         for &n in inputs.iter().chain(&outputs) {
             node_check(g, n)?;
         }
+        // Checked before the graph is taken, so that a failed call leaves it usable.
+        Model::check_io(g, &inputs, &outputs)?;
         let g = graph
             .g
             .take()
