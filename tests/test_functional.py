@@ -11,7 +11,8 @@ import pytest
 
 import rustkeras
 from rustkeras.layers import (
-    LSTM, Add, Concatenate, Dense, Embedding, Input, InputLayer, KerasTensor, Layer, concatenate,
+    LSTM, Add, Bidirectional, Concatenate, Dense, Embedding, Input, InputLayer, KerasTensor, Layer, Subtract,
+    concatenate,
 )
 from rustkeras.models import Model, Sequential, model_from_json
 from rustkeras.optimizers import SGD
@@ -203,6 +204,23 @@ def test_a_shared_layer_has_one_set_of_weights_and_sums_both_gradients():
     np.testing.assert_allclose(new_b, bias - 0.1 * 2 * dpred.sum(0), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match='"shared"'):
         shared(Input(shape=(4,)))
+
+
+def test_shared_wrappers_and_embeddings_reuse_their_inner_weights():
+    set_random_seed(9)
+    left, right = Input(shape=(5,)), Input(shape=(5,))
+    embed, encode = Embedding(10, 4), Bidirectional(LSTM(3))
+    diff = Subtract()([encode(embed(left)), encode(embed(right))])
+    m = Model([left, right], Dense(1)(diff))
+    assert [w.shape for w in m.get_weights()[:7]] == [(10, 4), (4, 12), (3, 12), (12,), (4, 12), (3, 12), (12,)]
+    x = np.random.default_rng(9).integers(0, 10, size=(8, 5)).astype(np.float32)
+    # Both branches compute the same function: identical inputs give a zero difference.
+    np.testing.assert_allclose(m.predict([x, x], verbose=0), np.broadcast_to(m.get_weights()[-1], (8, 1)),
+                               atol=1e-6)
+    m.compile(optimizer="adam", loss="mse")
+    before = m.get_weights()
+    m.fit([x, x[::-1]], np.ones((8, 1), np.float32), epochs=2, verbose=0)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
 
 
 def test_layers_shared_between_models_keep_one_set_of_weights():

@@ -48,6 +48,7 @@ def test_concatenate_along_a_middle_axis():
         assert c.shape == (None, 6, 3)
         np.testing.assert_array_equal(Model([a, b], c).predict(xs, verbose=0), np.concatenate(xs, 1))
     assert Concatenate(axis=1).get_config()["axis"] == 1
+    assert Concatenate(axis=1).compute_output_shape([(None, 2, 3), (None, 4, 3)]) == (None, 6, 3)
 
 
 def test_elementwise_merges_broadcast_as_keras():

@@ -88,17 +88,15 @@ def entry_name(arg: str, names: Sequence[str], i: int) -> str:
     return arg if len(names) == 1 else f"{arg}[{names[i]!r}]"
 
 
-def check_cardinality(xs: Sequence[np.ndarray], ys: Sequence[Optional[np.ndarray]] = ()) -> int:
-    """The shared number of samples; a ValueError when arrays disagree."""
-    xn = [int(a.shape[0]) for a in xs]
-    yn = [int(a.shape[0]) for a in ys if a is not None]
-    if len(set(xn + yn)) > 1:
-        fmt = lambda ns: ", ".join(str(k) for k in ns)  # noqa: E731
+def check_cardinality(xs: Sequence[np.ndarray]) -> int:
+    """The number of samples every x array has; a ValueError when they disagree."""
+    sizes = [int(a.shape[0]) for a in xs]
+    if len(set(sizes)) > 1:
         raise ValueError(
-            f"Data cardinality is ambiguous: x sizes: {fmt(xn)}, y sizes: {fmt(yn)}. "
+            f"Data cardinality is ambiguous: x sizes: {', '.join(str(k) for k in sizes)}. "
             "Make sure all arrays contain the same number of samples."
         )
-    return xn[0]
+    return sizes[0]
 
 
 def prep_y(arr, name: str, n: int, label: tuple, out: tuple, loss: Optional[str]) -> np.ndarray:

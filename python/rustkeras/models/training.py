@@ -190,7 +190,7 @@ class Trainer:
         names = self._output_names()
         if sample_weight is None:
             sws: Arrays = [None] * len(names)
-        elif isinstance(sample_weight, (dict, list, tuple)) and len(names) > 1:
+        elif isinstance(sample_weight, dict) or isinstance(sample_weight, (list, tuple)) and len(names) > 1:
             sws = _data.by_name("sample_weight", sample_weight, names, "output", missing_ok=True)
         else:
             # One array weighs the samples of every output, as in Keras.
