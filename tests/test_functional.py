@@ -231,10 +231,26 @@ def test_layers_shared_between_models_keep_one_set_of_weights():
     auto = Model(inp, Dense(4, name="dec")(code))
     auto.compile(optimizer=SGD(learning_rate=0.1), loss="mse")
     x = np.random.default_rng(5).normal(size=(16, 4)).astype(np.float32)
-    auto.fit(x, x, epochs=3, verbose=0)
+    seen = []
+
+    class Snapshot(rustkeras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.get_weights()[0].copy())
+
+    auto.fit(x, x, epochs=3, verbose=0, callbacks=[Snapshot()])
+    assert not np.array_equal(seen[0], seen[-1]), "reading weights during fit does not reset them"
     w, b = auto.get_layer("enc").get_weights()
+    np.testing.assert_array_equal(w, seen[-1])
     np.testing.assert_allclose(encoder.predict(x, verbose=0), x @ w + b, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(encoder.get_weights()[0], w)
+    # Training the encoder alone moves the weights the autoencoder uses.
+    encoder.compile(optimizer=SGD(learning_rate=0.1), loss="mse")
+    encoder.train_on_batch(x, np.zeros((16, 2), np.float32))
+    w2, b2 = encoder.get_weights()
+    assert not np.array_equal(w2, w)
+    np.testing.assert_array_equal(auto.get_weights()[0], w2)
+    dw, db = auto.get_layer("dec").get_weights()
+    np.testing.assert_allclose(auto.predict(x, verbose=0), (x @ w2 + b2) @ dw + db, rtol=1e-5, atol=1e-6)
 
 
 def test_masks_flow_as_in_sequential():

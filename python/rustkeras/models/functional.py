@@ -143,7 +143,7 @@ class Model(Trainer):
             if [w.shape for w in weights] == [w.shape for w in layer._weights]:
                 layer.set_weights(weights)
         self._core = core
-        self._weight_map = [(layer, list(layer._weights)) for layer in self._layers]
+        self._record_weights()
 
     @property
     def inputs(self) -> List[KerasTensor]:

@@ -121,7 +121,7 @@ class Sequential(Model):
             if [w.shape for w in weights] == [w.shape for w in layer._weights]:
                 layer.set_weights(weights)
         self._core = core
-        self._weight_map = [(layer, list(layer._weights)) for layer in self._layers]
+        self._record_weights()
         if self._compile_args is not None:
             self._compile_core()
 

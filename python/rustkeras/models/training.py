@@ -23,9 +23,9 @@ Arrays = List[Optional[np.ndarray]]
 class Trainer:
     """The training and inference API of a built model.
 
-    A subclass sets `self._core` (the engine model), `self._layers` (in weight order) and
-    `self._weight_map`, and provides `_input_names`, `_output_names`, `_input_owner`,
-    `_input_validators` and `_outputs_as_list`.
+    A subclass sets `self._core` (the engine model) and `self._layers` (in weight order),
+    calls `_record_weights` after building, and provides `_input_names`, `_output_names`,
+    `_input_owner`, `_input_validators` and `_outputs_as_list`.
     """
 
     def _init_trainer(self, name: str, trainable: bool) -> None:
@@ -36,6 +36,7 @@ class Trainer:
         # Per layer, the weights it declared in this model's graph (a layer may be rebuilt
         # into another model later; these stay this model's variables).
         self._weight_map: List[Tuple[Layer, list]] = []
+        self._owned: List[Tuple[Layer, list]] = []
         self._compile_args: Optional[Dict[str, Any]] = None
         self.optimizer = None
         self.loss = None
@@ -69,28 +70,27 @@ class Trainer:
     def built(self) -> bool:
         return self._core is not None
 
-    # -- weights shared with other models -------------------------------------------------
+    # -- layers shared with other models -------------------------------------------------
 
-    def _shared(self):
-        """(this model's weights, the layer's current weights, its model) for layers that were
-        built into another model after this one: a layer's weights are the same in every model
-        that uses it, so each model reads them before using them and writes them back after
-        training."""
-        for layer, mine in self._weight_map:
+    def _record_weights(self) -> None:
+        """Remembers, after a build, which of this model's variables hold each layer's weights
+        (for the layers of `model.layers` and the layers inside wrappers)."""
+        self._weight_map = [(layer, list(layer._weights)) for layer in self._layers]
+        self._owned = [(layer, list(layer._weights)) for layer in _with_inner_layers(self._layers)]
+
+    def _claim_layers(self) -> None:
+        """A layer's weights live in the last model that used it. Before this model computes
+        or hands out weights, it copies in the weights of its layers that another model holds
+        and becomes their holder: a layer shared by two models has the same weights in both,
+        as in Keras."""
+        for layer, mine in self._owned:
             core = layer._core
-            if core is not None and core is not self._core and mine \
-                    and [w.shape for w in mine] == [w.shape for w in layer._weights]:
-                yield mine, layer._weights, core
-
-    def _pull_shared(self) -> None:
-        for mine, theirs, core in self._shared():
-            for a, b in zip(mine, theirs):
+            if core is None or core is self._core or [w.shape for w in mine] != [w.shape for w in layer._weights]:
+                continue
+            for a, b in zip(mine, layer._weights):
                 self._core.set_var(a.var, core.get_var(b.var))
-
-    def _push_shared(self) -> None:
-        for mine, theirs, core in self._shared():
-            for a, b in zip(mine, theirs):
-                core.set_var(b.var, self._core.get_var(a.var))
+            layer._core = self._core
+            layer._weights = list(mine)
 
     # -- compile --------------------------------------------------------------------------
 
@@ -270,42 +270,39 @@ class Trainer:
         batch_hooks = cbs.has_batch_hooks()
         self.stop_training = False
         self.history = history
-        self._pull_shared()
+        self._claim_layers()
         cbs.call("on_train_begin", {})
         logs: Dict[str, float] = {}
-        try:
-            for epoch in range(initial_epoch, epochs):
-                cbs.call("on_epoch_begin", epoch, {})
-                if verbose:
-                    print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-                bar = Progbar(steps, verbose)
+        for epoch in range(initial_epoch, epochs):
+            cbs.call("on_epoch_begin", epoch, {})
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+            bar = Progbar(steps, verbose)
 
-                def hook(b, total, vals, bar=bar):
-                    batch_logs = dict(zip(names, vals))
-                    if batch_hooks:
-                        for c in cbs.callbacks:
-                            c.on_train_batch_begin(b, {})
-                            c.on_batch_begin(b, {})
-                            c.on_train_batch_end(b, batch_logs)
-                            c.on_batch_end(b, batch_logs)
-                    if b + 1 < total:
-                        bar.update(b + 1, batch_logs)
+            def hook(b, total, vals, bar=bar):
+                batch_logs = dict(zip(names, vals))
+                if batch_hooks:
+                    for c in cbs.callbacks:
+                        c.on_train_batch_begin(b, {})
+                        c.on_batch_begin(b, {})
+                        c.on_train_batch_end(b, batch_logs)
+                        c.on_batch_end(b, batch_logs)
+                if b + 1 < total:
+                    bar.update(b + 1, batch_logs)
 
-                wants_hook = batch_hooks or bar.dynamic
-                vals = self._core.fit_epoch(xs, ys, sws, int(batch_size), bool(shuffle),
-                                            hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
-                logs = dict(zip(names, vals))
-                if val is not None and (epoch + 1) % validation_freq == 0:
-                    vvals = self._core.evaluate(val[0], val[1], val[2], int(val_bs))
-                    logs.update({"val_" + k: v for k, v in zip(names, vvals)})
-                bar.update(steps, logs, finalize=True)
-                cbs.call("on_epoch_end", epoch, logs)
-                if self.stop_training:
-                    break
-            if getattr(self.optimizer, "use_ema", False):
-                self._core.finalize_weights()
-        finally:
-            self._push_shared()
+            wants_hook = batch_hooks or bar.dynamic
+            vals = self._core.fit_epoch(xs, ys, sws, int(batch_size), bool(shuffle),
+                                        hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
+            logs = dict(zip(names, vals))
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vvals = self._core.evaluate(val[0], val[1], val[2], int(val_bs))
+                logs.update({"val_" + k: v for k, v in zip(names, vvals)})
+            bar.update(steps, logs, finalize=True)
+            cbs.call("on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        if getattr(self.optimizer, "use_ema", False):
+            self._core.finalize_weights()
         cbs.call("on_train_end", logs)
         history.params = {"verbose": verbose, "epochs": epochs, "steps": steps}
         history.model = self
@@ -331,7 +328,7 @@ class Trainer:
             if b + 1 < n:
                 bar.update(b + 1, dict(zip(names, vals)))
 
-        self._pull_shared()
+        self._claim_layers()
         vals = self._core.evaluate(xs, ys, sws, bs, hook if bar.dynamic else None)
         logs = dict(zip(names, vals))
         bar.update(total, logs, finalize=True)
@@ -349,7 +346,7 @@ class Trainer:
         bs = _data.batch_size(batch_size)
         total = math.ceil(xs[0].shape[0] / bs)
         bar = Progbar(total, verbose)
-        self._pull_shared()
+        self._claim_layers()
         outs = self._core.predict(xs, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)
                                   if bar.dynamic else None)
         bar.update(total, {}, finalize=True)
@@ -357,22 +354,21 @@ class Trainer:
 
     def predict_on_batch(self, x):
         xs = self._prep_x(x)
-        self._pull_shared()
+        self._claim_layers()
         return self._structure_outputs(self._core.predict(xs, xs[0].shape[0]))
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics)."""
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
-        self._pull_shared()
+        self._claim_layers()
         vals = self._core.train_on_batch(xs, ys, sws)
-        self._push_shared()
         return self._result(dict(zip(self.metrics_names, vals)), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, None)
-        self._pull_shared()
+        self._claim_layers()
         return self._result(dict(zip(self.metrics_names, self._core.test_on_batch(xs, ys, sws))), return_dict)
 
     # -- weights and structure ------------------------------------------------------------
@@ -381,11 +377,12 @@ class Trainer:
         """Every layer's weights, layer by layer (as `model.layers` lists them)."""
         if self._core is None:
             return []
-        self._pull_shared()
+        self._claim_layers()
         return [self._core.get_var(w.var) for _, ws in self._weight_map for w in ws]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         self._require_built()
+        self._claim_layers()
         expected = sum(len(ws) for _, ws in self._weight_map)
         if len(weights) != expected:
             raise ValueError(
@@ -407,7 +404,6 @@ class Trainer:
             for w in ws:
                 self._core.set_var(w.var, np.ascontiguousarray(weights[i], dtype=np.float32))
                 i += 1
-        self._push_shared()
 
     @property
     def weights(self):
@@ -469,3 +465,16 @@ class Trainer:
             f'Model "{self.name}": calling a model on tensors (using a model as a layer of another model) is not '
             "supported by rustkeras yet; call its layers instead."
         )
+
+
+def _with_inner_layers(layers: List[Layer]) -> List[Layer]:
+    """The layers and, depth first, the layers they hold (a wrapper's wrapped layers)."""
+    out: List[Layer] = []
+    stack = list(reversed(layers))
+    while stack:
+        layer = stack.pop()
+        if any(layer is other for other in out):
+            continue
+        out.append(layer)
+        stack.extend(reversed([v for v in vars(layer).values() if isinstance(v, Layer)]))
+    return out
