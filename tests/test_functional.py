@@ -47,10 +47,10 @@ def two_by_two():
 
 
 def numpy_forward(w, xa, xb):
+    """`w` in get_weights order: h, ph, pb, o1, o2 (kernel, bias each)."""
     h = relu(np.concatenate([xa, xb], -1) @ w[0] + w[1])
-    o1 = h @ w[2] + w[3]
-    s = (h @ w[4] + w[5]) + (xb @ w[6] + w[7])
-    return o1, softmax(s @ w[8] + w[9])
+    s = (h @ w[2] + w[3]) + (xb @ w[4] + w[5])
+    return h @ w[6] + w[7], softmax(s @ w[8] + w[9])
 
 
 @pytest.fixture
@@ -70,7 +70,8 @@ def random_weights(model, seed=1):
 
 def test_structure_of_a_two_input_two_output_model():
     m = two_by_two()
-    assert [l.name for l in m.layers] == ["a", "b", "concatenate", "h", "o1", "ph", "pb", "s", "o2"]
+    # Keras 3's order (and so get_weights' order): h, ph, pb, o1, o2.
+    assert [l.name for l in m.layers] == ["a", "b", "concatenate", "h", "ph", "pb", "s", "o1", "o2"]
     assert isinstance(m.layers[0], InputLayer) and isinstance(m, Model)
     assert m.input_shape == [(None, 3), (None, 2)] and m.output_shape == [(None, 1), (None, 2)]
     assert [t.shape for t in m.inputs] == [(None, 3), (None, 2)]
@@ -81,6 +82,27 @@ def test_structure_of_a_two_input_two_output_model():
     lines = []
     m.summary(print_fn=lines.append)
     assert any("concatenate[0][0]" in line and "h (Dense)" in line for line in lines)
+
+
+def test_layers_and_weights_follow_keras_order():
+    """Orders Keras 3 gives for these graphs: by depth from the outputs, then as a walk from
+    the outputs meets the layers (not the order the layers were called in)."""
+    a, b = Input(shape=(3,), name="a"), Input(shape=(2,), name="b")
+    d_b = Dense(4, name="db")(b)
+    d_a = Dense(5, name="da")(a)
+    m = Model([a, b], Dense(1, name="o")(Concatenate(name="c")([d_a, d_b])))
+    assert [l.name for l in m.layers] == ["a", "b", "da", "db", "c", "o"]
+    assert [w.shape for w in m.get_weights()] == [(3, 5), (5,), (2, 4), (4,), (9, 1), (1,)]
+    x = Input(shape=(3,), name="x")
+    skip = Dense(4, name="skip")(x)
+    deep = Dense(4, name="h2")(Dense(4, name="h1")(x))
+    assert [l.name for l in Model(x, Add(name="s1")([skip, deep])).layers] == ["x", "h1", "skip", "h2", "s1"]
+    assert [l.name for l in Model(x, Add(name="s2")([deep, skip])).layers] == ["x", "h1", "h2", "skip", "s2"]
+    p, q = Input(shape=(3,), name="p"), Input(shape=(3,), name="q")
+    shared = Dense(3, name="sh")
+    m = Model([p, q], [shared(p), shared(Dense(3, name="pre")(q))])
+    assert [l.name for l in m.layers] == ["q", "p", "pre", "sh"]
+    assert [l.name for l in Model([p, q, x], Dense(2, name="z")(q)).layers] == ["q", "p", "x", "z"]
 
 
 def test_predict_matches_numpy_with_the_same_weights(data):

@@ -74,11 +74,7 @@ class Model(Trainer):
         self._inputs = _tensors("inputs", inputs)
         self._outputs = _tensors("outputs", outputs)
         self._nodes = self._walk()
-        # The input layers, then each layer at its first call (a shared layer once), as Keras 3.
-        self._layers = [t._layer for t in self._inputs]
-        for node in self._nodes:
-            if all(node.layer is not layer for layer in self._layers):
-                self._layers.append(node.layer)
+        self._layers = self._layer_order()
         self._build()
 
     # -- structure ------------------------------------------------------------------------
@@ -108,6 +104,46 @@ class Model(Trainer):
                 nodes[node.id] = node
                 stack.extend(node.parents)
         return sorted(nodes.values(), key=lambda n: n.id)
+
+    def _layer_order(self) -> List[Layer]:
+        """`model.layers` in Keras 3's order, which is also the order of `get_weights()`: by
+        depth (the longest path to an output, a shared layer at its deepest call), deepest
+        first, and at equal depth in the order a depth-first walk from the outputs meets them.
+        Inputs that no output uses come last among the layers of depth 0."""
+        input_ids = {id(t) for t in self._inputs}
+        first_seen: Dict[int, int] = {}
+        layers: Dict[int, Layer] = {}
+        finished: List[Node] = []
+        done = set()
+        for out in self._outputs:
+            stack = [(out, False)]
+            while stack:
+                t, expanded = stack.pop()
+                layer, node, _ = _history(t)
+                if node.id in done:
+                    continue
+                if expanded:
+                    done.add(node.id)
+                    finished.append(node)
+                    continue
+                first_seen.setdefault(id(layer), len(first_seen))
+                layers[id(layer)] = layer
+                stack.append((t, True))
+                if id(t) not in input_ids:
+                    stack.extend((p, False) for p in reversed(node.parents))
+        node_depth: Dict[int, int] = {}
+        layer_depth: Dict[int, int] = {}
+        for node in reversed(finished):
+            depth = max(node_depth.get(node.id, 0), layer_depth.get(id(node.layer), 0))
+            layer_depth[id(node.layer)] = node_depth[node.id] = depth
+            for p in node.parents:
+                parent = _history(p)[1]
+                node_depth[parent.id] = max(node_depth.get(parent.id, 0), depth + 1)
+        for t in self._inputs:
+            if id(t._layer) not in layer_depth:
+                layers[id(t._layer)] = t._layer
+                layer_depth[id(t._layer)], first_seen[id(t._layer)] = 0, -1
+        return sorted(layers.values(), key=lambda l: (-layer_depth[id(l)], first_seen[id(l)]))
 
     def _node_index(self, node: Node) -> int:
         """A call's index among this model's calls of the same layer (the config's node index)."""
