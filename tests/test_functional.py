@@ -172,7 +172,7 @@ def test_one_loss_for_every_output_and_lists_of_losses_and_metrics(data):
 
 
 def test_an_output_without_a_loss_needs_no_targets(data):
-    xa, xb, y1, _ = data
+    xa, xb, y1, y2 = data
     m = two_by_two()
     m.compile(optimizer=SGD(learning_rate=0.1), loss=["mse", None])
     assert m.metrics_names == ["loss"]
@@ -182,6 +182,12 @@ def test_an_output_without_a_loss_needs_no_targets(data):
     m.train_on_batch([xa, xb], [y1, None])
     for before, after in zip(o2_before, m.get_layer("o2").get_weights()):
         np.testing.assert_array_equal(before, after)
+    # An output with metrics but no loss takes targets for its metrics only.
+    m.compile(optimizer="sgd", loss=["mse", None], metrics=[[], ["accuracy"]])
+    assert m.metrics_names == ["loss", "o2_accuracy"]
+    logs = m.evaluate([xa, xb], [y1, y2], verbose=0, return_dict=True)
+    _, p2 = m.predict([xa, xb], verbose=0)
+    np.testing.assert_allclose(logs["o2_accuracy"], (p2.argmax(-1) == y2.argmax(-1)).mean())
 
 
 def test_fit_on_a_learnable_two_input_task():
