@@ -1,6 +1,7 @@
 """rustkeras: the Keras API on a Rust engine.
 
-Change `import keras` to `import rustkeras` and the same Sequential code trains in Rust:
+Change `import keras` to `import rustkeras` and the same Sequential or functional code trains
+in Rust:
 
     from rustkeras.models import Sequential
     from rustkeras.layers import Dense
@@ -24,6 +25,6 @@ from rustkeras import (  # noqa: F401
     utils,
 )
 from rustkeras.layers import Input  # noqa: F401
-from rustkeras.models import Sequential  # noqa: F401
+from rustkeras.models import Model, Sequential  # noqa: F401
 
 __version__ = "0.1.0"

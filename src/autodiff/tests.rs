@@ -271,3 +271,39 @@ fn take_last_matches_finite_differences() {
         g.push(Op::TakeLast, &[x[0], am]).unwrap()
     }));
 }
+
+#[test]
+fn concat_and_slices_match_finite_differences() {
+    check(case(&[b(&[2]), b(&[3]), b(&[1])], |g, x| {
+        g.push(Op::Concat { axis: 1 }, x).unwrap()
+    }));
+    check(case(&[b(&[2, 3]), b(&[1, 3])], |g, x| {
+        g.push(Op::Concat { axis: 1 }, x).unwrap()
+    }));
+    check(case(&[b(&[2, 3]), b(&[2, 2])], |g, x| {
+        g.push(Op::Concat { axis: 2 }, x).unwrap()
+    }));
+    check(case(&[f(&[2, 3]), f(&[2, 1])], |g, x| {
+        g.push(Op::Concat { axis: 1 }, x).unwrap()
+    }));
+    // An input used twice collects both parts of the gradient.
+    check(case(&[b(&[2])], |g, x| {
+        g.push(Op::Concat { axis: 1 }, &[x[0], x[0]]).unwrap()
+    }));
+    check(case(&[b(&[4, 2])], |g, x| {
+        let s = Op::SliceAxis {
+            axis: 1,
+            start: 1,
+            len: 2,
+        };
+        g.push(s, &[x[0]]).unwrap()
+    }));
+    check(case(&[b(&[2, 3])], |g, x| {
+        let u = Op::UnsliceAxis {
+            axis: 2,
+            start: 1,
+            full: 5,
+        };
+        g.push(u, &[x[0]]).unwrap()
+    }));
+}

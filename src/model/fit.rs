@@ -1,6 +1,7 @@
 //! The fit, evaluate and predict loops. They run entirely in Rust: batches are gathered
-//! into buffers the model keeps, so a steady-state epoch allocates nothing. A hook is called
-//! after every batch (the Python binding uses it for progress, callbacks and Ctrl-C).
+//! into buffers the model keeps (one per x array, per y array and per output's sample
+//! weights), so a steady-state epoch allocates nothing. A hook is called after every batch
+//! (the Python binding uses it for progress, callbacks and Ctrl-C).
 
 use smallvec::SmallVec;
 
@@ -8,25 +9,42 @@ use super::Model;
 use crate::error::Result;
 use crate::initializers::Rng;
 
-/// Training or evaluation data: `n` rows of x and y (row-major), optional sample weights.
+/// Training or evaluation data: `n` rows of each x array (one per model input) and each y
+/// array (one per output, empty for an output without targets), row-major, and optional
+/// sample weights per output.
 pub struct Dataset<'a> {
-    pub x: &'a [f32],
-    pub y: &'a [f32],
-    pub sw: Option<&'a [f32]>,
+    pub x: Vec<&'a [f32]>,
+    pub y: Vec<&'a [f32]>,
+    pub sw: Vec<Option<&'a [f32]>>,
     pub n: usize,
 }
 
-/// What the per-batch hook sees: running, batch-size-weighted means of loss and metrics.
+impl<'a> Dataset<'a> {
+    /// The data of a one-input, one-output model.
+    pub fn single(x: &'a [f32], y: &'a [f32], sw: Option<&'a [f32]>, n: usize) -> Dataset<'a> {
+        Dataset {
+            x: vec![x],
+            y: vec![y],
+            sw: vec![sw],
+            n,
+        }
+    }
+}
+
+/// What the per-batch hook sees: running, batch-size-weighted means of the logs.
 pub struct BatchEnd<'a> {
     pub batch: usize,
     pub batches: usize,
     pub logs: &'a [f64],
 }
 
-/// Loss, then each metric, averaged over the epoch's samples.
+/// The logs (see `Model::log_names`), averaged over the epoch's samples.
 pub type EpochLogs = Vec<f64>;
 
 type Logs = SmallVec<[f64; 8]>;
+/// Per-array sizes and slices; inline for up to 8 inputs or outputs.
+type Sizes = SmallVec<[usize; 8]>;
+type Slices<'a> = SmallVec<[&'a [f32]; 8]>;
 
 /// Adds a batch of `m` rows to the sums and updates the running (batch-size-weighted) means.
 fn accumulate(sums: &mut Logs, running: &mut Logs, batch: &[f64], m: usize, seen: usize) {
@@ -36,60 +54,113 @@ fn accumulate(sums: &mut Logs, running: &mut Logs, batch: &[f64], m: usize, seen
     }
 }
 
+fn check_batch_size(batch_size: usize) -> Result<()> {
+    if batch_size == 0 {
+        return crate::value_error!("Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size=0");
+    }
+    Ok(())
+}
+
+/// `x`, or `x[i]` when the model has several arrays of that kind.
+fn array_name(what: &str, i: usize, count: usize) -> String {
+    if count == 1 {
+        what.to_string()
+    } else {
+        format!("{what}[{i}]")
+    }
+}
+
 impl Model {
     /// Validates a batch handed over whole (`train_on_batch`, `test_on_batch`).
     pub fn fit_check(&self, d: &Dataset<'_>) -> Result<()> {
         self.check_dataset(d, true).map(|_| ())
     }
 
-    fn check_dataset(&self, d: &Dataset<'_>, with_y: bool) -> Result<(usize, usize)> {
-        let xper: usize = self.input_shape().dims.iter().product();
+    /// Values per sample of each x array.
+    fn x_sizes(&self) -> Sizes {
+        (0..self.inputs.len())
+            .map(|i| self.input_shape(i).dims.iter().product())
+            .collect()
+    }
+
+    fn check_dataset(&self, d: &Dataset<'_>, with_y: bool) -> Result<(Sizes, Sizes)> {
         if d.n == 0 {
             return crate::value_error!("Expected a non-empty dataset, received 0 samples");
         }
-        if d.x.len() != d.n * xper {
+        let xper = self.x_sizes();
+        if d.x.len() != xper.len() {
             return crate::value_error!(
-                "x: expected {} values per sample, received {} for {} samples",
-                xper,
-                d.x.len(),
-                d.n
+                "x: the model has {} inputs, received {} arrays",
+                xper.len(),
+                d.x.len()
             );
         }
-        let yper: usize = if with_y {
-            self.label_dims()?.iter().product()
-        } else {
-            0
-        };
-        if with_y && d.y.len() != d.n * yper {
-            return crate::value_error!(
-                "y: expected {} values per sample, received {} for {} samples",
-                yper,
-                d.y.len(),
-                d.n
-            );
-        }
-        if let Some(sw) = d.sw {
-            if sw.len() != d.n {
+        for (i, (x, &per)) in d.x.iter().zip(&xper).enumerate() {
+            if x.len() != d.n * per {
                 return crate::value_error!(
-                    "sample_weight: expected {} values, received {}",
-                    d.n,
-                    sw.len()
+                    "{}: expected {per} values per sample, received {} for {} samples",
+                    array_name("x", i, xper.len()),
+                    x.len(),
+                    d.n
                 );
             }
+        }
+        if !with_y {
+            return Ok((xper, Sizes::new()));
+        }
+        let n_out = self.outputs.len();
+        if d.y.len() != n_out || d.sw.len() != n_out {
+            return crate::value_error!(
+                "y: the model has {n_out} outputs, received {} target arrays and {} sample-weight entries",
+                d.y.len(),
+                d.sw.len()
+            );
+        }
+        let mut yper = Sizes::new();
+        for i in 0..n_out {
+            let per: usize = if self.has_labels(i)? {
+                self.label_dims(i)?.iter().product()
+            } else {
+                0
+            };
+            if d.y[i].len() != d.n * per {
+                return crate::value_error!(
+                    "{}: expected {per} values per sample, received {} for {} samples",
+                    array_name("y", i, n_out),
+                    d.y[i].len(),
+                    d.n
+                );
+            }
+            if let Some(sw) = d.sw[i] {
+                if sw.len() != d.n {
+                    return crate::value_error!(
+                        "{}: expected {} values, received {}",
+                        array_name("sample_weight", i, n_out),
+                        d.n,
+                        sw.len()
+                    );
+                }
+            }
+            yper.push(per);
         }
         Ok((xper, yper))
     }
 
-    fn ensure_buffers(&mut self, rows: usize, xper: usize, yper: usize) {
-        if self.bx.len() < rows * xper {
-            self.bx.resize(rows * xper, 0.0);
+    /// Sizes the reused buffers for `rows` rows of every array (they only grow).
+    fn ensure_buffers(&mut self, rows: usize, xper: &[usize], yper: &[usize]) {
+        fn fit(bufs: &mut Vec<Vec<f32>>, lens: impl ExactSizeIterator<Item = usize>, fill: f32) {
+            if bufs.len() < lens.len() {
+                bufs.resize_with(lens.len(), Vec::new);
+            }
+            for (b, len) in bufs.iter_mut().zip(lens) {
+                if b.len() < len {
+                    b.resize(len, fill);
+                }
+            }
         }
-        if self.by.len() < rows * yper {
-            self.by.resize(rows * yper, 0.0);
-        }
-        if self.bw.len() < rows {
-            self.bw.resize(rows, 1.0);
-        }
+        fit(&mut self.bx, xper.iter().map(|p| rows * p), 0.0);
+        fit(&mut self.by, yper.iter().map(|p| rows * p), 0.0);
+        fit(&mut self.bw, (0..self.outputs.len()).map(|_| rows), 1.0);
     }
 
     /// One pass over the data in batches (shuffled when asked), updating the weights.
@@ -100,13 +171,11 @@ impl Model {
         shuffle: bool,
         hook: &mut dyn FnMut(&BatchEnd<'_>) -> Result<()>,
     ) -> Result<EpochLogs> {
-        if batch_size == 0 {
-            return crate::value_error!("Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size=0");
-        }
+        check_batch_size(batch_size)?;
         let (xper, yper) = self.check_dataset(d, true)?;
         let n_logs = self.log_names()?.len();
         let bs = batch_size.min(d.n);
-        self.ensure_buffers(bs, xper, yper);
+        self.ensure_buffers(bs, &xper, &yper);
         self.epoch += 1;
         let mut order: Vec<usize> = (0..d.n).collect();
         if shuffle {
@@ -127,18 +196,21 @@ impl Model {
             for b in 0..batches {
                 let rows = &order[b * bs..((b + 1) * bs).min(d.n)];
                 let m = rows.len();
-                for (k, &r) in rows.iter().enumerate() {
-                    bx[k * xper..(k + 1) * xper].copy_from_slice(&d.x[r * xper..(r + 1) * xper]);
-                    by[k * yper..(k + 1) * yper].copy_from_slice(&d.y[r * yper..(r + 1) * yper]);
-                    bw[k] = d.sw.map_or(1.0, |w| w[r]);
+                for ((buf, src), &p) in bx.iter_mut().zip(&d.x).zip(&xper) {
+                    gather_rows(buf, src, p, rows);
                 }
-                self.train_batch(
-                    &bx[..m * xper],
-                    &by[..m * yper],
-                    &bw[..m],
-                    m,
-                    &mut batch_logs,
-                )?;
+                for ((buf, src), &p) in by.iter_mut().zip(&d.y).zip(&yper) {
+                    gather_rows(buf, src, p, rows);
+                }
+                for (buf, sw) in bw.iter_mut().zip(&d.sw) {
+                    for (k, &r) in rows.iter().enumerate() {
+                        buf[k] = sw.map_or(1.0, |w| w[r]);
+                    }
+                }
+                let xs: Slices<'_> = bx.iter().zip(&xper).map(|(v, p)| &v[..m * p]).collect();
+                let ys: Slices<'_> = by.iter().zip(&yper).map(|(v, p)| &v[..m * p]).collect();
+                let sws: Slices<'_> = bw.iter().zip(&d.sw).map(|(v, _)| &v[..m]).collect();
+                self.train_batch(&xs, &ys, &sws, m, &mut batch_logs)?;
                 seen += m;
                 accumulate(&mut sums, &mut running, &batch_logs, m, seen);
                 hook(&BatchEnd {
@@ -156,20 +228,18 @@ impl Model {
         Ok(running.to_vec())
     }
 
-    /// Loss and metrics over the data in inference mode (batch-size-weighted means).
+    /// The logs over the data in inference mode (batch-size-weighted means).
     pub fn evaluate(
         &mut self,
         d: &Dataset<'_>,
         batch_size: usize,
         hook: &mut dyn FnMut(&BatchEnd<'_>) -> Result<()>,
     ) -> Result<EpochLogs> {
-        if batch_size == 0 {
-            return crate::value_error!("Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size=0");
-        }
+        check_batch_size(batch_size)?;
         let (xper, yper) = self.check_dataset(d, true)?;
         let n_logs = self.log_names()?.len();
         let bs = batch_size.min(d.n);
-        self.ensure_buffers(bs, 0, 0);
+        self.ensure_buffers(bs, &[], &[]);
         let batches = d.n.div_ceil(bs);
         let mut sums: Logs = SmallVec::from_elem(0.0, n_logs);
         let mut batch_logs: Logs = SmallVec::from_elem(0.0, n_logs);
@@ -180,12 +250,24 @@ impl Model {
             for b in 0..batches {
                 let (lo, hi) = (b * bs, ((b + 1) * bs).min(d.n));
                 let m = hi - lo;
-                match d.sw {
-                    Some(w) => bw[..m].copy_from_slice(&w[lo..hi]),
-                    None => bw[..m].fill(1.0),
+                for (buf, sw) in bw.iter_mut().zip(&d.sw) {
+                    match sw {
+                        Some(w) => buf[..m].copy_from_slice(&w[lo..hi]),
+                        None => buf[..m].fill(1.0),
+                    }
                 }
-                let (x, y) = (&d.x[lo * xper..hi * xper], &d.y[lo * yper..hi * yper]);
-                self.test_batch(x, y, &bw[..m], m, &mut batch_logs)?;
+                let xs: Slices<'_> =
+                    d.x.iter()
+                        .zip(&xper)
+                        .map(|(v, p)| &v[lo * p..hi * p])
+                        .collect();
+                let ys: Slices<'_> =
+                    d.y.iter()
+                        .zip(&yper)
+                        .map(|(v, p)| &v[lo * p..hi * p])
+                        .collect();
+                let sws: Slices<'_> = bw.iter().zip(&d.sw).map(|(v, _)| &v[..m]).collect();
+                self.test_batch(&xs, &ys, &sws, m, &mut batch_logs)?;
                 seen += m;
                 accumulate(&mut sums, &mut running, &batch_logs, m, seen);
                 hook(&BatchEnd {
@@ -201,44 +283,60 @@ impl Model {
         Ok(running.to_vec())
     }
 
-    /// Model outputs for `n` rows of `x`, written row-major into `out`.
+    /// Every output for `n` rows of the inputs `xs`; output `i` is written row-major into
+    /// `outs[i]`.
     pub fn predict(
         &mut self,
-        x: &[f32],
+        xs: &[&[f32]],
         n: usize,
         batch_size: usize,
-        out: &mut [f32],
+        outs: &mut [&mut [f32]],
         hook: &mut dyn FnMut(&BatchEnd<'_>) -> Result<()>,
     ) -> Result<()> {
-        if batch_size == 0 {
-            return crate::value_error!("Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size=0");
-        }
+        check_batch_size(batch_size)?;
         let (xper, _) = self.check_dataset(
             &Dataset {
-                x,
-                y: &[],
-                sw: None,
+                x: xs.to_vec(),
+                y: Vec::new(),
+                sw: Vec::new(),
                 n,
             },
             false,
         )?;
-        let oper: usize = self.output_shape().dims.iter().product();
-        if out.len() != n * oper {
+        let oper: Sizes = (0..self.outputs.len())
+            .map(|i| self.output_shape(i).dims.iter().product())
+            .collect();
+        if outs.len() != oper.len() {
             return crate::value_error!(
-                "predict: output buffer holds {} values, expected {}",
-                out.len(),
-                n * oper
+                "predict: the model has {} outputs, received {} buffers",
+                oper.len(),
+                outs.len()
             );
+        }
+        for (i, (out, &p)) in outs.iter().zip(&oper).enumerate() {
+            if out.len() != n * p {
+                return crate::value_error!(
+                    "predict: output buffer {i} holds {} values, expected {}",
+                    out.len(),
+                    n * p
+                );
+            }
         }
         let bs = batch_size.min(n);
         let batches = n.div_ceil(bs);
         for b in 0..batches {
             let (lo, hi) = (b * bs, ((b + 1) * bs).min(n));
-            self.predict_batch(
-                &x[lo * xper..hi * xper],
-                hi - lo,
-                &mut out[lo * oper..hi * oper],
-            )?;
+            let x: Slices<'_> = xs
+                .iter()
+                .zip(&xper)
+                .map(|(v, p)| &v[lo * p..hi * p])
+                .collect();
+            let mut o: SmallVec<[&mut [f32]; 8]> = outs
+                .iter_mut()
+                .zip(&oper)
+                .map(|(v, p)| &mut v[lo * p..hi * p])
+                .collect();
+            self.predict_batch(&x, hi - lo, &mut o)?;
             hook(&BatchEnd {
                 batch: b,
                 batches,
@@ -246,5 +344,12 @@ impl Model {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Copies rows `rows` of `src` (`per` values each) to the front of `buf`.
+fn gather_rows(buf: &mut [f32], src: &[f32], per: usize, rows: &[usize]) {
+    for (k, &r) in rows.iter().enumerate() {
+        buf[k * per..(k + 1) * per].copy_from_slice(&src[r * per..(r + 1) * per]);
     }
 }

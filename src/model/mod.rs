@@ -1,24 +1,25 @@
-//! A model: the forward graph its layers built, the variables it owns, and once compiled,
-//! a training graph (forward, loss, metrics, gradients) whose programs are planned once per
-//! batch size and replayed by the fit, evaluate and predict loops in `fit.rs`.
+//! A model: the forward graph its layers built (one or more inputs, one or more outputs),
+//! the variables it owns, and once compiled, a training graph (forward, per-output losses
+//! and metrics, gradients; see `compile.rs`) whose programs are planned once per batch size
+//! and replayed by the fit, evaluate and predict loops in `fit.rs`.
 
 use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
-use crate::autodiff;
 use crate::device::Device;
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape, VarId};
 use crate::initializers::{self, InitParams};
-use crate::losses;
-use crate::metrics::{self, Metric};
-use crate::ops::{Ctx, ReduceKind, UnaryOp};
+use crate::ops::Ctx;
 use crate::optimizers::Optimizer;
 use crate::program::Program;
 
+mod compile;
 mod fit;
 
+use compile::Compiled;
+pub use compile::{CompileSpec, OutputSpec};
 pub use fit::{BatchEnd, Dataset, EpochLogs};
 
 /// `u64::MAX` while no seed was set.
@@ -44,39 +45,17 @@ pub fn default_seed() -> Option<(u64, u64)> {
     })
 }
 
-/// What `compile` fixed: loss, metrics, optimizer and the weight penalties.
-#[derive(Clone, Debug)]
-pub struct CompileSpec {
-    pub loss: String,
-    pub metrics: Vec<String>,
-    pub optimizer_kind: String,
-    pub optimizer_params: Vec<(String, f64)>,
-    /// `(variable, l1, l2)`: Keras' regularizers, added to the loss.
-    pub regularizers: Vec<(VarId, f32, f32)>,
-}
-
-struct Compiled {
-    spec: CompileSpec,
-    loss: &'static str,
-    optimizer: Optimizer,
-    train: Option<TrainGraph>,
-}
-
-/// The training graph for one label shape.
-struct TrainGraph {
-    y_dims: Vec<usize>,
-    graph: Graph,
-    loss: NodeId,
-    metrics: Vec<NodeId>,
-    grads: Vec<NodeId>,
-    train_programs: HashMap<usize, Program>,
-    eval_programs: HashMap<usize, Program>,
-}
+/// Feeds of a training-graph program: each x, then (labels, sample weights) of each output
+/// that has targets. Inline for up to 16 feeds, so that a step allocates nothing.
+type Feeds<'a> = SmallVec<[&'a [f32]; 16]>;
 
 pub struct Model {
     pub graph: Graph,
-    pub input: NodeId,
-    pub output: NodeId,
+    /// The graph's input nodes, in order (input `i` is fed `x[i]`).
+    pub inputs: Vec<NodeId>,
+    /// The nodes `predict` returns, in order.
+    pub outputs: Vec<NodeId>,
+    output_names: Vec<String>,
     vars: Vec<Vec<f32>>,
     trainable: Vec<bool>,
     device: Device,
@@ -85,17 +64,31 @@ pub struct Model {
     epoch: u64,
     predict_programs: HashMap<usize, Program>,
     compiled: Option<Compiled>,
-    // Reused batch buffers: gathered rows of x, y and sample weights.
-    bx: Vec<f32>,
-    by: Vec<f32>,
-    bw: Vec<f32>,
+    // Reused batch buffers: gathered rows of each x array, each y array and each output's
+    // sample weights.
+    bx: Vec<Vec<f32>>,
+    by: Vec<Vec<f32>>,
+    bw: Vec<Vec<f32>>,
 }
 
 impl Model {
-    /// A model whose forward graph is `graph`, fed by `input`, producing `output`.
-    pub fn new(graph: Graph, input: NodeId, output: NodeId, seed: u64) -> Result<Model> {
-        if !matches!(graph.nodes[input].op, crate::ops::Op::Input(0)) || graph.num_inputs() != 1 {
-            return crate::value_error!("a model needs exactly one input node");
+    /// A model whose forward graph is `graph`, fed by `inputs` (every input node of the graph,
+    /// in order), producing `outputs`.
+    pub fn new(
+        mut graph: Graph,
+        inputs: Vec<NodeId>,
+        mut outputs: Vec<NodeId>,
+        seed: u64,
+    ) -> Result<Model> {
+        Model::check_io(&graph, &inputs, &outputs)?;
+        for o in outputs.iter_mut() {
+            let node = &graph.nodes[*o];
+            // An input or a variable returned as it is (`Model(x, x)`) gets a computed copy:
+            // programs hand out the values of the nodes they compute.
+            if matches!(node.op, crate::ops::Op::Input(_) | crate::ops::Op::Param(_)) {
+                let dims = node.shape.dims.clone();
+                *o = graph.reshape(*o, &dims)?;
+            }
         }
         let vars = graph
             .var_shapes
@@ -103,10 +96,12 @@ impl Model {
             .map(|s| vec![0.0; s.iter().product()])
             .collect();
         let trainable = vec![true; graph.var_shapes.len()];
+        let output_names = (0..outputs.len()).map(|i| format!("output_{i}")).collect();
         Ok(Model {
             graph,
-            input,
-            output,
+            inputs,
+            outputs,
+            output_names,
             vars,
             trainable,
             device: Device::default(),
@@ -121,12 +116,67 @@ impl Model {
         })
     }
 
-    pub fn input_shape(&self) -> &Shape {
-        self.graph.shape(self.input)
+    /// Checks that `inputs` are every input node of `graph` in order and that `outputs` are
+    /// nodes of it (what `new` requires).
+    pub fn check_io(graph: &Graph, inputs: &[NodeId], outputs: &[NodeId]) -> Result<()> {
+        if inputs.is_empty() || inputs.len() != graph.num_inputs() {
+            return crate::value_error!(
+                "a model's inputs must be every input node of its graph, in order: the graph has {}, received {}",
+                graph.num_inputs(),
+                inputs.len()
+            );
+        }
+        for (k, &id) in inputs.iter().enumerate() {
+            if graph.nodes.get(id).map(|n| &n.op) != Some(&crate::ops::Op::Input(k)) {
+                return crate::value_error!("inputs[{k}]: node {id} is not input {k} of the graph");
+            }
+        }
+        if outputs.is_empty() {
+            return crate::value_error!("a model needs at least one output");
+        }
+        if let Some((k, o)) = outputs
+            .iter()
+            .enumerate()
+            .find(|&(_, &o)| o >= graph.nodes.len())
+        {
+            return crate::value_error!("outputs[{k}]: node {o} does not exist in this graph");
+        }
+        Ok(())
     }
 
-    pub fn output_shape(&self) -> &Shape {
-        self.graph.shape(self.output)
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+
+    pub fn num_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Shape of input `i`; panics if there is no such input.
+    pub fn input_shape(&self, i: usize) -> &Shape {
+        self.graph.shape(self.inputs[i])
+    }
+
+    /// Shape of output `i`; panics if there is no such output.
+    pub fn output_shape(&self, i: usize) -> &Shape {
+        self.graph.shape(self.outputs[i])
+    }
+
+    /// Names the per-output logs (`<name>_loss`, `<name>_<metric>`) of a multi-output model.
+    pub fn set_output_names(&mut self, names: Vec<String>) -> Result<()> {
+        if names.len() != self.outputs.len() {
+            return crate::value_error!(
+                "expected {} output names, received {}",
+                self.outputs.len(),
+                names.len()
+            );
+        }
+        self.output_names = names;
+        Ok(())
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
     }
 
     pub fn num_vars(&self) -> usize {
@@ -190,31 +240,6 @@ impl Model {
         self.seed = seed;
     }
 
-    pub fn compile(&mut self, spec: CompileSpec) -> Result<()> {
-        let loss = losses::canonical(&spec.loss)?;
-        for m in &spec.metrics {
-            // Validate the names now; shapes resolve "accuracy" when the labels are known.
-            metrics::resolve(m, loss, 2, 2, 2, 2)?;
-        }
-        for &(v, _, _) in &spec.regularizers {
-            if v >= self.vars.len() {
-                return crate::value_error!("regularizer on variable {v}, which does not exist");
-            }
-        }
-        let optimizer = Optimizer::from_spec(&spec.optimizer_kind, &spec.optimizer_params)?;
-        self.compiled = Some(Compiled {
-            spec,
-            loss,
-            optimizer,
-            train: None,
-        });
-        Ok(())
-    }
-
-    pub fn is_compiled(&self) -> bool {
-        self.compiled.is_some()
-    }
-
     /// Writes the optimizer's moving averages into the weights when it keeps them
     /// (`use_ema`), as Keras does at the end of `fit`.
     pub fn finalize_weights(&mut self) -> Result<()> {
@@ -234,139 +259,19 @@ impl Model {
         self.compiled.as_mut().map(|c| &mut c.optimizer)
     }
 
-    /// Per-sample dims of the labels the loss expects: the output's, or without the class
-    /// axis for sparse labels.
-    pub fn label_dims(&self) -> Result<Vec<usize>> {
-        self.label_dims_ref().map(<[usize]>::to_vec)
-    }
-
-    fn label_dims_ref(&self) -> Result<&[usize]> {
-        let c = self.compiled_ref()?;
-        let d = &self.output_shape().dims;
-        Ok(if losses::is_sparse(c.loss) {
-            &d[..d.len().saturating_sub(1)]
-        } else {
-            d
-        })
-    }
-
-    fn compiled_ref(&self) -> Result<&Compiled> {
-        match &self.compiled {
-            Some(c) => Ok(c),
-            None => crate::value_error!(
-                "You must call `compile()` before using the model for training or evaluation."
-            ),
-        }
-    }
-
-    /// Builds (once per label shape) the graph of loss, metrics and gradients.
-    fn ensure_train_graph(&mut self) -> Result<()> {
-        let c = self.compiled_ref()?;
-        if c.train
-            .as_ref()
-            .is_some_and(|t| Ok(t.y_dims.as_slice()) == self.label_dims_ref())
-        {
-            return Ok(());
-        }
-        let y_dims = self.label_dims()?;
-        let c = self.compiled.as_ref().expect("checked above");
-        let mut g = self.graph.clone();
-        let y_true = g.input(Shape::batched(&y_dims));
-        let sw = g.input(Shape::batched(&[]));
-        let pred = self.output;
-        let per = losses::build(&mut g, c.loss, y_true, pred)?;
-        let per_rank = g.shape(per).dims.len();
-        let sw_b = if per_rank > 0 {
-            g.reshape(sw, &vec![1; per_rank])?
-        } else {
-            sw
-        };
-        let weighted = g.mul(per, sw_b)?;
-        let mut loss = g.reduce_all(ReduceKind::Mean, weighted)?;
-        for &(v, l1, l2) in &c.spec.regularizers {
-            let w = g.param(v);
-            for (coef, u) in [(l1, UnaryOp::Abs), (l2, UnaryOp::Square)] {
-                if coef != 0.0 {
-                    let t = g.unary(u, w)?;
-                    let s = g.reduce_all(ReduceKind::Sum, t)?;
-                    let s = g.scale(s, coef)?;
-                    loss = g.add(loss, s)?;
-                }
-            }
-        }
-        let pred_shape = g.shape(pred).clone();
-        let mut metric_nodes = Vec::new();
-        for name in &c.spec.metrics {
-            let m = metrics::resolve(
-                name,
-                c.loss,
-                y_dims.len() + 1,
-                y_dims.last().copied().unwrap_or(1),
-                pred_shape.rank(),
-                pred_shape.last().unwrap_or(1),
-            )?;
-            let t = if matches!(
-                m,
-                Metric::SparseCategoricalAccuracy | Metric::SparseTopKCategoricalAccuracy(_)
-            ) || !losses::is_sparse(c.loss)
-            {
-                y_true
-            } else {
-                return crate::value_error!(
-                    "metric '{name}' needs one-hot labels, but the loss '{}' takes integer labels",
-                    c.loss
-                );
-            };
-            let v = metrics::build(&mut g, m, t, pred)?;
-            metric_nodes.push(g.reduce_all(ReduceKind::Mean, v)?);
-        }
-        let trainable: Vec<VarId> = (0..self.vars.len())
-            .filter(|&v| self.trainable[v])
-            .collect();
-        let params: Vec<NodeId> = trainable.iter().map(|&v| g.param(v)).collect();
-        let mut grads = autodiff::gradients(&mut g, loss, &params)?;
-        // Each gradient needs a buffer of its own for the optimizer's in-place clipping.
-        for i in 0..grads.len() {
-            if grads[..i].contains(&grads[i])
-                || metric_nodes.contains(&grads[i])
-                || grads[i] == loss
-            {
-                let dims = g.shape(grads[i]).dims.clone();
-                grads[i] = g.reshape(grads[i], &dims)?;
-            }
-        }
-        let c = self.compiled.as_mut().expect("checked above");
-        c.train = Some(TrainGraph {
-            y_dims,
-            graph: g,
-            loss,
-            metrics: metric_nodes,
-            grads,
-            train_programs: HashMap::new(),
-            eval_programs: HashMap::new(),
-        });
-        Ok(())
-    }
-
-    /// Names of the values `train_batch`/`test_batch` return: "loss", then each metric as the
-    /// user spelled it.
-    pub fn log_names(&self) -> Result<Vec<String>> {
-        let c = self.compiled_ref()?;
-        let mut v = vec!["loss".to_string()];
-        v.extend(c.spec.metrics.iter().cloned());
-        Ok(v)
-    }
-
-    /// One optimizer step on a batch of `batch` rows; writes loss and metrics into `logs`.
+    /// One optimizer step on a batch of `batch` rows; writes the logs (see `log_names`) into
+    /// `logs`. `xs` holds one array per input; `ys` and `sws` one per output (empty for an
+    /// output without targets).
     pub fn train_batch(
         &mut self,
-        x: &[f32],
-        y: &[f32],
-        sw: &[f32],
+        xs: &[&[f32]],
+        ys: &[&[f32]],
+        sws: &[&[f32]],
         batch: usize,
         logs: &mut [f64],
     ) -> Result<()> {
         self.ensure_train_graph()?;
+        let feeds = self.train_feeds(xs, ys, sws)?;
         self.step += 1;
         let ctx = Ctx {
             device: self.device,
@@ -377,18 +282,16 @@ impl Model {
         let c = self.compiled.as_mut().expect("ensured");
         let t = c.train.as_mut().expect("ensured");
         if !t.train_programs.contains_key(&batch) {
-            let mut outs = vec![t.loss];
-            outs.extend(&t.metrics);
+            let mut outs = t.logs.clone();
             outs.extend(&t.grads);
             outs.extend(t.graph.updates.iter().map(|u| u.value));
             t.train_programs
                 .insert(batch, Program::plan(&t.graph, &outs, batch)?);
         }
         let p = t.train_programs.get_mut(&batch).expect("inserted above");
-        p.run(&self.vars, &[x, y, sw], &ctx)?;
-        logs[0] = p.value(t.loss)[0] as f64;
-        for (l, &m) in logs[1..].iter_mut().zip(&t.metrics) {
-            *l = p.value(m)[0] as f64;
+        p.run(&self.vars, &feeds, &ctx)?;
+        for (l, &n) in logs.iter_mut().zip(&t.logs) {
+            *l = p.value(n)[0] as f64;
         }
         let mut grads: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
         p.values_mut(&t.grads, &mut grads);
@@ -405,16 +308,17 @@ impl Model {
         Ok(())
     }
 
-    /// Loss and metrics of a batch in inference mode.
+    /// The logs of a batch in inference mode (arguments as for `train_batch`).
     pub fn test_batch(
         &mut self,
-        x: &[f32],
-        y: &[f32],
-        sw: &[f32],
+        xs: &[&[f32]],
+        ys: &[&[f32]],
+        sws: &[&[f32]],
         batch: usize,
         logs: &mut [f64],
     ) -> Result<()> {
         self.ensure_train_graph()?;
+        let feeds = self.train_feeds(xs, ys, sws)?;
         let ctx = Ctx {
             device: self.device,
             training: false,
@@ -427,24 +331,37 @@ impl Model {
             .and_then(|c| c.train.as_mut())
             .expect("ensured");
         if !t.eval_programs.contains_key(&batch) {
-            let mut outs = vec![t.loss];
-            outs.extend(&t.metrics);
+            let mut outs = t.logs.clone();
             outs.extend(update_values(&t.graph, false));
             t.eval_programs
                 .insert(batch, Program::plan(&t.graph, &outs, batch)?);
         }
         let p = t.eval_programs.get_mut(&batch).expect("inserted above");
-        p.run(&self.vars, &[x, y, sw], &ctx)?;
-        logs[0] = p.value(t.loss)[0] as f64;
-        for (l, &m) in logs[1..].iter_mut().zip(&t.metrics) {
-            *l = p.value(m)[0] as f64;
+        p.run(&self.vars, &feeds, &ctx)?;
+        for (l, &n) in logs.iter_mut().zip(&t.logs) {
+            *l = p.value(n)[0] as f64;
         }
         apply_updates(&mut self.vars, &t.graph, p, false);
         Ok(())
     }
 
-    /// Outputs for a batch in inference mode, written to `out`.
-    pub fn predict_batch(&mut self, x: &[f32], batch: usize, out: &mut [f32]) -> Result<()> {
+    /// Every output for a batch in inference mode: `xs` holds one array per input, and
+    /// output `i` is written to `outs[i]`.
+    pub fn predict_batch(
+        &mut self,
+        xs: &[&[f32]],
+        batch: usize,
+        outs: &mut [&mut [f32]],
+    ) -> Result<()> {
+        if xs.len() != self.inputs.len() || outs.len() != self.outputs.len() {
+            return crate::value_error!(
+                "predict: expected {} x arrays and {} output buffers, received {} and {}",
+                self.inputs.len(),
+                self.outputs.len(),
+                xs.len(),
+                outs.len()
+            );
+        }
         let ctx = Ctx {
             device: self.device,
             training: false,
@@ -452,7 +369,7 @@ impl Model {
             step: self.step,
         };
         if !self.predict_programs.contains_key(&batch) {
-            let mut outs = vec![self.output];
+            let mut outs = self.outputs.clone();
             outs.extend(update_values(&self.graph, false));
             self.predict_programs
                 .insert(batch, Program::plan(&self.graph, &outs, batch)?);
@@ -461,8 +378,18 @@ impl Model {
             .predict_programs
             .get_mut(&batch)
             .expect("inserted above");
-        p.run(&self.vars, &[x], &ctx)?;
-        out.copy_from_slice(p.value(self.output));
+        p.run(&self.vars, xs, &ctx)?;
+        for (out, &o) in outs.iter_mut().zip(&self.outputs) {
+            let v = p.value(o);
+            if out.len() != v.len() {
+                return crate::value_error!(
+                    "predict: output buffer holds {} values, expected {}",
+                    out.len(),
+                    v.len()
+                );
+            }
+            out.copy_from_slice(v);
+        }
         apply_updates(&mut self.vars, &self.graph, p, false);
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! that learns a separable problem.
 
 use super::*;
+use crate::ops::ReduceKind;
 
 fn dense_model(inputs: usize, units: usize) -> (Model, VarId, VarId) {
     let mut g = Graph::new();
@@ -12,13 +13,12 @@ fn dense_model(inputs: usize, units: usize) -> (Model, VarId, VarId) {
     let bn = g.param(b);
     let y = g.matmul(x, wn, false, false).unwrap();
     let y = g.add(y, bn).unwrap();
-    (Model::new(g, x, y, 1).unwrap(), w, b)
+    (Model::new(g, vec![x], vec![y], 1).unwrap(), w, b)
 }
 
 fn spec(loss: &str, opt: &str, lr: f64) -> CompileSpec {
     CompileSpec {
-        loss: loss.into(),
-        metrics: vec![],
+        outputs: vec![OutputSpec::loss(loss)],
         optimizer_kind: opt.into(),
         optimizer_params: vec![("learning_rate".into(), lr)],
         regularizers: vec![],
@@ -34,7 +34,8 @@ fn one_sgd_step_follows_the_analytic_mse_gradient() {
     let x = [1.0, 2.0, -1.0, 0.5];
     let y = [1.0, 0.0];
     let mut logs = [0.0];
-    m.train_batch(&x, &y, &[1.0, 1.0], 2, &mut logs).unwrap();
+    m.train_batch(&[&x], &[&y], &[&[1.0, 1.0]], 2, &mut logs)
+        .unwrap();
     // Predictions 0.1 and -0.525; loss = mean(err^2); dL/dw = 2/N * X^T err.
     let err = [0.1 - 1.0, -0.525 - 0.0];
     assert!((logs[0] - (err[0] * err[0] + err[1] * err[1]) / 2.0).abs() < 1e-6);
@@ -59,7 +60,8 @@ fn a_regularizer_adds_to_the_loss_and_the_gradient() {
     s.regularizers = vec![(w, 0.0, 0.5)];
     m.compile(s).unwrap();
     let mut logs = [0.0];
-    m.train_batch(&[0.0], &[0.0], &[1.0], 1, &mut logs).unwrap();
+    m.train_batch(&[&[0.0]], &[&[0.0]], &[&[1.0]], 1, &mut logs)
+        .unwrap();
     assert!((logs[0] - 0.5 * 4.0).abs() < 1e-6);
     // d(0.5 w^2)/dw = w = 2: w <- 2 - 0.1 * 2.
     assert!((m.var(w)[0] - 1.8).abs() < 1e-6);
@@ -73,11 +75,11 @@ fn softmax_regression_learns_a_separable_problem() {
     let wn = g.param(w);
     let y = g.matmul(x, wn, false, false).unwrap();
     let y = crate::activations::apply(&mut g, "softmax", y).unwrap();
-    let mut m = Model::new(g, x, y, 3).unwrap();
+    let mut m = Model::new(g, vec![x], vec![y], 3).unwrap();
     m.initialize_var(w, "glorot_uniform", &InitParams::default(), 5)
         .unwrap();
     let mut s = spec("categorical_crossentropy", "adam", 0.05);
-    s.metrics = vec!["accuracy".into()];
+    s.outputs[0].metrics = vec!["accuracy".into()];
     m.compile(s).unwrap();
     let n = 200;
     let mut rng = initializers::Rng::new(11);
@@ -88,12 +90,7 @@ fn softmax_regression_learns_a_separable_problem() {
         xs.extend([a, b]);
         ys.extend(if a + b > 0.0 { [1.0, 0.0] } else { [0.0, 1.0] });
     }
-    let d = Dataset {
-        x: &xs,
-        y: &ys,
-        sw: None,
-        n,
-    };
+    let d = Dataset::single(&xs, &ys, None, n);
     let mut logs = Vec::new();
     for _ in 0..20 {
         logs = m.fit_epoch(&d, 16, true, &mut |_| Ok(())).unwrap();
@@ -114,17 +111,264 @@ fn state_updates_follow_the_batch_in_training_only() {
     let y = g.mul(x, wn).unwrap();
     let batch_mean = g.reduce(ReduceKind::Mean, x, &[0], false).unwrap();
     g.add_update(mm, batch_mean, 0.9).unwrap();
-    let mut m = Model::new(g, x, y, 1).unwrap();
+    let mut m = Model::new(g, vec![x], vec![y], 1).unwrap();
     m.set_var(w, &[1.0, 1.0]).unwrap();
     m.compile(spec("mse", "sgd", 0.0)).unwrap();
     let mut logs = [0.0];
-    m.train_batch(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], &[1.0; 2], 2, &mut logs)
-        .unwrap();
+    let (x, y, sw) = ([1.0, 2.0, 3.0, 4.0], [0.0; 4], [1.0; 2]);
+    m.train_batch(&[&x], &[&y], &[&sw], 2, &mut logs).unwrap();
     // mean = [2, 3]; mm = 0.9 * 0 + 0.1 * mean.
     assert!((m.var(mm)[0] - 0.2).abs() < 1e-6 && (m.var(mm)[1] - 0.3).abs() < 1e-6);
-    m.test_batch(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], &[1.0; 2], 2, &mut logs)
-        .unwrap();
+    m.test_batch(&[&x], &[&y], &[&sw], 2, &mut logs).unwrap();
     assert!((m.var(mm)[0] - 0.2).abs() < 1e-6);
+}
+
+/// `o1 = x1 W1 + x2 W2` (1 unit) and `o2 = x2 W3` (2 units), with the weights set.
+fn two_in_two_out() -> (Model, [VarId; 3]) {
+    let mut g = Graph::new();
+    let x1 = g.input(Shape::batched(&[2]));
+    let x2 = g.input(Shape::batched(&[3]));
+    let w: [VarId; 3] = [
+        g.declare_var(&[2, 1]),
+        g.declare_var(&[3, 1]),
+        g.declare_var(&[3, 2]),
+    ];
+    let [p1, p2, p3] = w.map(|v| g.param(v));
+    let a = g.matmul(x1, p1, false, false).unwrap();
+    let b = g.matmul(x2, p2, false, false).unwrap();
+    let o1 = g.add(a, b).unwrap();
+    let o2 = g.matmul(x2, p3, false, false).unwrap();
+    let mut m = Model::new(g, vec![x1, x2], vec![o1, o2], 1).unwrap();
+    m.set_output_names(vec!["o1".into(), "o2".into()]).unwrap();
+    m.set_var(w[0], &W1).unwrap();
+    m.set_var(w[1], &W2).unwrap();
+    m.set_var(w[2], &W3).unwrap();
+    (m, w)
+}
+
+const W1: [f32; 2] = [0.3, -0.2];
+const W2: [f32; 3] = [0.1, 0.4, -0.5];
+const W3: [f32; 6] = [0.2, -0.1, 0.3, 0.5, -0.4, 0.1];
+const X1: [f32; 4] = [1.0, 2.0, -1.0, 0.5];
+const X2: [f32; 6] = [0.5, -1.0, 2.0, 1.0, 1.0, -1.0];
+const Y1: [f32; 2] = [1.0, 0.0];
+const Y2: [f32; 4] = [0.0, 1.0, 1.0, 0.0];
+const SW1: [f32; 2] = [1.0, 3.0];
+
+/// `x (rows, k) @ w (k, n)` in f64.
+fn matmul(x: &[f32], w: &[f32], k: usize, n: usize) -> Vec<f64> {
+    let rows = x.len() / k;
+    let mut out = vec![0.0; rows * n];
+    for r in 0..rows {
+        for j in 0..n {
+            out[r * n + j] = (0..k)
+                .map(|i| x[r * k + i] as f64 * w[i * n + j] as f64)
+                .sum();
+        }
+    }
+    out
+}
+
+/// `x^T (rows, k) @ d (rows, n)`: a weight gradient.
+fn outer(x: &[f32], d: &[f64], k: usize, n: usize) -> Vec<f64> {
+    let rows = x.len() / k;
+    let mut out = vec![0.0; k * n];
+    for r in 0..rows {
+        for i in 0..k {
+            for j in 0..n {
+                out[i * n + j] += x[r * k + i] as f64 * d[r * n + j];
+            }
+        }
+    }
+    out
+}
+
+/// Weighted MSE: `(mean over rows of sw * mean_j (p - y)^2, d/dp)`.
+fn mse(p: &[f64], y: &[f32], sw: &[f32], units: usize) -> (f64, Vec<f64>) {
+    let rows = p.len() / units;
+    let mut loss = 0.0;
+    let mut grad = vec![0.0; p.len()];
+    for r in 0..rows {
+        for j in 0..units {
+            let e = p[r * units + j] - y[r * units + j] as f64;
+            loss += sw[r] as f64 * e * e / (units * rows) as f64;
+            grad[r * units + j] = 2.0 * sw[r] as f64 * e / (units * rows) as f64;
+        }
+    }
+    (loss, grad)
+}
+
+fn multi_spec(w1: f32, w2: f32, lr: f64) -> CompileSpec {
+    CompileSpec {
+        outputs: vec![
+            OutputSpec {
+                loss: Some("mse".into()),
+                loss_weight: w1,
+                metrics: vec![],
+            },
+            OutputSpec {
+                loss: Some("mean_squared_error".into()),
+                loss_weight: w2,
+                metrics: vec!["mae".into()],
+            },
+        ],
+        optimizer_kind: "sgd".into(),
+        optimizer_params: vec![("learning_rate".into(), lr)],
+        regularizers: vec![],
+    }
+}
+
+#[test]
+fn two_outputs_train_on_the_weighted_sum_of_their_losses() {
+    let (mut m, w) = two_in_two_out();
+    m.compile(multi_spec(0.5, 2.0, 0.1)).unwrap();
+    assert_eq!(
+        m.log_names().unwrap(),
+        ["loss", "o1_loss", "o2_loss", "o2_mae"]
+    );
+    let p1: Vec<f64> = matmul(&X1, &W1, 2, 1)
+        .iter()
+        .zip(matmul(&X2, &W2, 3, 1))
+        .map(|(a, b)| a + b)
+        .collect();
+    let p2 = matmul(&X2, &W3, 3, 2);
+    let (l1, d1) = mse(&p1, &Y1, &SW1, 1);
+    let (l2, d2) = mse(&p2, &Y2, &[1.0, 1.0], 2);
+    let mae: f64 = p2
+        .iter()
+        .zip(Y2)
+        .map(|(p, y)| (p - y as f64).abs())
+        .sum::<f64>()
+        / 4.0;
+    let mut logs = [0.0; 4];
+    m.train_batch(&[&X1, &X2], &[&Y1, &Y2], &[&SW1, &[1.0, 1.0]], 2, &mut logs)
+        .unwrap();
+    let want = [0.5 * l1 + 2.0 * l2, l1, l2, mae];
+    for (got, want) in logs.iter().zip(want) {
+        assert!((got - want).abs() < 1e-5, "{logs:?} vs {want}");
+    }
+    // The gradient of each output's loss reaches the weights it depends on, scaled by its
+    // weight: W2 feeds o1 only, W3 o2 only.
+    let scaled = |d: &[f64], s: f64| d.iter().map(|v| v * s).collect::<Vec<_>>();
+    let grads = [
+        outer(&X1, &scaled(&d1, 0.5), 2, 1),
+        outer(&X2, &scaled(&d1, 0.5), 3, 1),
+        outer(&X2, &scaled(&d2, 2.0), 3, 2),
+    ];
+    for ((v, before), g) in w.iter().zip([&W1[..], &W2, &W3]).zip(grads) {
+        for ((got, b), g) in m.var(*v).iter().zip(before).zip(g) {
+            let want = *b as f64 - 0.1 * g;
+            assert!((*got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn predict_returns_every_output() {
+    let (mut m, _) = two_in_two_out();
+    let (mut o1, mut o2) = (vec![0.0; 2], vec![0.0; 4]);
+    // Batches of one row exercise the per-batch slicing of each array.
+    m.predict(&[&X1, &X2], 2, 1, &mut [&mut o1, &mut o2], &mut |_| Ok(()))
+        .unwrap();
+    let p1: Vec<f64> = matmul(&X1, &W1, 2, 1)
+        .iter()
+        .zip(matmul(&X2, &W2, 3, 1))
+        .map(|(a, b)| a + b)
+        .collect();
+    let p2 = matmul(&X2, &W3, 3, 2);
+    for (got, want) in o1.iter().chain(&o2).zip(p1.iter().chain(&p2)) {
+        assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+    }
+    assert!(m
+        .predict(&[&X1], 2, 1, &mut [&mut o1, &mut o2], &mut |_| Ok(()))
+        .is_err());
+}
+
+#[test]
+fn an_output_without_a_loss_takes_no_targets() {
+    let (mut m, w) = two_in_two_out();
+    let mut s = multi_spec(1.0, 1.0, 0.1);
+    s.outputs[1] = OutputSpec {
+        loss: None,
+        loss_weight: 1.0,
+        metrics: vec![],
+    };
+    m.compile(s).unwrap();
+    assert_eq!(m.log_names().unwrap(), ["loss"]);
+    assert!(m.label_dims(1).unwrap().is_empty());
+    let mut logs = [0.0];
+    m.train_batch(&[&X1, &X2], &[&Y1, &[]], &[&SW1, &[]], 2, &mut logs)
+        .unwrap();
+    assert_eq!(m.var(w[2]), &W3, "o2's weights get no gradient");
+    let mut s = multi_spec(1.0, 1.0, 0.1);
+    s.outputs.iter_mut().for_each(|o| o.loss = None);
+    assert!(m.compile(s).is_err(), "at least one output needs a loss");
+}
+
+#[test]
+fn fit_gathers_rows_of_every_array_and_learns() {
+    let (mut m, _) = two_in_two_out();
+    m.compile(multi_spec(1.0, 0.5, 0.05)).unwrap();
+    let n = 64;
+    let mut rng = initializers::Rng::new(3);
+    let mut x1 = Vec::new();
+    let mut x2 = Vec::new();
+    for _ in 0..n {
+        x1.extend([rng.normal() as f32, rng.normal() as f32]);
+        x2.extend([
+            rng.normal() as f32,
+            rng.normal() as f32,
+            rng.normal() as f32,
+        ]);
+    }
+    // Targets a linear model can fit exactly.
+    let y1: Vec<f32> = (0..n).map(|r| x1[2 * r] - 0.5 * x2[3 * r + 2]).collect();
+    let y2: Vec<f32> = (0..n)
+        .flat_map(|r| [x2[3 * r], x2[3 * r + 1] + x2[3 * r + 2]])
+        .collect();
+    let d = Dataset {
+        x: vec![&x1, &x2],
+        y: vec![&y1, &y2],
+        sw: vec![None, None],
+        n,
+    };
+    let first = m.evaluate(&d, 10, &mut |_| Ok(())).unwrap();
+    for _ in 0..30 {
+        m.fit_epoch(&d, 8, true, &mut |_| Ok(())).unwrap();
+    }
+    let last = m.evaluate(&d, 10, &mut |_| Ok(())).unwrap();
+    assert!(last[0] < 0.05 * first[0], "{first:?} -> {last:?}");
+    // The epoch mean over batches equals one batch of everything.
+    let mut whole = [0.0; 4];
+    let ones = vec![1.0; n];
+    m.test_batch(&[&x1, &x2], &[&y1, &y2], &[&ones, &ones], n, &mut whole)
+        .unwrap();
+    for (a, b) in whole.iter().zip(&last) {
+        assert!(
+            (a - b).abs() < 1e-5 * (1.0 + a.abs()),
+            "{whole:?} vs {last:?}"
+        );
+    }
+}
+
+#[test]
+fn model_inputs_must_be_the_graph_inputs_in_order() {
+    let mut g = Graph::new();
+    let a = g.input(Shape::batched(&[2]));
+    let b = g.input(Shape::batched(&[2]));
+    let s = g.add(a, b).unwrap();
+    assert!(Model::new(g.clone(), vec![b, a], vec![s], 0).is_err());
+    assert!(Model::new(g.clone(), vec![a], vec![s], 0).is_err());
+    assert!(Model::new(g.clone(), vec![a, b], vec![], 0).is_err());
+    // An input returned as an output gets a computed copy.
+    let mut m = Model::new(g, vec![a, b], vec![s, a], 0).unwrap();
+    let (mut o1, mut o2) = (vec![0.0; 2], vec![0.0; 2]);
+    m.predict_batch(&[&[1.0, 2.0], &[3.0, 4.0]], 1, &mut [&mut o1, &mut o2])
+        .unwrap();
+    assert_eq!(
+        (o1.as_slice(), o2.as_slice()),
+        (&[4.0, 6.0][..], &[1.0, 2.0][..])
+    );
 }
 
 #[test]
@@ -138,23 +382,27 @@ fn carried_state_is_written_after_every_batch() {
     let y = g.add(x, sb).unwrap();
     let back = g.push(crate::ops::Op::FromBatched(2), &[y]).unwrap();
     g.add_assign(s, back).unwrap();
-    let mut m = Model::new(g, x, y, 1).unwrap();
+    let mut m = Model::new(g, vec![x], vec![y], 1).unwrap();
     m.set_trainable(s, false);
     assert!(m.is_stateful());
     let mut out = [0.0; 2];
-    m.predict_batch(&[1.0, 10.0], 2, &mut out).unwrap();
-    m.predict_batch(&[1.0, 10.0], 2, &mut out).unwrap();
+    m.predict_batch(&[&[1.0, 10.0]], 2, &mut [&mut out])
+        .unwrap();
+    m.predict_batch(&[&[1.0, 10.0]], 2, &mut [&mut out])
+        .unwrap();
     assert_eq!(out, [2.0, 20.0]);
     m.compile(spec("mse", "sgd", 0.1)).unwrap();
     let mut logs = [0.0];
-    m.test_batch(&[1.0, 1.0], &[0.0; 2], &[1.0; 2], 2, &mut logs)
+    let (ones, zeros) = ([1.0; 2], [0.0; 2]);
+    m.test_batch(&[&ones], &[&zeros], &[&ones], 2, &mut logs)
         .unwrap();
-    m.train_batch(&[1.0, 1.0], &[0.0; 2], &[1.0; 2], 2, &mut logs)
+    m.train_batch(&[&ones], &[&zeros], &[&ones], 2, &mut logs)
         .unwrap();
     assert_eq!(m.var(s), &[4.0, 22.0]);
     // Another batch size cannot read the state.
+    let mut out3 = [0.0; 3];
     let e = m
-        .predict_batch(&[1.0, 2.0, 3.0], 3, &mut [0.0; 3])
+        .predict_batch(&[&[1.0, 2.0, 3.0]], 3, &mut [&mut out3])
         .unwrap_err();
     assert!(format!("{e}").contains("batch size 2"), "{e}");
 }

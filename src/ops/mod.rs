@@ -13,6 +13,7 @@ pub mod conv;
 pub mod pad;
 pub mod pool;
 
+pub mod concat;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
@@ -66,6 +67,22 @@ pub enum Op {
     /// A batch of samples `(..)` stored as a fixed `(B, ..)` tensor (the value a stateful
     /// layer writes back); planning for a batch size other than `B` is an error.
     FromBatched(usize),
+    /// Joins its inputs along `axis` (counted with the batch axis as 0); see `concat.rs`.
+    Concat {
+        axis: usize,
+    },
+    /// `len` entries of `axis` from `start` (the VJP of `Concat`).
+    SliceAxis {
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
+    /// The input placed at `start` of an axis of `full` entries, zeros elsewhere.
+    UnsliceAxis {
+        axis: usize,
+        start: usize,
+        full: usize,
+    },
     /// Softmax over the last axis; `SoftmaxGrad` takes `(y, dy)`.
     Softmax,
     SoftmaxGrad,
@@ -155,6 +172,11 @@ pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
         Op::Transpose(perm) => shape::infer_transpose(ins[0], perm),
         Op::ToBatched => shape::infer_to_batched(ins[0]),
         Op::FromBatched(b) => shape::infer_from_batched(ins[0], *b),
+        Op::Concat { axis } => concat::infer_concat(*axis, ins),
+        Op::SliceAxis { axis, start, len } => concat::infer_slice(*axis, *start, *len, ins[0]),
+        Op::UnsliceAxis { axis, start, full } => {
+            concat::infer_unslice(*axis, *start, *full, ins[0])
+        }
         Op::Softmax => softmax::infer(ins[0]),
         Op::TrainSelect => elementwise::same_shape("train/inference select", ins[0], ins[1]),
         Op::SoftmaxGrad => elementwise::same_shape("softmax gradient", ins[0], ins[1]),
@@ -216,6 +238,13 @@ pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<N
         Op::Transpose(perm) => one(Some(g.push(Op::Transpose(shape::inverse(perm)), &[dy])?)),
         Op::ToBatched => one(Some(g.push(Op::FromBatched(g.shape(x(0)).dims[0]), &[dy])?)),
         Op::FromBatched(_) => one(Some(g.push(Op::ToBatched, &[dy])?)),
+        Op::Concat { axis } => concat::vjp_concat(g, *axis, &n.inputs, dy)?,
+        Op::SliceAxis { axis, start, .. } => {
+            one(Some(concat::vjp_slice(g, *axis, *start, x(0), dy)?))
+        }
+        Op::UnsliceAxis { axis, start, .. } => {
+            one(Some(concat::vjp_unslice(g, *axis, *start, x(0), dy)?))
+        }
         Op::Softmax => one(Some(g.push(Op::SoftmaxGrad, &[node, dy])?)),
         Op::TrainSelect => smallvec::smallvec![Some(dy), None],
         Op::Dropout { rate, key } => one(Some(g.push(
@@ -310,6 +339,13 @@ pub fn forward(
         Op::BroadcastMean(_) => shape::broadcast_mean(&ins[0], out, out_dims),
         Op::Reshape(_) | Op::ToBatched | Op::FromBatched(_) => out.copy_from_slice(ins[0].data),
         Op::Transpose(perm) => shape::transpose(&ins[0], perm, out, out_dims),
+        Op::Concat { axis } => concat::concat_forward(*axis, ins, out, out_dims),
+        Op::SliceAxis { axis, start, .. } => {
+            concat::slice_forward(*axis, *start, &ins[0], out, out_dims)
+        }
+        Op::UnsliceAxis { axis, start, .. } => {
+            concat::unslice_forward(*axis, *start, &ins[0], out, out_dims)
+        }
         Op::Softmax => softmax::forward(&ins[0], out),
         Op::TrainSelect => out.copy_from_slice(if ctx.training {
             ins[0].data

@@ -7,8 +7,10 @@ use pyo3::prelude::*;
 
 use crate::error::Error;
 
+mod arrays;
 mod conv;
 mod functional;
+mod graph;
 mod model;
 mod optimizers;
 mod recurrent;

@@ -1,252 +1,19 @@
-//! `rustkeras._core.Graph` (what layers build) and `rustkeras._core.Model` (weights,
-//! compile, and the fit/evaluate/predict loops, run with the GIL released).
+//! `rustkeras._core.Model`: weights, compile, and the fit/evaluate/predict loops, run with the
+//! GIL released, for models with one or more inputs and outputs.
 
 use std::time::{Duration, Instant};
 
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 
+use super::arrays::{dataset, node_list, per_output, x_arrays};
+pub(crate) use super::graph::{node_check, PyGraph};
 use crate::error::Error;
-use crate::graph::{Graph, NodeId, Shape, VarId};
+use crate::graph::VarId;
 use crate::initializers::InitParams;
-use crate::model::{BatchEnd, CompileSpec, Dataset, Model};
-use crate::ops::{Op, UnaryOp};
-
-pub(crate) fn node_check(g: &Graph, n: NodeId) -> PyResult<()> {
-    if n >= g.nodes.len() {
-        return Err(PyValueError::new_err(format!(
-            "node {n} does not exist in this graph"
-        )));
-    }
-    Ok(())
-}
-
-#[pyclass(name = "Graph", module = "rustkeras._core")]
-pub struct PyGraph {
-    g: Option<Graph>,
-}
-
-impl PyGraph {
-    pub(crate) fn graph(&mut self) -> PyResult<&mut Graph> {
-        self.g
-            .as_mut()
-            .ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))
-    }
-}
-
-#[pymethods]
-impl PyGraph {
-    #[new]
-    fn new() -> Self {
-        PyGraph {
-            g: Some(Graph::new()),
-        }
-    }
-
-    /// A batched input with per-sample `dims`.
-    fn input(&mut self, dims: Vec<usize>) -> PyResult<NodeId> {
-        Ok(self.graph()?.input(Shape::batched(&dims)))
-    }
-
-    fn variable(&mut self, shape: Vec<usize>) -> PyResult<(VarId, NodeId)> {
-        let g = self.graph()?;
-        let v = g.declare_var(&shape);
-        Ok((v, g.param(v)))
-    }
-
-    /// Per-sample dims of a node (the batch axis left out).
-    fn dims(&mut self, node: NodeId) -> PyResult<Vec<usize>> {
-        let g = self.graph()?;
-        node_check(g, node)?;
-        Ok(g.shape(node).dims.clone())
-    }
-
-    #[pyo3(signature = (a, b, ta=false, tb=false))]
-    fn matmul(&mut self, a: NodeId, b: NodeId, ta: bool, tb: bool) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, a)?;
-        node_check(g, b)?;
-        Ok(g.matmul(a, b, ta, tb)?)
-    }
-
-    fn add(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, a)?;
-        node_check(g, b)?;
-        Ok(g.add(a, b)?)
-    }
-
-    fn mul(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, a)?;
-        node_check(g, b)?;
-        Ok(g.mul(a, b)?)
-    }
-
-    /// A named activation (`relu`, `softmax`, ...).
-    fn activation(&mut self, x: NodeId, name: &str) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, x)?;
-        Ok(crate::activations::apply(g, name, x)?)
-    }
-
-    /// A unary op by name, with its parameter where it has one: `leaky_relu` (slope), `elu`
-    /// (alpha), `scale` (factor), `add_scalar`, `pow`-free arithmetic (`neg`, `square`, `sqrt`,
-    /// `reciprocal`, `exp`, `log`, `abs`) and every activation's function.
-    #[pyo3(signature = (x, kind, param=0.0, param2=0.0))]
-    fn unary(&mut self, x: NodeId, kind: &str, param: f32, param2: f32) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, x)?;
-        let u = match kind {
-            "leaky_relu" => UnaryOp::LeakyRelu(param),
-            "elu" => UnaryOp::Elu(param),
-            "scale" => UnaryOp::Scale(param),
-            "add_scalar" => UnaryOp::AddScalar(param),
-            "clip" => UnaryOp::Clip(param, param2),
-            "neg" => UnaryOp::Neg,
-            "square" => UnaryOp::Square,
-            "sqrt" => UnaryOp::Sqrt,
-            "reciprocal" => UnaryOp::Reciprocal,
-            "exp" => UnaryOp::Exp,
-            "log" => UnaryOp::Log,
-            "abs" => UnaryOp::Abs,
-            other => match crate::activations::unary_of(other)? {
-                Some(u) => u,
-                None => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
-            },
-        };
-        Ok(g.unary(u, x)?)
-    }
-
-    fn sub(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, a)?;
-        node_check(g, b)?;
-        Ok(g.sub(a, b)?)
-    }
-
-    fn div(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, a)?;
-        node_check(g, b)?;
-        Ok(g.div(a, b)?)
-    }
-
-    /// `kind` is "sum", "mean" or "max"; axes count the batch axis as 0.
-    #[pyo3(signature = (x, kind, axes, keepdims=false))]
-    fn reduce(
-        &mut self,
-        x: NodeId,
-        kind: &str,
-        axes: Vec<usize>,
-        keepdims: bool,
-    ) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, x)?;
-        let k = match kind {
-            "sum" => crate::ops::ReduceKind::Sum,
-            "mean" => crate::ops::ReduceKind::Mean,
-            "max" => crate::ops::ReduceKind::Max,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown reduction '{other}'"
-                )))
-            }
-        };
-        let mut axes = axes;
-        axes.sort_unstable();
-        axes.dedup();
-        Ok(g.reduce(k, x, &axes, keepdims)?)
-    }
-
-    /// `a` while training, `b` at inference.
-    fn train_select(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, a)?;
-        node_check(g, b)?;
-        Ok(g.push(Op::TrainSelect, &[a, b])?)
-    }
-
-    /// After each training step, `var = momentum * var + (1 - momentum) * value`.
-    fn add_update(&mut self, var: VarId, value: NodeId, momentum: f32) -> PyResult<()> {
-        let g = self.graph()?;
-        node_check(g, value)?;
-        if var >= g.var_shapes.len() {
-            return Err(PyValueError::new_err(format!(
-                "variable {var} does not exist"
-            )));
-        }
-        Ok(g.add_update(var, value, momentum)?)
-    }
-
-    /// After every batch (training, evaluation, prediction), `var = value`: a stateful
-    /// layer's carried state.
-    fn add_assign(&mut self, var: VarId, value: NodeId) -> PyResult<()> {
-        let g = self.graph()?;
-        node_check(g, value)?;
-        Ok(g.add_assign(var, value)?)
-    }
-
-    /// A fixed `(B, ..)` node read as a batch of B samples (planning for another batch size
-    /// raises ValueError).
-    fn as_batch(&mut self, x: NodeId) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, x)?;
-        Ok(g.push(Op::ToBatched, &[x])?)
-    }
-
-    /// A batched node stored as a fixed `(batch, ..)` tensor.
-    fn as_fixed(&mut self, x: NodeId, batch: usize) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, x)?;
-        Ok(g.push(Op::FromBatched(batch), &[x])?)
-    }
-
-    /// Whether the node's per-sample shape has a batch axis.
-    fn batched(&mut self, node: NodeId) -> PyResult<bool> {
-        let g = self.graph()?;
-        node_check(g, node)?;
-        Ok(g.shape(node).batched)
-    }
-
-    /// A node filled with `value`: fixed `dims`, or per sample when `batched`.
-    #[pyo3(signature = (dims, value, batched=false))]
-    fn constant(&mut self, dims: Vec<usize>, value: f32, batched: bool) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        let shape = if batched {
-            Shape::batched(&dims)
-        } else {
-            Shape::fixed(&dims)
-        };
-        let z = g.zeros(shape);
-        Ok(if value == 0.0 {
-            z
-        } else {
-            g.unary(UnaryOp::AddScalar(value), z)?
-        })
-    }
-
-    fn dropout(&mut self, x: NodeId, rate: f32, key: u64) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, x)?;
-        Ok(g.push(Op::Dropout { rate, key }, &[x])?)
-    }
-
-    /// Permutes the per-sample axes (`perm` excludes the batch axis).
-    fn transpose(&mut self, x: NodeId, perm: Vec<usize>) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, x)?;
-        Ok(g.push(Op::Transpose(perm), &[x])?)
-    }
-
-    fn reshape(&mut self, x: NodeId, dims: Vec<usize>) -> PyResult<NodeId> {
-        let g = self.graph()?;
-        node_check(g, x)?;
-        Ok(g.reshape(x, &dims)?)
-    }
-}
+use crate::model::{BatchEnd, CompileSpec, Model, OutputSpec};
 
 /// Runs the per-batch hook: checks for Ctrl-C on every batch and calls the Python callable
 /// (if any) at most every `every`, and always on the last batch. A Python exception is kept
@@ -294,58 +61,84 @@ impl Hook {
     }
 }
 
-fn as_f32<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<&'a [f32]> {
-    a.as_slice()
-        .map_err(|_| PyValueError::new_err(format!("{what} must be a C-contiguous float32 array")))
-}
-
-fn rows(a: &PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<usize> {
-    a.shape().first().copied().ok_or_else(|| {
-        PyValueError::new_err(format!("{what} must have a batch axis, received a scalar"))
-    })
-}
-
-/// Borrows numpy arrays as a dataset, without copying.
-fn dataset<'a>(
-    x: &'a PyReadonlyArrayDyn<'_, f32>,
-    y: &'a PyReadonlyArrayDyn<'_, f32>,
-    sw: Option<&'a PyReadonlyArrayDyn<'_, f32>>,
-) -> PyResult<Dataset<'a>> {
-    Ok(Dataset {
-        x: as_f32(x, "x")?,
-        y: as_f32(y, "y")?,
-        sw: sw.map(|w| as_f32(w, "sample_weight")).transpose()?,
-        n: rows(x, "x")?,
-    })
-}
-
 #[pyclass(name = "Model", module = "rustkeras._core")]
 pub struct PyModel {
     m: Model,
 }
 
+impl PyModel {
+    fn input_index(&self, i: usize) -> PyResult<usize> {
+        if i >= self.m.num_inputs() {
+            return Err(PyValueError::new_err(format!(
+                "input {i} does not exist: the model has {} inputs",
+                self.m.num_inputs()
+            )));
+        }
+        Ok(i)
+    }
+
+    fn output_index(&self, i: usize) -> PyResult<usize> {
+        if i >= self.m.num_outputs() {
+            return Err(PyValueError::new_err(format!(
+                "output {i} does not exist: the model has {} outputs",
+                self.m.num_outputs()
+            )));
+        }
+        Ok(i)
+    }
+}
+
 #[pymethods]
 impl PyModel {
-    /// Takes the graph's nodes; the graph object cannot be extended afterwards.
+    /// Takes the graph's nodes; the graph object cannot be extended afterwards. `inputs` are
+    /// every input node of the graph in order, `outputs` the nodes `predict` returns (a node
+    /// id or a list of them each).
     #[new]
-    fn new(graph: &mut PyGraph, input: NodeId, output: NodeId, seed: u64) -> PyResult<Self> {
-        let g = graph
-            .g
-            .take()
-            .ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))?;
-        node_check(&g, input)?;
-        node_check(&g, output)?;
+    fn new(
+        graph: &mut PyGraph,
+        inputs: &Bound<'_, PyAny>,
+        outputs: &Bound<'_, PyAny>,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let inputs = node_list(inputs, "inputs")?;
+        let outputs = node_list(outputs, "outputs")?;
+        let g = graph.graph()?;
+        for &n in inputs.iter().chain(&outputs) {
+            node_check(g, n)?;
+        }
+        // Checked before the graph is taken, so that a failed call leaves it usable.
+        Model::check_io(g, &inputs, &outputs)?;
+        let g = graph.take()?;
         Ok(PyModel {
-            m: Model::new(g, input, output, seed)?,
+            m: Model::new(g, inputs, outputs, seed)?,
         })
     }
 
-    fn input_dims(&self) -> Vec<usize> {
-        self.m.input_shape().dims.clone()
+    fn num_inputs(&self) -> usize {
+        self.m.num_inputs()
     }
 
-    fn output_dims(&self) -> Vec<usize> {
-        self.m.output_shape().dims.clone()
+    fn num_outputs(&self) -> usize {
+        self.m.num_outputs()
+    }
+
+    #[pyo3(signature = (i=0))]
+    fn input_dims(&self, i: usize) -> PyResult<Vec<usize>> {
+        Ok(self.m.input_shape(self.input_index(i)?).dims.clone())
+    }
+
+    #[pyo3(signature = (i=0))]
+    fn output_dims(&self, i: usize) -> PyResult<Vec<usize>> {
+        Ok(self.m.output_shape(self.output_index(i)?).dims.clone())
+    }
+
+    /// Names the per-output logs (`<name>_loss`, `<name>_<metric>`).
+    fn set_output_names(&mut self, names: Vec<String>) -> PyResult<()> {
+        Ok(self.m.set_output_names(names)?)
+    }
+
+    fn output_names(&self) -> Vec<String> {
+        self.m.output_names().to_vec()
     }
 
     fn var_shape(&self, v: VarId) -> PyResult<Vec<usize>> {
@@ -442,26 +235,56 @@ impl PyModel {
         self.m.set_seed(seed)
     }
 
-    #[pyo3(signature = (loss, metrics, optimizer_kind, optimizer_params, regularizers))]
+    /// Per output: its loss name (None for no loss), loss weight and metric names.
+    #[pyo3(signature = (losses, loss_weights, metrics, optimizer_kind, optimizer_params, regularizers))]
     fn compile(
         &mut self,
-        loss: String,
-        metrics: Vec<String>,
+        losses: Vec<Option<String>>,
+        loss_weights: Vec<f32>,
+        metrics: Vec<Vec<String>>,
         optimizer_kind: String,
         optimizer_params: Vec<(String, f64)>,
         regularizers: Vec<(VarId, f32, f32)>,
     ) -> PyResult<()> {
+        let n = self.m.num_outputs();
+        for (what, len) in [
+            ("losses", losses.len()),
+            ("loss_weights", loss_weights.len()),
+            ("metrics", metrics.len()),
+        ] {
+            if len != n {
+                return Err(PyValueError::new_err(format!(
+                    "compile: `{what}` needs one entry per model output ({n}), received {len}"
+                )));
+            }
+        }
+        let outputs = losses
+            .into_iter()
+            .zip(loss_weights)
+            .zip(metrics)
+            .map(|((loss, loss_weight), metrics)| OutputSpec {
+                loss,
+                loss_weight,
+                metrics,
+            })
+            .collect();
         Ok(self.m.compile(CompileSpec {
-            loss,
-            metrics,
+            outputs,
             optimizer_kind,
             optimizer_params,
             regularizers,
         })?)
     }
 
-    fn label_dims(&self) -> PyResult<Vec<usize>> {
-        Ok(self.m.label_dims()?)
+    /// Per-sample dims of output `i`'s targets (empty when it takes none).
+    #[pyo3(signature = (i=0))]
+    fn label_dims(&self, i: usize) -> PyResult<Vec<usize>> {
+        Ok(self.m.label_dims(self.output_index(i)?)?)
+    }
+
+    /// Whether output `i` is fed targets (it has a loss or a metric).
+    fn has_labels(&self, i: usize) -> PyResult<bool> {
+        Ok(self.m.has_labels(self.output_index(i)?)?)
     }
 
     fn log_names(&self) -> PyResult<Vec<String>> {
@@ -496,22 +319,27 @@ impl PyModel {
             .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
     }
 
-    /// One epoch; returns the epoch's mean loss and metrics. `hook(batch, batches, logs)` is
-    /// called at most every `hook_every_s` seconds and on the last batch.
+    /// One epoch; returns the epoch's mean logs. `x` is an array or a list (one per input);
+    /// `y` and `sample_weight` an array or a list with one entry per output (None for an
+    /// output without targets). `hook(batch, batches, logs)` is called at most every
+    /// `hook_every_s` seconds and on the last batch.
     #[pyo3(signature = (x, y, sample_weight, batch_size, shuffle, hook=None, hook_every_s=0.05))]
     #[allow(clippy::too_many_arguments)]
     fn fit_epoch(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
         shuffle: bool,
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let d = dataset(&x, &y, sample_weight.as_ref())?;
+        let n_out = self.m.num_outputs();
+        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
+        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let d = dataset(&x, &y, &sw)?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
         let r = py.detach(|| m.fit_epoch(&d, batch_size, shuffle, &mut |b| h.call(b)));
@@ -523,51 +351,74 @@ impl PyModel {
     fn evaluate(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let d = dataset(&x, &y, sample_weight.as_ref())?;
+        let n_out = self.m.num_outputs();
+        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
+        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let d = dataset(&x, &y, &sw)?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
         let r = py.detach(|| m.evaluate(&d, batch_size, &mut |b| h.call(b)));
         h.finish(r)
     }
 
+    /// Every output for `x` (an array or a list, one per input), as a list of arrays.
     #[pyo3(signature = (x, batch_size, hook=None, hook_every_s=0.05))]
     fn predict<'py>(
         &mut self,
         py: Python<'py>,
-        x: PyReadonlyArrayDyn<'py, f32>,
+        x: &Bound<'py, PyAny>,
         batch_size: usize,
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
-    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        let n = rows(&x, "x")?;
-        let xs = as_f32(&x, "x")?;
-        let mut dims = vec![n];
-        dims.extend(self.m.output_shape().dims.iter().copied());
-        let mut out = vec![0.0f32; dims.iter().product()];
+    ) -> PyResult<Bound<'py, PyList>> {
+        let x = x_arrays(x)?;
+        let d = dataset(&x, &[], &[])?;
+        let n = d.n;
+        let shapes: Vec<Vec<usize>> = (0..self.m.num_outputs())
+            .map(|i| {
+                let mut dims = vec![n];
+                dims.extend(self.m.output_shape(i).dims.iter().copied());
+                dims
+            })
+            .collect();
+        let mut outs: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|s| vec![0.0f32; s.iter().product()])
+            .collect();
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
-        let r = py.detach(|| m.predict(xs, n, batch_size, &mut out, &mut |b| h.call(b)));
+        let r = py.detach(|| {
+            let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            m.predict(&d.x, n, batch_size, &mut views, &mut |b| h.call(b))
+        });
         h.finish(r)?;
-        Ok(numpy::PyArray1::from_vec(py, out)
-            .reshape(dims)?
-            .to_dyn()
-            .clone())
+        let arrays = outs
+            .into_iter()
+            .zip(shapes)
+            .map(|(o, s)| {
+                Ok(numpy::PyArray1::from_vec(py, o)
+                    .reshape(s)?
+                    .to_dyn()
+                    .clone())
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, arrays)
     }
 
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn train_on_batch(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<f64>> {
         self.on_batch(py, x, y, sample_weight, true)
     }
@@ -576,9 +427,9 @@ impl PyModel {
     fn test_on_batch(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<f64>> {
         self.on_batch(py, x, y, sample_weight, false)
     }
@@ -588,24 +439,26 @@ impl PyModel {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        x: PyReadonlyArrayDyn<'_, f32>,
-        y: PyReadonlyArrayDyn<'_, f32>,
-        sample_weight: Option<PyReadonlyArrayDyn<'_, f32>>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
         train: bool,
     ) -> PyResult<Vec<f64>> {
-        let d = dataset(&x, &y, sample_weight.as_ref())?;
+        let n_out = self.m.num_outputs();
+        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
+        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let d = dataset(&x, &y, &sw)?;
         let n = d.n;
         let m = &mut self.m;
         let r = py.detach(|| {
+            m.fit_check(&d)?;
             let mut logs = vec![0.0; m.log_names()?.len()];
             let ones = vec![1.0; n];
-            let sw = d.sw.unwrap_or(&ones);
+            let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
             if train {
-                m.fit_check(&d)?;
-                m.train_batch(d.x, d.y, sw, n, &mut logs)?;
+                m.train_batch(&d.x, &d.y, &sws, n, &mut logs)?;
             } else {
-                m.fit_check(&d)?;
-                m.test_batch(d.x, d.y, sw, n, &mut logs)?;
+                m.test_batch(&d.x, &d.y, &sws, n, &mut logs)?;
             }
             Ok::<_, Error>(logs)
         });

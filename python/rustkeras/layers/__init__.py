@@ -19,6 +19,10 @@ from rustkeras.layers.reshaping import (
     ZeroPadding3D,
 )
 from rustkeras.layers.embedding import Embedding
+from rustkeras.layers.merging import (
+    Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate, maximum, minimum,
+    multiply, subtract,
+)
 from rustkeras.layers.recurrent import GRU, LSTM, SimpleRNN
 from rustkeras.layers.wrappers import Bidirectional, Masking, RepeatVector, TimeDistributed
 
@@ -34,6 +38,9 @@ __all__ = [
     "GlobalMaxPool2D", "GlobalMaxPool3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
     "MaxPool1D", "MaxPool2D", "MaxPool3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "UpSampling1D",
     "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+    # merging
+    "Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract", "add", "average", "concatenate",
+    "maximum", "minimum", "multiply", "subtract",
     # recurrent family
     "Bidirectional", "Embedding", "GRU", "LSTM", "Masking", "RepeatVector", "SimpleRNN", "TimeDistributed",
 ]

@@ -3,8 +3,15 @@
 A layer builds its part of the model's graph in `build_graph(graph, x)`: it declares its
 variables with `add_weight` and returns the node of its output. The model owns the values
 (in Rust); `get_weights`/`set_weights` copy them to and from numpy.
+
+Calling a layer on KerasTensors (`Dense(4)(x)`) records the call for a functional model and
+returns KerasTensors of the output shapes. A layer called more than once in a model shares
+its weights: the first call in a model's graph declares them, later calls reuse them.
+Layers that take several tensors, return several, or take tensors as keyword arguments
+override `build_graph_multi`.
 """
 
+import itertools
 import re
 from collections import defaultdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -101,6 +108,10 @@ class Layer:
         self.built = False
         self._weights: List[_Weight] = []
         self._core = None
+        # The graph `_weights` were declared in: a layer called again in it reuses them.
+        self._graph = None
+        # The calls on KerasTensors (functional models), in order.
+        self._inbound_nodes: list = []
         self.input_shape: Optional[Tuple] = None
         self.output_shape: Optional[Tuple] = None
 
@@ -114,10 +125,30 @@ class Layer:
 
     # -- graph building -------------------------------------------------------------------
 
+    def _begin_graph(self, graph) -> None:
+        """Starts this layer's weights in `graph` (a model's graph, or a throwaway one for
+        shape inference) unless it has already declared them there."""
+        if self._graph is not graph:
+            self._graph = graph
+            self._weights = []
+
     def add_weight(self, graph, name: str, shape: Sequence[int], initializer, regularizer=None, trainable=True):
+        """The node of the layer's variable `name`: declared on the layer's first call in
+        `graph`, the same variable on later calls (a shared layer)."""
+        self._begin_graph(graph)
+        shape = tuple(int(d) for d in shape)
+        for w in self._weights:
+            if w.name == name:
+                if w.shape != shape:
+                    raise ValueError(
+                        f'Layer "{self.name}" is called on inputs of different shapes: its weight "{name}" has '
+                        f"shape {w.shape}, but this call needs {shape}. A layer called more than once shares its "
+                        "weights, so every call needs inputs of the same shape."
+                    )
+                return graph.param(w.var)
         var, node = graph.variable(list(shape))
         self._weights.append(
-            _Weight(var, name, tuple(shape), _initializers.get(initializer), _regularizers.get(regularizer), trainable)
+            _Weight(var, name, shape, _initializers.get(initializer), _regularizers.get(regularizer), trainable)
         )
         return node
 
@@ -127,7 +158,7 @@ class Layer:
         `mask` is the node of the incoming timestep mask, if any (1.0 keep, 0.0 masked); a
         layer reads it as `self._input_mask` in `call`, and `compute_mask` gives the mask it
         passes on (kept in `self._output_mask`)."""
-        self._weights = []
+        self._begin_graph(graph)
         in_dims = tuple(graph.dims(x))
         self.input_shape = (None,) + in_dims
         self._input_mask = mask
@@ -136,6 +167,156 @@ class Layer:
         self.output_shape = (None,) + tuple(graph.dims(y))
         self.built = True
         return y
+
+    def build_graph_multi(self, graph, inputs: List[int], masks: List[Optional[int]], **kwargs):
+        """The output node(s) of one call in a functional model.
+
+        Args:
+            graph: the model's `_core.Graph`.
+            inputs: the nodes of the tensors the layer was called on (one, or a list).
+            masks: the mask node of each input, or None.
+            **kwargs: the call's keyword arguments, KerasTensors among them replaced by their
+                nodes (e.g. `initial_state=[h, c]`).
+
+        Returns:
+            One node, or a list of nodes for a layer with several outputs. A layer with
+            several outputs sets `self._output_masks` (a list) for their masks; a layer with
+            one output sets `self._output_mask` (as `build_graph` does).
+
+        The default takes exactly one input and no keyword arguments and calls `build_graph`.
+        """
+        if kwargs:
+            raise self._unexpected_kwarg(next(iter(kwargs)))
+        if len(inputs) != 1:
+            raise ValueError(f'Layer "{self.name}" expects 1 input(s), but it received {len(inputs)} input tensors.')
+        return self.build_graph(graph, inputs[0], masks[0])
+
+    # Keyword arguments (besides `training` and `mask`) that `build_graph_multi` accepts.
+    _call_kwargs: Tuple[str, ...] = ()
+
+    def _unexpected_kwarg(self, name: str) -> TypeError:
+        return TypeError(f'Layer "{self.name}" ({type(self).__name__}): call() got an unexpected keyword argument {name!r}')
+
+    def __call__(self, inputs, *args, **kwargs):
+        """Calls the layer on KerasTensors: records the call and returns the output tensor(s).
+
+        Example:
+            x = Input(shape=(8,))
+            y = Dense(4, activation="relu")(x)      # y.shape == (None, 4)
+        """
+        from rustkeras.layers.node import KerasTensor, Node
+
+        if args:
+            raise TypeError(
+                f'Layer "{self.name}" ({type(self).__name__}): pass arguments after the inputs by keyword. '
+                f"Received {len(args)} extra positional argument(s)"
+            )
+        flat = _flatten_call(inputs)
+        if not flat or not all(isinstance(t, KerasTensor) for t in flat):
+            got = [type(t).__name__ for t in flat]
+            raise NotImplementedError(
+                f'Layer "{self.name}" ({type(self).__name__}): rustkeras layers are called on symbolic tensors '
+                f"(from `Input(...)` or another layer) to build a functional model; calling a layer on "
+                f"concrete values (eager execution) is not supported. Received: {got}"
+            )
+        training = kwargs.pop("training", None)
+        if training is not None:
+            raise NotImplementedError(
+                f'Layer "{self.name}": the argument `training={training!r}` is not supported by rustkeras: '
+                "layers run in training mode in fit and in inference mode in evaluate and predict."
+            )
+        if kwargs.pop("mask", None) is not None:
+            raise NotImplementedError(
+                f'Layer "{self.name}": the argument `mask` is not supported by rustkeras; masks come from '
+                "Embedding(mask_zero=True) or Masking layers."
+            )
+        for k in kwargs:
+            if k not in self._call_kwargs:
+                raise self._unexpected_kwarg(k)
+        node = Node(self, inputs, kwargs)
+        shapes, multi = self._infer_output_shapes(node)
+        node.multi_output = multi
+        index = len(self._inbound_nodes)
+        node.outputs = [KerasTensor(s, (self, index, i)) for i, s in enumerate(shapes)]
+        self._inbound_nodes.append(node)
+        return list(node.outputs) if multi else node.outputs[0]
+
+    def _infer_output_shapes(self, node):
+        """Output shapes of a call, from building it in a throwaway graph (the layer's state is
+        restored afterwards). Returns `(shapes, whether the layer returned a list)`."""
+        from rustkeras import _core
+        from rustkeras.layers.node import KerasTensor, map_structure
+
+        graph = _core.Graph()
+        nodes = {}
+        for t in node.parents:
+            if id(t) not in nodes:
+                nodes[id(t)] = graph.input([int(d) for d in t.shape[1:]])
+        kwargs = map_structure(lambda v: nodes[id(v)] if isinstance(v, KerasTensor) else v, node.kwargs)
+        state = self._save_state()
+        try:
+            self._output_mask = self._output_masks = None
+            out = self.build_graph_multi(graph, [nodes[id(t)] for t in node.input_tensors],
+                                         [None] * len(node.input_tensors), **kwargs)
+            multi = isinstance(out, (list, tuple))
+            shapes = [(None,) + tuple(graph.dims(o)) for o in (out if multi else [out])]
+            signature = [(w.name, w.shape) for w in self._weights]
+        except ValueError as e:
+            if f'"{self.name}"' in str(e):
+                raise
+            raise ValueError(f'Error in layer "{self.name}" ({type(self).__name__}): {e}') from None
+        finally:
+            _restore_state(state)
+        self._check_weight_signature(signature)
+        return shapes, multi
+
+    def _check_weight_signature(self, signature) -> None:
+        """A layer's weights have the shapes of its first build: a later call on inputs that
+        would need other shapes is an error (the calls share the weights)."""
+        before = getattr(self, "_weight_signature", None) or [(w.name, w.shape) for w in self._weights]
+        if before and signature and before != signature:
+            (name, had), (other, needs) = next(
+                (p, q) for p, q in itertools.zip_longest(before, signature, fillvalue=(None, None)) if p != q)
+            name = name or other
+            raise ValueError(
+                f'Layer "{self.name}" is called on inputs of a different shape than before: its weight "{name}" has '
+                f"shape {had}, but this call needs {needs}. A layer called more than once shares its weights, so "
+                "every call needs inputs of the same shape."
+            )
+        if signature:
+            self._weight_signature = signature
+
+    def _save_state(self):
+        """A copy of the attributes of this layer and the layers inside it (wrappers)."""
+        saved, stack = [], [self]
+        while stack:
+            layer = stack.pop()
+            if any(layer is other for other, _ in saved):
+                continue
+            saved.append((layer, {k: list(v) if isinstance(v, list) else v for k, v in layer.__dict__.items()}))
+            stack.extend(v for v in layer.__dict__.values() if isinstance(v, Layer))
+        return saved
+
+    @property
+    def output(self):
+        """The output tensor(s) of the layer's only call (Keras' `layer.output`)."""
+        node = self._only_node("output")
+        return list(node.outputs) if node.multi_output else node.outputs[0]
+
+    @property
+    def input(self):
+        """The input tensor(s) of the layer's only call (Keras' `layer.input`)."""
+        return self._only_node("input").call_inputs
+
+    def _only_node(self, what: str):
+        if not self._inbound_nodes:
+            raise AttributeError(f'Layer "{self.name}" has never been called and thus has no defined {what}.')
+        if len(self._inbound_nodes) > 1:
+            raise AttributeError(
+                f'Layer "{self.name}" has multiple inbound nodes, hence the notion of "layer {what}" is '
+                "ill-defined."
+            )
+        return self._inbound_nodes[0]
 
     def compute_mask(self, graph, x: int, mask: Optional[int]) -> Optional[int]:
         """The mask node this layer passes on: the incoming one if it supports masking."""
@@ -154,17 +335,23 @@ class Layer:
             core.set_trainable(w.var, self.trainable and w.trainable)
 
     def compute_output_shape(self, input_shape):
-        """Output shape for an input shape (with the batch axis)."""
+        """Output shape for an input shape with the batch axis (a list of shapes for a layer
+        that takes several inputs)."""
         from rustkeras import _core
 
+        several = isinstance(input_shape, list) and all(isinstance(s, (list, tuple)) for s in input_shape)
+        shapes = input_shape if several else [input_shape]
         g = _core.Graph()
-        x = g.input([int(d) for d in tuple(input_shape)[1:]])
-        saved = (self._weights, self.input_shape, self.output_shape, self.built)
+        xs = [g.input([int(d) for d in tuple(s)[1:]]) for s in shapes]
+        state = self._save_state()
         try:
-            y = self.call(g, x, tuple(g.dims(x)))
-            return (input_shape[0],) + tuple(g.dims(y))
+            self._output_mask = self._output_masks = None
+            y = self.build_graph_multi(g, xs, [None] * len(xs))
+            if isinstance(y, (list, tuple)):
+                return [(shapes[0][0],) + tuple(g.dims(o)) for o in y]
+            return (shapes[0][0],) + tuple(g.dims(y))
         finally:
-            self._weights, self.input_shape, self.output_shape, self.built = saved
+            _restore_state(state)
 
     # -- weights --------------------------------------------------------------------------
 
@@ -223,3 +410,16 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _restore_state(saved) -> None:
+    for layer, attrs in saved:
+        layer.__dict__.clear()
+        layer.__dict__.update(attrs)
+
+
+def _flatten_call(inputs) -> list:
+    """The tensors a layer is called on: one, or a (nested) list or tuple of them."""
+    if isinstance(inputs, (list, tuple)):
+        return [t for item in inputs for t in _flatten_call(item)]
+    return [inputs]

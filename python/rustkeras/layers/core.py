@@ -1,6 +1,6 @@
 """Core layers: Dense, Activation, Dropout, Flatten, Reshape, and the model's input."""
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict
 
 import numpy as np
 
@@ -9,6 +9,7 @@ from rustkeras import activations as _activations
 from rustkeras import initializers as _initializers
 from rustkeras import regularizers as _regularizers
 from rustkeras.layers.base import Layer, invalid, not_supported
+from rustkeras.layers.node import KerasTensor, Node
 
 
 class Dense(Layer):
@@ -196,7 +197,8 @@ class Reshape(Layer):
 
 
 class InputLayer(Layer):
-    """The model's input: `InputLayer(input_shape=(784,))` or `InputLayer(shape=(784,))`."""
+    """The model's input: `InputLayer(input_shape=(784,))` or `InputLayer(shape=(784,))`.
+    Its `output` is the KerasTensor a functional model starts from."""
 
     def __init__(self, shape=None, batch_size=None, name=None, **kwargs):
         if shape is not None:
@@ -209,6 +211,11 @@ class InputLayer(Layer):
         if self._input_shape_arg is None:
             raise ValueError("InputLayer needs `shape` (or `input_shape`). Received: shape=None")
         self.batch_size = self._batch_size_arg
+        self.input_shape = self.output_shape = (None,) + self._input_shape_arg
+        self.built = True
+        node = Node(self, [], {})
+        node.outputs = [KerasTensor(self.output_shape, (self, 0, 0), name=self.name)]
+        self._inbound_nodes.append(node)
 
     def call(self, graph, x, in_dims):
         return x
@@ -223,29 +230,24 @@ class InputLayer(Layer):
         if batch_shape is not None:
             config["shape"] = tuple(batch_shape)[1:]
             config.setdefault("batch_size", tuple(batch_shape)[0])
-        config.pop("sparse", None)
-        config.pop("ragged", None)
+        for key in ("sparse", "ragged", "optional"):
+            if config.pop(key, False):
+                raise NotImplementedError(f"InputLayer: the argument `{key}` is not supported by rustkeras.")
         return cls(**config)
 
 
-class KerasTensor:
-    """The symbolic tensor `Input(shape)` returns; a Sequential model accepts it as its first entry."""
-
-    def __init__(self, layer: InputLayer):
-        self._layer = layer
-        self.shape: Tuple[Optional[int], ...] = (layer.batch_size,) + tuple(layer._input_shape_arg)
-        self.dtype = "float32"
-
-    def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype=float32, name={self._layer.name}>"
-
-
 def Input(shape=None, batch_size=None, name=None, dtype=None, **kwargs) -> KerasTensor:  # noqa: N802 - Keras' name
-    """A model input of per-sample `shape`, e.g. `Input(shape=(784,))`."""
+    """A model input of per-sample `shape`: the tensor a functional model starts from.
+
+    Example:
+        x = Input(shape=(784,), name="pixels")
+        y = Dense(10, activation="softmax")(x)
+        model = Model(x, y)
+    """
     if kwargs.get("batch_shape") is not None:
         batch_shape = tuple(kwargs.pop("batch_shape"))
         shape = batch_shape[1:]
         batch_size = batch_shape[0] if batch_size is None else batch_size
     if kwargs:
         raise ValueError(f"Unrecognized keyword arguments passed to Input: {kwargs}")
-    return KerasTensor(InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype))
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype).output

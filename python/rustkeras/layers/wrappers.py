@@ -78,7 +78,7 @@ class Bidirectional(_Wrapper):
     def call(self, graph, x, in_dims):
         outs = []
         for layer in self._inner():
-            layer._weights = []
+            layer._begin_graph(graph)
             layer._input_mask = getattr(self, "_input_mask", None)
             layer._batch_size = self._batch_size
             outs.append(layer.call(graph, x, in_dims))
@@ -176,7 +176,7 @@ class TimeDistributed(_Wrapper):
                 f'Layer "{self.name}" (TimeDistributed) expects an input of at least 3 dimensions '
                 f"(batch, timesteps, ...), received shape {(None,) + tuple(in_dims)}"
             )
-        self.layer._weights = []
+        self.layer._begin_graph(graph)
         y = self.layer.call(graph, x, in_dims)
         self._collect()
         return y

@@ -1,0 +1,220 @@
+"""Sequential models: a linear stack of layers, as in Keras.
+
+    model = Sequential()
+    model.add(Dense(32, input_dim=784))
+    model.add(Activation("relu"))
+    model.add(Dense(10, activation="softmax"))
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=10, batch_size=32, validation_data=(x_val, y_val))
+
+Training, inference and weights come from `Model`'s shared base (`training.Trainer`).
+"""
+
+import json
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from rustkeras import _core, _seed
+from rustkeras import config as _config
+from rustkeras import layers as _layers
+from rustkeras.layers.base import Layer, unique_name
+from rustkeras.layers.core import InputLayer, KerasTensor
+from rustkeras.models.functional import Model
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Args:
+        layers: layers to add, in order (the first may be `Input(shape)` or an `InputLayer`).
+        name: the model's name.
+    """
+
+    def __init__(self, layers: Optional[Sequence] = None, name: Optional[str] = None, trainable: bool = True):
+        self._init_trainer(name or unique_name("sequential"), trainable)
+        self._input_layer: Optional[InputLayer] = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- structure ------------------------------------------------------------------------
+
+    def _input_dims(self):
+        if self._input_layer is not None:
+            return self._input_layer._input_shape_arg
+        if self._layers and self._layers[0]._input_shape_arg is not None:
+            return self._layers[0]._input_shape_arg
+        return None
+
+    def _fixed_batch_size(self) -> Optional[int]:
+        """The batch size fixed by `Input(batch_shape=...)` or the first layer's
+        `batch_input_shape`/`batch_size` (stateful layers need one), else None."""
+        if self._input_layer is not None and self._input_layer.batch_size is not None:
+            return self._input_layer.batch_size
+        return self._layers[0]._batch_size_arg if self._layers else None
+
+    def add(self, layer) -> None:
+        """Appends a layer; builds the model as soon as the input shape is known."""
+        if isinstance(layer, KerasTensor):
+            layer = layer._layer
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                "The added layer must be an instance of class Layer. "
+                f"Received: layer={layer!r} of type {type(layer).__name__}."
+            )
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("An InputLayer can only be the first layer of a Sequential model.")
+            self._input_layer = layer
+            return
+        if any(l.name == layer.name for l in self._layers):
+            raise ValueError(
+                f'All layers added to a Sequential model should have unique names. Name "{layer.name}" '
+                "is already the name of a layer in this model."
+            )
+        if self._layers and layer._input_shape_arg is not None:
+            import warnings
+
+            warnings.warn(f'Layer "{layer.name}": input_shape is ignored on a layer that is not the first.', stacklevel=2)
+        self._layers.append(layer)
+        if self._input_dims() is not None:
+            self._build()
+
+    def pop(self) -> Layer:
+        """Removes and returns the last layer."""
+        if not self._layers:
+            raise TypeError("There are no layers in the model.")
+        layer = self._layers.pop()
+        layer._core = None
+        layer.built = False
+        self._core = None
+        if self._layers and self._input_dims() is not None:
+            self._build()
+        return layer
+
+    def build(self, input_shape=None) -> None:
+        """Builds the model for `input_shape` (with the batch axis, e.g. `(None, 784)`)."""
+        if input_shape is not None:
+            dims = tuple(input_shape)[1:]
+            if self._input_dims() is None:
+                self._input_layer = InputLayer(shape=dims, batch_size=tuple(input_shape)[0])
+            elif tuple(self._input_dims()) != tuple(dims):
+                raise ValueError(f"build: input_shape {tuple(input_shape)} does not match the model's input {(None,) + tuple(self._input_dims())}")
+        if self._input_dims() is None:
+            raise ValueError("You must provide an `input_shape` argument to build a model whose first layer has none.")
+        self._build()
+
+    def _build(self) -> None:
+        if not self._layers:
+            return
+        saved = [(l, l.get_weights()) for l in self._layers if l._core is not None]
+        graph = _core.Graph()
+        x = inp = graph.input(list(self._input_dims()))
+        mask = None
+        batch_size = self._fixed_batch_size()
+        for layer in self._layers:
+            layer._batch_size = batch_size
+            try:
+                x = layer.build_graph(graph, x, mask)
+                mask = layer._output_mask
+            except ValueError as e:
+                raise ValueError(f'Error building layer "{layer.name}" ({type(layer).__name__}): {e}') from None
+        core = _core.Model(graph, inp, x, _seed.next_seed())
+        core.set_device(_config.backend())
+        core.set_output_names([self._layers[-1].name])
+        for layer in self._layers:
+            layer._attach(core)
+        for layer, weights in saved:
+            if [w.shape for w in weights] == [w.shape for w in layer._weights]:
+                layer.set_weights(weights)
+        self._core = core
+        self._record_weights()
+        if self._compile_args is not None:
+            self._compile_core()
+
+    def _require_built(self, x: Optional[np.ndarray] = None) -> None:
+        if self._core is None and x is not None and self._layers:
+            self._input_layer = InputLayer(shape=tuple(x.shape[1:]))
+            self._build()
+        if self._core is None:
+            raise ValueError(
+                f'Sequential model "{self.name}" has not been built yet: give the first layer an '
+                "`input_shape` (or `input_dim`), start with `Input(shape=...)`, or call `build()`."
+            )
+
+    @property
+    def input_shape(self):
+        d = self._input_dims()
+        return None if d is None else (None,) + tuple(d)
+
+    @property
+    def output_shape(self):
+        self._require_built()
+        return (None,) + tuple(self._core.output_dims())
+
+    @property
+    def inputs(self) -> List[KerasTensor]:
+        self._require_built()
+        layer = self._input_layer or InputLayer(shape=self._input_dims(), name=f"{self.name}_input")
+        return [layer.output]
+
+    @property
+    def outputs(self) -> List[KerasTensor]:
+        """The output's shape; its layers' calls are not recorded, so it cannot feed a
+        functional model."""
+        self._require_built()
+        return [KerasTensor(self.output_shape, (None, 0, 0))]
+
+    def _input_names(self) -> List[str]:
+        return [self._input_layer.name if self._input_layer is not None else f"{self.name}_input"]
+
+    def _output_names(self) -> List[str]:
+        return [self._layers[-1].name] if self._layers else ["output"]
+
+    def _input_owner(self, i: int) -> str:
+        return self._layers[0].name
+
+    def _input_validators(self, i: int):
+        check = getattr(self._layers[0], "_validate_input", None)
+        return [check] if check is not None else []
+
+    def _outputs_as_list(self) -> bool:
+        return False
+
+    def _summary_rows(self):
+        return [(f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}", "")
+                for l in self._layers]
+
+    # -- config ---------------------------------------------------------------------------
+
+    def get_config(self) -> Dict[str, Any]:
+        entries = []
+        dims = self._input_dims()
+        if dims is not None:
+            il = self._input_layer or InputLayer(shape=dims, batch_size=self._fixed_batch_size(),
+                                                 name=f"{self.name}_input")
+            entries.append({"module": "keras.layers", "class_name": "InputLayer", "config": il.get_config()})
+        for l in self._layers:
+            cfg = l.get_config()
+            cfg.pop("batch_input_shape", None) if dims is not None else None
+            entries.append({"module": "keras.layers", "class_name": type(l).__name__, "config": cfg})
+        return {"name": self.name, "trainable": self.trainable, "layers": entries}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "Sequential":  # type: ignore[override]
+        model = cls(name=config.get("name"))
+        for entry in config.get("layers", []):
+            layer_cls = _layers.get(entry["class_name"])
+            cfg = dict(entry.get("config", {}))
+            cfg["name"] = unique_name(cfg["name"]) if any(l.name == cfg.get("name") for l in model._layers) else cfg.get("name")
+            model.add(layer_cls.from_config(cfg))
+        return model
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps({"module": "keras", "class_name": "Sequential", "config": self.get_config(),
+                           "keras_version": "3", "backend": "rustkeras"}, **kwargs)
+
+    def __repr__(self):
+        return f"<Sequential name={self.name}, built={self.built}>"

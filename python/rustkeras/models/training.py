@@ -1,0 +1,515 @@
+"""What every model shares: compile, fit, evaluate, predict, train/test on a batch, weights,
+summary. `Model` (functional) and `Sequential` differ only in how they build the engine graph.
+
+The epoch loop runs in Rust with the GIL released; Python is called back only for callbacks,
+progress and Ctrl-C (which stops fit between two batches with KeyboardInterrupt).
+"""
+
+import math
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from rustkeras import callbacks as _callbacks
+from rustkeras import optimizers as _optimizers
+from rustkeras._progbar import Progbar
+from rustkeras.layers.base import Layer
+from rustkeras.models import _compile
+from rustkeras.models import _data
+
+Arrays = List[Optional[np.ndarray]]
+
+
+class Trainer:
+    """The training and inference API of a built model.
+
+    A subclass sets `self._core` (the engine model) and `self._layers` (in weight order),
+    calls `_record_weights` after building, and provides `_input_names`, `_output_names`,
+    `_input_owner`, `_input_validators` and `_outputs_as_list`.
+    """
+
+    def _init_trainer(self, name: str, trainable: bool) -> None:
+        self.name = name
+        self.trainable = trainable
+        self._core = None
+        self._layers: List[Layer] = []
+        # Per layer, the weights it declared in this model's graph (a layer may be rebuilt
+        # into another model later; these stay this model's variables).
+        self._weight_map: List[Tuple[Layer, list]] = []
+        self._owned: List[Tuple[Layer, list]] = []
+        self._compile_args: Optional[Dict[str, Any]] = None
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+        self.history = None
+
+    # -- what subclasses provide ----------------------------------------------------------
+
+    def _input_names(self) -> List[str]:
+        raise NotImplementedError
+
+    def _output_names(self) -> List[str]:
+        raise NotImplementedError
+
+    def _input_owner(self, i: int) -> str:
+        """The layer name an input shape error names."""
+        raise NotImplementedError
+
+    def _input_validators(self, i: int) -> List[Callable[[np.ndarray], None]]:
+        """Checks of raw input data (an Embedding's indices) before it becomes float32."""
+        return []
+
+    def _outputs_as_list(self) -> bool:
+        return len(self._output_names()) > 1
+
+    def _require_built(self, x: Optional[np.ndarray] = None) -> None:
+        if self._core is None:
+            raise ValueError(f'Model "{self.name}" has not been built yet.')
+
+    @property
+    def built(self) -> bool:
+        return self._core is not None
+
+    def _fixed_batch_size(self) -> Optional[int]:
+        """The batch size the model's inputs fix (`Input(batch_shape=...)`), else None."""
+        return None
+
+    # -- stateful layers ------------------------------------------------------------------
+
+    def _stateful_batch(self) -> Optional[int]:
+        """The batch size stateful layers were built for, or None without stateful layers."""
+        if not any(getattr(l, "stateful", False) for l in _with_inner_layers(self._layers)):
+            return None
+        return self._fixed_batch_size()
+
+    def _batch_for(self, batch_size, n: int, arg: str = "batch_size") -> int:
+        """Validated batch size; with stateful layers it defaults to, and must equal, the
+        batch size they carry states for, and must divide the number of samples."""
+        fixed = self._stateful_batch()
+        if fixed is None:
+            return _data.batch_size(batch_size)
+        bs = _data.batch_size(batch_size, fixed)
+        if bs != fixed or n % fixed:
+            raise ValueError(
+                f'Model "{self.name}" has stateful layers built for batch size {fixed}: `{arg}` must be {fixed} '
+                f"and the number of samples a multiple of it. Received: {arg}={bs} for {n} samples"
+            )
+        return bs
+
+    def reset_states(self) -> None:
+        """Zeros the states of every stateful layer (Keras 1/2's `model.reset_states()`)."""
+        for layer in self._layers:
+            reset = getattr(layer, "reset_states", None)
+            if reset is not None and getattr(layer, "stateful", False):
+                reset()
+
+    # -- layers shared with other models -------------------------------------------------
+
+    def _record_weights(self) -> None:
+        """Remembers, after a build, which of this model's variables hold each layer's weights
+        (for the layers of `model.layers` and the layers inside wrappers)."""
+        self._weight_map = [(layer, list(layer._weights)) for layer in self._layers]
+        self._owned = [(layer, list(layer._weights)) for layer in _with_inner_layers(self._layers)]
+
+    def _claim_layers(self) -> None:
+        """A layer's weights live in the last model that used it. Before this model computes
+        or hands out weights, it copies in the weights of its layers that another model holds
+        and becomes their holder: a layer shared by two models has the same weights in both,
+        as in Keras."""
+        for layer, mine in self._owned:
+            core = layer._core
+            if core is None or core is self._core or [w.shape for w in mine] != [w.shape for w in layer._weights]:
+                continue
+            for a, b in zip(mine, layer._weights):
+                self._core.set_var(a.var, core.get_var(b.var))
+            layer._core = self._core
+            layer._weights = list(mine)
+
+    # -- compile --------------------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True, **kwargs):
+        """Configures training.
+
+        Args:
+            optimizer: a name or an optimizer object.
+            loss: a name or function (every output), a list (one per output) or a dict by output
+                name; None in a list or dict: that output has no loss.
+            metrics: a list, a list of lists (one per output) or a dict by output name.
+            loss_weights: a list or a dict by output name: each output loss's factor in the total.
+        """
+        for k in ("sample_weight_mode", "target_tensors"):
+            if kwargs.pop(k, None) is not None:
+                raise NotImplementedError(f"compile: the argument `{k}` is not supported by rustkeras.")
+        if kwargs:
+            raise ValueError(f"Invalid keyword argument(s) in `compile()`: {tuple(kwargs)}")
+        if weighted_metrics is not None:
+            raise NotImplementedError("compile: the argument `weighted_metrics` is not supported by rustkeras yet.")
+        if loss is None:
+            raise ValueError("compile: a `loss` is required for training. Received: loss=None")
+        names = self._output_names()
+        args = {
+            "losses": _compile.losses(loss, names),
+            "loss_weights": _compile.loss_weights(loss_weights, names),
+            "metrics": _compile.metrics(metrics, names),
+        }
+        self.optimizer = _optimizers.get(optimizer)
+        self.loss = loss
+        self._compile_args = args
+        if self._core is not None:
+            self._compile_core()
+
+    def _compile_core(self) -> None:
+        kind, params = self.optimizer._spec()
+        regs = [r for layer in self._layers for r in layer._regularizers()]
+        a = self._compile_args
+        if len(a["losses"]) != self._core.num_outputs():
+            raise ValueError(f"compile: the model has {self._core.num_outputs()} outputs, but was compiled "
+                             f"for {len(a['losses'])}")
+        self._core.compile(list(a["losses"]), list(a["loss_weights"]), [list(m) for m in a["metrics"]], kind,
+                           list(params), regs)
+        # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
+        self.optimizer._model_core = self._core
+
+    def _require_compiled(self) -> None:
+        if self._compile_args is None:
+            raise ValueError("You must call `compile()` before using the model for training or evaluation.")
+
+    @property
+    def metrics_names(self) -> List[str]:
+        self._require_compiled()
+        if self._core is not None:
+            return list(self._core.log_names())
+        return ["loss"] + [m for ms in self._compile_args["metrics"] for m in ms]
+
+    # -- data -----------------------------------------------------------------------------
+
+    def _prep_x(self, x) -> List[np.ndarray]:
+        if self._core is None and not isinstance(x, dict):
+            first = x[0] if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray) else x
+            self._require_built(_data.numeric("x", first))
+        self._require_built()
+        names = self._input_names()
+        out = []
+        for i, data in enumerate(_data.by_name("x", x, names, "input")):
+            arr = _data.numeric(_data.entry_name("x", names, i), data)
+            expected = tuple(self._core.input_dims(i))
+            if tuple(arr.shape[1:]) != expected:
+                raise ValueError(
+                    f'Input {i} of layer "{self._input_owner(i)}" is incompatible with the layer: '
+                    f"expected shape={(None,) + expected}, found shape={arr.shape}"
+                )
+            if arr.shape[0] == 0:
+                raise ValueError("Expected non-empty input data `x`, received an array with 0 samples")
+            for check in self._input_validators(i):
+                check(arr)
+            out.append(np.ascontiguousarray(arr, dtype=np.float32))
+        _data.check_cardinality(out)
+        return out
+
+    def _prep_y(self, y, n: int) -> Arrays:
+        names = self._output_names()
+        losses = self._compile_args["losses"]
+        out: Arrays = []
+        for i, data in enumerate(_data.by_name("y", y, names, "output", missing_ok=True)):
+            if not self._core.has_labels(i):
+                out.append(None)
+                continue
+            out.append(_data.prep_y(data, _data.entry_name("y", names, i), n, tuple(self._core.label_dims(i)),
+                                    tuple(self._core.output_dims(i)), losses[i]))
+        return out
+
+    def _prep_weights(self, ys: Arrays, n: int, sample_weight, class_weight) -> Arrays:
+        names = self._output_names()
+        if sample_weight is None:
+            sws: Arrays = [None] * len(names)
+        elif isinstance(sample_weight, dict) or isinstance(sample_weight, (list, tuple)) and len(names) > 1:
+            sws = _data.by_name("sample_weight", sample_weight, names, "output", missing_ok=True)
+        else:
+            # One array weighs the samples of every output, as in Keras.
+            sws = [sample_weight] * len(names)
+        sws = [None if v is None else _data.prep_sample_weight(v, _data.entry_name("sample_weight", names, i), n)
+               for i, v in enumerate(sws)]
+        if class_weight is not None:
+            if len(names) > 1:
+                raise ValueError("`class_weight` is only supported for Models with a single output.")
+            cw = _data.class_weights(class_weight, ys[0], n, self._compile_args["losses"][0])
+            sws[0] = cw if sws[0] is None else np.ascontiguousarray(sws[0] * cw)
+        return sws
+
+    def _prep(self, x, y, sample_weight, class_weight):
+        xs = self._prep_x(x)
+        n = xs[0].shape[0]
+        ys = self._prep_y(y, n)
+        return xs, ys, self._prep_weights(ys, n, sample_weight, class_weight)
+
+    def _result(self, logs: Dict[str, float], return_dict: bool):
+        if return_dict:
+            return logs
+        vals = list(logs.values())
+        return vals[0] if len(vals) == 1 else vals
+
+    def _structure_outputs(self, outs: list):
+        return list(outs) if self._outputs_as_list() else outs[0]
+
+    # -- training -------------------------------------------------------------------------
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
+            initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
+            validation_freq=1, nb_epoch=None, **kwargs):
+        """Trains for `epochs` (Keras 1: `nb_epoch`) epochs; returns a History. `x` and `y` are
+        arrays, lists (in input/output order) or dicts by input/output name."""
+        if kwargs:
+            raise TypeError(f"fit() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
+        if steps_per_epoch is not None or validation_steps is not None:
+            raise NotImplementedError("fit: `steps_per_epoch`/`validation_steps` are not supported for array data.")
+        if nb_epoch is not None:
+            epochs = nb_epoch
+        epochs = 1 if epochs is None else epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"Invalid value received for argument `epochs`. Expected an integer >= 0. Received: epochs={epochs!r}")
+        if shuffle not in (True, False, "batch"):
+            raise ValueError(f"Invalid value received for argument `shuffle`. Expected True or False. Received: shuffle={shuffle!r}")
+        verbose = _data.verbose(verbose)
+        self._require_compiled()
+        xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
+        n = xs[0].shape[0]
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight)")
+            val = self._prep(validation_data[0], validation_data[1],
+                             validation_data[2] if len(validation_data) == 3 else None, None)
+        elif validation_split:
+            if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                    or not 0 < validation_split < 1:
+                raise ValueError(f"Invalid value received for argument `validation_split`. Expected a float in (0, 1). Received: validation_split={validation_split!r}")
+            split = int(math.ceil(n * (1.0 - validation_split)))
+            if split >= n or split == 0:
+                raise ValueError(f"validation_split={validation_split} leaves no samples on one side of the split of {n} samples")
+            cut = lambda arrays, part: [None if a is None else a[part] for a in arrays]  # noqa: E731
+            val = tuple(cut(a, slice(split, None)) for a in (xs, ys, sws))
+            xs, ys, sws = (cut(a, slice(None, split)) for a in (xs, ys, sws))
+            n = split
+        batch_size = self._batch_for(batch_size, n)
+        val_bs = None if val is None else self._batch_for(
+            batch_size if validation_batch_size is None else validation_batch_size, val[0][0].shape[0],
+            "validation_batch_size")
+
+        history = _callbacks.History()
+        cbs = _callbacks.CallbackList(list(callbacks or []) + [history], self,
+                                      {"verbose": verbose, "epochs": epochs, "steps": math.ceil(n / batch_size)})
+        names = self.metrics_names
+        steps = math.ceil(n / batch_size)
+        batch_hooks = cbs.has_batch_hooks()
+        self.stop_training = False
+        self.history = history
+        self._claim_layers()
+        cbs.call("on_train_begin", {})
+        logs: Dict[str, float] = {}
+        for epoch in range(initial_epoch, epochs):
+            cbs.call("on_epoch_begin", epoch, {})
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+            bar = Progbar(steps, verbose)
+
+            def hook(b, total, vals, bar=bar):
+                batch_logs = dict(zip(names, vals))
+                if batch_hooks:
+                    for c in cbs.callbacks:
+                        c.on_train_batch_begin(b, {})
+                        c.on_batch_begin(b, {})
+                        c.on_train_batch_end(b, batch_logs)
+                        c.on_batch_end(b, batch_logs)
+                if b + 1 < total:
+                    bar.update(b + 1, batch_logs)
+
+            wants_hook = batch_hooks or bar.dynamic
+            vals = self._core.fit_epoch(xs, ys, sws, int(batch_size), bool(shuffle),
+                                        hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
+            logs = dict(zip(names, vals))
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vvals = self._core.evaluate(val[0], val[1], val[2], int(val_bs))
+                logs.update({"val_" + k: v for k, v in zip(names, vvals)})
+            bar.update(steps, logs, finalize=True)
+            cbs.call("on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        if getattr(self.optimizer, "use_ema", False):
+            self._core.finalize_weights()
+        cbs.call("on_train_end", logs)
+        history.params = {"verbose": verbose, "epochs": epochs, "steps": steps}
+        history.model = self
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """The loss (and per-output losses and metrics) in inference mode: a scalar, or a list
+        in `metrics_names` order, or a dict with `return_dict=True`."""
+        if kwargs:
+            raise TypeError(f"evaluate() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
+        if steps is not None:
+            raise NotImplementedError("evaluate: `steps` is not supported for array data.")
+        self._require_compiled()
+        verbose = _data.verbose(verbose)
+        xs, ys, sws = self._prep(x, y, sample_weight, None)
+        bs = self._batch_for(batch_size, xs[0].shape[0])
+        total = math.ceil(xs[0].shape[0] / bs)
+        bar = Progbar(total, verbose)
+        names = self.metrics_names
+
+        def hook(b, n, vals):
+            if b + 1 < n:
+                bar.update(b + 1, dict(zip(names, vals)))
+
+        self._claim_layers()
+        vals = self._core.evaluate(xs, ys, sws, bs, hook if bar.dynamic else None)
+        logs = dict(zip(names, vals))
+        bar.update(total, logs, finalize=True)
+        return self._result(logs, return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
+        """Model outputs for `x` in inference mode, in batches (default 32): an array, or a
+        list of arrays for a model with several outputs."""
+        if kwargs:
+            raise TypeError(f"predict() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
+        if steps is not None:
+            raise NotImplementedError("predict: `steps` is not supported for array data.")
+        verbose = _data.verbose(verbose)
+        xs = self._prep_x(x)
+        bs = self._batch_for(batch_size, xs[0].shape[0])
+        total = math.ceil(xs[0].shape[0] / bs)
+        bar = Progbar(total, verbose)
+        self._claim_layers()
+        outs = self._core.predict(xs, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)
+                                  if bar.dynamic else None)
+        bar.update(total, {}, finalize=True)
+        return self._structure_outputs(outs)
+
+    def predict_on_batch(self, x):
+        xs = self._prep_x(x)
+        self._claim_layers()
+        return self._structure_outputs(self._core.predict(xs, xs[0].shape[0]))
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient step on one batch; returns the batch's loss (and metrics)."""
+        self._require_compiled()
+        xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
+        self._claim_layers()
+        vals = self._core.train_on_batch(xs, ys, sws)
+        return self._result(dict(zip(self.metrics_names, vals)), return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled()
+        xs, ys, sws = self._prep(x, y, sample_weight, None)
+        self._claim_layers()
+        return self._result(dict(zip(self.metrics_names, self._core.test_on_batch(xs, ys, sws))), return_dict)
+
+    # -- weights and structure ------------------------------------------------------------
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Every layer's weights, layer by layer (as `model.layers` lists them)."""
+        if self._core is None:
+            return []
+        self._claim_layers()
+        return [self._core.get_var(w.var) for _, ws in self._weight_map for w in ws]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        self._require_built()
+        self._claim_layers()
+        expected = sum(len(ws) for _, ws in self._weight_map)
+        if len(weights) != expected:
+            raise ValueError(
+                f"You called `set_weights(weights)` on model \"{self.name}\" with a weight list of length "
+                f"{len(weights)}, but the model was expecting {expected} weights."
+            )
+        i = 0
+        for layer, ws in self._weight_map:
+            for w in ws:
+                value = np.asarray(weights[i])
+                if value.shape != w.shape:
+                    raise ValueError(
+                        f'Layer "{layer.name}" weight shape {w.shape} is not compatible with provided weight shape '
+                        f"{value.shape}."
+                    )
+                i += 1
+        i = 0
+        for _, ws in self._weight_map:
+            for w in ws:
+                self._core.set_var(w.var, np.ascontiguousarray(weights[i], dtype=np.float32))
+                i += 1
+
+    @property
+    def weights(self):
+        return self.get_weights()
+
+    @property
+    def layers(self) -> List[Layer]:
+        return list(self._layers)
+
+    def count_params(self) -> int:
+        self._require_built()
+        return sum(layer.count_params() for layer in self._layers)
+
+    def get_layer(self, name=None, index=None) -> Layer:
+        if index is not None:
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}.")
+
+    def _summary_rows(self) -> List[Tuple[str, str, str, str]]:
+        return [(f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}", "")
+                for l in self._layers]
+
+    def summary(self, line_length=None, positions=None, print_fn=None) -> None:
+        """Prints the layers, their output shapes and parameter counts (and, for a functional
+        model, the layers each one is connected to)."""
+        self._require_built()
+        print_fn = print_fn or print
+        rows = self._summary_rows()
+        connected = any(r[3] for r in rows)
+        width = line_length or (98 if connected else 65)
+        cols = [int(width * p) for p in (positions or ((0.33, 0.55, 0.67, 1.0) if connected else (0.45, 0.8, 1.0)))]
+
+        def row(*cells):
+            out, start = "", 0
+            for cell, end in zip(cells, cols):
+                out += f"{cell:<{end - start}}"[: end - start]
+                start = end
+            return out.rstrip()
+
+        print_fn(f'Model: "{self.name}"')
+        print_fn("_" * width)
+        print_fn(row(" Layer (type)", "Output Shape", "Param #", *(["Connected to"] if connected else [])))
+        print_fn("=" * width)
+        for name, shape, params, conn in rows:
+            print_fn(row(f" {name}", shape, params, *([conn] if connected else [])))
+        print_fn("=" * width)
+        total = self.count_params()
+        trainable = sum(l.count_params() for l in self._layers if l.trainable)
+        print_fn(f"Total params: {total:,}")
+        print_fn(f"Trainable params: {trainable:,}")
+        print_fn(f"Non-trainable params: {total - trainable:,}")
+        print_fn("_" * width)
+
+    def __call__(self, *args, **kwargs):
+        raise NotImplementedError(
+            f'Model "{self.name}": calling a model on tensors (using a model as a layer of another model) is not '
+            "supported by rustkeras yet; call its layers instead."
+        )
+
+
+def _with_inner_layers(layers: List[Layer]) -> List[Layer]:
+    """The layers and, depth first, the layers they hold (a wrapper's wrapped layers)."""
+    out: List[Layer] = []
+    stack = list(reversed(layers))
+    while stack:
+        layer = stack.pop()
+        if any(layer is other for other in out):
+            continue
+        out.append(layer)
+        stack.extend(reversed([v for v in vars(layer).values() if isinstance(v, Layer)]))
+    return out

@@ -1,0 +1,285 @@
+//! `rustkeras._core.Graph`: the builder layers call to add their nodes and variables.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::graph::{Graph, NodeId, Shape, VarId};
+use crate::ops::{Op, UnaryOp};
+
+pub(crate) fn node_check(g: &Graph, n: NodeId) -> PyResult<()> {
+    if n >= g.nodes.len() {
+        return Err(PyValueError::new_err(format!(
+            "node {n} does not exist in this graph"
+        )));
+    }
+    Ok(())
+}
+
+#[pyclass(name = "Graph", module = "rustkeras._core")]
+pub struct PyGraph {
+    g: Option<Graph>,
+}
+
+impl PyGraph {
+    pub(crate) fn graph(&mut self) -> PyResult<&mut Graph> {
+        self.g
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))
+    }
+
+    /// Takes the graph out (into a model); the Python object cannot be extended afterwards.
+    pub(crate) fn take(&mut self) -> PyResult<Graph> {
+        self.g
+            .take()
+            .ok_or_else(|| PyValueError::new_err("this graph was already turned into a model"))
+    }
+}
+
+#[pymethods]
+impl PyGraph {
+    #[new]
+    fn new() -> Self {
+        PyGraph {
+            g: Some(Graph::new()),
+        }
+    }
+
+    /// A batched input with per-sample `dims`.
+    fn input(&mut self, dims: Vec<usize>) -> PyResult<NodeId> {
+        Ok(self.graph()?.input(Shape::batched(&dims)))
+    }
+
+    fn variable(&mut self, shape: Vec<usize>) -> PyResult<(VarId, NodeId)> {
+        let g = self.graph()?;
+        let v = g.declare_var(&shape);
+        Ok((v, g.param(v)))
+    }
+
+    /// The node reading a variable declared before (a layer called again reuses its weights).
+    fn param(&mut self, var: VarId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        if var >= g.var_shapes.len() {
+            return Err(PyValueError::new_err(format!(
+                "variable {var} does not exist"
+            )));
+        }
+        Ok(g.param(var))
+    }
+
+    /// Joins `nodes` along `axis` (counted with the batch axis as 0).
+    fn concat(&mut self, nodes: Vec<NodeId>, axis: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        for &n in &nodes {
+            node_check(g, n)?;
+        }
+        Ok(g.push(Op::Concat { axis }, &nodes)?)
+    }
+
+    /// Per-sample dims of a node (the batch axis left out).
+    fn dims(&mut self, node: NodeId) -> PyResult<Vec<usize>> {
+        let g = self.graph()?;
+        node_check(g, node)?;
+        Ok(g.shape(node).dims.clone())
+    }
+
+    #[pyo3(signature = (a, b, ta=false, tb=false))]
+    fn matmul(&mut self, a: NodeId, b: NodeId, ta: bool, tb: bool) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.matmul(a, b, ta, tb)?)
+    }
+
+    fn add(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.add(a, b)?)
+    }
+
+    fn mul(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.mul(a, b)?)
+    }
+
+    /// A named activation (`relu`, `softmax`, ...).
+    fn activation(&mut self, x: NodeId, name: &str) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(crate::activations::apply(g, name, x)?)
+    }
+
+    /// A unary op by name, with its parameter where it has one: `leaky_relu` (slope), `elu`
+    /// (alpha), `scale` (factor), `add_scalar`, `pow`-free arithmetic (`neg`, `square`, `sqrt`,
+    /// `reciprocal`, `exp`, `log`, `abs`) and every activation's function.
+    #[pyo3(signature = (x, kind, param=0.0, param2=0.0))]
+    fn unary(&mut self, x: NodeId, kind: &str, param: f32, param2: f32) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        let u = match kind {
+            "leaky_relu" => UnaryOp::LeakyRelu(param),
+            "elu" => UnaryOp::Elu(param),
+            "scale" => UnaryOp::Scale(param),
+            "add_scalar" => UnaryOp::AddScalar(param),
+            "clip" => UnaryOp::Clip(param, param2),
+            "neg" => UnaryOp::Neg,
+            "square" => UnaryOp::Square,
+            "sqrt" => UnaryOp::Sqrt,
+            "reciprocal" => UnaryOp::Reciprocal,
+            "exp" => UnaryOp::Exp,
+            "log" => UnaryOp::Log,
+            "abs" => UnaryOp::Abs,
+            other => match crate::activations::unary_of(other)? {
+                Some(u) => u,
+                None => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
+            },
+        };
+        Ok(g.unary(u, x)?)
+    }
+
+    fn sub(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.sub(a, b)?)
+    }
+
+    fn div(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.div(a, b)?)
+    }
+
+    /// An elementwise binary op by name ("maximum", "minimum"), broadcasting as numpy does.
+    fn binary(&mut self, a: NodeId, b: NodeId, kind: &str) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        let op = match kind {
+            "maximum" => crate::ops::BinaryOp::Maximum,
+            "minimum" => crate::ops::BinaryOp::Minimum,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown binary op '{other}'"
+                )))
+            }
+        };
+        Ok(g.binary(op, a, b)?)
+    }
+
+    /// `kind` is "sum", "mean" or "max"; axes count the batch axis as 0.
+    #[pyo3(signature = (x, kind, axes, keepdims=false))]
+    fn reduce(
+        &mut self,
+        x: NodeId,
+        kind: &str,
+        axes: Vec<usize>,
+        keepdims: bool,
+    ) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        let k = match kind {
+            "sum" => crate::ops::ReduceKind::Sum,
+            "mean" => crate::ops::ReduceKind::Mean,
+            "max" => crate::ops::ReduceKind::Max,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown reduction '{other}'"
+                )))
+            }
+        };
+        let mut axes = axes;
+        axes.sort_unstable();
+        axes.dedup();
+        Ok(g.reduce(k, x, &axes, keepdims)?)
+    }
+
+    /// `a` while training, `b` at inference.
+    fn train_select(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.push(Op::TrainSelect, &[a, b])?)
+    }
+
+    /// After each training step, `var = momentum * var + (1 - momentum) * value`.
+    fn add_update(&mut self, var: VarId, value: NodeId, momentum: f32) -> PyResult<()> {
+        let g = self.graph()?;
+        node_check(g, value)?;
+        if var >= g.var_shapes.len() {
+            return Err(PyValueError::new_err(format!(
+                "variable {var} does not exist"
+            )));
+        }
+        Ok(g.add_update(var, value, momentum)?)
+    }
+
+    /// After every batch (training, evaluation, prediction), `var = value`: a stateful
+    /// layer's carried state.
+    fn add_assign(&mut self, var: VarId, value: NodeId) -> PyResult<()> {
+        let g = self.graph()?;
+        node_check(g, value)?;
+        Ok(g.add_assign(var, value)?)
+    }
+
+    /// A fixed `(B, ..)` node read as a batch of B samples (planning for another batch size
+    /// raises ValueError).
+    fn as_batch(&mut self, x: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::ToBatched, &[x])?)
+    }
+
+    /// A batched node stored as a fixed `(batch, ..)` tensor.
+    fn as_fixed(&mut self, x: NodeId, batch: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::FromBatched(batch), &[x])?)
+    }
+
+    /// A node filled with `value`: fixed `dims`, or per sample when `batched`.
+    #[pyo3(signature = (dims, value, batched=false))]
+    fn constant(&mut self, dims: Vec<usize>, value: f32, batched: bool) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        let shape = if batched {
+            Shape::batched(&dims)
+        } else {
+            Shape::fixed(&dims)
+        };
+        let z = g.zeros(shape);
+        Ok(if value == 0.0 {
+            z
+        } else {
+            g.unary(UnaryOp::AddScalar(value), z)?
+        })
+    }
+
+    /// Whether the node's per-sample shape has a batch axis.
+    fn batched(&mut self, node: NodeId) -> PyResult<bool> {
+        let g = self.graph()?;
+        node_check(g, node)?;
+        Ok(g.shape(node).batched)
+    }
+
+    fn dropout(&mut self, x: NodeId, rate: f32, key: u64) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::Dropout { rate, key }, &[x])?)
+    }
+
+    /// Permutes the per-sample axes (`perm` excludes the batch axis).
+    fn transpose(&mut self, x: NodeId, perm: Vec<usize>) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::Transpose(perm), &[x])?)
+    }
+
+    fn reshape(&mut self, x: NodeId, dims: Vec<usize>) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.reshape(x, &dims)?)
+    }
+}
