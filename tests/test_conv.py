@@ -14,6 +14,7 @@ from rustkeras.layers import (
     MaxPooling2D,
 )
 from rustkeras.models import Sequential
+from rustkeras.utils import set_random_seed
 
 RNG = np.random.default_rng(0)
 
@@ -173,6 +174,7 @@ def test_bad_input_shapes_name_the_layer_and_shapes():
 
 
 def test_small_cnn_learns():
+    set_random_seed(5)  # fixed initial weights: unseeded, about one start in ten learned too slowly
     rng = np.random.default_rng(1)
     x = rng.random((256, 8, 8, 1)).astype(np.float32)
     # The label says whether the bright pixels sit in the left or the right half.
