@@ -263,7 +263,6 @@ def test_config_round_trip():
 @pytest.mark.parametrize("make,exc,needles", [
     (lambda: LSTM(4, recurrent_dropout=1.0), ValueError, ["recurrent_dropout", "1.0"]),
     (lambda: LSTM(4, dropout_U=-0.1), ValueError, ["recurrent_dropout", "-0.1"]),
-    (lambda: LSTM(4, return_state=True), NotImplementedError, ["return_state"]),
     (lambda: LSTM(0), ValueError, ["units", "0"]),
     (lambda: LSTM(4, dropout=1.5), ValueError, ["dropout", "1.5"]),
     (lambda: LSTM(4, activation="gelu"), NotImplementedError, ["activation", "gelu"]),

@@ -254,12 +254,14 @@ class Layer:
                 nodes[id(t)] = graph.input([int(d) for d in t.shape[1:]])
         kwargs = map_structure(lambda v: nodes[id(v)] if isinstance(v, KerasTensor) else v, node.kwargs)
         state = self._save_state()
+        batch = node.batch_size()
         try:
             self._output_mask = self._output_masks = None
+            self._batch_size = batch
             out = self.build_graph_multi(graph, [nodes[id(t)] for t in node.input_tensors],
                                          [None] * len(node.input_tensors), **kwargs)
             multi = isinstance(out, (list, tuple))
-            shapes = [(None,) + tuple(graph.dims(o)) for o in (out if multi else [out])]
+            shapes = [(batch,) + tuple(graph.dims(o)) for o in (out if multi else [out])]
             signature = [(w.name, w.shape) for w in self._weights]
         except ValueError as e:
             if f'"{self.name}"' in str(e):

@@ -214,7 +214,7 @@ class InputLayer(Layer):
         self.input_shape = self.output_shape = (None,) + self._input_shape_arg
         self.built = True
         node = Node(self, [], {})
-        node.outputs = [KerasTensor(self.output_shape, (self, 0, 0), name=self.name)]
+        node.outputs = [KerasTensor((self.batch_size,) + self._input_shape_arg, (self, 0, 0), name=self.name)]
         self._inbound_nodes.append(node)
 
     def call(self, graph, x, in_dims):

@@ -97,5 +97,10 @@ class Node:
         """Every tensor this call read: its inputs, then the tensors among its kwargs."""
         return self.input_tensors + self.kwarg_tensors
 
+    def batch_size(self):
+        """The fixed batch size of the call's inputs (`Input(batch_shape=...)`), else None."""
+        sizes = {t.shape[0] for t in self.parents if t.shape[0] is not None}
+        return sizes.pop() if len(sizes) == 1 else None
+
     def __repr__(self):
         return f"<Node {self.layer.name} inputs={[t.name for t in self.parents]}>"

@@ -42,7 +42,12 @@ class _RNN(Layer):
             sequence (Keras 1: `dropout_U`). Keras 3's GRU ignores it (its default
             implementation never applies it), and so does rustkeras' GRU.
         return_sequences: return the output of every timestep instead of the last one.
+        return_state: also return the last states (`[output, h]`, LSTM `[output, h, c]`); in a
+            functional model only, since a Sequential model has one output per layer.
         go_backwards: process the sequence in reverse.
+        stateful: the last states of each batch are the initial states of the next, row by row
+            (needs a fixed batch size: `batch_input_shape` or `Input(batch_shape=...)`);
+            `reset_states()` zeros them.
     """
 
     supports_masking = True
@@ -118,8 +123,6 @@ class _RNN(Layer):
         for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
                 raise invalid(arg, "a float between 0 and 1 (1 excluded)", rate)
-        if return_state:
-            raise not_supported(layer, "return_state=True (a Sequential model has one output)")
         self.units = int(units)
         self.activation = self._rnn_activation("activation", activation)
         self.recurrent_activation = (
@@ -136,7 +139,7 @@ class _RNN(Layer):
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.return_sequences = bool(return_sequences)
-        self.return_state = False
+        self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.stateful = bool(stateful)
         # A stateful layer's carried states (h, and c for LSTM): variables (batch, units).
@@ -167,7 +170,70 @@ class _RNN(Layer):
     def _cell_name(self) -> str:
         return self._cell
 
+    # Functional calls: `layer(x, initial_state=[h, c])`, or `layer([x, h, c])`.
+    _call_kwargs = ("initial_state",)
+
     def call(self, graph, x, in_dims):
+        if self.return_state:
+            raise ValueError(
+                f'Layer "{self.name}" has return_state=True and so returns several tensors (the output and '
+                "the states): all layers in a Sequential model should have a single output tensor. Use the "
+                "functional API (Model(inputs, outputs)) for return_state."
+            )
+        return self._run(graph, x, in_dims, None)[0]
+
+    def build_graph_multi(self, graph, inputs, masks, initial_state=None):
+        """A functional call: starts from `initial_state` when given (also accepted as extra
+        inputs after the sequence, Keras' `layer([x, h, c])`), and with `return_state`
+        returns `[output, h]` or `[output, h, c]` (LSTM)."""
+        if len(inputs) > 1:
+            if initial_state is not None:
+                raise ValueError(
+                    f'Layer "{self.name}": initial states were given both as extra inputs and as '
+                    "`initial_state`; give them once."
+                )
+            initial_state, inputs, masks = list(inputs[1:]), inputs[:1], masks[:1]
+        self._begin_graph(graph)
+        x, mask = inputs[0], masks[0]
+        in_dims = tuple(graph.dims(x))
+        self.input_shape = (self._batch_size,) + in_dims
+        self._input_mask = mask
+        if initial_state is not None:
+            initial_state = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            self._check_initial_state(graph, initial_state)
+        out, states = self._run(graph, x, in_dims, initial_state)
+        out_mask = self.compute_mask(graph, x, mask)
+        self.output_shape = (self._batch_size,) + tuple(graph.dims(out))
+        self.built = True
+        if not self.return_state:
+            self._output_mask = out_mask
+            return out
+        self._output_masks = [out_mask] + [None] * len(states)
+        return [out] + list(states)
+
+    def _check_initial_state(self, graph, states) -> None:
+        if len(states) != self._n_states():
+            names = "[h, c]" if self._n_states() == 2 else "[h]"
+            raise ValueError(
+                f'Layer "{self.name}" ({type(self).__name__}) expects {self._n_states()} initial state tensor(s) '
+                f"{names}, received {len(states)}"
+            )
+        for k, st in enumerate(states):
+            dims = tuple(graph.dims(st))
+            if not graph.batched(st) or dims != (self.units,):
+                raise ValueError(
+                    f'Layer "{self.name}" ({type(self).__name__}): initial state {k} must have shape '
+                    f"(batch, {self.units}), received {(None,) + dims if graph.batched(st) else dims}"
+                )
+        if self.stateful:
+            raise NotImplementedError(
+                f'Layer "{self.name}": `initial_state` on a stateful layer is not supported by rustkeras '
+                "(its states come from the previous batch; set them with reset_states(states))."
+            )
+
+    def _run(self, graph, x, in_dims, initial_state):
+        """Builds the layer on `x` from `initial_state` (nodes, or None for zeros or a stateful
+        layer's carried states); returns `(output, [h] or [h, c])`."""
         if len(in_dims) != 2:
             raise ValueError(
                 f'Input 0 of layer "{self.name}" is incompatible with the layer: expected ndim=3 '
@@ -190,7 +256,7 @@ class _RNN(Layer):
         if self.recurrent_dropout > 0 and self._applies_recurrent_dropout:
             rec_mask = _core.state_dropout_mask(graph, self.units, self.recurrent_dropout,
                                                 (self._key + 1) & ((1 << 63) - 1))
-        initial = self._stateful_initial(graph, in_dims) if self.stateful else None
+        initial = self._stateful_initial(graph, in_dims) if self.stateful else initial_state
         out, states = _core.rnn(
             graph, self._cell_name(), self.units, self.activation, self.recurrent_activation or "linear",
             self.go_backwards, xproj, recurrent, op_bias, getattr(self, "_input_mask", None),
@@ -200,7 +266,7 @@ class _RNN(Layer):
             # The last states become the next batch's initial states, row by row.
             for var, state in zip(self._state_vars, states):
                 graph.add_assign(var, graph.as_fixed(state, self._batch_size))
-        return out
+        return out, states
 
     def _n_states(self) -> int:
         return 2 if self._cell == "lstm" else 1

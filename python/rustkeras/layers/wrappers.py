@@ -51,10 +51,8 @@ class Bidirectional(_Wrapper):
                 "Please initialize `Bidirectional` layer with a recurrent layer (LSTM, GRU or SimpleRNN) instance. "
                 f"Received: {layer!r}"
             )
-        if merge_mode not in _MERGE_MODES:
-            if merge_mode is None:
-                raise not_supported("Bidirectional", "merge_mode=None (a Sequential model has one output)")
-            raise invalid("merge_mode", f"one of {_MERGE_MODES}", merge_mode)
+        if merge_mode not in _MERGE_MODES + (None,):
+            raise invalid("merge_mode", f"one of {_MERGE_MODES} or None", merge_mode)
         if backward_layer is not None:
             raise not_supported("Bidirectional", "backward_layer")
         if "input_shape" not in kwargs and "batch_input_shape" not in kwargs and layer._input_shape_arg is not None:
@@ -70,20 +68,78 @@ class Bidirectional(_Wrapper):
         self.backward_layer = type(layer).from_config(dict(cfg))
         self.backward_layer._reverse_output = True
         self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
         self._initial_weights = weights
 
     def _inner(self):
         return [self.forward_layer, self.backward_layer]
 
+    # Functional calls: `Bidirectional(LSTM(..))(x, initial_state=[fw states..., bw states...])`.
+    _call_kwargs = ("initial_state",)
+
     def call(self, graph, x, in_dims):
-        outs = []
-        for layer in self._inner():
+        if self.return_state or self.merge_mode is None:
+            raise ValueError(
+                f'Layer "{self.name}" returns several tensors ('
+                + ("return_state=True" if self.return_state else "merge_mode=None")
+                + "): all layers in a Sequential model should have a single output tensor. Use the functional "
+                "API (Model(inputs, outputs))."
+            )
+        outs, _ = self._run(graph, x, in_dims, None)
+        return outs[0]
+
+    def build_graph_multi(self, graph, inputs, masks, initial_state=None):
+        """A functional call: the merged output (both outputs with merge_mode=None), then with
+        `return_state` the forward layer's final states and the backward layer's."""
+        if len(inputs) > 1:
+            if initial_state is not None:
+                raise ValueError(f'Layer "{self.name}": initial states were given both as extra inputs and as '
+                                 "`initial_state`; give them once.")
+            initial_state, inputs, masks = list(inputs[1:]), inputs[:1], masks[:1]
+        self._begin_graph(graph)
+        x, mask = inputs[0], masks[0]
+        in_dims = tuple(graph.dims(x))
+        self.input_shape = (self._batch_size,) + in_dims
+        self._input_mask = mask
+        if initial_state is not None:
+            initial_state = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+            if len(initial_state) != 2 * self.forward_layer._n_states():
+                raise ValueError(
+                    f'Layer "{self.name}" (Bidirectional) expects {2 * self.forward_layer._n_states()} initial '
+                    f"state tensors (the forward layer's, then the backward layer's), received {len(initial_state)}"
+                )
+        outs, states = self._run(graph, x, in_dims, initial_state)
+        out_mask = self.compute_mask(graph, x, mask)
+        self.output_shape = (self._batch_size,) + tuple(graph.dims(outs[0]))
+        self.built = True
+        if len(outs) == 1 and not self.return_state:
+            self._output_mask = out_mask
+            return outs[0]
+        self._output_masks = [out_mask] * len(outs) + [None] * len(states)
+        return outs + states
+
+    def _run(self, graph, x, in_dims, initial_state):
+        """Builds both directions; returns `([merged] or [forward, backward], states)`."""
+        outs, states = [], []
+        k = self.forward_layer._n_states()
+        inits = (None, None) if initial_state is None else (initial_state[:k], initial_state[k:])
+        for layer, init in zip(self._inner(), inits):
             layer._begin_graph(graph)
             layer._input_mask = getattr(self, "_input_mask", None)
             layer._batch_size = self._batch_size
-            outs.append(layer.call(graph, x, in_dims))
+            if init is not None:
+                layer._check_initial_state(graph, init)
+            out, st = layer._run(graph, x, in_dims, init)
+            outs.append(out)
+            states.extend(st)
         self._collect()
         a, b = outs
+        mask = getattr(self, "_input_mask", None)
+        if self.merge_mode is None:
+            if mask is not None and self.return_sequences:
+                m = graph.reshape(mask, [in_dims[0], 1])
+                a, b = graph.mul(a, m), graph.mul(b, m)
+            return [a, b], states
         if self.merge_mode == "concat":
             y = _core.concat_last(graph, a, b)
         elif self.merge_mode == "sum":
@@ -92,11 +148,10 @@ class Bidirectional(_Wrapper):
             y = graph.mul(a, b)
         else:
             y = graph.unary(graph.add(a, b), "scale", 0.5)
-        mask = getattr(self, "_input_mask", None)
         if mask is not None and self.return_sequences:
             # Keras 3: with return_sequences, masked timesteps of a Bidirectional output are zero.
             y = graph.mul(y, graph.reshape(mask, [in_dims[0], 1]))
-        return y
+        return [y], states
 
     def compute_mask(self, graph, x, mask):
         return mask if self.return_sequences else None

@@ -149,6 +149,10 @@ class Model(Trainer):
         """A call's index among this model's calls of the same layer (the config's node index)."""
         return [n for n in self._nodes if n.layer is node.layer].index(node) if node in self._nodes else 0
 
+    def _fixed_batch_size(self) -> Optional[int]:
+        sizes = {t.shape[0] for t in self._inputs if t.shape[0] is not None}
+        return sizes.pop() if len(sizes) == 1 else None
+
     def _build(self) -> None:
         saved = [(l, l.get_weights()) for l in self._layers if l._core is not None]
         graph = _core.Graph()
@@ -161,6 +165,7 @@ class Model(Trainer):
             layer = node.layer
             kwargs = map_structure(lambda v: values[id(v)][0] if isinstance(v, KerasTensor) else v, node.kwargs)
             layer._output_mask = layer._output_masks = None
+            layer._batch_size = node.batch_size()
             try:
                 out = layer.build_graph_multi(graph, [values[id(t)][0] for t in node.input_tensors],
                                               [values[id(t)][1] for t in node.input_tensors], **kwargs)
