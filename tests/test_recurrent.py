@@ -10,6 +10,7 @@ import pytest
 
 from rustkeras.layers import (
     GRU,
+    BatchNormalization,
     LSTM,
     Activation,
     Bidirectional,
@@ -272,7 +273,8 @@ def test_config_round_trip():
     (lambda: LSTM(4, input_dim=3), ValueError, ["input_dim", "input_length"]),
     (lambda: Bidirectional(Dense(3)), ValueError, ["Bidirectional"]),
     (lambda: Bidirectional(LSTM(3), merge_mode="max"), ValueError, ["merge_mode", "max"]),
-    (lambda: TimeDistributed(LSTM(3)), NotImplementedError, ["TimeDistributed", "LSTM"]),
+    (lambda: TimeDistributed(BatchNormalization()), NotImplementedError, ["TimeDistributed", "BatchNormalization"]),
+    (lambda: TimeDistributed(LSTM(3, stateful=True)), NotImplementedError, ["TimeDistributed", "LSTM"]),
     (lambda: RepeatVector(0), ValueError, ["n", "0"]),
 ])
 def test_argument_errors(make, exc, needles):

@@ -75,6 +75,13 @@ impl PyGraph {
         Ok(g.push(Op::Concat { axis }, &nodes)?)
     }
 
+    /// `len` entries of `axis` (counted with the batch axis as 0) from `start`.
+    fn slice_axis(&mut self, x: NodeId, axis: usize, start: usize, len: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::SliceAxis { axis, start, len }, &[x])?)
+    }
+
     /// Per-sample dims of a node (the batch axis left out).
     fn dims(&mut self, node: NodeId) -> PyResult<Vec<usize>> {
         let g = self.graph()?;

@@ -14,6 +14,8 @@ from rustkeras.layers.core import Activation, Dense, Dropout
 from rustkeras.layers.recurrent import _RNN
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave")
+# Layers whose statistics would be taken per timestep instead of over (batch, timesteps).
+_STATISTICS_LAYERS = ("BatchNormalization",)
 
 
 class _Wrapper(Layer):
@@ -206,10 +208,12 @@ class Bidirectional(_Wrapper):
 
 
 class TimeDistributed(_Wrapper):
-    """Applies a layer to every timestep: `(batch, T, ...) -> (batch, T, ...)`.
+    """Applies a layer to every timestep: `(batch, T, ...) -> (batch, T, ...)`, with one set of
+    weights for all timesteps.
 
-    Supports the layers that act on the last axis alone (Dense, Activation, Dropout), which
-    rustkeras applies to all timesteps in one product.
+    The layers that act on the last axis alone (Dense, Activation, Dropout) run on all
+    timesteps in one product; any other layer (Conv2D, LSTM, Flatten, ...) is applied to each
+    timestep's slice in turn, sharing its weights, and the results are stacked.
     """
 
     supports_masking = True
@@ -217,8 +221,9 @@ class TimeDistributed(_Wrapper):
     def __init__(self, layer, **kwargs):
         if not isinstance(layer, Layer):
             raise ValueError(f"Please initialize `TimeDistributed` layer with a Layer instance. Received: {layer!r}")
-        if not isinstance(layer, (Dense, Activation, Dropout)):
-            raise not_supported("TimeDistributed", f"layer={type(layer).__name__} (Dense, Activation, Dropout only)")
+        if type(layer).__name__ in _STATISTICS_LAYERS or getattr(layer, "stateful", False):
+            raise not_supported("TimeDistributed", f"layer={type(layer).__name__} (layers with moving statistics "
+                                "or carried states)")
         super().__init__(**kwargs)
         self.layer = layer
 
@@ -232,7 +237,19 @@ class TimeDistributed(_Wrapper):
                 f"(batch, timesteps, ...), received shape {(None,) + tuple(in_dims)}"
             )
         self.layer._begin_graph(graph)
-        y = self.layer.call(graph, x, in_dims)
+        self.layer._batch_size = self._batch_size
+        if isinstance(self.layer, (Dense, Activation, Dropout)):
+            y = self.layer.call(graph, x, in_dims)
+        else:
+            # One call per timestep on the slice (batch, ...); the calls share the weights.
+            steps, per = in_dims[0], list(in_dims[1:])
+            outs = []
+            for t in range(steps):
+                xt = graph.reshape(graph.slice_axis(x, 1, t, 1), per)
+                self.layer._input_mask = None
+                yt = self.layer.call(graph, xt, tuple(per))
+                outs.append(graph.reshape(yt, [1] + list(graph.dims(yt))))
+            y = outs[0] if steps == 1 else graph.concat(outs, 1)
         self._collect()
         return y
 
