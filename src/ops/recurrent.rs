@@ -69,8 +69,8 @@ pub struct RnnSpec {
     pub go_backwards: bool,
     pub has_bias: bool,
     pub has_mask: bool,
-    /// A recurrent dropout mask `(batch, units)` multiplies `h_prev` before the recurrent
-    /// product (SimpleRNN and LSTM, as Keras 3; Keras 3's GRU ignores recurrent dropout).
+    /// A recurrent dropout mask `(batch, units)` multiplies `h_prev` where it enters the
+    /// recurrent products (one mask for all gates; Keras draws one per gate).
     pub has_rec_mask: bool,
     /// Initial states `(batch, units)` as inputs (`h0`, and `c0` for LSTM) instead of zeros:
     /// Keras' `initial_state=` and the carried state of a stateful layer.
@@ -271,11 +271,6 @@ pub fn infer(spec: &RnnSpec, ins: &[&Shape]) -> Result<Shape> {
         k += 1;
     }
     if spec.has_rec_mask {
-        if matches!(spec.cell, Cell::Gru { .. }) {
-            return Err(crate::Error::NotImplemented(
-                "recurrent op: a recurrent dropout mask on a GRU".into(),
-            ));
-        }
         check_input("the recurrent dropout mask", ins[k], true, &[spec.units])?;
     }
     Ok(Shape::batched(&[steps, spec.packed_width()]))

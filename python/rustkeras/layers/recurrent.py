@@ -38,9 +38,9 @@ class _RNN(Layer):
         kernel_initializer / recurrent_initializer / bias_initializer: Keras 1 `init` / `inner_init`.
         kernel_regularizer / recurrent_regularizer / bias_regularizer: Keras 1 `W_`, `U_`, `b_regularizer`.
         dropout: fraction of the inputs dropped, one mask per sequence (Keras 1: `dropout_W`).
-        recurrent_dropout: fraction of the state dropped before the recurrent product, one mask per
-            sequence (Keras 1: `dropout_U`). Keras 3's GRU ignores it (its default
-            implementation never applies it), and so does rustkeras' GRU.
+        recurrent_dropout: fraction of the state dropped where it enters the recurrent products,
+            one mask per sequence (Keras 1: `dropout_U`). rustkeras draws one mask for all gates;
+            Keras draws one per gate (and then one input mask per gate too).
         return_sequences: return the output of every timestep instead of the last one.
         return_state: also return the last states (`[output, h]`, LSTM `[output, h, c]`); in a
             functional model only, since a Sequential model has one output per layer.
@@ -54,7 +54,6 @@ class _RNN(Layer):
     _cell = ""
     _gates = 1
     _has_recurrent_activation = True
-    _applies_recurrent_dropout = True
     _aliases = {
         "output_dim": "units",
         "init": "kernel_initializer",
@@ -253,7 +252,7 @@ class _RNN(Layer):
         if self.use_bias:
             op_bias = self.add_weight(graph, "bias", self._bias_shape(), self.bias_initializer, self.bias_regularizer)
         rec_mask = None
-        if self.recurrent_dropout > 0 and self._applies_recurrent_dropout:
+        if self.recurrent_dropout > 0:
             rec_mask = _core.state_dropout_mask(graph, self.units, self.recurrent_dropout,
                                                 (self._key + 1) & ((1 << 63) - 1))
         initial = self._stateful_initial(graph, in_dims) if self.stateful else initial_state
@@ -424,7 +423,6 @@ class GRU(_RNN):
 
     _cell = "gru"
     _gates = 3
-    _applies_recurrent_dropout = False
 
     def _extra_init(self, kwargs):
         self.reset_after = bool(kwargs.pop("reset_after", True))

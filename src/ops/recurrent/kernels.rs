@@ -351,7 +351,9 @@ fn step_cell(
         Cell::Gru { reset_after } => {
             let (h, rest) = cur.split_at_mut(u);
             let (zr, rest) = rest.split_at_mut(2 * u);
-            let (gh, e) = rest.split_at_mut(u);
+            let (gh, rest) = rest.split_at_mut(u);
+            // With recurrent dropout the masked copy of h_prev follows `e`.
+            let (e, hm) = rest.split_at_mut(u);
             if let Some(br) = bias_rec {
                 zr.iter_mut().zip(&br[..2 * u]).for_each(|(d, &v)| *d += v);
                 e.iter_mut().zip(&br[2 * u..]).for_each(|(d, &v)| *d += v);
@@ -364,8 +366,10 @@ fn step_cell(
                     gh[j] += r[j] * e[j];
                 }
             } else {
+                // The candidate reads `r * h_prev`, with h_prev under the recurrent dropout mask.
+                let hl = if spec.has_rec_mask { &hm[..u] } else { hp };
                 for j in 0..u {
-                    e[j] = r[j] * hp[j];
+                    e[j] = r[j] * hl[j];
                 }
                 if has_prev {
                     // The candidate's recurrent part uses `r * h_prev`: a row-vector product.
@@ -647,9 +651,18 @@ fn backward_chunk_body(
                 derivative_into(ra, r, &mut g[u..2 * u]);
                 let de = &tmp[b * u..][..u];
                 let dh = &mut dh[b * u..][..u];
-                for j in 0..u {
-                    g[u + j] *= de[j] * prev[j];
-                    dh[j] += de[j] * r[j];
+                if let Some(m) = rec_mask {
+                    // The candidate saw `r * (h_prev * mask)`, kept at the end of the step.
+                    let (hm, m) = (&cur[sw - u..], &m[b * u..][..u]);
+                    for j in 0..u {
+                        g[u + j] *= de[j] * hm[j];
+                        dh[j] += de[j] * r[j] * m[j];
+                    }
+                } else {
+                    for j in 0..u {
+                        g[u + j] *= de[j] * prev[j];
+                        dh[j] += de[j] * r[j];
+                    }
                 }
             }
         }
@@ -744,6 +757,10 @@ pub fn kernel_grad(spec: &RnnSpec, ins: &[In<'_>], out: &mut [f32]) {
                 let blocks: SmallVec<[LeftBlock<'_>; 2]> = match spec.cell {
                     // (left operand: source, offset at step s, column stride; first column,
                     // columns)
+                    Cell::Gru { reset_after: false } if spec.has_rec_mask => smallvec![
+                        (packed.data, spec.left_offset(s), prs, 0, 2 * u),
+                        (packed.data, s * sw + 4 * u, prs, 2 * u, u)
+                    ],
                     Cell::Gru { reset_after: false } => smallvec![
                         (hprev.0, hprev.1, hprev.2, 0, 2 * u),
                         (packed.data, s * sw + 4 * u, prs, 2 * u, u)

@@ -270,7 +270,7 @@ fn forward_matches_step_by_step_reference() {
         2,
         false,
     );
-    for cell in [Cell::Simple, Cell::Lstm] {
+    for cell in CELLS {
         compare_with(spec(cell, 3), 4, 5, 2, true, true, false);
         compare_with(spec(cell, 3), 4, 5, 2, true, true, true);
         compare_with(
@@ -432,7 +432,7 @@ fn backward_reaches_initial_states() {
     }
     // Recurrent dropout: the masked copy of h_prev feeds the kernel's gradient (a regression
     // test: the gate math once overwrote it).
-    for cell in [Cell::Simple, Cell::Lstm] {
+    for cell in CELLS {
         for has_init in [false, true] {
             for masked in [false, true] {
                 let s = RnnSpec {
