@@ -23,6 +23,7 @@ from rustkeras.layers.merging import (
     Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate, maximum, minimum,
     multiply, subtract,
 )
+from rustkeras.layers.merge_v1 import Merge, merge
 from rustkeras.layers.recurrent import GRU, LSTM, SimpleRNN
 from rustkeras.layers.wrappers import Bidirectional, Masking, RepeatVector, TimeDistributed
 
@@ -40,7 +41,7 @@ __all__ = [
     "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
     # merging
     "Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract", "add", "average", "concatenate",
-    "maximum", "minimum", "multiply", "subtract",
+    "maximum", "minimum", "multiply", "subtract", "Merge", "merge",
     # recurrent family
     "Bidirectional", "Embedding", "GRU", "LSTM", "Masking", "RepeatVector", "SimpleRNN", "TimeDistributed",
 ]

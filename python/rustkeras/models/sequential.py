@@ -48,6 +48,17 @@ class Sequential(Model):
             return self._layers[0]._input_shape_arg
         return None
 
+    def _merge_first(self):
+        """The Keras 1 `Merge` of models this model starts with, if it does."""
+        from rustkeras.layers.merge_v1 import Merge
+
+        return self._layers[0] if self._layers and isinstance(self._layers[0], Merge) else None
+
+    def _ready(self) -> bool:
+        """Whether the input shapes are known, so that the model can be built."""
+        merge = self._merge_first()
+        return merge._ready() if merge is not None else self._input_dims() is not None
+
     def _fixed_batch_size(self) -> Optional[int]:
         """The batch size fixed by `Input(batch_shape=...)` or the first layer's
         `batch_input_shape`/`batch_size` (stateful layers need one), else None."""
@@ -78,8 +89,12 @@ class Sequential(Model):
             import warnings
 
             warnings.warn(f'Layer "{layer.name}": input_shape is ignored on a layer that is not the first.', stacklevel=2)
+        from rustkeras.layers.merge_v1 import Merge
+
+        if isinstance(layer, Merge) and (self._layers or self._input_layer is not None):
+            raise ValueError(f'Layer "{layer.name}" (Merge) can only be the first layer of a Sequential model.')
         self._layers.append(layer)
-        if self._input_dims() is not None:
+        if self._ready():
             self._build()
 
     def pop(self) -> Layer:
@@ -90,7 +105,7 @@ class Sequential(Model):
         layer._core = None
         layer.built = False
         self._core = None
-        if self._layers and self._input_dims() is not None:
+        if self._layers and self._ready():
             self._build()
         return layer
 
@@ -102,7 +117,7 @@ class Sequential(Model):
                 self._input_layer = InputLayer(shape=dims, batch_size=tuple(input_shape)[0])
             elif tuple(self._input_dims()) != tuple(dims):
                 raise ValueError(f"build: input_shape {tuple(input_shape)} does not match the model's input {(None,) + tuple(self._input_dims())}")
-        if self._input_dims() is None:
+        if not self._ready():
             raise ValueError("You must provide an `input_shape` argument to build a model whose first layer has none.")
         self._build()
 
@@ -111,16 +126,7 @@ class Sequential(Model):
             return
         saved = [(l, l.get_weights()) for l in self._layers if l._core is not None]
         graph = _core.Graph()
-        x = inp = graph.input(list(self._input_dims()))
-        mask = None
-        batch_size = self._fixed_batch_size()
-        for layer in self._layers:
-            layer._batch_size = batch_size
-            try:
-                x = layer.build_graph(graph, x, mask)
-                mask = layer._output_mask
-            except ValueError as e:
-                raise ValueError(f'Error building layer "{layer.name}" ({type(layer).__name__}): {e}') from None
+        inp, x, _mask = self._build_into(graph, self._fixed_batch_size())
         core = _core.Model(graph, inp, x, _seed.next_seed())
         core.set_device(_config.backend())
         core.set_output_names([self._layers[-1].name])
@@ -134,8 +140,28 @@ class Sequential(Model):
         if self._compile_args is not None:
             self._compile_core()
 
+    def _build_into(self, graph, batch_size):
+        """Builds the layers into `graph` from new input nodes; returns `(input nodes, output
+        node, output mask)` (a Merge first builds its branches into the same graph)."""
+        layers = self._layers
+        merge = self._merge_first()
+        if merge is not None:
+            inputs, x, mask = merge.build_branches(graph, batch_size)
+            layers = layers[1:]
+        else:
+            x = graph.input(list(self._input_dims()))
+            inputs, mask = [x], None
+        for layer in layers:
+            layer._batch_size = batch_size
+            try:
+                x = layer.build_graph(graph, x, mask)
+                mask = layer._output_mask
+            except ValueError as e:
+                raise ValueError(f'Error building layer "{layer.name}" ({type(layer).__name__}): {e}') from None
+        return inputs, x, mask
+
     def _require_built(self, x: Optional[np.ndarray] = None) -> None:
-        if self._core is None and x is not None and self._layers:
+        if self._core is None and x is not None and self._layers and self._merge_first() is None:
             self._input_layer = InputLayer(shape=tuple(x.shape[1:]))
             self._build()
         if self._core is None:
@@ -146,6 +172,10 @@ class Sequential(Model):
 
     @property
     def input_shape(self):
+        merge = self._merge_first()
+        if merge is not None:
+            shapes = [b.input_shape for b in merge.branches]
+            return [s for shape in shapes for s in (shape if isinstance(shape, list) else [shape])]
         d = self._input_dims()
         return None if d is None else (None,) + tuple(d)
 
@@ -157,6 +187,9 @@ class Sequential(Model):
     @property
     def inputs(self) -> List[KerasTensor]:
         self._require_built()
+        merge = self._merge_first()
+        if merge is not None:
+            return [t for b in merge.branches for t in b.inputs]
         layer = self._input_layer or InputLayer(shape=self._input_dims(), name=f"{self.name}_input")
         return [layer.output]
 
@@ -168,15 +201,26 @@ class Sequential(Model):
         return [KerasTensor(self.output_shape, (None, 0, 0))]
 
     def _input_names(self) -> List[str]:
+        merge = self._merge_first()
+        if merge is not None:
+            return [b._input_names()[i] for b, i in merge._input_entries()]
         return [self._input_layer.name if self._input_layer is not None else f"{self.name}_input"]
 
     def _output_names(self) -> List[str]:
         return [self._layers[-1].name] if self._layers else ["output"]
 
     def _input_owner(self, i: int) -> str:
+        merge = self._merge_first()
+        if merge is not None:
+            branch, j = merge._input_entries()[i]
+            return branch._input_owner(j)
         return self._layers[0].name
 
     def _input_validators(self, i: int):
+        merge = self._merge_first()
+        if merge is not None:
+            branch, j = merge._input_entries()[i]
+            return branch._input_validators(j)
         check = getattr(self._layers[0], "_validate_input", None)
         return [check] if check is not None else []
 

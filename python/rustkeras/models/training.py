@@ -511,5 +511,8 @@ def _with_inner_layers(layers: List[Layer]) -> List[Layer]:
         if any(layer is other for other in out):
             continue
         out.append(layer)
-        stack.extend(reversed([v for v in vars(layer).values() if isinstance(v, Layer)]))
+        inner = [v for v in vars(layer).values() if isinstance(v, Layer)]
+        # A wrapper's `_inner()` may hold layers outside its attributes (Keras 1 Merge's branches).
+        inner += [l for l in getattr(layer, "_inner", lambda: [])() if not any(l is v for v in inner)]
+        stack.extend(reversed(inner))
     return out
