@@ -27,6 +27,27 @@ from rustkeras.layers.base import Layer, invalid, not_supported
 _RNN_ACTIVATIONS = ("tanh", "sigmoid", "hard_sigmoid", "relu", "linear")
 
 
+def begin_recurrent_call(layer, graph, inputs, masks, initial_state):
+    """The common start of a recurrent layer's functional call: initial states given as extra
+    inputs (`layer([x, h, c])`) move to `initial_state`, the layer starts its weights in `graph`
+    and records its input. Returns `(x, mask, in_dims, initial_state as a list or None)`."""
+    if len(inputs) > 1:
+        if initial_state is not None:
+            raise ValueError(
+                f'Layer "{layer.name}": initial states were given both as extra inputs and as '
+                "`initial_state`; give them once."
+            )
+        initial_state, inputs, masks = list(inputs[1:]), inputs[:1], masks[:1]
+    layer._begin_graph(graph)
+    x, mask = inputs[0], masks[0]
+    in_dims = tuple(graph.dims(x))
+    layer.input_shape = (layer._batch_size,) + in_dims
+    layer._input_mask = mask
+    if initial_state is not None and not isinstance(initial_state, (list, tuple)):
+        initial_state = [initial_state]
+    return x, mask, in_dims, None if initial_state is None else list(initial_state)
+
+
 class _RNN(Layer):
     """Shared argument handling of the three recurrent layers.
 
@@ -185,20 +206,8 @@ class _RNN(Layer):
         """A functional call: starts from `initial_state` when given (also accepted as extra
         inputs after the sequence, Keras' `layer([x, h, c])`), and with `return_state`
         returns `[output, h]` or `[output, h, c]` (LSTM)."""
-        if len(inputs) > 1:
-            if initial_state is not None:
-                raise ValueError(
-                    f'Layer "{self.name}": initial states were given both as extra inputs and as '
-                    "`initial_state`; give them once."
-                )
-            initial_state, inputs, masks = list(inputs[1:]), inputs[:1], masks[:1]
-        self._begin_graph(graph)
-        x, mask = inputs[0], masks[0]
-        in_dims = tuple(graph.dims(x))
-        self.input_shape = (self._batch_size,) + in_dims
-        self._input_mask = mask
+        x, mask, in_dims, initial_state = begin_recurrent_call(self, graph, inputs, masks, initial_state)
         if initial_state is not None:
-            initial_state = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
             self._check_initial_state(graph, initial_state)
         out, states = self._run(graph, x, in_dims, initial_state)
         out_mask = self.compute_mask(graph, x, mask)

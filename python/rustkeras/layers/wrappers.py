@@ -11,7 +11,7 @@ import numpy as np
 from rustkeras import _core
 from rustkeras.layers.base import Layer, invalid, not_supported
 from rustkeras.layers.core import Activation, Dense, Dropout
-from rustkeras.layers.recurrent import _RNN
+from rustkeras.layers.recurrent import _RNN, begin_recurrent_call
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave")
 # Layers whose statistics would be taken per timestep instead of over (batch, timesteps).
@@ -93,18 +93,8 @@ class Bidirectional(_Wrapper):
     def build_graph_multi(self, graph, inputs, masks, initial_state=None):
         """A functional call: the merged output (both outputs with merge_mode=None), then with
         `return_state` the forward layer's final states and the backward layer's."""
-        if len(inputs) > 1:
-            if initial_state is not None:
-                raise ValueError(f'Layer "{self.name}": initial states were given both as extra inputs and as '
-                                 "`initial_state`; give them once.")
-            initial_state, inputs, masks = list(inputs[1:]), inputs[:1], masks[:1]
-        self._begin_graph(graph)
-        x, mask = inputs[0], masks[0]
-        in_dims = tuple(graph.dims(x))
-        self.input_shape = (self._batch_size,) + in_dims
-        self._input_mask = mask
+        x, mask, in_dims, initial_state = begin_recurrent_call(self, graph, inputs, masks, initial_state)
         if initial_state is not None:
-            initial_state = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
             if len(initial_state) != 2 * self.forward_layer._n_states():
                 raise ValueError(
                     f'Layer "{self.name}" (Bidirectional) expects {2 * self.forward_layer._n_states()} initial '

@@ -15,8 +15,7 @@ the order the calls were made; a layer called more than once shares its weights.
 import json
 from typing import Any, Dict, List, Optional
 
-from rustkeras import _core, _seed
-from rustkeras import config as _config
+from rustkeras import _core
 from rustkeras import layers as _layers
 from rustkeras.layers.base import Layer, unique_name
 from rustkeras.layers.core import InputLayer
@@ -175,16 +174,7 @@ class Model(Trainer):
             masks = (layer._output_masks or [None] * len(outs)) if node.multi_output else [layer._output_mask]
             for t, o, m in zip(node.outputs, outs, masks):
                 values[id(t)] = (o, m)
-        core = _core.Model(graph, in_nodes, [values[id(t)][0] for t in self._outputs], _seed.next_seed())
-        core.set_device(_config.backend())
-        core.set_output_names(self._output_names())
-        for layer in self._layers:
-            layer._attach(core)
-        for layer, weights in saved:
-            if [w.shape for w in weights] == [w.shape for w in layer._weights]:
-                layer.set_weights(weights)
-        self._core = core
-        self._record_weights()
+        self._finish_build(graph, in_nodes, [values[id(t)][0] for t in self._outputs], saved)
 
     @property
     def inputs(self) -> List[KerasTensor]:

@@ -15,8 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from rustkeras import _core, _seed
-from rustkeras import config as _config
+from rustkeras import _core
 from rustkeras import layers as _layers
 from rustkeras.layers.base import Layer, unique_name
 from rustkeras.layers.core import InputLayer, KerasTensor
@@ -127,16 +126,7 @@ class Sequential(Model):
         saved = [(l, l.get_weights()) for l in self._layers if l._core is not None]
         graph = _core.Graph()
         inp, x, _mask = self._build_into(graph, self._fixed_batch_size())
-        core = _core.Model(graph, inp, x, _seed.next_seed())
-        core.set_device(_config.backend())
-        core.set_output_names([self._layers[-1].name])
-        for layer in self._layers:
-            layer._attach(core)
-        for layer, weights in saved:
-            if [w.shape for w in weights] == [w.shape for w in layer._weights]:
-                layer.set_weights(weights)
-        self._core = core
-        self._record_weights()
+        self._finish_build(graph, inp, [x], saved)
         if self._compile_args is not None:
             self._compile_core()
 

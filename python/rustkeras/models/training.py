@@ -10,7 +10,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from rustkeras import _core, _seed
 from rustkeras import callbacks as _callbacks
+from rustkeras import config as _config
 from rustkeras import optimizers as _optimizers
 from rustkeras._progbar import Progbar
 from rustkeras.layers.base import Layer
@@ -102,6 +104,20 @@ class Trainer:
             reset = getattr(layer, "reset_states", None)
             if reset is not None and getattr(layer, "stateful", False):
                 reset()
+
+    def _finish_build(self, graph, inputs: List[int], outputs: List[int], saved) -> None:
+        """Makes the engine model of a built graph, binds the layers to it (initialising their
+        weights) and puts back the weights `saved` before the rebuild where shapes still fit."""
+        core = _core.Model(graph, inputs, outputs, _seed.next_seed())
+        core.set_device(_config.backend())
+        core.set_output_names(self._output_names())
+        for layer in self._layers:
+            layer._attach(core)
+        for layer, weights in saved:
+            if [w.shape for w in weights] == [w.shape for w in layer._weights]:
+                layer.set_weights(weights)
+        self._core = core
+        self._record_weights()
 
     # -- layers shared with other models -------------------------------------------------
 
