@@ -29,9 +29,7 @@ import numpy as np
 import common
 from bench_mlp import import_fashion_mnist, one_hot
 
-FRAMEWORKS = ("rustkeras", "torch", "keras-jax")
-LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX"}
-DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib")}
+FRAMEWORKS, LABELS, DISTS = common.MODEL_FRAMEWORKS, common.MODEL_LABELS, common.MODEL_DISTS
 CLASSES = 10
 EVAL_BATCH = 1000
 N_TRAIN = 60000
@@ -125,32 +123,9 @@ def train_keras_api(keras, data, batch: int, steps: int, epochs: int, seed: int)
 
 
 def worker(framework: str, data_path: str, batch: int, steps: int, epochs: int, threads: int, seed: int) -> None:
-    common.pin_to_threads(threads)
-    try:
-        if framework == "torch":
-            import torch  # noqa: F401
-        elif framework == "keras-jax":
-            import jax  # noqa: F401
-            import keras
-        else:
-            import rustkeras
-            import rustkeras._core  # noqa: F401  (the engine, not just the Python side)
-    except ImportError as err:
-        common.report({"status": common.NOT_INSTALLED, "detail": str(err)})
-        return
-    with np.load(data_path) as f:
-        data = {k: f[k] for k in f.files}
-    if framework == "torch":
-        result = train_torch(data, batch, steps, epochs, threads, seed)
-    elif framework == "keras-jax":
-        result = train_keras_api(keras, data, batch, steps, epochs, seed)
-        result["version"] = f"keras {keras.__version__}, jax {jax.__version__}"
-    else:
-        result = train_keras_api(rustkeras, data, batch, steps, epochs, seed)
-        result["version"] = getattr(rustkeras, "__version__", common.version("rustkeras"))
-    result["status"] = "ok"
-    result["peak_rss_mib"] = common.peak_rss_mib()
-    common.report(result)
+    common.train_worker(framework, data_path, threads,
+                        lambda data: train_torch(data, batch, steps, epochs, threads, seed),
+                        lambda keras, data: train_keras_api(keras, data, batch, steps, epochs, seed))
 
 
 def main() -> None:
@@ -158,15 +133,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="batches per timed epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is warm-up")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run everything this many times, interleaved; keep each one's fastest")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
-    parser.add_argument("--out", help="append the results to this Markdown file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
+    common.add_run_args(parser, FRAMEWORKS)
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
@@ -175,10 +142,7 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.data, args.batch_size, args.steps, args.epochs, args.threads, args.seed)
         return
-    frameworks = [f.strip() for f in args.frameworks.split(",")]
-    unknown = set(frameworks) - set(FRAMEWORKS)
-    if unknown:
-        parser.error(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
+    frameworks = common.chosen_frameworks(parser, args, FRAMEWORKS)
 
     tmp = Path(tempfile.mkdtemp(prefix="rustkeras-bench-"))
     results = {}
@@ -188,23 +152,14 @@ def main() -> None:
             for fw in frameworks:
                 print(f"round {round_}/{args.rounds}: {fw}, {args.epochs} x {args.steps} steps", file=sys.stderr,
                       flush=True)
-                extra = {"KERAS_BACKEND": "jax"} if fw == "keras-jax" else {}
-                result = common.run_worker(
-                    __file__,
+                result = common.run_framework(
+                    __file__, fw,
                     ["--worker", fw, "--data", str(data_path), "--batch-size", str(args.batch_size),
                      "--steps", str(args.steps), "--epochs", str(args.epochs), "--threads", str(args.threads),
                      "--seed", str(args.seed)],
-                    common.worker_env(args.threads, extra),
-                    args.timeout,
+                    args.threads, args.timeout,
                 )
-                if result.get("status") == "ok":
-                    steady = result["epoch_s"][1:]
-                    result["s_step"] = sum(steady) / len(steady) / args.steps
-                best = results.get(fw)
-                if best is None or best.get("status") != "ok" or (
-                    result.get("status") == "ok" and result["s_step"] < best["s_step"]
-                ):
-                    results[fw] = result
+                common.keep_fastest(results, fw, result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -218,12 +173,12 @@ def main() -> None:
             continue
         ratio_t = ratio_m = "–"
         if fw != "rustkeras" and mine.get("status") == "ok":
-            ratio_t = f"{mine['s_step'] / r['s_step']:.2f}"
+            ratio_t = f"{mine['steady_s'] / r['steady_s']:.2f}"
             ratio_m = f"{mine['peak_rss_mib'] / r['peak_rss_mib']:.2f}"
         rows.append([
             LABELS[fw], r["version"],
-            f"{1000 * r['s_step']:.1f} (first epoch {1000 * r['epoch_s'][0] / args.steps:.1f})",
-            f"{r['s_step'] * steps_epoch:.1f}",
+            f"{1000 * r['steady_s'] / args.steps:.1f} (first epoch {1000 * r['epoch_s'][0] / args.steps:.1f})",
+            f"{r['steady_s'] / args.steps * steps_epoch:.1f}",
             f"{r['test_acc']:.4f}",
             f"{r['peak_rss_mib']:.0f}",
             ratio_t, ratio_m,

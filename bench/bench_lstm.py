@@ -27,9 +27,7 @@ import numpy as np
 
 import common
 
-FRAMEWORKS = ("rustkeras", "torch", "keras-jax")
-LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX"}
-DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib")}
+FRAMEWORKS, LABELS, DISTS = common.MODEL_FRAMEWORKS, common.MODEL_LABELS, common.MODEL_DISTS
 MODELS = ("stacked", "embedding")
 BATCH = 64
 LEARNING_RATE = 0.001
@@ -163,32 +161,9 @@ def train_keras_api(keras, data, model_name: str, epochs: int, seed: int) -> dic
 
 
 def worker(framework: str, data_path: str, model_name: str, epochs: int, threads: int, seed: int) -> None:
-    common.pin_to_threads(threads)
-    try:
-        if framework == "torch":
-            import torch  # noqa: F401
-        elif framework == "keras-jax":
-            import jax
-            import keras
-        else:
-            import rustkeras
-            import rustkeras._core  # noqa: F401
-    except ImportError as err:
-        common.report({"status": common.NOT_INSTALLED, "detail": str(err)})
-        return
-    with np.load(data_path) as f:
-        data = {k: f[k] for k in f.files}
-    if framework == "torch":
-        result = train_torch(data, model_name, epochs, threads, seed)
-    elif framework == "keras-jax":
-        result = train_keras_api(keras, data, model_name, epochs, seed)
-        result["version"] = f"keras {keras.__version__}, jax {jax.__version__}"
-    else:
-        result = train_keras_api(rustkeras, data, model_name, epochs, seed)
-        result["version"] = getattr(rustkeras, "__version__", common.version("rustkeras"))
-    result["status"] = "ok"
-    result["peak_rss_mib"] = common.peak_rss_mib()
-    common.report(result)
+    common.train_worker(framework, data_path, threads,
+                        lambda data: train_torch(data, model_name, epochs, threads, seed),
+                        lambda keras, data: train_keras_api(keras, data, model_name, epochs, seed))
 
 
 # ---- the parent ------------------------------------------------------------------------
@@ -198,15 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is warm-up")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run everything this many times, interleaved; keep each one's fastest")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
-    parser.add_argument("--out", help="append the results to this Markdown file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
+    common.add_run_args(parser, FRAMEWORKS)
     args = parser.parse_args()
 
     if args.epochs < 2:
@@ -217,10 +184,7 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.data, models[0], args.epochs, args.threads, args.seed)
         return
-    frameworks = [f.strip() for f in args.frameworks.split(",")]
-    unknown = set(frameworks) - set(FRAMEWORKS)
-    if unknown:
-        parser.error(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
+    frameworks = common.chosen_frameworks(parser, args, FRAMEWORKS)
 
     tmp = Path(tempfile.mkdtemp(prefix="rustkeras-bench-"))
     try:
@@ -231,22 +195,13 @@ def main() -> None:
                 for fw in frameworks:
                     print(f"round {round_}/{args.rounds}: {fw}, {model}, {args.epochs} epochs", file=sys.stderr,
                           flush=True)
-                    extra = {"KERAS_BACKEND": "jax"} if fw == "keras-jax" else {}
-                    result = common.run_worker(
-                        __file__,
+                    result = common.run_framework(
+                        __file__, fw,
                         ["--worker", fw, "--data", str(data_path), "--models", model, "--epochs", str(args.epochs),
                          "--threads", str(args.threads), "--seed", str(args.seed)],
-                        common.worker_env(args.threads, extra),
-                        args.timeout,
+                        args.threads, args.timeout,
                     )
-                    if result.get("status") == "ok":
-                        steady = result["epoch_s"][1:]
-                        result["s_epoch"] = sum(steady) / len(steady)
-                    best = results.get((fw, model))
-                    if best is None or best.get("status") != "ok" or (
-                        result.get("status") == "ok" and result["s_epoch"] < best["s_epoch"]
-                    ):
-                        results[fw, model] = result
+                    common.keep_fastest(results, (fw, model), result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -261,9 +216,9 @@ def main() -> None:
             steady = r["epoch_s"][1:]
             ratio = "–"
             if fw != "rustkeras" and mine.get("status") == "ok":
-                ratio = f"{mine['s_epoch'] / r['s_epoch']:.2f}"
+                ratio = f"{mine['steady_s'] / r['steady_s']:.2f}"
             rows.append([model, LABELS[fw], r["version"],
-                         f"{r['s_epoch']:.3f} (min {min(steady):.3f}, first {r['epoch_s'][0]:.2f})",
+                         f"{r['steady_s']:.3f} (min {min(steady):.3f}, first {r['epoch_s'][0]:.2f})",
                          f"{r['test_acc']:.4f}", f"{r['peak_rss_mib']:.0f}", ratio])
     columns = ["model", "framework", "version", f"s/epoch, epochs 2-{args.epochs}",
                f"test acc after {args.epochs} epochs", "peak RSS MiB", "time rustkeras/peer"]

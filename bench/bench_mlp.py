@@ -16,7 +16,6 @@ Run:
 
 import argparse
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -27,9 +26,7 @@ import numpy as np
 
 import common
 
-FRAMEWORKS = ("rustkeras", "torch", "keras-jax")
-LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX"}
-DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib")}
+FRAMEWORKS, LABELS, DISTS = common.MODEL_FRAMEWORKS, common.MODEL_LABELS, common.MODEL_DISTS
 HIDDEN = 512
 CLASSES = 10
 LEARNING_RATE = 0.001
@@ -178,32 +175,9 @@ def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int) -> dic
 
 
 def worker(framework: str, data_path: str, batch_size: int, epochs: int, threads: int, seed: int) -> None:
-    common.pin_to_threads(threads)
-    try:
-        if framework == "torch":
-            import torch  # noqa: F401
-        elif framework == "keras-jax":
-            import jax  # noqa: F401
-            import keras
-        else:
-            import rustkeras
-            import rustkeras._core  # noqa: F401  (the engine, not just the Python side)
-    except ImportError as err:
-        common.report({"status": common.NOT_INSTALLED, "detail": str(err)})
-        return
-    with np.load(data_path) as f:
-        data = {k: f[k] for k in f.files}
-    if framework == "torch":
-        result = train_torch(data, batch_size, epochs, threads, seed)
-    elif framework == "keras-jax":
-        result = train_keras_api(keras, data, batch_size, epochs, seed)
-        result["version"] = f"keras {keras.__version__}, jax {jax.__version__}"
-    else:
-        result = train_keras_api(rustkeras, data, batch_size, epochs, seed)
-        result["version"] = getattr(rustkeras, "__version__", common.version("rustkeras"))
-    result["status"] = "ok"
-    result["peak_rss_mib"] = common.peak_rss_mib()
-    common.report(result)
+    common.train_worker(framework, data_path, threads,
+                        lambda data: train_torch(data, batch_size, epochs, threads, seed),
+                        lambda keras, data: train_keras_api(keras, data, batch_size, epochs, seed))
 
 
 # ---- the parent: runs the workers, prints the table --------------------------
@@ -213,15 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is warm-up")
     parser.add_argument("--batch-sizes", default="128,32")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
-    parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run everything this many times, interleaved; keep each one's fastest")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
-    parser.add_argument("--out", help="append the results to this Markdown file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
+    common.add_run_args(parser, FRAMEWORKS)
     args = parser.parse_args()
 
     if args.epochs < 2:
@@ -230,10 +196,7 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.data, batch_sizes[0], args.epochs, args.threads, args.seed)
         return
-    frameworks = [f.strip() for f in args.frameworks.split(",")]
-    unknown = set(frameworks) - set(FRAMEWORKS)
-    if unknown:
-        parser.error(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
+    frameworks = common.chosen_frameworks(parser, args, FRAMEWORKS)
 
     tmp = Path(tempfile.mkdtemp(prefix="rustkeras-bench-"))
     try:
@@ -244,23 +207,14 @@ def main() -> None:
                 for fw in frameworks:
                     print(f"round {round_}/{args.rounds}: {fw}, batch {batch}, {args.epochs} epochs",
                           file=sys.stderr, flush=True)
-                    extra = {"KERAS_BACKEND": "jax"} if fw == "keras-jax" else {}
-                    result = common.run_worker(
-                        __file__,
+                    result = common.run_framework(
+                        __file__, fw,
                         ["--worker", fw, "--data", str(data_path), "--batch-sizes", str(batch),
                          "--epochs", str(args.epochs), "--threads", str(args.threads),
                          "--seed", str(args.seed)],
-                        common.worker_env(args.threads, extra),
-                        args.timeout,
+                        args.threads, args.timeout,
                     )
-                    if result.get("status") == "ok":
-                        steady = result["epoch_s"][1:]
-                        result["s_epoch"] = sum(steady) / len(steady)
-                    best = results.get((fw, batch))
-                    if best is None or best.get("status") != "ok" or (
-                        result.get("status") == "ok" and result["s_epoch"] < best["s_epoch"]
-                    ):
-                        results[fw, batch] = result
+                    common.keep_fastest(results, (fw, batch), result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -274,11 +228,11 @@ def main() -> None:
                 rows.append([LABELS[fw], r.get("status", "?"), batch] + ["–"] * 6)
                 continue
             steady = r["epoch_s"][1:]
-            s_epoch = r["s_epoch"]
+            s_epoch = r["steady_s"]
             steps = math.ceil(n_train / batch)
             ratio_t = ratio_m = "–"
             if fw != "rustkeras" and mine.get("status") == "ok":
-                ratio_t = f"{mine['s_epoch'] / s_epoch:.2f}"
+                ratio_t = f"{mine['steady_s'] / s_epoch:.2f}"
                 ratio_m = f"{mine['peak_rss_mib'] / r['peak_rss_mib']:.2f}"
             rows.append([
                 LABELS[fw], r["version"], batch,

@@ -5,6 +5,7 @@ thread pools do not compete, one backend cannot disturb another, and each
 run's peak RSS is its own.
 """
 
+import argparse
 import datetime
 import importlib.metadata
 import importlib.util
@@ -130,3 +131,84 @@ def emit(lines: Sequence[str], out: Optional[str]) -> None:
 
 def fmt(value: Optional[float], digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}g}"
+
+
+# ---- the model-training benchmarks (MLP, CNN, LSTM): the same peers, workers and rounds ----
+
+MODEL_FRAMEWORKS = ("rustkeras", "torch", "keras-jax")
+MODEL_LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX"}
+MODEL_DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib")}
+
+
+def add_run_args(parser, frameworks: Sequence[str]) -> None:
+    """The options every model benchmark takes (besides its workload's own)."""
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frameworks", default=",".join(frameworks))
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run everything this many times, interleaved; keep each one's fastest")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
+    parser.add_argument("--out", help="append the results to this Markdown file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+
+
+def chosen_frameworks(parser, args, known: Sequence[str]) -> List[str]:
+    frameworks = [f.strip() for f in args.frameworks.split(",")]
+    unknown = set(frameworks) - set(known)
+    if unknown:
+        parser.error(f"unknown frameworks {sorted(unknown)}; choose from {tuple(known)}")
+    return frameworks
+
+
+def train_worker(framework: str, data_path: str, threads: int, train_torch, train_keras) -> None:
+    """A worker's whole run: imports its framework (reporting "not installed" when it cannot),
+    loads the data, trains with `train_torch(data)` or `train_keras(module, data)` (Keras on
+    JAX and rustkeras share the Keras API) and reports the result with version and peak RSS."""
+    pin_to_threads(threads)
+    try:
+        if framework == "torch":
+            import torch  # noqa: F401  (present, for train_torch)
+        elif framework == "keras-jax":
+            import jax
+            import keras
+        else:
+            import rustkeras
+            import rustkeras._core  # noqa: F401  (the engine, not just the Python side)
+    except ImportError as err:
+        report({"status": NOT_INSTALLED, "detail": str(err)})
+        return
+    import numpy as np
+
+    with np.load(data_path) as f:
+        data = {k: f[k] for k in f.files}
+    if framework == "torch":
+        result = train_torch(data)
+    elif framework == "keras-jax":
+        result = train_keras(keras, data)
+        result["version"] = f"keras {keras.__version__}, jax {jax.__version__}"
+    else:
+        result = train_keras(rustkeras, data)
+        result["version"] = getattr(rustkeras, "__version__", version("rustkeras"))
+    result["status"] = "ok"
+    result["peak_rss_mib"] = peak_rss_mib()
+    report(result)
+
+
+def run_framework(script: str, framework: str, args: Sequence[str], threads: int, timeout_s: float) -> dict:
+    """One worker run of `framework`; adds `steady_s`, the mean of the epochs after the first."""
+    extra = {"KERAS_BACKEND": "jax"} if framework == "keras-jax" else {}
+    result = run_worker(script, args, worker_env(threads, extra), timeout_s)
+    if result.get("status") == "ok":
+        steady = result["epoch_s"][1:]
+        result["steady_s"] = sum(steady) / len(steady)
+    return result
+
+
+def keep_fastest(results: dict, key, result: dict) -> None:
+    """Keeps, across rounds, the run with the lowest `steady_s` (any successful run beats a failed one)."""
+    best = results.get(key)
+    if best is None or best.get("status") != "ok" or (
+        result.get("status") == "ok" and result["steady_s"] < best["steady_s"]
+    ):
+        results[key] = result
