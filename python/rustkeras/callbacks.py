@@ -1,7 +1,7 @@
 """Callbacks: History, EarlyStopping, and the base class for your own. Python is called only at
 epoch boundaries, and at batch boundaries only when a callback overrides a batch hook."""
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 

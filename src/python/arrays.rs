@@ -93,6 +93,23 @@ pub(super) fn per_output<'py>(
     Ok(v)
 }
 
+/// The arrays of a labelled call (`fit_epoch`, `evaluate`, `*_on_batch`): x, then y and
+/// sample weights per output.
+pub(super) type Labelled<'py> = (Vec<Named<'py>>, Vec<Named<'py>>, Vec<Named<'py>>);
+
+pub(super) fn labelled<'py>(
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    sample_weight: Option<&Bound<'py, PyAny>>,
+    n_out: usize,
+) -> PyResult<Labelled<'py>> {
+    Ok((
+        x_arrays(x)?,
+        per_output(Some(y), "y", n_out, false)?,
+        per_output(sample_weight, "sample_weight", n_out, true)?,
+    ))
+}
+
 /// Borrows numpy arrays as a dataset, without copying; every array must have `n` rows.
 pub(super) fn dataset<'a>(
     x: &'a [Named<'_>],

@@ -8,7 +8,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::arrays::{dataset, node_list, per_output, x_arrays};
+use super::arrays::{dataset, labelled, node_list, x_arrays};
 pub(crate) use super::graph::{node_check, PyGraph};
 use crate::error::Error;
 use crate::graph::VarId;
@@ -336,9 +336,7 @@ impl PyModel {
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let n_out = self.m.num_outputs();
-        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
-        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
         let d = dataset(&x, &y, &sw)?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
@@ -358,9 +356,7 @@ impl PyModel {
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let n_out = self.m.num_outputs();
-        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
-        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
         let d = dataset(&x, &y, &sw)?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
@@ -444,9 +440,7 @@ impl PyModel {
         sample_weight: Option<&Bound<'_, PyAny>>,
         train: bool,
     ) -> PyResult<Vec<f64>> {
-        let n_out = self.m.num_outputs();
-        let (x, y) = (x_arrays(x)?, per_output(Some(y), "y", n_out, false)?);
-        let sw = per_output(sample_weight, "sample_weight", n_out, true)?;
+        let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
         let d = dataset(&x, &y, &sw)?;
         let n = d.n;
         let m = &mut self.m;

@@ -26,7 +26,9 @@ __all__ = ["Merge", "merge"]
 _MODES = {"sum": Add, "mul": Multiply, "ave": Average, "max": Maximum, "concat": Concatenate}
 
 
-def _merge_layer(mode, concat_axis, name=None):
+def _merge_layer(mode, concat_axis, dot_axes, name=None):
+    if dot_axes != -1:
+        raise not_supported("Merge", f"dot_axes={dot_axes!r} (mode 'dot' is not supported)")
     if callable(mode) or mode not in _MODES:
         raise NotImplementedError(
             f"Merge: mode={mode!r} is not supported by rustkeras (supported: {', '.join(_MODES)}; "
@@ -46,9 +48,7 @@ def merge(inputs, mode="sum", concat_axis=-1, dot_axes=-1, output_shape=None, ou
           name=None):
     """Keras 1's functional merge of tensors: `merge([a, b], mode='concat')`."""
     _unsupported(output_shape=output_shape, output_mask=output_mask, arguments=arguments)
-    if mode == "dot" or dot_axes != -1:
-        _merge_layer("dot", concat_axis)
-    return _merge_layer(mode, concat_axis, name)(list(inputs))
+    return _merge_layer(mode, concat_axis, dot_axes, name)(list(inputs))
 
 
 class Merge(_Wrapper):
@@ -81,10 +81,9 @@ class Merge(_Wrapper):
                     f"Merge: rustkeras merges Sequential models; received {type(l).__name__}. For other graphs "
                     "use the functional API."
                 )
-        if mode == "dot" or dot_axes != -1:
-            _merge_layer("dot", concat_axis)
+        op = _merge_layer(mode, concat_axis, dot_axes)
         super().__init__(name=name, **kwargs)
-        self._op = _merge_layer(mode, concat_axis, name=f"{self.name}_op")
+        self._op = op
         self.mode = mode
         self.concat_axis = concat_axis
         self.branches: List[Sequential] = layers

@@ -21,7 +21,8 @@ __all__ = [
 
 
 class _Merge(Layer):
-    """Base class: checks the inputs, then `_merge` combines their nodes."""
+    """Base class: checks the inputs, then the subclass's `_merge(graph, inputs, shapes)`
+    combines their nodes into one."""
 
     supports_masking = True
     _min_inputs = 2
@@ -51,9 +52,6 @@ class _Merge(Layer):
         self.output_shape = (None,) + tuple(graph.dims(y))
         self.built = True
         return y
-
-    def _merge(self, graph, inputs: List[int], shapes: List[Tuple]) -> int:
-        raise NotImplementedError
 
     def _merge_masks(self, graph, masks: List[Optional[int]]) -> Optional[int]:
         present = [m for m in masks if m is not None]

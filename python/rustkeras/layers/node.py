@@ -68,6 +68,12 @@ def map_structure(fn: Callable[[Any], Any], structure):
     return fn(structure)
 
 
+def fixed_batch_size(tensors) -> Optional[int]:
+    """The batch size the tensors fix (`Input(batch_shape=...)`), if they agree on one, else None."""
+    sizes = {t.shape[0] for t in tensors if t.shape[0] is not None}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 class Node:
     """One call of a layer on KerasTensors.
 
@@ -99,8 +105,7 @@ class Node:
 
     def batch_size(self):
         """The fixed batch size of the call's inputs (`Input(batch_shape=...)`), else None."""
-        sizes = {t.shape[0] for t in self.parents if t.shape[0] is not None}
-        return sizes.pop() if len(sizes) == 1 else None
+        return fixed_batch_size(self.parents)
 
     def __repr__(self):
         return f"<Node {self.layer.name} inputs={[t.name for t in self.parents]}>"

@@ -14,7 +14,7 @@ recurrent_kernel (u, G*u), bias]` with gates i, f, c, o (LSTM) or z, r, h (GRU),
 bias `(2, 3*u)` when `reset_after=True`, so weights move between rustkeras and Keras unchanged.
 """
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 

@@ -233,10 +233,10 @@ class TimeDistributed(_Wrapper):
         else:
             # One call per timestep on the slice (batch, ...); the calls share the weights.
             steps, per = in_dims[0], list(in_dims[1:])
+            self.layer._input_mask = None  # the timestep mask is not the inner layer's
             outs = []
             for t in range(steps):
                 xt = graph.reshape(graph.slice_axis(x, 1, t, 1), per)
-                self.layer._input_mask = None
                 yt = self.layer.call(graph, xt, tuple(per))
                 outs.append(graph.reshape(yt, [1] + list(graph.dims(yt))))
             y = outs[0] if steps == 1 else graph.concat(outs, 1)

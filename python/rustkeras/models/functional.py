@@ -19,7 +19,7 @@ from rustkeras import _core
 from rustkeras import layers as _layers
 from rustkeras.layers.base import Layer, unique_name
 from rustkeras.layers.core import InputLayer
-from rustkeras.layers.node import KerasTensor, Node, flatten, map_structure
+from rustkeras.layers.node import KerasTensor, Node, fixed_batch_size, flatten, map_structure
 from rustkeras.models.training import Trainer
 
 __all__ = ["Model"]
@@ -149,8 +149,7 @@ class Model(Trainer):
         return [n for n in self._nodes if n.layer is node.layer].index(node) if node in self._nodes else 0
 
     def _fixed_batch_size(self) -> Optional[int]:
-        sizes = {t.shape[0] for t in self._inputs if t.shape[0] is not None}
-        return sizes.pop() if len(sizes) == 1 else None
+        return fixed_batch_size(self._inputs)
 
     def _build(self) -> None:
         saved = [(l, l.get_weights()) for l in self._layers if l._core is not None]
