@@ -68,6 +68,24 @@ fn amounts(arg: &str, v: &[isize], rank: usize) -> PyResult<[isize; 3]> {
     Ok(a)
 }
 
+/// The convolution a layer's arguments describe, each checked.
+fn conv_spec(
+    rank: usize,
+    data_format: &str,
+    kernel_size: &[usize],
+    strides: &[usize],
+    dilation_rate: &[usize],
+    padding_mode: &str,
+) -> PyResult<ConvSpec> {
+    Ok(ConvSpec {
+        layout: layout(rank, data_format)?,
+        kernel: sizes("kernel_size", kernel_size, rank)?,
+        strides: sizes("strides", strides, rank)?,
+        dilation: sizes("dilation_rate", dilation_rate, rank)?,
+        padding: padding(padding_mode)?,
+    })
+}
+
 /// Convolution of `x` with `kernel` (Keras layout `(k.., in, out)`), plus `bias` (`(out,)`).
 #[pyfunction]
 #[pyo3(signature = (graph, x, kernel, rank, data_format, kernel_size, strides, dilation_rate, padding_mode, bias=None))]
@@ -84,13 +102,14 @@ fn conv(
     padding_mode: &str,
     bias: Option<NodeId>,
 ) -> PyResult<NodeId> {
-    let spec = ConvSpec {
-        layout: layout(rank, data_format)?,
-        kernel: sizes("kernel_size", &kernel_size, rank)?,
-        strides: sizes("strides", &strides, rank)?,
-        dilation: sizes("dilation_rate", &dilation_rate, rank)?,
-        padding: padding(padding_mode)?,
-    };
+    let spec = conv_spec(
+        rank,
+        data_format,
+        &kernel_size,
+        &strides,
+        &dilation_rate,
+        padding_mode,
+    )?;
     let g = graph.graph()?;
     node_check(g, x)?;
     node_check(g, kernel)?;
@@ -120,13 +139,14 @@ fn conv_transpose(
     padding_mode: &str,
     out_dims: Vec<usize>,
 ) -> PyResult<NodeId> {
-    let spec = ConvSpec {
-        layout: layout(rank, data_format)?,
-        kernel: sizes("kernel_size", &kernel_size, rank)?,
-        strides: sizes("strides", &strides, rank)?,
-        dilation: sizes("dilation_rate", &dilation_rate, rank)?,
-        padding: padding(padding_mode)?,
-    };
+    let spec = conv_spec(
+        rank,
+        data_format,
+        &kernel_size,
+        &strides,
+        &dilation_rate,
+        padding_mode,
+    )?;
     if out_dims.len() != rank + 1 || out_dims.contains(&0) {
         return Err(PyValueError::new_err(format!(
             "transposed convolution: expected {} positive output dims, received {out_dims:?}",
