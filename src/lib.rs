@@ -16,6 +16,7 @@ pub mod model;
 pub mod ops;
 pub mod optimizers;
 pub mod program;
+pub mod tensor;
 
 #[cfg(feature = "python")]
 mod python;

@@ -3,12 +3,21 @@
 //! its last reader has run. Slots are allocated at planning time, and so is one scratch
 //! buffer, as large as the largest temporary any step's kernel needs (im2col columns, for
 //! instance); running a program allocates nothing.
+//!
+//! A program owns its memory on its device: on the CPU, host vectors; on the GPU, one arena
+//! buffer whose aligned ranges are the slots, a buffer per fed input, and every step recorded
+//! as dispatches against those buffers and the model's variable buffers (see `device::gpu`).
+
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use crate::device::gpu::{GpuBuffer, GpuContext, GpuSteps, Recorder, RunCtx};
+use crate::device::Device;
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, VarId};
 use crate::ops::{Ctx, In, Op};
+use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Loc {
@@ -29,110 +38,69 @@ pub struct Program {
     steps: Vec<Step>,
     loc: Vec<Loc>,
     dims: Vec<Vec<usize>>,
-    slots: Vec<Vec<f32>>,
-    scratch: Vec<f32>,
+    feed_lens: Vec<usize>,
+    mem: Memory,
+}
+
+/// A program's buffers on its device.
+enum Memory {
+    Cpu {
+        slots: Vec<Vec<f32>>,
+        scratch: Vec<f32>,
+    },
+    Gpu(GpuMemory),
+}
+
+/// On the GPU: slots as aligned ranges of one arena, a buffer per feed, and the recorded
+/// dispatches of every step.
+struct GpuMemory {
+    ctx: Arc<GpuContext>,
+    slots: Vec<GpuBuffer>,
+    feeds: Vec<GpuBuffer>,
+    steps: GpuSteps,
+}
+
+/// What planning decides before any memory exists.
+struct Layout {
+    steps: Vec<Step>,
+    loc: Vec<Loc>,
+    dims: Vec<Vec<usize>>,
+    slot_len: Vec<usize>,
+    scratch_len: usize,
     feed_lens: Vec<usize>,
 }
 
 impl Program {
-    /// Plans the nodes that `outputs` need for `batch` rows.
+    /// Plans the nodes that `outputs` need for `batch` rows, on the CPU.
     pub fn plan(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Program> {
-        let n = g.nodes.len();
-        let mut needed = vec![false; n];
-        for &o in outputs {
-            needed[o] = true;
-        }
-        for i in (0..n).rev() {
-            if needed[i] {
-                for &j in &g.nodes[i].inputs {
-                    needed[j] = true;
-                }
-            }
-        }
-        let dims: Vec<Vec<usize>> = g.nodes.iter().map(|nd| nd.shape.concrete(batch)).collect();
-        let mut last_use = vec![0usize; n];
-        for (i, node) in g.nodes.iter().enumerate().filter(|&(i, _)| needed[i]) {
-            for &j in &node.inputs {
-                last_use[j] = i;
-            }
-        }
-        for &o in outputs {
-            last_use[o] = usize::MAX;
-        }
-        let mut feed_lens = vec![0; g.num_inputs()];
-        let mut loc = vec![Loc::Unused; n];
-        let mut slot_len: Vec<usize> = Vec::new();
-        let mut free: Vec<usize> = Vec::new();
-        let mut steps = Vec::new();
-        let mut scratch_len = 0;
-        for i in 0..n {
-            if !needed[i] {
-                continue;
-            }
-            let node = &g.nodes[i];
-            let in0 = node.inputs.first().map(|&j| g.shape(j));
-            if let Some(b) = crate::ops::shape::fixed_batch(&node.op, in0) {
-                if b != batch {
-                    return crate::value_error!(
-                        "a stateful layer was built for batch size {b}, but received a batch of {batch} samples: use batch_size={b} and a number of samples divisible by {b}"
-                    );
-                }
-            }
-            match node.op {
-                Op::Input(k) => {
-                    loc[i] = Loc::Feed(k);
-                    feed_lens[k] = node.shape.numel(batch);
-                }
-                Op::Param(v) => loc[i] = Loc::Var(v),
-                _ => {
-                    let len = node.shape.numel(batch);
-                    // Best fit among free slots; grow the largest one if none is big enough.
-                    let pick = free
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, &s)| slot_len[s] >= len)
-                        .min_by_key(|(_, &s)| slot_len[s])
-                        .map(|(k, _)| k)
-                        .or_else(|| (0..free.len()).max_by_key(|&k| slot_len[free[k]]));
-                    let s = match pick {
-                        Some(k) => free.swap_remove(k),
-                        None => {
-                            slot_len.push(0);
-                            slot_len.len() - 1
-                        }
-                    };
-                    slot_len[s] = slot_len[s].max(len);
-                    loc[i] = Loc::Slot(s);
-                    let in_dims: SmallVec<[&[usize]; 3]> =
-                        node.inputs.iter().map(|&j| dims[j].as_slice()).collect();
-                    scratch_len =
-                        scratch_len.max(crate::ops::scratch_len(&node.op, &in_dims, &dims[i]));
-                    steps.push(Step {
-                        node: i,
-                        op: node.op.clone(),
-                        inputs: node.inputs.clone(),
-                    });
-                    for &j in &node.inputs {
-                        if last_use[j] == i {
-                            if let Loc::Slot(sj) = loc[j] {
-                                if !free.contains(&sj) {
-                                    free.push(sj);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let slots = slot_len.iter().map(|&l| vec![0.0f32; l]).collect();
+        Program::plan_on(g, outputs, batch, &Device::Cpu, &[])
+    }
+
+    /// Plans for `batch` rows on `dev`. On the GPU, every step is recorded against the
+    /// variables' buffers `vars` (which must stay alive and in place while the program is
+    /// used); on the CPU `vars` is not needed and variables are passed to `run`.
+    pub fn plan_on(
+        g: &Graph,
+        outputs: &[NodeId],
+        batch: usize,
+        dev: &Device,
+        vars: &[Tensor],
+    ) -> Result<Program> {
+        let l = layout(g, outputs, batch)?;
+        let mem = match dev {
+            Device::Cpu => Memory::Cpu {
+                slots: l.slot_len.iter().map(|&n| vec![0.0f32; n]).collect(),
+                scratch: vec![0.0; l.scratch_len],
+            },
+            Device::Gpu(ctx) => Memory::Gpu(record(ctx, g, &l, vars)?),
+        };
         Ok(Program {
             batch,
-            steps,
-            loc,
-            dims,
-            slots,
-            scratch: vec![0.0; scratch_len],
-            feed_lens,
+            steps: l.steps,
+            loc: l.loc,
+            dims: l.dims,
+            feed_lens: l.feed_lens,
+            mem,
         })
     }
 
@@ -141,15 +109,21 @@ impl Program {
     }
 
     pub fn num_slots(&self) -> usize {
-        self.slots.len()
+        match &self.mem {
+            Memory::Cpu { slots, .. } => slots.len(),
+            Memory::Gpu(m) => m.slots.len(),
+        }
     }
 
     pub fn num_steps(&self) -> usize {
         self.steps.len()
     }
 
-    /// Runs every step. `feeds[i]` holds input i for this batch size; `vars[v]` variable v.
-    pub fn run(&mut self, vars: &[Vec<f32>], feeds: &[&[f32]], ctx: &Ctx) -> Result<()> {
+    pub fn is_gpu(&self) -> bool {
+        matches!(self.mem, Memory::Gpu(_))
+    }
+
+    fn check_feeds(&self, feeds: &[&[f32]]) -> Result<()> {
         for (k, &len) in self.feed_lens.iter().enumerate() {
             let got = feeds.get(k).map(|f| f.len());
             if len > 0 && got != Some(len) {
@@ -159,40 +133,75 @@ impl Program {
                 );
             }
         }
-        for step in &self.steps {
-            let Loc::Slot(o) = self.loc[step.node] else {
-                unreachable!("steps write slots")
-            };
-            let mut out = std::mem::take(&mut self.slots[o]);
-            {
-                let ins: SmallVec<[In<'_>; 3]> = step
-                    .inputs
-                    .iter()
-                    .map(|&j| In {
-                        data: value(&self.loc, &self.slots, &self.dims, vars, feeds, j),
-                        dims: &self.dims[j],
-                    })
-                    .collect();
-                let len = self.dims[step.node].iter().product();
-                ctx.device.run_op(
-                    &step.op,
-                    &ins,
-                    &mut out[..len],
-                    &self.dims[step.node],
-                    &mut self.scratch,
-                    ctx,
-                );
+        Ok(())
+    }
+
+    /// Runs every step. `feeds[i]` holds input i for this batch size; `vars[v]` variable v
+    /// (host values; unused on the GPU, whose steps were recorded against the variables'
+    /// buffers). On the GPU the feeds are uploaded and the steps submitted; results stay on
+    /// the device until read.
+    pub fn run(&mut self, vars: &[&[f32]], feeds: &[&[f32]], ctx: &Ctx) -> Result<()> {
+        self.check_feeds(feeds)?;
+        match &mut self.mem {
+            Memory::Cpu { slots, scratch } => {
+                run_cpu(&self.steps, &self.loc, &self.dims, slots, scratch, vars, feeds, ctx);
             }
-            self.slots[o] = out;
+            Memory::Gpu(m) => {
+                for (b, f) in m.feeds.iter().zip(feeds) {
+                    m.ctx.write(b, f);
+                }
+                let mut enc = m.ctx.encoder();
+                m.steps.encode(&m.ctx, &run_ctx(ctx), &mut enc);
+                m.ctx.submit(enc);
+            }
         }
         Ok(())
     }
 
-    /// The value of a computed node after `run`.
+    /// Encodes the steps into `enc` (GPU programs; the caller has filled the feed buffers).
+    pub fn encode(&self, enc: &mut wgpu::CommandEncoder, ctx: &Ctx) {
+        if let Memory::Gpu(m) = &self.mem {
+            m.steps.encode(&m.ctx, &run_ctx(ctx), enc);
+        }
+    }
+
+    /// The device buffer input `k` is read from (GPU programs).
+    pub fn feed_buffer(&self, k: usize) -> Option<&GpuBuffer> {
+        match &self.mem {
+            Memory::Gpu(m) => m.feeds.get(k),
+            Memory::Cpu { .. } => None,
+        }
+    }
+
+    /// The value of a computed node after `run` (CPU programs; see [`Program::read`]).
     pub fn value(&self, node: NodeId) -> &[f32] {
-        match self.loc[node] {
-            Loc::Slot(s) => &self.slots[s][..self.dims[node].iter().product()],
-            other => panic!("node {node} is not computed by this program ({other:?})"),
+        match (&self.mem, self.loc[node]) {
+            (Memory::Cpu { slots, .. }, Loc::Slot(s)) => {
+                &slots[s][..self.dims[node].iter().product()]
+            }
+            (Memory::Gpu(_), _) => panic!("node {node}: a GPU program's values are read with `read`"),
+            (_, other) => panic!("node {node} is not computed by this program ({other:?})"),
+        }
+    }
+
+    /// The device buffer holding a computed node's value (GPU programs).
+    pub fn gpu_value(&self, node: NodeId) -> Option<GpuBuffer> {
+        match (&self.mem, self.loc[node]) {
+            (Memory::Gpu(m), Loc::Slot(s)) => {
+                Some(m.slots[s].view(0, self.dims[node].iter().product()))
+            }
+            _ => None,
+        }
+    }
+
+    /// A computed node's value, copied to the host (from either device).
+    pub fn read(&self, node: NodeId) -> Vec<f32> {
+        match &self.mem {
+            Memory::Cpu { .. } => self.value(node).to_vec(),
+            Memory::Gpu(m) => {
+                let b = self.gpu_value(node).expect("a computed node");
+                m.ctx.read(&b, b.len())
+            }
         }
     }
 
@@ -203,8 +212,11 @@ impl Program {
     /// Mutable views of several computed outputs at once (e.g. gradients for the optimizer).
     /// The nodes must be distinct outputs of the plan, which gives each its own slot.
     pub fn values_mut<'a>(&'a mut self, nodes: &[NodeId], out: &mut SmallVec<[&'a mut [f32]; 32]>) {
+        let Memory::Cpu { slots, .. } = &mut self.mem else {
+            panic!("values_mut: a GPU program's values stay on the device")
+        };
         let mut seen: SmallVec<[usize; 32]> = SmallVec::new();
-        let base = self.slots.as_mut_ptr();
+        let base = slots.as_mut_ptr();
         for &node in nodes {
             let Loc::Slot(s) = self.loc[node] else {
                 panic!("node {node} is not computed by this program")
@@ -221,11 +233,151 @@ impl Program {
     }
 }
 
+fn run_ctx(ctx: &Ctx) -> RunCtx {
+    RunCtx {
+        training: ctx.training,
+        seed: ctx.seed,
+        step: ctx.step,
+        ..RunCtx::default()
+    }
+}
+
+/// The schedule, shapes, slot sizes and scratch size for `batch` rows.
+fn layout(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Layout> {
+    let n = g.nodes.len();
+    let mut needed = vec![false; n];
+    for &o in outputs {
+        needed[o] = true;
+    }
+    for i in (0..n).rev() {
+        if needed[i] {
+            for &j in &g.nodes[i].inputs {
+                needed[j] = true;
+            }
+        }
+    }
+    let dims: Vec<Vec<usize>> = g.nodes.iter().map(|nd| nd.shape.concrete(batch)).collect();
+    let mut last_use = vec![0usize; n];
+    for (i, node) in g.nodes.iter().enumerate().filter(|&(i, _)| needed[i]) {
+        for &j in &node.inputs {
+            last_use[j] = i;
+        }
+    }
+    for &o in outputs {
+        last_use[o] = usize::MAX;
+    }
+    let mut feed_lens = vec![0; g.num_inputs()];
+    let mut loc = vec![Loc::Unused; n];
+    let mut slot_len: Vec<usize> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut steps = Vec::new();
+    let mut scratch_len = 0;
+    for i in 0..n {
+        if !needed[i] {
+            continue;
+        }
+        let node = &g.nodes[i];
+        let in0 = node.inputs.first().map(|&j| g.shape(j));
+        if let Some(b) = crate::ops::shape::fixed_batch(&node.op, in0) {
+            if b != batch {
+                return crate::value_error!(
+                    "a stateful layer was built for batch size {b}, but received a batch of {batch} samples: use batch_size={b} and a number of samples divisible by {b}"
+                );
+            }
+        }
+        match node.op {
+            Op::Input(k) => {
+                loc[i] = Loc::Feed(k);
+                feed_lens[k] = node.shape.numel(batch);
+            }
+            Op::Param(v) => loc[i] = Loc::Var(v),
+            _ => {
+                let len = node.shape.numel(batch);
+                // Best fit among free slots; grow the largest one if none is big enough.
+                let pick = free
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &s)| slot_len[s] >= len)
+                    .min_by_key(|(_, &s)| slot_len[s])
+                    .map(|(k, _)| k)
+                    .or_else(|| (0..free.len()).max_by_key(|&k| slot_len[free[k]]));
+                let s = match pick {
+                    Some(k) => free.swap_remove(k),
+                    None => {
+                        slot_len.push(0);
+                        slot_len.len() - 1
+                    }
+                };
+                slot_len[s] = slot_len[s].max(len);
+                loc[i] = Loc::Slot(s);
+                let in_dims: SmallVec<[&[usize]; 3]> =
+                    node.inputs.iter().map(|&j| dims[j].as_slice()).collect();
+                scratch_len =
+                    scratch_len.max(crate::ops::scratch_len(&node.op, &in_dims, &dims[i]));
+                steps.push(Step {
+                    node: i,
+                    op: node.op.clone(),
+                    inputs: node.inputs.clone(),
+                });
+                for &j in &node.inputs {
+                    if last_use[j] == i {
+                        if let Loc::Slot(sj) = loc[j] {
+                            if !free.contains(&sj) {
+                                free.push(sj);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Layout {
+        steps,
+        loc,
+        dims,
+        slot_len,
+        scratch_len,
+        feed_lens,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_cpu(
+    steps: &[Step],
+    loc: &[Loc],
+    dims: &[Vec<usize>],
+    slots: &mut [Vec<f32>],
+    scratch: &mut [f32],
+    vars: &[&[f32]],
+    feeds: &[&[f32]],
+    ctx: &Ctx,
+) {
+    for step in steps {
+        let Loc::Slot(o) = loc[step.node] else {
+            unreachable!("steps write slots")
+        };
+        let mut out = std::mem::take(&mut slots[o]);
+        {
+            let ins: SmallVec<[In<'_>; 3]> = step
+                .inputs
+                .iter()
+                .map(|&j| In {
+                    data: value(loc, slots, dims, vars, feeds, j),
+                    dims: &dims[j],
+                })
+                .collect();
+            let len = dims[step.node].iter().product();
+            crate::ops::forward(&step.op, &ins, &mut out[..len], &dims[step.node], scratch, ctx);
+        }
+        slots[o] = out;
+    }
+}
+
 fn value<'a>(
     loc: &[Loc],
     slots: &'a [Vec<f32>],
     dims: &[Vec<usize>],
-    vars: &'a [Vec<f32>],
+    vars: &[&'a [f32]],
     feeds: &[&'a [f32]],
     node: NodeId,
 ) -> &'a [f32] {
@@ -233,9 +385,82 @@ fn value<'a>(
     match loc[node] {
         Loc::Slot(s) => &slots[s][..len],
         Loc::Feed(k) => feeds[k],
-        Loc::Var(v) => &vars[v],
+        Loc::Var(v) => vars[v],
         Loc::Unused => unreachable!("planned nodes all have a location"),
     }
+}
+
+/// Allocates a GPU program's memory and records its steps.
+fn record(ctx: &Arc<GpuContext>, g: &Graph, l: &Layout, vars: &[Tensor]) -> Result<GpuMemory> {
+    let align = (ctx.offset_alignment() / 4) as usize;
+    let mut offsets = Vec::with_capacity(l.slot_len.len());
+    let mut total = 0usize;
+    for &len in &l.slot_len {
+        offsets.push(total);
+        total += len.max(1).div_ceil(align) * align;
+    }
+    let arena = ctx.alloc(total.max(1))?;
+    let slots: Vec<GpuBuffer> = offsets
+        .iter()
+        .zip(&l.slot_len)
+        .map(|(&o, &len)| arena.view(o, len.max(1)))
+        .collect();
+    let feeds = l
+        .feed_lens
+        .iter()
+        .map(|&n| ctx.alloc(n.max(1)))
+        .collect::<Result<Vec<_>>>()?;
+    let var_buffers: Vec<&GpuBuffer> = vars
+        .iter()
+        .map(|t| {
+            t.gpu().ok_or_else(|| {
+                crate::Error::Value("internal: a GPU program needs its variables on the GPU".into())
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut rec = Recorder::new(ctx);
+    for step in &l.steps {
+        let Loc::Slot(o) = l.loc[step.node] else {
+            unreachable!("steps write slots")
+        };
+        let ins: SmallVec<[(GpuBuffer, &[usize]); 3]> = step
+            .inputs
+            .iter()
+            .map(|&j| {
+                let len: usize = l.dims[j].iter().product();
+                let b = match l.loc[j] {
+                    Loc::Slot(s) => slots[s].view(0, len),
+                    Loc::Feed(k) => feeds[k].view(0, len),
+                    Loc::Var(v) => match var_buffers.get(v) {
+                        Some(b) => b.view(0, len),
+                        None => {
+                            return crate::value_error!("internal: variable {v} has no GPU buffer")
+                        }
+                    },
+                    Loc::Unused => unreachable!("planned nodes all have a location"),
+                };
+                Ok((b, l.dims[j].as_slice()))
+            })
+            .collect::<Result<_>>()?;
+        let len: usize = l.dims[step.node].iter().product();
+        let out = slots[o].view(0, len);
+        crate::device::gpu::kernels::record(
+            &mut rec,
+            &step.op,
+            &g.nodes[step.node].shape,
+            &ins,
+            &out,
+            &l.dims[step.node],
+        )?;
+    }
+    let run = GpuSteps::new(ctx);
+    let steps = GpuSteps::from_recorder(rec, run)?;
+    Ok(GpuMemory {
+        ctx: ctx.clone(),
+        slots,
+        feeds,
+        steps,
+    })
 }
 
 #[cfg(test)]
@@ -265,7 +490,6 @@ mod tests {
         let c = g.unary(UnaryOp::Neg, b).unwrap();
         let mut p = Program::plan(&g, &[a, c], 2).unwrap();
         let ctx = Ctx {
-            device: crate::device::Device::Cpu,
             training: false,
             seed: 0,
             step: 0,
@@ -282,7 +506,6 @@ mod tests {
         let y = g.unary(UnaryOp::Relu, x).unwrap();
         let mut p = Program::plan(&g, &[y], 3).unwrap();
         let ctx = Ctx {
-            device: crate::device::Device::Cpu,
             training: false,
             seed: 0,
             step: 0,

@@ -80,7 +80,6 @@ pub(crate) fn check(c: Case) {
     outs.extend(&grads);
     let mut p = Program::plan(&g, &outs, BATCH).unwrap();
     let ctx = Ctx {
-        device: crate::device::Device::Cpu,
         training: true,
         seed: 7,
         step: 1,
@@ -102,7 +101,8 @@ pub(crate) fn check(c: Case) {
         } else {
             vars[n_vars - 1] = r_values.clone();
         }
-        p.run(&vars, &feeds, &ctx).unwrap();
+        let vs: Vec<&[f32]> = vars.iter().map(|v| v.as_slice()).collect();
+        p.run(&vs, &feeds, &ctx).unwrap();
         p.value(loss)[0] as f64
     };
     eval(&mut p, &values);

@@ -85,6 +85,8 @@ pub struct Node {
     pub op: Op,
     pub inputs: SmallVec<[NodeId; 3]>,
     pub shape: Shape,
+    /// The layer that built the node (see [`Graph::set_scope`]), for error messages.
+    pub scope: Option<std::sync::Arc<str>>,
 }
 
 /// A variable moved toward a computed value after each batch:
@@ -123,11 +125,19 @@ pub struct Graph {
     /// Shape of each variable a `Param` node may refer to.
     pub var_shapes: Vec<Vec<usize>>,
     n_inputs: usize,
+    /// The name new nodes are tagged with.
+    scope: Option<std::sync::Arc<str>>,
 }
 
 impl Graph {
     pub fn new() -> Graph {
         Graph::default()
+    }
+
+    /// Tags the nodes pushed from now on with a layer name (`None` clears it), so that an
+    /// error about a node (an op a device lacks) can name the layer that built it.
+    pub fn set_scope(&mut self, scope: Option<&str>) {
+        self.scope = scope.map(std::sync::Arc::from);
     }
 
     pub fn shape(&self, id: NodeId) -> &Shape {
@@ -159,6 +169,7 @@ impl Graph {
             op,
             inputs: inputs.iter().copied().collect(),
             shape,
+            scope: self.scope.clone(),
         });
         Ok(self.nodes.len() - 1)
     }
@@ -168,6 +179,7 @@ impl Graph {
             op,
             inputs: smallvec![],
             shape,
+            scope: self.scope.clone(),
         });
         self.nodes.len() - 1
     }

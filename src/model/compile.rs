@@ -17,7 +17,6 @@ use crate::losses;
 use crate::metrics::{self, Metric};
 use crate::ops::{ReduceKind, UnaryOp};
 use crate::optimizers::Optimizer;
-use crate::program::Program;
 
 /// What `compile` fixed for one model output.
 #[derive(Clone, Debug)]
@@ -86,8 +85,8 @@ pub(super) struct TrainGraph {
     /// What `log_names` names: the total loss (first), per-output losses, metrics.
     pub logs: Vec<NodeId>,
     pub grads: Vec<NodeId>,
-    pub train_programs: HashMap<usize, Program>,
-    pub eval_programs: HashMap<usize, Program>,
+    pub train_programs: HashMap<usize, super::Planned>,
+    pub eval_programs: HashMap<usize, super::Planned>,
 }
 
 impl Model {

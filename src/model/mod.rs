@@ -7,8 +7,12 @@ use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
+use std::sync::Arc;
+
+use crate::device::gpu::{kernels, GpuBuffer, GpuContext, GpuSteps, Recorder, RunCtx};
 use crate::device::Device;
 use crate::error::Result;
+use crate::tensor::Tensor;
 use crate::graph::{Graph, NodeId, Shape, VarId};
 use crate::initializers::{self, InitParams};
 use crate::ops::Ctx;
@@ -56,13 +60,14 @@ pub struct Model {
     /// The nodes `predict` returns, in order.
     pub outputs: Vec<NodeId>,
     output_names: Vec<String>,
-    vars: Vec<Vec<f32>>,
+    vars: Vec<Tensor>,
     trainable: Vec<bool>,
     device: Device,
+    log_sums: LogSums,
     seed: u64,
     step: u64,
     epoch: u64,
-    predict_programs: HashMap<usize, Program>,
+    predict_programs: HashMap<usize, Planned>,
     compiled: Option<Compiled>,
     // Reused batch buffers: gathered rows of each x array, each y array and each output's
     // sample weights.
@@ -93,8 +98,8 @@ impl Model {
         let vars = graph
             .var_shapes
             .iter()
-            .map(|s| vec![0.0; s.iter().product()])
-            .collect();
+            .map(|s| Tensor::zeros(&Device::Cpu, s))
+            .collect::<Result<Vec<_>>>()?;
         let trainable = vec![true; graph.var_shapes.len()];
         let output_names = (0..outputs.len()).map(|i| format!("output_{i}")).collect();
         Ok(Model {
@@ -105,6 +110,7 @@ impl Model {
             vars,
             trainable,
             device: Device::default(),
+            log_sums: LogSums::Host(Vec::new()),
             seed,
             step: 0,
             epoch: 0,
@@ -187,23 +193,23 @@ impl Model {
         &self.graph.var_shapes[v]
     }
 
-    pub fn var(&self, v: VarId) -> &[f32] {
-        &self.vars[v]
+    /// Variable `v`'s values, copied to the host.
+    pub fn var(&self, v: VarId) -> Vec<f32> {
+        self.vars[v].to_vec()
     }
 
     pub fn set_var(&mut self, v: VarId, values: &[f32]) -> Result<()> {
         let Some(dst) = self.vars.get_mut(v) else {
             return crate::value_error!("variable {v} does not exist");
         };
-        if dst.len() != values.len() {
+        if dst.numel() != values.len() {
             return crate::value_error!(
                 "variable {v}: expected {} values, received {}",
-                dst.len(),
+                dst.numel(),
                 values.len()
             );
         }
-        dst.copy_from_slice(values);
-        Ok(())
+        dst.write(values)
     }
 
     pub fn initialize_var(
@@ -228,12 +234,66 @@ impl Model {
         self.trainable.get(v).copied().unwrap_or(false)
     }
 
-    pub fn set_device(&mut self, device: Device) {
+    /// Moves the model (variables, optimizer state) to `device`; programs are planned anew.
+    /// A model with an op the device has no kernel for is refused (`NotImplemented`, naming
+    /// the op), and stays where it was.
+    pub fn set_device(&mut self, device: Device) -> Result<()> {
+        if device == self.device {
+            return Ok(());
+        }
+        self.check_ops_on(&device)?;
+        let vars = self
+            .vars
+            .iter()
+            .map(|t| t.to_device(&device))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(c) = self.compiled.as_mut() {
+            c.optimizer.move_state(&device)?;
+            if let Some(t) = c.train.as_mut() {
+                t.train_programs.clear();
+                t.eval_programs.clear();
+            }
+        }
+        self.vars = vars;
+        self.predict_programs.clear();
+        self.log_sums = LogSums::new(&device, self.log_sums.len())?;
         self.device = device;
+        Ok(())
     }
 
-    pub fn device(&self) -> Device {
-        self.device
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Refuses a device that has no kernel for one of the model's ops (its forward graph and,
+    /// once compiled, its training graph).
+    fn check_ops_on(&self, device: &Device) -> Result<()> {
+        if !device.is_gpu() {
+            return Ok(());
+        }
+        let train = self
+            .compiled
+            .as_ref()
+            .and_then(|c| c.train.as_ref())
+            .map(|t| &t.graph);
+        for g in std::iter::once(&self.graph).chain(train) {
+            for node in &g.nodes {
+                if let Some(op) = crate::device::gpu::kernels::unsupported(&node.op) {
+                    return Err(crate::Error::NotImplemented(format!(
+                        "{} uses the op '{op}', which the 'gpu' backend does not run yet; \
+                         use the 'cpu' backend for this model",
+                        node.scope.as_deref().map_or_else(
+                            || "this model".to_string(),
+                            |s| format!("layer '{s}'")
+                        )
+                    )));
+                }
+            }
+        }
+        if let Some(c) = &self.compiled {
+            c.optimizer.check_device(device)?;
+        }
+        Ok(())
     }
 
     pub fn set_seed(&mut self, seed: u64) {
@@ -249,14 +309,20 @@ impl Model {
         let mut params: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
         for (v, w) in self.vars.iter_mut().enumerate() {
             if self.trainable[v] {
-                params.push(w.as_mut_slice());
+                if let Some(h) = w.host_mut() {
+                    params.push(h);
+                }
             }
         }
         c.optimizer.finalize_variable_values(&mut params)
     }
 
+    /// The optimizer, with its slots copied to the host when they live on the GPU.
     pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
-        self.compiled.as_mut().map(|c| &mut c.optimizer)
+        self.compiled.as_mut().map(|c| {
+            c.optimizer.pull_gpu_state();
+            &mut c.optimizer
+        })
     }
 
     /// One optimizer step on a batch of `batch` rows; writes the logs (see `log_names`) into
@@ -270,42 +336,7 @@ impl Model {
         batch: usize,
         logs: &mut [f64],
     ) -> Result<()> {
-        self.ensure_train_graph()?;
-        let feeds = self.train_feeds(xs, ys, sws)?;
-        self.step += 1;
-        let ctx = Ctx {
-            device: self.device,
-            training: true,
-            seed: self.seed,
-            step: self.step,
-        };
-        let c = self.compiled.as_mut().expect("ensured");
-        let t = c.train.as_mut().expect("ensured");
-        if !t.train_programs.contains_key(&batch) {
-            let mut outs = t.logs.clone();
-            outs.extend(&t.grads);
-            outs.extend(t.graph.updates.iter().map(|u| u.value));
-            t.train_programs
-                .insert(batch, Program::plan(&t.graph, &outs, batch)?);
-        }
-        let p = t.train_programs.get_mut(&batch).expect("inserted above");
-        p.run(&self.vars, &feeds, &ctx)?;
-        for (l, &n) in logs.iter_mut().zip(&t.logs) {
-            *l = p.value(n)[0] as f64;
-        }
-        let mut grads: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
-        p.values_mut(&t.grads, &mut grads);
-        let mut params: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
-        for (v, w) in self.vars.iter_mut().enumerate() {
-            if self.trainable[v] {
-                params.push(w.as_mut_slice());
-            }
-        }
-        c.optimizer.apply(&mut params, &mut grads)?;
-        drop(params);
-        drop(grads);
-        apply_updates(&mut self.vars, &t.graph, p, true);
-        Ok(())
+        self.batch_logs(Pass::Train, xs, ys, sws, batch, logs)
     }
 
     /// The logs of a batch in inference mode (arguments as for `train_batch`).
@@ -317,31 +348,157 @@ impl Model {
         batch: usize,
         logs: &mut [f64],
     ) -> Result<()> {
+        self.batch_logs(Pass::Test, xs, ys, sws, batch, logs)
+    }
+
+    /// One batch with fresh log sums, and its logs.
+    fn batch_logs(
+        &mut self,
+        pass: Pass,
+        xs: &[&[f32]],
+        ys: &[&[f32]],
+        sws: &[&[f32]],
+        batch: usize,
+        logs: &mut [f64],
+    ) -> Result<()> {
+        self.ensure_train_graph()?;
+        self.reset_log_sums()?;
+        self.step(pass, xs, ys, sws, batch)?;
+        self.read_log_means(logs, batch)
+    }
+
+    /// Zeroes the running log sums (one per log name).
+    fn reset_log_sums(&mut self) -> Result<()> {
+        let n = self.log_names()?.len();
+        if self.log_sums.len() != n {
+            self.log_sums = LogSums::new(&self.device, n)?;
+        }
+        self.log_sums.reset();
+        Ok(())
+    }
+
+    /// The log sums divided by `seen` rows (read back from the GPU: a synchronisation).
+    fn read_log_means(&self, logs: &mut [f64], seen: usize) -> Result<()> {
+        let sums = self.log_sums.read();
+        for (l, s) in logs.iter_mut().zip(sums) {
+            *l = s / seen.max(1) as f64;
+        }
+        Ok(())
+    }
+
+    /// Runs one batch of the training graph (a training step, or a test batch) and adds its
+    /// logs, weighted by `batch` rows, to the log sums: plans the program for this batch size
+    /// if missing, runs it, and applies the optimizer and the state updates.
+    fn step(
+        &mut self,
+        pass: Pass,
+        xs: &[&[f32]],
+        ys: &[&[f32]],
+        sws: &[&[f32]],
+        batch: usize,
+    ) -> Result<()> {
         self.ensure_train_graph()?;
         let feeds = self.train_feeds(xs, ys, sws)?;
+        let training = pass == Pass::Train;
+        if training {
+            self.step += 1;
+        }
         let ctx = Ctx {
-            device: self.device,
-            training: false,
+            training,
             seed: self.seed,
             step: self.step,
         };
-        let t = self
-            .compiled
-            .as_mut()
-            .and_then(|c| c.train.as_mut())
-            .expect("ensured");
-        if !t.eval_programs.contains_key(&batch) {
+        let c = self.compiled.as_mut().expect("ensured");
+        let t = c.train.as_mut().expect("ensured");
+        let programs = if training {
+            &mut t.train_programs
+        } else {
+            &mut t.eval_programs
+        };
+        if !programs.contains_key(&batch) {
             let mut outs = t.logs.clone();
-            outs.extend(update_values(&t.graph, false));
-            t.eval_programs
-                .insert(batch, Program::plan(&t.graph, &outs, batch)?);
+            if training {
+                outs.extend(&t.grads);
+            }
+            outs.extend(update_values(&t.graph, training));
+            let p = Program::plan_on(&t.graph, &outs, batch, &self.device, &self.vars)?;
+            let tail = match &self.device {
+                Device::Cpu => None,
+                Device::Gpu(gpu) => {
+                    let mut rec = Recorder::new(gpu);
+                    if training {
+                        let (params, grads): (Vec<GpuBuffer>, Vec<GpuBuffer>) = self
+                            .vars
+                            .iter()
+                            .enumerate()
+                            .filter(|&(v, _)| self.trainable[v])
+                            .zip(&t.grads)
+                            .map(|((_, w), &g)| {
+                                (
+                                    w.gpu().expect("on the GPU").clone(),
+                                    p.gpu_value(g).expect("planned"),
+                                )
+                            })
+                            .unzip();
+                        c.optimizer.record_gpu(&mut rec, &params, &grads)?;
+                    }
+                    record_updates(&mut rec, &self.vars, &t.graph, &p, training);
+                    record_log_sums(&mut rec, &self.log_sums, &t.logs, &p, batch);
+                    Some(GpuSteps::from_recorder(rec, GpuSteps::new(gpu))?)
+                }
+            };
+            programs.insert(batch, Planned { program: p, tail });
         }
-        let p = t.eval_programs.get_mut(&batch).expect("inserted above");
-        p.run(&self.vars, &feeds, &ctx)?;
-        for (l, &n) in logs.iter_mut().zip(&t.logs) {
-            *l = p.value(n)[0] as f64;
+        let planned = programs.get_mut(&batch).expect("inserted above");
+        let p = &mut planned.program;
+        match &self.device {
+            Device::Cpu => {
+                let vars: SmallVec<[&[f32]; 32]> =
+                    self.vars.iter().map(|t| t.host().expect("on the CPU")).collect();
+                p.run(&vars, &feeds, &ctx)?;
+                drop(vars);
+                let sums = self.log_sums.host_mut();
+                for (s, &n) in sums.iter_mut().zip(&t.logs) {
+                    *s += f64::from(p.value(n)[0]) * batch as f64;
+                }
+                if training {
+                    let mut grads: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
+                    p.values_mut(&t.grads, &mut grads);
+                    let mut params: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
+                    for (v, w) in self.vars.iter_mut().enumerate() {
+                        if self.trainable[v] {
+                            params.push(w.host_mut().expect("on the CPU"));
+                        }
+                    }
+                    c.optimizer.apply(&mut params, &mut grads)?;
+                }
+                apply_updates(&mut self.vars, &t.graph, p, training);
+            }
+            Device::Gpu(gpu) => {
+                for (k, f) in feeds.iter().enumerate() {
+                    if let Some(b) = p.feed_buffer(k) {
+                        gpu.write(b, f);
+                    }
+                }
+                let scalars = if training {
+                    c.optimizer.gpu_step_scalars()?
+                } else {
+                    [0.0; crate::device::gpu::RUN_SCALARS]
+                };
+                let mut enc = gpu.encoder();
+                p.encode(&mut enc, &ctx);
+                if let Some(tail) = &planned.tail {
+                    let run = RunCtx {
+                        training,
+                        seed: self.seed,
+                        step: self.step,
+                        scalars,
+                    };
+                    tail.encode(gpu, &run, &mut enc);
+                }
+                gpu.submit(enc);
+            }
         }
-        apply_updates(&mut self.vars, &t.graph, p, false);
         Ok(())
     }
 
@@ -363,7 +520,6 @@ impl Model {
             );
         }
         let ctx = Ctx {
-            device: self.device,
             training: false,
             seed: self.seed,
             step: self.step,
@@ -371,26 +527,60 @@ impl Model {
         if !self.predict_programs.contains_key(&batch) {
             let mut outs = self.outputs.clone();
             outs.extend(update_values(&self.graph, false));
+            let p = Program::plan_on(&self.graph, &outs, batch, &self.device, &self.vars)?;
+            let tail = match &self.device {
+                Device::Cpu => None,
+                Device::Gpu(gpu) => {
+                    let mut rec = Recorder::new(gpu);
+                    record_updates(&mut rec, &self.vars, &self.graph, &p, false);
+                    Some(GpuSteps::from_recorder(rec, GpuSteps::new(gpu))?)
+                }
+            };
             self.predict_programs
-                .insert(batch, Program::plan(&self.graph, &outs, batch)?);
+                .insert(batch, Planned { program: p, tail });
         }
-        let p = self
+        let planned = self
             .predict_programs
             .get_mut(&batch)
             .expect("inserted above");
-        p.run(&self.vars, xs, &ctx)?;
-        for (out, &o) in outs.iter_mut().zip(&self.outputs) {
-            let v = p.value(o);
-            if out.len() != v.len() {
+        let p = &mut planned.program;
+        for (out, &o) in outs.iter().zip(&self.outputs) {
+            let want: usize = p.dims(o).iter().product();
+            if out.len() != want {
                 return crate::value_error!(
-                    "predict: output buffer holds {} values, expected {}",
-                    out.len(),
-                    v.len()
+                    "predict: output buffer holds {} values, expected {want}",
+                    out.len()
                 );
             }
-            out.copy_from_slice(v);
         }
-        apply_updates(&mut self.vars, &self.graph, p, false);
+        match &self.device {
+            Device::Cpu => {
+                let vars: SmallVec<[&[f32]; 32]> =
+                    self.vars.iter().map(|t| t.host().expect("on the CPU")).collect();
+                p.run(&vars, xs, &ctx)?;
+                drop(vars);
+                for (out, &o) in outs.iter_mut().zip(&self.outputs) {
+                    out.copy_from_slice(p.value(o));
+                }
+                apply_updates(&mut self.vars, &self.graph, p, false);
+            }
+            Device::Gpu(gpu) => {
+                p.run(&[], xs, &ctx)?;
+                if let Some(tail) = &planned.tail {
+                    let mut enc = gpu.encoder();
+                    tail.encode(gpu, &RunCtx::default(), &mut enc);
+                    gpu.submit(enc);
+                }
+                let bufs: Vec<GpuBuffer> = self
+                    .outputs
+                    .iter()
+                    .map(|&o| p.gpu_value(o).expect("planned"))
+                    .collect();
+                let mut reads: Vec<(&GpuBuffer, &mut [f32])> =
+                    bufs.iter().zip(outs.iter_mut()).map(|(b, o)| (b, &mut **o)).collect();
+                gpu.read_many(&mut reads);
+            }
+        }
         Ok(())
     }
 
@@ -410,10 +600,106 @@ fn update_values(g: &Graph, training: bool) -> impl Iterator<Item = NodeId> + '_
         .map(|u| u.value)
 }
 
-/// Writes the updates a program computed into the variables.
-fn apply_updates(vars: &mut [Vec<f32>], g: &Graph, p: &Program, training: bool) {
+/// Writes the updates a CPU program computed into the variables.
+fn apply_updates(vars: &mut [Tensor], g: &Graph, p: &Program, training: bool) {
     for u in g.updates.iter().filter(|u| training || u.always) {
-        u.apply(&mut vars[u.var], p.value(u.value));
+        u.apply(
+            vars[u.var].host_mut().expect("on the CPU"),
+            p.value(u.value),
+        );
+    }
+}
+
+/// Records the state updates of a GPU program (a blend of each value into its variable).
+fn record_updates(rec: &mut Recorder<'_>, vars: &[Tensor], g: &Graph, p: &Program, training: bool) {
+    for u in g.updates.iter().filter(|u| training || u.always) {
+        let value = p.gpu_value(u.value).expect("planned");
+        let var = vars[u.var].gpu().expect("on the GPU");
+        let n = value.len();
+        rec.launch(
+            kernels::ELEMENTWISE,
+            "blend",
+            &[n as u32, u.momentum.to_bits()],
+            var,
+            &[&value],
+            n,
+        );
+    }
+}
+
+/// Records the addition of each log, weighted by the batch's rows, to the GPU log sums.
+fn record_log_sums(rec: &mut Recorder<'_>, sums: &LogSums, logs: &[NodeId], p: &Program, batch: usize) {
+    let LogSums::Gpu(buf, ..) = sums else {
+        return;
+    };
+    for (k, &n) in logs.iter().enumerate() {
+        let value = p.gpu_value(n).expect("planned");
+        rec.launch_groups(
+            kernels::ELEMENTWISE,
+            "accumulate",
+            &[k as u32, (batch as f32).to_bits()],
+            buf,
+            &[&value],
+            [1, 1, 1],
+        );
+    }
+}
+
+/// Which loop a batch belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Train,
+    Test,
+}
+
+/// A planned program and, on the GPU, what runs after it in the same submission: the
+/// optimizer's updates, the state updates and the log sums.
+pub(super) struct Planned {
+    pub program: Program,
+    tail: Option<GpuSteps>,
+}
+
+/// The logs' running sums over an epoch, weighted by batch rows, on the model's device: a
+/// GPU model reads them back only when asked (each read is a synchronisation).
+enum LogSums {
+    Host(Vec<f64>),
+    Gpu(GpuBuffer, Arc<GpuContext>, usize),
+}
+
+impl LogSums {
+    fn new(device: &Device, n: usize) -> Result<LogSums> {
+        Ok(match device {
+            Device::Cpu => LogSums::Host(vec![0.0; n]),
+            Device::Gpu(ctx) => LogSums::Gpu(ctx.alloc(n.max(1))?, ctx.clone(), n),
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            LogSums::Host(v) => v.len(),
+            LogSums::Gpu(_, _, n) => *n,
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            LogSums::Host(v) => v.fill(0.0),
+            LogSums::Gpu(b, ctx, n) => ctx.write(b, &vec![0.0; *n]),
+        }
+    }
+
+    fn host_mut(&mut self) -> &mut [f64] {
+        match self {
+            LogSums::Host(v) => v,
+            LogSums::Gpu(..) => &mut [],
+        }
+    }
+
+    fn read(&self) -> Vec<f64> {
+        match self {
+            LogSums::Host(v) => v.clone(),
+            LogSums::Gpu(b, ctx, n) => ctx.read(b, *n).into_iter().map(f64::from).collect(),
+        }
     }
 }
 

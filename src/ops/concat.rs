@@ -208,7 +208,6 @@ mod tests {
             .unwrap();
         let mut p = Program::plan(&g, &[c, back], 2).unwrap();
         let ctx = Ctx {
-            device: crate::device::Device::Cpu,
             training: false,
             seed: 0,
             step: 0,

@@ -95,12 +95,11 @@ mod tests {
         let mut p = Program::plan(&g, &[y], 1).unwrap();
         let table: Vec<f32> = (0..8).map(|i| i as f32).collect();
         let ctx = Ctx {
-            device: crate::device::Device::Cpu,
             training: false,
             seed: 0,
             step: 0,
         };
-        p.run(&[table], &[&[3.0, 0.0, 7.0]], &ctx).unwrap();
+        p.run(&[&table], &[&[3.0, 0.0, 7.0]], &ctx).unwrap();
         let out = p.value(y);
         assert_eq!(&out[..4], &[6.0, 7.0, 0.0, 1.0]);
         assert!(out[4].is_nan() && out[5].is_nan());

@@ -145,9 +145,9 @@ pub struct In<'a> {
     pub dims: &'a [usize],
 }
 
-/// What a kernel may need besides its tensors.
+/// What a kernel may need besides its tensors (the device is the program's, not the op's).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Ctx {
-    pub device: crate::device::Device,
     pub training: bool,
     pub seed: u64,
     pub step: u64,

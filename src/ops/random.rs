@@ -1,7 +1,7 @@
-//! Randomness inside programs. Dropout masks come from a counter-based hash of
-//! (seed, step, layer key, element), so a mask needs no storage: the backward pass
-//! regenerates exactly the mask the forward pass used, and any element can be computed
-//! on any thread.
+//! Randomness inside programs. Dropout masks come from a counter-based generator (Philox)
+//! over (seed, step, layer key, element), so a mask needs no storage: the backward pass
+//! regenerates exactly the mask the forward pass used, any element can be computed on any
+//! thread, and the CPU and the GPU draw the same masks.
 
 use rayon::prelude::*;
 
@@ -29,25 +29,56 @@ pub fn uniform(stream: u64, i: u64) -> f32 {
     ((bits(stream, i) >> 40) as f32) * (1.0 / (1u64 << 24) as f32)
 }
 
+/// Philox4x32-10 (Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy as 1, 2,
+/// 3", SC 2011): four 32-bit words for a 128-bit counter under a 64-bit key. The GPU's
+/// dropout kernel (`device/gpu/shaders/elementwise.wgsl`) computes the same function, so a
+/// seed gives the same masks on both devices.
+#[inline]
+pub fn philox(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let (mut c, mut k) = (counter, key);
+    for _ in 0..10 {
+        let p0 = u64::from(0xD251_1F53u32) * u64::from(c[0]);
+        let p1 = u64::from(0xCD9E_8D57u32) * u64::from(c[2]);
+        c = [
+            (p1 >> 32) as u32 ^ c[1] ^ k[0],
+            p1 as u32,
+            (p0 >> 32) as u32 ^ c[3] ^ k[1],
+            p0 as u32,
+        ];
+        k = [k[0].wrapping_add(0x9E37_79B9), k[1].wrapping_add(0xBB67_AE85)];
+    }
+    c
+}
+
+/// A dropout op's constants: the drop threshold on a 32-bit word (`rate * 2^32`), the word
+/// its layer key contributes to the counter, and the scale of kept values.
+pub fn dropout_words(rate: f32, key: u64) -> (u32, u32, f32) {
+    let threshold = (f64::from(rate.max(0.0)) * 4_294_967_296.0)
+        .round()
+        .min(f64::from(u32::MAX)) as u32;
+    let k = mix64(key.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let scale = if rate > 0.0 { 1.0 / (1.0 - rate) } else { 1.0 };
+    (threshold, (k ^ (k >> 32)) as u32, scale)
+}
+
 /// Inverted dropout: in training `out = x * keep / (1 - rate)`, else `out = x`.
 /// Also the backward pass, applied to the incoming gradient with the same key and step.
+/// Element i drops when word `i % 4` of `philox([i / 4, step_lo, step_hi, key_word], seed)`
+/// is below `rate * 2^32`.
 pub fn dropout(x: &[f32], out: &mut [f32], rate: f32, ctx: &Ctx, key: u64) {
     if !ctx.training || rate <= 0.0 {
         out.copy_from_slice(x);
         return;
     }
-    let stream = mix64(ctx.seed ^ mix64(key.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ ctx.step));
-    let scale = 1.0 / (1.0 - rate);
-    // Element i drops when its 16-bit quarter of draw i / 4 falls below rate * 2^16 (rates
-    // are thus resolved to 1/65536, far below any dropout rate's meaningful precision).
-    let threshold = (rate as f64 * 65536.0).round() as u64;
+    let (threshold, key_word, scale) = dropout_words(rate, key);
+    let seed = [ctx.seed as u32, (ctx.seed >> 32) as u32];
+    let (step_lo, step_hi) = (ctx.step as u32, (ctx.step >> 32) as u32);
     let body = |base: usize, o: &mut [f32], x: &[f32]| {
         debug_assert!(base.is_multiple_of(4));
         for (k, (o, x)) in o.chunks_mut(4).zip(x.chunks(4)).enumerate() {
-            let h = bits(stream, (base / 4 + k) as u64);
-            for (j, (o, &x)) in o.iter_mut().zip(x).enumerate() {
-                let u = (h >> (16 * j)) & 0xffff;
-                *o = if u < threshold { 0.0 } else { x * scale };
+            let w = philox([(base / 4 + k) as u32, step_lo, step_hi, key_word], seed);
+            for ((o, &x), &w) in o.iter_mut().zip(x).zip(&w) {
+                *o = if w < threshold { 0.0 } else { x * scale };
             }
         }
     };
@@ -65,11 +96,9 @@ pub fn dropout(x: &[f32], out: &mut [f32], rate: f32, ctx: &Ctx, key: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::Device;
 
     fn ctx(training: bool, step: u64) -> Ctx {
         Ctx {
-            device: Device::Cpu,
             training,
             seed: 3,
             step,
@@ -99,6 +128,26 @@ mod tests {
         dropout(&x, &mut c, 0.5, &ctx(true, 5), 1);
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn philox_matches_the_published_known_answers() {
+        // Random123's kat_vectors for philox4x32_10.
+        assert_eq!(
+            philox([0; 4], [0; 2]),
+            [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]
+        );
+        assert_eq!(
+            philox([u32::MAX; 4], [u32::MAX; 2]),
+            [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd]
+        );
+        assert_eq!(
+            philox(
+                [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344],
+                [0xa409_3822, 0x299f_31d0]
+            ),
+            [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `Eg = rho Eg + (1 - rho) g^2; d = -sqrt(Ed + eps) g / sqrt(Eg + eps);
 //! Ed = rho Ed + (1 - rho) d^2; w += lr d`.
 
-use super::sweep::{Kernel, SlotSpec, Slots};
+use super::sweep::{GpuRule, Kernel, SlotSpec, Slots};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adadelta {
@@ -37,6 +37,9 @@ pub(crate) struct AdadeltaStep {
 }
 
 impl Kernel for AdadeltaStep {
+    fn gpu(&self) -> GpuRule {
+        GpuRule::new(3, 0, &[self.lr, self.rho, self.one_minus_rho, self.epsilon])
+    }
     fn update(&self, p: &mut [f32], g: &[f32], [eg, ed, _]: Slots<'_>) {
         let (rho, rho_c, eps) = (self.rho, self.one_minus_rho, self.epsilon);
         for (((p, &g), eg), ed) in p.iter_mut().zip(g).zip(eg.iter_mut()).zip(ed.iter_mut()) {

@@ -1,7 +1,7 @@
 //! Adagrad, as Keras 3's `keras.optimizers.Adagrad`: the accumulator starts at
 //! `initial_accumulator_value` (0.1), `acc += g^2; w -= lr g / sqrt(acc + eps)`.
 
-use super::sweep::{Kernel, SlotSpec, Slots};
+use super::sweep::{GpuRule, Kernel, SlotSpec, Slots};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adagrad {
@@ -32,6 +32,9 @@ pub(crate) struct AdagradStep {
 }
 
 impl Kernel for AdagradStep {
+    fn gpu(&self) -> GpuRule {
+        GpuRule::new(2, 0, &[self.lr, self.epsilon])
+    }
     fn update(&self, p: &mut [f32], g: &[f32], [acc, _, _]: Slots<'_>) {
         for ((p, &g), acc) in p.iter_mut().zip(g).zip(acc.iter_mut()) {
             *acc += g * g;

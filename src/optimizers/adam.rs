@@ -3,7 +3,7 @@
 //! `alpha = lr sqrt(1 - b2^t) / (1 - b1^t); m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);`
 //! amsgrad: `v_hat = max(v_hat, v)`, used in place of v; `w -= m alpha / (sqrt(v) + eps)`.
 
-use super::sweep::{Kernel, SlotSpec, Slots};
+use super::sweep::{GpuRule, Kernel, SlotSpec, Slots};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adam {
@@ -66,6 +66,13 @@ impl AdamStep {
 }
 
 impl Kernel for AdamStep {
+    fn gpu(&self) -> GpuRule {
+        GpuRule::new(
+            4,
+            u32::from(self.amsgrad),
+            &[self.alpha, self.one_minus_beta_1, self.one_minus_beta_2, self.epsilon],
+        )
+    }
     fn update(&self, p: &mut [f32], g: &[f32], s: Slots<'_>) {
         if self.amsgrad {
             self.run::<true>(p, g, s)

@@ -1,7 +1,7 @@
 //! Adamax, as Keras 3's `keras.optimizers.Adamax`:
 //! `m += (g - m)(1 - b1); u = max(b2 u, |g|); w -= lr m / ((1 - b1^t)(u + eps))`.
 
-use super::sweep::{Kernel, SlotSpec, Slots};
+use super::sweep::{GpuRule, Kernel, SlotSpec, Slots};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adamax {
@@ -35,6 +35,13 @@ pub(crate) struct AdamaxStep {
 }
 
 impl Kernel for AdamaxStep {
+    fn gpu(&self) -> GpuRule {
+        GpuRule::new(
+            5,
+            0,
+            &[self.lr, self.bias_correction, self.one_minus_beta_1, self.beta_2, self.epsilon],
+        )
+    }
     fn update(&self, p: &mut [f32], g: &[f32], [m, u, _]: Slots<'_>) {
         for (((p, &g), m), u) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(u.iter_mut()) {
             *m += (g - *m) * self.one_minus_beta_1;

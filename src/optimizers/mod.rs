@@ -21,6 +21,7 @@ mod adadelta;
 mod adagrad;
 mod adam;
 mod adamax;
+mod gpu;
 mod nadam;
 mod rmsprop;
 mod sgd;
@@ -120,6 +121,8 @@ pub struct Optimizer {
     /// Keras' `_iterations`: every `apply`, including accumulation-only ones.
     raw_iterations: u64,
     state: Option<State>,
+    /// The slots on the GPU, while the optimizer steps a GPU model (then `state` is `None`).
+    gpu: Option<gpu::GpuState>,
 }
 
 const KINDS: [&str; 8] = [
@@ -240,6 +243,7 @@ impl Optimizer {
             }),
             raw_iterations: 0,
             state: None,
+            gpu: None,
         })
     }
 

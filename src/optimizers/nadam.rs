@@ -5,7 +5,7 @@
 //! m_hat = u_{t+1} m / (1 - P_t u_{t+1}) + (1 - u_t) g / (1 - P_t); v_hat = v / (1 - b2^t);
 //! w -= lr m_hat / (sqrt(v_hat) + eps)`.
 
-use super::sweep::{Kernel, SlotSpec, Slots};
+use super::sweep::{GpuRule, Kernel, SlotSpec, Slots};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Nadam {
@@ -64,6 +64,23 @@ pub(crate) struct NadamStep {
 }
 
 impl Kernel for NadamStep {
+    fn gpu(&self) -> GpuRule {
+        GpuRule::new(
+            6,
+            0,
+            &[
+                self.lr,
+                self.u_t,
+                self.u_next,
+                self.one_minus_u_product,
+                self.one_minus_u_product_next,
+                self.bias_correction_2,
+                self.one_minus_beta_1,
+                self.one_minus_beta_2,
+                self.epsilon,
+            ],
+        )
+    }
     fn update(&self, p: &mut [f32], g: &[f32], [m, v, _]: Slots<'_>) {
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             *m += (g - *m) * self.one_minus_beta_1;

@@ -3,7 +3,7 @@
 //! `v - a^2`; `inc = lr g / sqrt(v (- a^2) + eps)` (epsilon inside the root);
 //! with momentum `m = momentum m + inc; w -= m`, else `w -= inc`.
 
-use super::sweep::{Kernel, SlotSpec, Slots};
+use super::sweep::{GpuRule, Kernel, SlotSpec, Slots};
 
 #[derive(Clone, Debug)]
 pub(crate) struct RmsProp {
@@ -79,6 +79,14 @@ impl RmsPropStep {
 }
 
 impl Kernel for RmsPropStep {
+    fn gpu(&self) -> GpuRule {
+        let flags = u32::from(self.has_momentum) | u32::from(self.centered) << 1;
+        GpuRule::new(
+            1,
+            flags,
+            &[self.lr, self.rho, self.one_minus_rho, self.momentum, self.epsilon],
+        )
+    }
     fn update(&self, p: &mut [f32], g: &[f32], s: Slots<'_>) {
         match (self.has_momentum, self.centered) {
             (false, false) => self.run::<false, false>(p, g, s),

@@ -2,7 +2,7 @@
 //! `m = momentum * m - lr * g; w += m` (Nesterov: `w += momentum * m - lr * g`);
 //! without momentum `w -= lr * g` and no slot.
 
-use super::sweep::{Kernel, SlotSpec, Slots};
+use super::sweep::{GpuRule, Kernel, SlotSpec, Slots};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Sgd {
@@ -47,6 +47,14 @@ pub(crate) struct SgdStep {
 }
 
 impl Kernel for SgdStep {
+    fn gpu(&self) -> GpuRule {
+        let flags = match self.mode {
+            Mode::Plain => 0,
+            Mode::Momentum => 1,
+            Mode::Nesterov => 3,
+        };
+        GpuRule::new(0, flags, &[self.lr, self.momentum])
+    }
     fn update(&self, p: &mut [f32], g: &[f32], [m, _, _]: Slots<'_>) {
         let (lr, mu) = (self.lr, self.momentum);
         match self.mode {

@@ -24,6 +24,32 @@ const CHUNK: usize = 1 << 14;
 pub(crate) trait Kernel: Sync {
     /// Updates `p` (and the slots) from the already clipped gradient `g`; all same length.
     fn update(&self, p: &mut [f32], g: &[f32], s: Slots<'_>);
+    /// The same step for the GPU's fused update kernel (`optimizers.wgsl`).
+    fn gpu(&self) -> GpuRule;
+}
+
+/// Most per-step scalars a rule passes the GPU kernel.
+pub(crate) const GPU_RULE_SCALARS: usize = 12;
+
+/// A rule's step as the GPU kernel takes it: the rule's code and option flags (fixed for a
+/// program) and its per-step scalars (written before every step).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct GpuRule {
+    pub code: u32,
+    pub flags: u32,
+    pub scalars: [f32; GPU_RULE_SCALARS],
+}
+
+impl GpuRule {
+    pub fn new(code: u32, flags: u32, values: &[f32]) -> GpuRule {
+        let mut scalars = [0.0; GPU_RULE_SCALARS];
+        scalars[..values.len()].copy_from_slice(values);
+        GpuRule {
+            code,
+            flags,
+            scalars,
+        }
+    }
 }
 
 /// What clipping does to a variable's gradient this step.
@@ -145,6 +171,9 @@ mod tests {
 
     struct AddGrad;
     impl Kernel for AddGrad {
+        fn gpu(&self) -> GpuRule {
+            GpuRule::new(0, 0, &[])
+        }
         fn update(&self, p: &mut [f32], g: &[f32], [a, _, _]: Slots<'_>) {
             for ((p, g), a) in p.iter_mut().zip(g).zip(a.iter_mut()) {
                 *a += 1.0;

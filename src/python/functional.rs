@@ -47,7 +47,6 @@ fn eval_pair<'py>(
         &[],
         &[t, p],
         &Ctx {
-            device: crate::device::Device::Cpu,
             training: false,
             seed: 0,
             step: 0,
@@ -135,7 +134,6 @@ fn activation<'py>(
         &[],
         &[data],
         &Ctx {
-            device: crate::device::Device::Cpu,
             training: false,
             seed: 0,
             step: 0,

@@ -44,6 +44,14 @@ impl PyGraph {
         }
     }
 
+    /// Tags the nodes added from now on with a layer's name (None clears it), so that an
+    /// error about an op can name the layer.
+    #[pyo3(signature = (name=None))]
+    fn set_scope(&mut self, name: Option<&str>) -> PyResult<()> {
+        self.graph()?.set_scope(name);
+        Ok(())
+    }
+
     /// A batched input with per-sample `dims`.
     fn input(&mut self, dims: Vec<usize>) -> PyResult<NodeId> {
         Ok(self.graph()?.input(Shape::batched(&dims)))

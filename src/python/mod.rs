@@ -37,6 +37,38 @@ fn default_seed() -> Option<(u64, u64)> {
     crate::model::default_seed()
 }
 
+/// Every Vulkan adapter wgpu finds, best first, as `{"name", "type", "api"}` dicts.
+#[pyfunction]
+fn gpu_adapters(py: Python<'_>) -> PyResult<Vec<Bound<'_, pyo3::types::PyDict>>> {
+    py.detach(crate::device::gpu::adapters)
+        .into_iter()
+        .map(|a| {
+            let d = pyo3::types::PyDict::new(py);
+            d.set_item("name", a.name)?;
+            d.set_item("type", a.kind)?;
+            d.set_item("api", a.api)?;
+            Ok(d)
+        })
+        .collect()
+}
+
+/// `(True, adapter name)` when the GPU context exists or could be created, else
+/// `(False, what was looked for)`.
+#[pyfunction]
+fn gpu_status(py: Python<'_>) -> (bool, String) {
+    match py.detach(crate::device::gpu::GpuContext::shared) {
+        Ok(ctx) => (true, ctx.adapter().name),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// GFLOP/s of the GPU's matmul kernel on an `n x n x n` product resident on the device,
+/// timed over `iters` runs after a warm-up.
+#[pyfunction]
+fn bench_gpu_gemm(py: Python<'_>, n: usize, iters: usize) -> PyResult<f64> {
+    Ok(py.detach(|| crate::device::gpu::bench_gemm(n, iters))?)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optimizers::register(m)?;
@@ -46,5 +78,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     conv::register(m)?;
     m.add_function(wrap_pyfunction!(set_seed, m)?)?;
     m.add_function(wrap_pyfunction!(default_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_adapters, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_status, m)?)?;
+    m.add_function(wrap_pyfunction!(bench_gpu_gemm, m)?)?;
     Ok(())
 }

@@ -196,7 +196,7 @@ impl PyModel {
                 "variable {v} does not exist"
             )));
         }
-        let a = numpy::PyArray1::from_slice(py, self.m.var(v));
+        let a = numpy::PyArray1::from_vec(py, self.m.var(v));
         Ok(a.reshape(self.m.var_shape(v).to_vec())?.to_dyn().clone())
     }
 
@@ -221,10 +221,9 @@ impl PyModel {
         self.m.set_trainable(v, trainable)
     }
 
-    /// Selects the device by backend name ("cpu").
+    /// Selects the device by backend name ("cpu" or "gpu"); the variables move there.
     fn set_device(&mut self, name: &str) -> PyResult<()> {
-        self.m.set_device(crate::device::Device::from_name(name)?);
-        Ok(())
+        Ok(self.m.set_device(crate::device::Device::from_name(name)?)?)
     }
 
     fn device(&self) -> &'static str {

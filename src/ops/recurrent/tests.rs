@@ -188,12 +188,12 @@ fn compare_with(
         }
     }
     let ctx = Ctx {
-        device: crate::device::Device::Cpu,
         training: false,
         seed: 0,
         step: 0,
     };
-    p.run(&vars, &feeds, &ctx).unwrap();
+    let vs: Vec<&[f32]> = vars.iter().map(|v| v.as_slice()).collect();
+    p.run(&vs, &feeds, &ctx).unwrap();
     let want = reference(
         &spec,
         batch,

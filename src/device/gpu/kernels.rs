@@ -1,0 +1,411 @@
+//! The GPU kernels of each op: how an op's step becomes dispatches of the WGSL shaders in
+//! `shaders/`, with the shape parameters worked out here once, when the program is planned.
+//! [`unsupported`] names the ops that have no GPU kernel yet (part 2 of the GPU path: conv,
+//! pooling, recurrent, embedding), so a model that needs one is refused when it is compiled
+//! for the GPU instead of computing something wrong.
+
+use smallvec::SmallVec;
+
+use super::{GpuBuffer, Recorder, Shader};
+use crate::error::{Error, Result};
+use crate::graph::Shape;
+use crate::ops::elementwise::broadcast_strides;
+use crate::ops::{BinaryOp, Op, ReduceKind, UnaryOp};
+
+pub(crate) const ELEMENTWISE: Shader = Shader {
+    name: "elementwise",
+    source: include_str!("shaders/elementwise.wgsl"),
+};
+pub(crate) const ROWS: Shader = Shader {
+    name: "rows",
+    source: include_str!("shaders/rows.wgsl"),
+};
+pub(crate) const MATMUL: Shader = Shader {
+    name: "matmul",
+    source: include_str!("shaders/matmul.wgsl"),
+};
+
+/// Most axes a strided kernel handles.
+const MAX_RANK: usize = 8;
+
+/// The op's name when the GPU has no kernel for it, else `None`.
+pub fn unsupported(op: &Op) -> Option<&'static str> {
+    Some(match op {
+        Op::Rnn(_) | Op::RnnGrad(_) | Op::RnnKernelGrad(_) => "recurrent (SimpleRNN/LSTM/GRU)",
+        Op::RnnSlice(_) | Op::RnnUnslice(..) => "recurrent state slice",
+        Op::Gather | Op::ScatterAddRows(_) => "embedding gather",
+        Op::Conv(_) | Op::ConvGradInput(..) | Op::ConvGradKernel(_) => "convolution",
+        Op::Pool(_) | Op::PoolGrad(_) => "pooling",
+        Op::Pad(_) => "padding/cropping",
+        Op::UpSample(_) => "upsampling",
+        _ => return None,
+    })
+}
+
+fn unary_code(u: UnaryOp) -> (u32, f32, f32) {
+    use UnaryOp::*;
+    match u {
+        Identity => (0, 0.0, 0.0),
+        Relu => (1, 0.0, 0.0),
+        Sigmoid => (2, 0.0, 0.0),
+        HardSigmoid => (3, 0.0, 0.0),
+        Tanh => (4, 0.0, 0.0),
+        Exp => (5, 0.0, 0.0),
+        Log => (6, 0.0, 0.0),
+        Neg => (7, 0.0, 0.0),
+        Scale(a) => (8, a, 0.0),
+        AddScalar(a) => (9, a, 0.0),
+        Square => (10, 0.0, 0.0),
+        Sqrt => (11, 0.0, 0.0),
+        Abs => (12, 0.0, 0.0),
+        Sign => (13, 0.0, 0.0),
+        Softplus => (14, 0.0, 0.0),
+        Softsign => (15, 0.0, 0.0),
+        Elu(a) => (16, a, 0.0),
+        Selu => (17, 0.0, 0.0),
+        LeakyRelu(a) => (18, a, 0.0),
+        Swish => (19, 0.0, 0.0),
+        Gelu => (20, 0.0, 0.0),
+        Arctan => (21, 0.0, 0.0),
+        BinaryStep => (22, 0.0, 0.0),
+        Clip(lo, hi) => (23, lo, hi),
+        Reciprocal => (24, 0.0, 0.0),
+        Round => (25, 0.0, 0.0),
+        LogCosh => (26, 0.0, 0.0),
+    }
+}
+
+fn binary_code(b: BinaryOp) -> u32 {
+    match b {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Maximum => 4,
+        BinaryOp::Minimum => 5,
+        BinaryOp::Equal => 6,
+        BinaryOp::Greater => 7,
+        BinaryOp::GreaterEqual => 8,
+    }
+}
+
+fn bits(x: f32) -> u32 {
+    x.to_bits()
+}
+
+fn numel(dims: &[usize]) -> usize {
+    dims.iter().product()
+}
+
+/// Row-major strides of `dims`.
+fn contiguous(dims: &[usize]) -> SmallVec<[usize; 8]> {
+    let mut s: SmallVec<[usize; 8]> = SmallVec::from_elem(0, dims.len());
+    let mut acc = 1;
+    for i in (0..dims.len()).rev() {
+        s[i] = acc;
+        acc *= dims[i];
+    }
+    s
+}
+
+/// `v` padded with zeros to `MAX_RANK` words.
+fn words8(v: &[usize]) -> [u32; MAX_RANK] {
+    let mut w = [0u32; MAX_RANK];
+    for (o, &x) in w.iter_mut().zip(v) {
+        *o = x as u32;
+    }
+    w
+}
+
+fn check_rank(what: &str, dims: &[usize]) -> Result<()> {
+    if dims.len() > MAX_RANK {
+        return Err(Error::NotImplemented(format!(
+            "{what} on the GPU handles tensors of rank <= {MAX_RANK}, received rank {}",
+            dims.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A strided copy of a view of `dims` (see `copy_strided` in elementwise.wgsl).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn copy_strided(
+    rec: &mut Recorder<'_>,
+    src: &GpuBuffer,
+    dst: &GpuBuffer,
+    dims: &[usize],
+    in_strides: &[usize],
+    out_strides: &[usize],
+    in_off: usize,
+    out_off: usize,
+    scale: f32,
+) -> Result<()> {
+    check_rank("a strided copy", dims)?;
+    let n = numel(dims);
+    let mut p = vec![
+        n as u32,
+        dims.len() as u32,
+        in_off as u32,
+        out_off as u32,
+        bits(scale),
+    ];
+    p.extend(words8(dims));
+    p.extend(words8(in_strides));
+    p.extend(words8(out_strides));
+    rec.launch(ELEMENTWISE, "copy_strided", &p, dst, &[src], n);
+    Ok(())
+}
+
+fn copy(rec: &mut Recorder<'_>, src: &GpuBuffer, dst: &GpuBuffer, n: usize) -> Result<()> {
+    copy_strided(rec, src, dst, &[n], &[1], &[1], 0, 0, 1.0)
+}
+
+pub(crate) fn fill(rec: &mut Recorder<'_>, dst: &GpuBuffer, n: usize, value: f32) {
+    rec.launch(ELEMENTWISE, "fill", &[n as u32, bits(value)], dst, &[], n);
+}
+
+/// `out[0] = sum(x^2)` over all of `x` (a gradient's squared norm).
+pub(crate) fn sum_of_squares(rec: &mut Recorder<'_>, x: &GpuBuffer, out: &GpuBuffer) {
+    let n = x.len();
+    reduce_code(rec, 3, x, &[n], &[0], out).expect("rank 1");
+}
+
+/// Reduces `x` of `dims` over `axes` (sorted) into a contiguous output.
+fn reduce(
+    rec: &mut Recorder<'_>,
+    kind: ReduceKind,
+    x: &GpuBuffer,
+    dims: &[usize],
+    axes: &[usize],
+    out: &GpuBuffer,
+) -> Result<()> {
+    let code = match kind {
+        ReduceKind::Sum => 0,
+        ReduceKind::Mean => 1,
+        ReduceKind::Max => 2,
+    };
+    reduce_code(rec, code, x, dims, axes, out)
+}
+
+/// `reduce` by the shader's kind code (3: sum of squares).
+fn reduce_code(
+    rec: &mut Recorder<'_>,
+    code: u32,
+    x: &GpuBuffer,
+    dims: &[usize],
+    axes: &[usize],
+    out: &GpuBuffer,
+) -> Result<()> {
+    check_rank("a reduction", dims)?;
+    let strides = contiguous(dims);
+    let (mut od, mut os, mut rd, mut rs) = (vec![], vec![], vec![], vec![]);
+    for (i, (&d, &s)) in dims.iter().zip(&strides).enumerate() {
+        if axes.contains(&i) {
+            rd.push(d);
+            rs.push(s);
+        } else {
+            od.push(d);
+            os.push(s);
+        }
+    }
+    let n_out = numel(&od);
+    let count = numel(&rd);
+    let mut p = vec![
+        n_out as u32,
+        code,
+        count as u32,
+        bits(1.0 / count.max(1) as f32),
+        od.len() as u32,
+        rd.len() as u32,
+    ];
+    p.extend(words8(&od));
+    p.extend(words8(&os));
+    p.extend(words8(&rd));
+    p.extend(words8(&rs));
+    let groups = workgroups(rec, n_out);
+    rec.launch_groups(ROWS, "reduce", &p, out, &[x], groups);
+    Ok(())
+}
+
+/// A grid of `n` workgroups, split over x and y when wider than the device allows.
+fn workgroups(rec: &Recorder<'_>, n: usize) -> [u32; 3] {
+    let max = rec.ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let n = n.max(1);
+    if n <= max {
+        [n as u32, 1, 1]
+    } else {
+        [max as u32, n.div_ceil(max) as u32, 1]
+    }
+}
+
+/// Records the dispatches of one step: `op` reading `ins` (buffer and concrete dims each)
+/// and writing `out` of `out_dims`. An op without a GPU kernel is `NotImplemented`.
+pub(crate) fn record(
+    rec: &mut Recorder<'_>,
+    op: &Op,
+    _out_shape: &Shape,
+    ins: &[(GpuBuffer, &[usize])],
+    out: &GpuBuffer,
+    out_dims: &[usize],
+) -> Result<()> {
+    let n = numel(out_dims);
+    let x = |i: usize| &ins[i].0;
+    let dims = |i: usize| ins[i].1;
+    match op {
+        Op::Input(_) | Op::Param(_) => unreachable!("inputs and params are read in place"),
+        Op::Scalar(v) => fill(rec, out, n, *v),
+        Op::Zeros => fill(rec, out, n, 0.0),
+        Op::Unary(u) => {
+            let (code, a, b) = unary_code(*u);
+            let p = [n as u32, code, bits(a), bits(b)];
+            rec.launch(ELEMENTWISE, "unary_forward", &p, out, &[x(0)], n);
+        }
+        Op::UnaryGrad(u) => {
+            let (code, a, b) = unary_code(*u);
+            let p = [n as u32, code, bits(a), bits(b)];
+            rec.launch(ELEMENTWISE, "unary_backward", &p, out, &[x(0), x(1)], n);
+        }
+        Op::Binary(b) => {
+            check_rank("a binary op", out_dims)?;
+            let sa = broadcast_strides(dims(0), out_dims);
+            let sb = broadcast_strides(dims(1), out_dims);
+            let mut p = vec![n as u32, binary_code(*b), out_dims.len() as u32];
+            p.extend(words8(out_dims));
+            p.extend(words8(&sa));
+            p.extend(words8(&sb));
+            rec.launch(ELEMENTWISE, "binary_forward", &p, out, &[x(0), x(1)], n);
+        }
+        Op::MatMul { ta, tb } => {
+            let ka = *dims(0).last().expect("rank checked at build");
+            let rows = numel(dims(0)) / ka.max(1);
+            // [M, N, K, sam, sak, sbk, sbn]
+            let p: [usize; 7] = match (ta, tb) {
+                (false, false) => {
+                    let n = dims(1)[1];
+                    [rows, n, ka, ka, 1, n, 1]
+                }
+                (false, true) => {
+                    let n = dims(1)[0];
+                    [rows, n, ka, ka, 1, 1, ka]
+                }
+                (true, false) => {
+                    let n = *dims(1).last().expect("rank checked at build");
+                    [ka, n, rows, 1, ka, n, 1]
+                }
+                (true, true) => unreachable!("rejected by shape inference"),
+            };
+            let gy = p[0].div_ceil(64);
+            let max = rec.ctx.limits.max_compute_workgroups_per_dimension as usize;
+            if gy > max || p[1].div_ceil(64) > max {
+                return crate::value_error!(
+                    "a {}x{} matrix product is larger than the GPU's dispatch grid allows; use a smaller batch size",
+                    p[0],
+                    p[1]
+                );
+            }
+            let words: Vec<u32> = p.iter().map(|&v| v as u32).collect();
+            let groups = [p[1].div_ceil(64) as u32, gy as u32, 1];
+            rec.launch_groups(MATMUL, "matmul", &words, out, &[x(0), x(1)], groups);
+        }
+        Op::Reduce { kind, axes, .. } => reduce(rec, *kind, x(0), dims(0), axes, out)?,
+        Op::SumTo(_) => {
+            let d = dims(0);
+            let r = d.len();
+            let aligned: Vec<usize> = std::iter::repeat_n(1, r - out_dims.len())
+                .chain(out_dims.iter().copied())
+                .collect();
+            let axes: Vec<usize> = (0..r).filter(|&i| aligned[i] == 1 && d[i] != 1).collect();
+            if axes.is_empty() {
+                copy(rec, x(0), out, n)?;
+            } else {
+                reduce(rec, ReduceKind::Sum, x(0), d, &axes, out)?;
+            }
+        }
+        Op::BroadcastTo(_) | Op::BroadcastMean(_) => {
+            check_rank("a broadcast", out_dims)?;
+            let d = dims(0);
+            let aligned: Vec<usize> = std::iter::repeat_n(1, out_dims.len() - d.len())
+                .chain(d.iter().copied())
+                .collect();
+            let s = broadcast_strides(&aligned, out_dims);
+            let scale = if matches!(op, Op::BroadcastMean(_)) {
+                numel(d) as f32 / n as f32
+            } else {
+                1.0
+            };
+            copy_strided(rec, x(0), out, out_dims, &s, &contiguous(out_dims), 0, 0, scale)?;
+        }
+        Op::Reshape(_) | Op::ToBatched | Op::FromBatched(_) => copy(rec, x(0), out, n)?,
+        Op::Transpose(perm) => {
+            check_rank("a transpose", out_dims)?;
+            let d = dims(0);
+            let lead = d.len() - perm.len();
+            let ins = contiguous(d);
+            let mut strides: Vec<usize> = ins[..lead].to_vec();
+            strides.extend(perm.iter().map(|&p| ins[lead + p]));
+            copy_strided(rec, x(0), out, out_dims, &strides, &contiguous(out_dims), 0, 0, 1.0)?;
+        }
+        Op::Concat { axis } => {
+            let os = contiguous(out_dims);
+            let mut at = 0;
+            for (b, d) in ins {
+                copy_strided(rec, b, out, d, &contiguous(d), &os, 0, at * os[*axis], 1.0)?;
+                at += d[*axis];
+            }
+        }
+        Op::SliceAxis { axis, start, .. } => {
+            let is = contiguous(dims(0));
+            copy_strided(rec, x(0), out, out_dims, &is, &contiguous(out_dims), start * is[*axis], 0, 1.0)?;
+        }
+        Op::UnsliceAxis { axis, start, .. } => {
+            fill(rec, out, n, 0.0);
+            let os = contiguous(out_dims);
+            let d = dims(0);
+            copy_strided(rec, x(0), out, d, &contiguous(d), &os, 0, start * os[*axis], 1.0)?;
+        }
+        Op::Softmax | Op::SoftmaxGrad => {
+            let c = *out_dims.last().expect("rank checked at build");
+            let rows = n / c;
+            let (entry, inputs): (&'static str, SmallVec<[&GpuBuffer; 2]>) =
+                if matches!(op, Op::Softmax) {
+                    ("softmax", smallvec::smallvec![x(0)])
+                } else {
+                    ("softmax_backward", smallvec::smallvec![x(0), x(1)])
+                };
+            let groups = workgroups(rec, rows);
+            rec.launch_groups(ROWS, entry, &[rows as u32, c as u32], out, &inputs, groups);
+        }
+        Op::Dropout { rate, key } | Op::DropoutGrad { rate, key } => {
+            let (threshold, key_word, scale) = crate::ops::random::dropout_words(*rate, *key);
+            let p = [n as u32, threshold, key_word, bits(scale)];
+            rec.launch(ELEMENTWISE, "dropout", &p, out, &[x(0)], n);
+        }
+        Op::TrainSelect => {
+            rec.launch(ELEMENTWISE, "train_select", &[n as u32], out, &[x(0), x(1)], n);
+        }
+        Op::ArgMax => {
+            let c = *dims(0).last().expect("rank checked at build");
+            rec.launch(ROWS, "argmax", &[n as u32, c as u32], out, &[x(0)], n);
+        }
+        Op::TakeLast => {
+            let c = *dims(0).last().expect("rank checked at build");
+            rec.launch(ROWS, "take_last", &[n as u32, c as u32], out, &[x(0), x(1)], n);
+        }
+        Op::ScatterLast(_) => {
+            let c = *out_dims.last().expect("rank checked at build");
+            rec.launch(ROWS, "scatter_last", &[n as u32, c as u32], out, &[x(0), x(1)], n);
+        }
+        Op::InTopK(k) => {
+            let c = *dims(0).last().expect("rank checked at build");
+            let p = [n as u32, c as u32, (*k).min(u32::MAX as usize) as u32];
+            rec.launch(ROWS, "in_top_k", &p, out, &[x(0), x(1)], n);
+        }
+        other => {
+            return Err(Error::NotImplemented(format!(
+                "the op {} has no GPU kernel yet",
+                unsupported(other).unwrap_or("(unknown)")
+            )))
+        }
+    }
+    Ok(())
+}

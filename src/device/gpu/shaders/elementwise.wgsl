@@ -1,0 +1,302 @@
+// Elementwise kernels, one thread per output element. Parameter words (`p`) per entry point
+// are documented above each; floats travel as their bits.
+
+const SELU_ALPHA: f32 = 1.6732632;
+const SELU_SCALE: f32 = 1.050701;
+const INV_SQRT2: f32 = 0.70710677;
+const INV_SQRT_2PI: f32 = 0.3989423;
+const LN_2: f32 = 0.6931472;
+
+fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+fn softplus(x: f32) -> f32 {
+    if x > 20.0 {
+        return x;
+    }
+    if x < -20.0 {
+        return exp(x);
+    }
+    return log(1.0 + exp(x));
+}
+
+fn expm1(x: f32) -> f32 {
+    if abs(x) < 1e-2 {
+        return x + 0.5 * x * x + x * x * x / 6.0;
+    }
+    return exp(x) - 1.0;
+}
+
+// Abramowitz & Stegun 7.1.26, as the CPU kernel computes it.
+fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let y = 1.0 - poly * exp(-x * x);
+    return select(-y, y, x >= 0.0);
+}
+
+fn sign_of(x: f32) -> f32 {
+    if x > 0.0 {
+        return 1.0;
+    }
+    if x < 0.0 {
+        return -1.0;
+    }
+    return 0.0;
+}
+
+// Unary op codes: the order of `kernels::unary_code`.
+fn unary(code: u32, x: f32, a: f32, b: f32) -> f32 {
+    switch code {
+        case 0u: { return x; }
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return sigmoid(x); }
+        case 3u: { return clamp(x / 6.0 + 0.5, 0.0, 1.0); }
+        case 4u: { return tanh(x); }
+        case 5u: { return exp(x); }
+        case 6u: { return log(x); }
+        case 7u: { return -x; }
+        case 8u: { return a * x; }
+        case 9u: { return x + a; }
+        case 10u: { return x * x; }
+        case 11u: { return sqrt(x); }
+        case 12u: { return abs(x); }
+        case 13u: { return sign_of(x); }
+        case 14u: { return softplus(x); }
+        case 15u: { return x / (1.0 + abs(x)); }
+        case 16u: { return select(a * expm1(x), x, x > 0.0); }
+        case 17u: { return SELU_SCALE * select(SELU_ALPHA * expm1(x), x, x > 0.0); }
+        case 18u: { return select(a * x, x, x >= 0.0); }
+        case 19u: { return x * sigmoid(x); }
+        case 20u: { return 0.5 * x * (1.0 + erf(x * INV_SQRT2)); }
+        case 21u: { return atan(x); }
+        case 22u: { return select(0.0, 1.0, x >= 0.0); }
+        case 23u: { return clamp(x, a, b); }
+        case 24u: { return 1.0 / x; }
+        case 25u: { return round(x); }
+        case 26u: { return abs(x) + softplus(-2.0 * abs(x)) - LN_2; }
+        default: { return x; }
+    }
+}
+
+fn derivative(code: u32, x: f32, a: f32, b: f32) -> f32 {
+    switch code {
+        case 0u, 9u: { return 1.0; }
+        case 1u: { return select(0.0, 1.0, x > 0.0); }
+        case 2u: { let s = sigmoid(x); return s * (1.0 - s); }
+        case 3u: { return select(0.0, 1.0 / 6.0, x > -3.0 && x < 3.0); }
+        case 4u: { let t = tanh(x); return 1.0 - t * t; }
+        case 5u: { return exp(x); }
+        case 6u: { return 1.0 / x; }
+        case 7u: { return -1.0; }
+        case 8u: { return a; }
+        case 10u: { return 2.0 * x; }
+        case 11u: { return 0.5 / sqrt(x); }
+        case 12u: { return sign_of(x); }
+        case 13u, 22u, 25u: { return 0.0; }
+        case 14u: { return sigmoid(x); }
+        case 15u: { let d = 1.0 + abs(x); return 1.0 / (d * d); }
+        case 16u: { return select(a * exp(x), 1.0, x > 0.0); }
+        case 17u: { return SELU_SCALE * select(SELU_ALPHA * exp(x), 1.0, x > 0.0); }
+        case 18u: { return select(a, 1.0, x >= 0.0); }
+        case 19u: { let s = sigmoid(x); return s + x * s * (1.0 - s); }
+        case 20u: { return 0.5 * (1.0 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x); }
+        case 21u: { return 1.0 / (1.0 + x * x); }
+        case 23u: { return select(0.0, 1.0, x >= a && x <= b); }
+        case 24u: { return -1.0 / (x * x); }
+        case 26u: { return tanh(x); }
+        default: { return 0.0; }
+    }
+}
+
+// p: [n, code, a, b]
+@compute @workgroup_size(256)
+fn unary_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    out[i] = unary(p[1], in0[i], pf(2u), pf(3u));
+}
+
+// p: [n, code, a, b]; in0 = x, in1 = dy
+@compute @workgroup_size(256)
+fn unary_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    out[i] = derivative(p[1], in0[i], pf(2u), pf(3u)) * in1[i];
+}
+
+fn binary(code: u32, a: f32, b: f32) -> f32 {
+    switch code {
+        case 0u: { return a + b; }
+        case 1u: { return a - b; }
+        case 2u: { return a * b; }
+        case 3u: { return a / b; }
+        case 4u: { return max(a, b); }
+        case 5u: { return min(a, b); }
+        case 6u: { return select(0.0, 1.0, a == b); }
+        case 7u: { return select(0.0, 1.0, a > b); }
+        case 8u: { return select(0.0, 1.0, a >= b); }
+        default: { return 0.0; }
+    }
+}
+
+// p: [n, code, rank, dims[8], a_strides[8], b_strides[8]] (output dims, right-aligned
+// broadcast strides of each operand, 0 on a broadcast axis)
+@compute @workgroup_size(256)
+fn binary_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    let rank = p[2];
+    var rest = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var k = 0u; k < rank; k++) {
+        let ax = rank - 1u - k;
+        let d = p[3u + ax];
+        let c = rest % d;
+        rest = rest / d;
+        ia += c * p[11u + ax];
+        ib += c * p[19u + ax];
+    }
+    out[i] = binary(p[1], in0[ia], in1[ib]);
+}
+
+// p: [n, value]
+@compute @workgroup_size(256)
+fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    out[i] = pf(1u);
+}
+
+// `in0` in training, `in1` at inference. p: [n]
+@compute @workgroup_size(256)
+fn train_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    if run.training != 0u {
+        out[i] = in0[i];
+    } else {
+        out[i] = in1[i];
+    }
+}
+
+// A strided copy: for each index of a view of `rank` dims,
+// out[out_off + sum(idx * out_strides)] = scale * in0[in_off + sum(idx * in_strides)].
+// p: [n, rank, in_off, out_off, scale, dims[8], in_strides[8], out_strides[8]]
+@compute @workgroup_size(256)
+fn copy_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    let rank = p[1];
+    var rest = i;
+    var src = p[2];
+    var dst = p[3];
+    for (var k = 0u; k < rank; k++) {
+        let ax = rank - 1u - k;
+        let d = p[5u + ax];
+        let c = rest % d;
+        rest = rest / d;
+        src += c * p[13u + ax];
+        dst += c * p[21u + ax];
+    }
+    out[dst] = pf(4u) * in0[src];
+}
+
+// A stateful update: out = m * out + (1 - m) * in0 (m = 0 assigns). p: [n, m]
+@compute @workgroup_size(256)
+fn blend(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    let m = pf(1u);
+    if m == 0.0 {
+        out[i] = in0[i];
+    } else {
+        out[i] = m * out[i] + (1.0 - m) * in0[i];
+    }
+}
+
+// Philox4x32-10 (Salmon et al., 2011), with 32x32 -> 64-bit products built from 16-bit halves.
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+    let a_lo = a & 0xffffu;
+    let a_hi = a >> 16u;
+    let b_lo = b & 0xffffu;
+    let b_hi = b >> 16u;
+    let ll = a_lo * b_lo;
+    let hl = a_hi * b_lo;
+    let lh = a_lo * b_hi;
+    let hh = a_hi * b_hi;
+    let cross = (ll >> 16u) + (hl & 0xffffu) + (lh & 0xffffu);
+    let hi = hh + (hl >> 16u) + (lh >> 16u) + (cross >> 16u);
+    return vec2<u32>(hi, a * b);
+}
+
+fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+    var c = counter;
+    var k = key;
+    for (var r = 0u; r < 10u; r++) {
+        let p0 = mulhilo(0xD2511F53u, c.x);
+        let p1 = mulhilo(0xCD9E8D57u, c.z);
+        c = vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
+        k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
+    }
+    return c;
+}
+
+// Inverted dropout (also its backward pass on the gradient): element i drops when word
+// i % 4 of Philox(counter = (i / 4, step, key), key = seed) is below `threshold`.
+// p: [n, threshold, key_word, scale]
+@compute @workgroup_size(256)
+fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    if run.training == 0u {
+        out[i] = in0[i];
+        return;
+    }
+    let words = philox(vec4<u32>(i / 4u, run.step_lo, run.step_hi, p[2]), vec2<u32>(run.seed_lo, run.seed_hi));
+    let w = words[i % 4u];
+    out[i] = select(in0[i] * pf(3u), 0.0, w < p[1]);
+}
+
+// Copies rows of a resident dataset into a batch: out[r * per + j] = in0[idx[r] * per + j],
+// with the row indices (as u32 bits in floats) in in1 from `start`. p: [n, per, start]
+@compute @workgroup_size(256)
+fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    let per = p[1];
+    let r = i / per;
+    let row = bitcast<u32>(in1[p[2] + r]);
+    out[i] = in0[row * per + i % per];
+}
+
+// Adds a batch's log value, weighted by its row count, to a running sum:
+// out[k] += m * in0[0]. p: [k, m]
+@compute @workgroup_size(1)
+fn accumulate() {
+    out[p[0]] = out[p[0]] + pf(1u) * in0[0];
+}

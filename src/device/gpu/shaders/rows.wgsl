@@ -1,0 +1,232 @@
+// Reductions and row-wise kernels. Reductions run one 64-thread workgroup per output
+// element and combine partial results in a fixed tree, so results do not depend on
+// scheduling. Workgroup grids wider than the device allows are split over x and y.
+
+const RW: u32 = 64u;
+var<workgroup> part: array<f32, 64>;
+
+fn neg_inf() -> f32 {
+    var bits = 0xff800000u;
+    return bitcast<f32>(bits);
+}
+
+fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}
+
+fn combine(kind: u32, a: f32, b: f32) -> f32 {
+    if kind == 2u {
+        return max(a, b);
+    }
+    return a + b;
+}
+
+// Tree-combines `part` into part[0]; every thread must call it.
+fn tree(kind: u32, t: u32) {
+    for (var s = RW / 2u; s > 0u; s = s / 2u) {
+        workgroupBarrier();
+        if t < s {
+            part[t] = combine(kind, part[t], part[t + s]);
+        }
+    }
+    workgroupBarrier();
+}
+
+// out[o] = reduce over the reduced index set of in0.
+// p: [n_out, kind (0 sum, 1 mean, 2 max, 3 sum of squares), count, scale, out_rank, red_rank,
+//     out_dims[8], out_strides[8], red_dims[8], red_strides[8]]
+// (strides are the input's; the output is contiguous over out_dims)
+@compute @workgroup_size(64)
+fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let o = group_index(wid, nwg);
+    let t = lid.x;
+    let kind = p[1];
+    let count = p[2];
+    var base = 0u;
+    if o < p[0] {
+        var rest = o;
+        let r = p[4];
+        for (var k = 0u; k < r; k++) {
+            let ax = r - 1u - k;
+            let d = p[6u + ax];
+            base += (rest % d) * p[14u + ax];
+            rest = rest / d;
+        }
+    }
+    var acc = 0.0;
+    if kind == 2u {
+        acc = neg_inf();
+    }
+    if o < p[0] {
+        let rr = p[5];
+        for (var j = t; j < count; j += RW) {
+            var rest = j;
+            var off = base;
+            for (var k = 0u; k < rr; k++) {
+                let ax = rr - 1u - k;
+                let d = p[22u + ax];
+                off += (rest % d) * p[30u + ax];
+                rest = rest / d;
+            }
+            let v = in0[off];
+            acc = combine(kind, acc, select(v, v * v, kind == 3u));
+        }
+    }
+    part[t] = acc;
+    tree(kind, t);
+    if t == 0u && o < p[0] {
+        var v = part[0];
+        if kind == 1u {
+            v = v * pf(3u);
+        }
+        out[o] = v;
+    }
+}
+
+// Softmax over rows of `c`. p: [rows, c]
+@compute @workgroup_size(64)
+fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = group_index(wid, nwg);
+    let t = lid.x;
+    let c = p[1];
+    let live = r < p[0];
+    let base = r * c;
+    var m = neg_inf();
+    if live {
+        for (var j = t; j < c; j += RW) {
+            m = max(m, in0[base + j]);
+        }
+    }
+    part[t] = m;
+    tree(2u, t);
+    m = part[0];
+    workgroupBarrier();
+    var s = 0.0;
+    if live {
+        for (var j = t; j < c; j += RW) {
+            let e = exp(in0[base + j] - m);
+            out[base + j] = e;
+            s += e;
+        }
+    }
+    part[t] = s;
+    tree(0u, t);
+    let inv = 1.0 / part[0];
+    if live {
+        for (var j = t; j < c; j += RW) {
+            out[base + j] = out[base + j] * inv;
+        }
+    }
+}
+
+// dx = y * (dy - sum(dy * y)) per row; in0 = y, in1 = dy. p: [rows, c]
+@compute @workgroup_size(64)
+fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = group_index(wid, nwg);
+    let t = lid.x;
+    let c = p[1];
+    let live = r < p[0];
+    let base = r * c;
+    var s = 0.0;
+    if live {
+        for (var j = t; j < c; j += RW) {
+            s += in0[base + j] * in1[base + j];
+        }
+    }
+    part[t] = s;
+    tree(0u, t);
+    let dot = part[0];
+    if live {
+        for (var j = t; j < c; j += RW) {
+            out[base + j] = in0[base + j] * (in1[base + j] - dot);
+        }
+    }
+}
+
+// An index held as a float, when it is a whole number inside [0, c).
+fn valid_index(v: f32, c: u32) -> bool {
+    return v >= 0.0 && v < f32(c) && fract(v) == 0.0;
+}
+
+// Built at run time: naga's constant evaluator refuses NaN and infinite literals.
+fn nan() -> f32 {
+    var bits = 0x7fc00000u;
+    return bitcast<f32>(bits);
+}
+
+// One thread per row. p: [rows, c]
+@compute @workgroup_size(256)
+fn argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = flat(gid, nwg);
+    if r >= p[0] {
+        return;
+    }
+    let c = p[1];
+    var best = 0u;
+    for (var j = 1u; j < c; j++) {
+        if in0[r * c + j] > in0[r * c + best] {
+            best = j;
+        }
+    }
+    out[r] = f32(best);
+}
+
+// out[r] = in0[r, in1[r]]. p: [rows, c]
+@compute @workgroup_size(256)
+fn take_last(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = flat(gid, nwg);
+    if r >= p[0] {
+        return;
+    }
+    let c = p[1];
+    let i = in1[r];
+    if valid_index(i, c) {
+        out[r] = in0[r * c + u32(i)];
+    } else {
+        out[r] = nan();
+    }
+}
+
+// One thread per output element: out[r, j] = dy[r] where j == idx[r]. in0 = dy, in1 = idx.
+// p: [n, c]
+@compute @workgroup_size(256)
+fn scatter_last(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = flat(gid, nwg);
+    if e >= p[0] {
+        return;
+    }
+    let c = p[1];
+    let r = e / c;
+    let i = in1[r];
+    if !valid_index(i, c) {
+        out[e] = nan();
+    } else if u32(i) == e % c {
+        out[e] = in0[r];
+    } else {
+        out[e] = 0.0;
+    }
+}
+
+// 1 where the target's score is among the top k of its row. in0 = pred, in1 = target.
+// p: [rows, c, k]
+@compute @workgroup_size(256)
+fn in_top_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = flat(gid, nwg);
+    if r >= p[0] {
+        return;
+    }
+    let c = p[1];
+    let t = in1[r];
+    if !valid_index(t, c) {
+        out[r] = nan();
+        return;
+    }
+    let v = in0[r * c + u32(t)];
+    var above = 0u;
+    for (var j = 0u; j < c; j++) {
+        if in0[r * c + j] > v {
+            above += 1u;
+        }
+    }
+    out[r] = select(0.0, 1.0, above < p[2]);
+}
