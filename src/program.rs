@@ -144,11 +144,22 @@ impl Program {
         self.check_feeds(feeds)?;
         match &mut self.mem {
             Memory::Cpu { slots, scratch } => {
-                run_cpu(&self.steps, &self.loc, &self.dims, slots, scratch, vars, feeds, ctx);
+                run_cpu(
+                    &self.steps,
+                    &self.loc,
+                    &self.dims,
+                    slots,
+                    scratch,
+                    vars,
+                    feeds,
+                    ctx,
+                );
             }
             Memory::Gpu(m) => {
-                for (b, f) in m.feeds.iter().zip(feeds) {
-                    m.ctx.write(b, f);
+                for ((b, f), &len) in m.feeds.iter().zip(feeds).zip(&self.feed_lens) {
+                    if len > 0 {
+                        m.ctx.write(b, &f[..len]);
+                    }
                 }
                 let mut enc = m.ctx.encoder();
                 m.steps.encode(&m.ctx, &run_ctx(ctx), &mut enc);
@@ -179,7 +190,9 @@ impl Program {
             (Memory::Cpu { slots, .. }, Loc::Slot(s)) => {
                 &slots[s][..self.dims[node].iter().product()]
             }
-            (Memory::Gpu(_), _) => panic!("node {node}: a GPU program's values are read with `read`"),
+            (Memory::Gpu(_), _) => {
+                panic!("node {node}: a GPU program's values are read with `read`")
+            }
             (_, other) => panic!("node {node} is not computed by this program ({other:?})"),
         }
     }
@@ -202,6 +215,14 @@ impl Program {
                 let b = self.gpu_value(node).expect("a computed node");
                 m.ctx.read(&b, b.len())
             }
+        }
+    }
+
+    /// The device's pending error, if any (GPU programs; see `GpuContext::check`).
+    pub fn check(&self) -> Result<()> {
+        match &self.mem {
+            Memory::Cpu { .. } => Ok(()),
+            Memory::Gpu(m) => m.ctx.check(),
         }
     }
 
@@ -367,7 +388,14 @@ fn run_cpu(
                 })
                 .collect();
             let len = dims[step.node].iter().product();
-            crate::ops::forward(&step.op, &ins, &mut out[..len], &dims[step.node], scratch, ctx);
+            crate::ops::forward(
+                &step.op,
+                &ins,
+                &mut out[..len],
+                &dims[step.node],
+                scratch,
+                ctx,
+            );
         }
         slots[o] = out;
     }
@@ -453,8 +481,9 @@ fn record(ctx: &Arc<GpuContext>, g: &Graph, l: &Layout, vars: &[Tensor]) -> Resu
             &l.dims[step.node],
         )?;
     }
-    let run = GpuSteps::new(ctx);
+    let run = GpuSteps::run_buffer(ctx);
     let steps = GpuSteps::from_recorder(rec, run)?;
+    ctx.check()?;
     Ok(GpuMemory {
         ctx: ctx.clone(),
         slots,

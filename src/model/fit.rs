@@ -5,7 +5,7 @@
 
 use smallvec::SmallVec;
 
-use super::Model;
+use super::{Model, Pass};
 use crate::error::Result;
 use crate::initializers::Rng;
 
@@ -46,11 +46,27 @@ type Logs = SmallVec<[f64; 8]>;
 type Sizes = SmallVec<[usize; 8]>;
 type Slices<'a> = SmallVec<[&'a [f32]; 8]>;
 
-/// Adds a batch of `m` rows to the sums and updates the running (batch-size-weighted) means.
-fn accumulate(sums: &mut Logs, running: &mut Logs, batch: &[f64], m: usize, seen: usize) {
-    for ((s, r), &l) in sums.iter_mut().zip(running.iter_mut()).zip(batch) {
-        *s += l * m as f64;
-        *r = *s / seen as f64;
+/// What the loops call after every batch.
+pub trait Hook {
+    /// Whether the next `batch_end` needs current logs (on a GPU, reading them back is a
+    /// synchronisation, so a hook that only checks for Ctrl-C says no).
+    fn wants_logs(&mut self, _batch: usize, _batches: usize) -> bool {
+        true
+    }
+
+    fn batch_end(&mut self, b: &BatchEnd<'_>) -> Result<()>;
+}
+
+/// A hook that does nothing (Rust callers without progress or callbacks).
+pub struct NoHook;
+
+impl Hook for NoHook {
+    fn wants_logs(&mut self, _batch: usize, _batches: usize) -> bool {
+        false
+    }
+
+    fn batch_end(&mut self, _b: &BatchEnd<'_>) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -169,13 +185,8 @@ impl Model {
         d: &Dataset<'_>,
         batch_size: usize,
         shuffle: bool,
-        hook: &mut dyn FnMut(&BatchEnd<'_>) -> Result<()>,
+        hook: &mut dyn Hook,
     ) -> Result<EpochLogs> {
-        check_batch_size(batch_size)?;
-        let (xper, yper) = self.check_dataset(d, true)?;
-        let n_logs = self.log_names()?.len();
-        let bs = batch_size.min(d.n);
-        self.ensure_buffers(bs, &xper, &yper);
         self.epoch += 1;
         let mut order: Vec<usize> = (0..d.n).collect();
         if shuffle {
@@ -184,9 +195,39 @@ impl Model {
                 order.swap(i, rng.below(i + 1));
             }
         }
+        self.run_batches(Pass::Train, d, batch_size, Some(&order), hook)
+    }
+
+    /// The logs over the data in inference mode (batch-size-weighted means).
+    pub fn evaluate(
+        &mut self,
+        d: &Dataset<'_>,
+        batch_size: usize,
+        hook: &mut dyn Hook,
+    ) -> Result<EpochLogs> {
+        self.run_batches(Pass::Test, d, batch_size, None, hook)
+    }
+
+    /// The batch loop of `fit_epoch` and `evaluate`: rows in `order` (or in sequence) are
+    /// gathered into the model's reused buffers, each batch runs the training graph, and the
+    /// logs accumulate on the model's device; they are read back when the hook asks for them
+    /// and at the end.
+    fn run_batches(
+        &mut self,
+        pass: Pass,
+        d: &Dataset<'_>,
+        batch_size: usize,
+        order: Option<&[usize]>,
+        hook: &mut dyn Hook,
+    ) -> Result<EpochLogs> {
+        check_batch_size(batch_size)?;
+        let (xper, yper) = self.check_dataset(d, true)?;
+        let n_logs = self.log_names()?.len();
+        let bs = batch_size.min(d.n);
+        self.ensure_buffers(bs, &xper, &yper);
+        self.ensure_train_graph()?;
+        self.reset_log_sums()?;
         let batches = d.n.div_ceil(bs);
-        let mut sums: Logs = SmallVec::from_elem(0.0, n_logs);
-        let mut batch_logs: Logs = SmallVec::from_elem(0.0, n_logs);
         let mut running: Logs = SmallVec::from_elem(0.0, n_logs);
         let mut bx = std::mem::take(&mut self.bx);
         let mut by = std::mem::take(&mut self.by);
@@ -194,26 +235,53 @@ impl Model {
         let mut seen = 0;
         let result = (|| -> Result<()> {
             for b in 0..batches {
-                let rows = &order[b * bs..((b + 1) * bs).min(d.n)];
-                let m = rows.len();
-                for ((buf, src), &p) in bx.iter_mut().zip(&d.x).zip(&xper) {
-                    gather_rows(buf, src, p, rows);
-                }
-                for ((buf, src), &p) in by.iter_mut().zip(&d.y).zip(&yper) {
-                    gather_rows(buf, src, p, rows);
-                }
-                for (buf, sw) in bw.iter_mut().zip(&d.sw) {
-                    for (k, &r) in rows.iter().enumerate() {
-                        buf[k] = sw.map_or(1.0, |w| w[r]);
+                let (lo, hi) = (b * bs, ((b + 1) * bs).min(d.n));
+                let m = hi - lo;
+                let (xs, ys): (Slices<'_>, Slices<'_>) = match order {
+                    Some(order) => {
+                        let rows = &order[lo..hi];
+                        for ((buf, src), &p) in bx.iter_mut().zip(&d.x).zip(&xper) {
+                            gather_rows(buf, src, p, rows);
+                        }
+                        for ((buf, src), &p) in by.iter_mut().zip(&d.y).zip(&yper) {
+                            gather_rows(buf, src, p, rows);
+                        }
+                        for (buf, sw) in bw.iter_mut().zip(&d.sw) {
+                            for (k, &r) in rows.iter().enumerate() {
+                                buf[k] = sw.map_or(1.0, |w| w[r]);
+                            }
+                        }
+                        (
+                            bx.iter().zip(&xper).map(|(v, p)| &v[..m * p]).collect(),
+                            by.iter().zip(&yper).map(|(v, p)| &v[..m * p]).collect(),
+                        )
                     }
-                }
-                let xs: Slices<'_> = bx.iter().zip(&xper).map(|(v, p)| &v[..m * p]).collect();
-                let ys: Slices<'_> = by.iter().zip(&yper).map(|(v, p)| &v[..m * p]).collect();
+                    None => {
+                        for (buf, sw) in bw.iter_mut().zip(&d.sw) {
+                            match sw {
+                                Some(w) => buf[..m].copy_from_slice(&w[lo..hi]),
+                                None => buf[..m].fill(1.0),
+                            }
+                        }
+                        (
+                            d.x.iter()
+                                .zip(&xper)
+                                .map(|(v, p)| &v[lo * p..hi * p])
+                                .collect(),
+                            d.y.iter()
+                                .zip(&yper)
+                                .map(|(v, p)| &v[lo * p..hi * p])
+                                .collect(),
+                        )
+                    }
+                };
                 let sws: Slices<'_> = bw.iter().zip(&d.sw).map(|(v, _)| &v[..m]).collect();
-                self.train_batch(&xs, &ys, &sws, m, &mut batch_logs)?;
+                self.step(pass, &xs, &ys, &sws, m)?;
                 seen += m;
-                accumulate(&mut sums, &mut running, &batch_logs, m, seen);
-                hook(&BatchEnd {
+                if hook.wants_logs(b, batches) {
+                    self.read_log_means(&mut running, seen)?;
+                }
+                hook.batch_end(&BatchEnd {
                     batch: b,
                     batches,
                     logs: &running,
@@ -225,61 +293,7 @@ impl Model {
         self.by = by;
         self.bw = bw;
         result?;
-        Ok(running.to_vec())
-    }
-
-    /// The logs over the data in inference mode (batch-size-weighted means).
-    pub fn evaluate(
-        &mut self,
-        d: &Dataset<'_>,
-        batch_size: usize,
-        hook: &mut dyn FnMut(&BatchEnd<'_>) -> Result<()>,
-    ) -> Result<EpochLogs> {
-        check_batch_size(batch_size)?;
-        let (xper, yper) = self.check_dataset(d, true)?;
-        let n_logs = self.log_names()?.len();
-        let bs = batch_size.min(d.n);
-        self.ensure_buffers(bs, &[], &[]);
-        let batches = d.n.div_ceil(bs);
-        let mut sums: Logs = SmallVec::from_elem(0.0, n_logs);
-        let mut batch_logs: Logs = SmallVec::from_elem(0.0, n_logs);
-        let mut running: Logs = SmallVec::from_elem(0.0, n_logs);
-        let mut bw = std::mem::take(&mut self.bw);
-        let mut seen = 0;
-        let result = (|| -> Result<()> {
-            for b in 0..batches {
-                let (lo, hi) = (b * bs, ((b + 1) * bs).min(d.n));
-                let m = hi - lo;
-                for (buf, sw) in bw.iter_mut().zip(&d.sw) {
-                    match sw {
-                        Some(w) => buf[..m].copy_from_slice(&w[lo..hi]),
-                        None => buf[..m].fill(1.0),
-                    }
-                }
-                let xs: Slices<'_> =
-                    d.x.iter()
-                        .zip(&xper)
-                        .map(|(v, p)| &v[lo * p..hi * p])
-                        .collect();
-                let ys: Slices<'_> =
-                    d.y.iter()
-                        .zip(&yper)
-                        .map(|(v, p)| &v[lo * p..hi * p])
-                        .collect();
-                let sws: Slices<'_> = bw.iter().zip(&d.sw).map(|(v, _)| &v[..m]).collect();
-                self.test_batch(&xs, &ys, &sws, m, &mut batch_logs)?;
-                seen += m;
-                accumulate(&mut sums, &mut running, &batch_logs, m, seen);
-                hook(&BatchEnd {
-                    batch: b,
-                    batches,
-                    logs: &running,
-                })?;
-            }
-            Ok(())
-        })();
-        self.bw = bw;
-        result?;
+        self.read_log_means(&mut running, seen)?;
         Ok(running.to_vec())
     }
 
@@ -291,7 +305,7 @@ impl Model {
         n: usize,
         batch_size: usize,
         outs: &mut [&mut [f32]],
-        hook: &mut dyn FnMut(&BatchEnd<'_>) -> Result<()>,
+        hook: &mut dyn Hook,
     ) -> Result<()> {
         check_batch_size(batch_size)?;
         let (xper, _) = self.check_dataset(
@@ -337,7 +351,7 @@ impl Model {
                 .map(|(v, p)| &mut v[lo * p..hi * p])
                 .collect();
             self.predict_batch(&x, hi - lo, &mut o)?;
-            hook(&BatchEnd {
+            hook.batch_end(&BatchEnd {
                 batch: b,
                 batches,
                 logs: &[],

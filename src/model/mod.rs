@@ -12,19 +12,19 @@ use std::sync::Arc;
 use crate::device::gpu::{kernels, GpuBuffer, GpuContext, GpuSteps, Recorder, RunCtx};
 use crate::device::Device;
 use crate::error::Result;
-use crate::tensor::Tensor;
 use crate::graph::{Graph, NodeId, Shape, VarId};
 use crate::initializers::{self, InitParams};
 use crate::ops::Ctx;
 use crate::optimizers::Optimizer;
 use crate::program::Program;
+use crate::tensor::Tensor;
 
 mod compile;
 mod fit;
 
 use compile::Compiled;
 pub use compile::{CompileSpec, OutputSpec};
-pub use fit::{BatchEnd, Dataset, EpochLogs};
+pub use fit::{BatchEnd, Dataset, EpochLogs, Hook, NoHook};
 
 /// `u64::MAX` while no seed was set.
 static DEFAULT_SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
@@ -282,10 +282,9 @@ impl Model {
                     return Err(crate::Error::NotImplemented(format!(
                         "{} uses the op '{op}', which the 'gpu' backend does not run yet; \
                          use the 'cpu' backend for this model",
-                        node.scope.as_deref().map_or_else(
-                            || "this model".to_string(),
-                            |s| format!("layer '{s}'")
-                        )
+                        node.scope
+                            .as_deref()
+                            .map_or_else(|| "this model".to_string(), |s| format!("layer '{s}'"))
                     )));
                 }
             }
@@ -368,7 +367,7 @@ impl Model {
     }
 
     /// Zeroes the running log sums (one per log name).
-    fn reset_log_sums(&mut self) -> Result<()> {
+    pub(super) fn reset_log_sums(&mut self) -> Result<()> {
         let n = self.log_names()?.len();
         if self.log_sums.len() != n {
             self.log_sums = LogSums::new(&self.device, n)?;
@@ -378,8 +377,11 @@ impl Model {
     }
 
     /// The log sums divided by `seen` rows (read back from the GPU: a synchronisation).
-    fn read_log_means(&self, logs: &mut [f64], seen: usize) -> Result<()> {
+    pub(super) fn read_log_means(&self, logs: &mut [f64], seen: usize) -> Result<()> {
         let sums = self.log_sums.read();
+        if let Device::Gpu(ctx) = &self.device {
+            ctx.check()?;
+        }
         for (l, s) in logs.iter_mut().zip(sums) {
             *l = s / seen.max(1) as f64;
         }
@@ -389,7 +391,7 @@ impl Model {
     /// Runs one batch of the training graph (a training step, or a test batch) and adds its
     /// logs, weighted by `batch` rows, to the log sums: plans the program for this batch size
     /// if missing, runs it, and applies the optimizer and the state updates.
-    fn step(
+    pub(super) fn step(
         &mut self,
         pass: Pass,
         xs: &[&[f32]],
@@ -444,7 +446,7 @@ impl Model {
                     }
                     record_updates(&mut rec, &self.vars, &t.graph, &p, training);
                     record_log_sums(&mut rec, &self.log_sums, &t.logs, &p, batch);
-                    Some(GpuSteps::from_recorder(rec, GpuSteps::new(gpu))?)
+                    Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
                 }
             };
             programs.insert(batch, Planned { program: p, tail });
@@ -453,8 +455,11 @@ impl Model {
         let p = &mut planned.program;
         match &self.device {
             Device::Cpu => {
-                let vars: SmallVec<[&[f32]; 32]> =
-                    self.vars.iter().map(|t| t.host().expect("on the CPU")).collect();
+                let vars: SmallVec<[&[f32]; 32]> = self
+                    .vars
+                    .iter()
+                    .map(|t| t.host().expect("on the CPU"))
+                    .collect();
                 p.run(&vars, &feeds, &ctx)?;
                 drop(vars);
                 let sums = self.log_sums.host_mut();
@@ -476,7 +481,7 @@ impl Model {
             }
             Device::Gpu(gpu) => {
                 for (k, f) in feeds.iter().enumerate() {
-                    if let Some(b) = p.feed_buffer(k) {
+                    if let Some(b) = p.feed_buffer(k).filter(|b| b.len() == f.len()) {
                         gpu.write(b, f);
                     }
                 }
@@ -533,7 +538,7 @@ impl Model {
                 Device::Gpu(gpu) => {
                     let mut rec = Recorder::new(gpu);
                     record_updates(&mut rec, &self.vars, &self.graph, &p, false);
-                    Some(GpuSteps::from_recorder(rec, GpuSteps::new(gpu))?)
+                    Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
                 }
             };
             self.predict_programs
@@ -555,8 +560,11 @@ impl Model {
         }
         match &self.device {
             Device::Cpu => {
-                let vars: SmallVec<[&[f32]; 32]> =
-                    self.vars.iter().map(|t| t.host().expect("on the CPU")).collect();
+                let vars: SmallVec<[&[f32]; 32]> = self
+                    .vars
+                    .iter()
+                    .map(|t| t.host().expect("on the CPU"))
+                    .collect();
                 p.run(&vars, xs, &ctx)?;
                 drop(vars);
                 for (out, &o) in outs.iter_mut().zip(&self.outputs) {
@@ -576,9 +584,13 @@ impl Model {
                     .iter()
                     .map(|&o| p.gpu_value(o).expect("planned"))
                     .collect();
-                let mut reads: Vec<(&GpuBuffer, &mut [f32])> =
-                    bufs.iter().zip(outs.iter_mut()).map(|(b, o)| (b, &mut **o)).collect();
+                let mut reads: Vec<(&GpuBuffer, &mut [f32])> = bufs
+                    .iter()
+                    .zip(outs.iter_mut())
+                    .map(|(b, o)| (b, &mut **o))
+                    .collect();
                 gpu.read_many(&mut reads);
+                gpu.check()?;
             }
         }
         Ok(())
@@ -628,7 +640,13 @@ fn record_updates(rec: &mut Recorder<'_>, vars: &[Tensor], g: &Graph, p: &Progra
 }
 
 /// Records the addition of each log, weighted by the batch's rows, to the GPU log sums.
-fn record_log_sums(rec: &mut Recorder<'_>, sums: &LogSums, logs: &[NodeId], p: &Program, batch: usize) {
+fn record_log_sums(
+    rec: &mut Recorder<'_>,
+    sums: &LogSums,
+    logs: &[NodeId],
+    p: &Program,
+    batch: usize,
+) {
     let LogSums::Gpu(buf, ..) = sums else {
         return;
     };
@@ -647,7 +665,7 @@ fn record_log_sums(rec: &mut Recorder<'_>, sums: &LogSums, logs: &[NodeId], p: &
 
 /// Which loop a batch belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pass {
+pub(crate) enum Pass {
     Train,
     Test,
 }

@@ -93,10 +93,10 @@ fn softmax_regression_learns_a_separable_problem() {
     let d = Dataset::single(&xs, &ys, None, n);
     let mut logs = Vec::new();
     for _ in 0..20 {
-        logs = m.fit_epoch(&d, 16, true, &mut |_| Ok(())).unwrap();
+        logs = m.fit_epoch(&d, 16, true, &mut NoHook).unwrap();
     }
     assert!(logs[1] > 0.95, "accuracy {}", logs[1]);
-    let eval = m.evaluate(&d, 50, &mut |_| Ok(())).unwrap();
+    let eval = m.evaluate(&d, 50, &mut NoHook).unwrap();
     assert!(eval[0] < 0.3 && eval[1] > 0.95, "{eval:?}");
 }
 
@@ -268,7 +268,7 @@ fn predict_returns_every_output() {
     let (mut m, _) = two_in_two_out();
     let (mut o1, mut o2) = (vec![0.0; 2], vec![0.0; 4]);
     // Batches of one row exercise the per-batch slicing of each array.
-    m.predict(&[&X1, &X2], 2, 1, &mut [&mut o1, &mut o2], &mut |_| Ok(()))
+    m.predict(&[&X1, &X2], 2, 1, &mut [&mut o1, &mut o2], &mut NoHook)
         .unwrap();
     let p1: Vec<f64> = matmul(&X1, &W1, 2, 1)
         .iter()
@@ -280,7 +280,7 @@ fn predict_returns_every_output() {
         assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
     }
     assert!(m
-        .predict(&[&X1], 2, 1, &mut [&mut o1, &mut o2], &mut |_| Ok(()))
+        .predict(&[&X1], 2, 1, &mut [&mut o1, &mut o2], &mut NoHook)
         .is_err());
 }
 
@@ -332,11 +332,11 @@ fn fit_gathers_rows_of_every_array_and_learns() {
         sw: vec![None, None],
         n,
     };
-    let first = m.evaluate(&d, 10, &mut |_| Ok(())).unwrap();
+    let first = m.evaluate(&d, 10, &mut NoHook).unwrap();
     for _ in 0..30 {
-        m.fit_epoch(&d, 8, true, &mut |_| Ok(())).unwrap();
+        m.fit_epoch(&d, 8, true, &mut NoHook).unwrap();
     }
-    let last = m.evaluate(&d, 10, &mut |_| Ok(())).unwrap();
+    let last = m.evaluate(&d, 10, &mut NoHook).unwrap();
     assert!(last[0] < 0.05 * first[0], "{first:?} -> {last:?}");
     // The epoch mean over batches equals one batch of everything.
     let mut whole = [0.0; 4];

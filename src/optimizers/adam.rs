@@ -70,7 +70,12 @@ impl Kernel for AdamStep {
         GpuRule::new(
             4,
             u32::from(self.amsgrad),
-            &[self.alpha, self.one_minus_beta_1, self.one_minus_beta_2, self.epsilon],
+            &[
+                self.alpha,
+                self.one_minus_beta_1,
+                self.one_minus_beta_2,
+                self.epsilon,
+            ],
         )
     }
     fn update(&self, p: &mut [f32], g: &[f32], s: Slots<'_>) {

@@ -39,7 +39,13 @@ impl Kernel for AdamaxStep {
         GpuRule::new(
             5,
             0,
-            &[self.lr, self.bias_correction, self.one_minus_beta_1, self.beta_2, self.epsilon],
+            &[
+                self.lr,
+                self.bias_correction,
+                self.one_minus_beta_1,
+                self.beta_2,
+                self.epsilon,
+            ],
         )
     }
     fn update(&self, p: &mut [f32], g: &[f32], [m, u, _]: Slots<'_>) {

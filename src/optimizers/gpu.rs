@@ -38,14 +38,19 @@ impl Clone for GpuState {
             .iter()
             .map(|b| {
                 let v = self.ctx.read(b, b.len());
-                self.ctx.upload(&v).expect("same size as an existing buffer")
+                self.ctx
+                    .upload(&v)
+                    .expect("same size as an existing buffer")
             })
             .collect();
         GpuState {
             ctx: self.ctx.clone(),
             lens: self.lens.clone(),
             slots,
-            norms: self.ctx.alloc(self.norms.len()).expect("same size as an existing buffer"),
+            norms: self
+                .ctx
+                .alloc(self.norms.len())
+                .expect("same size as an existing buffer"),
             norm_stride: self.norm_stride,
         }
     }
@@ -53,7 +58,11 @@ impl Clone for GpuState {
 
 impl Optimizer {
     fn used_slots(&self) -> usize {
-        self.rule.slots().iter().rposition(Option::is_some).map_or(0, |k| k + 1)
+        self.rule
+            .slots()
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |k| k + 1)
     }
 
     /// Refuses options the GPU step does not implement yet.
@@ -197,7 +206,14 @@ impl Optimizer {
                 params.len() as u32,
                 g.norm_stride as u32,
             ];
-            rec.launch(OPTIMIZERS, "update", &p, w, &[grad, &g.slots[v], &g.norms], lens[v]);
+            rec.launch(
+                OPTIMIZERS,
+                "update",
+                &p,
+                w,
+                &[grad, &g.slots[v], &g.norms],
+                lens[v],
+            );
         }
         Ok(())
     }

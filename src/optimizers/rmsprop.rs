@@ -84,7 +84,13 @@ impl Kernel for RmsPropStep {
         GpuRule::new(
             1,
             flags,
-            &[self.lr, self.rho, self.one_minus_rho, self.momentum, self.epsilon],
+            &[
+                self.lr,
+                self.rho,
+                self.one_minus_rho,
+                self.momentum,
+                self.epsilon,
+            ],
         )
     }
     fn update(&self, p: &mut [f32], g: &[f32], s: Slots<'_>) {

@@ -35,8 +35,12 @@ impl Hook {
         }
     }
 
+    fn due(&self, batch: usize, batches: usize) -> bool {
+        batch + 1 == batches || self.last.elapsed() >= self.every
+    }
+
     fn call(&mut self, b: &BatchEnd<'_>) -> crate::Result<()> {
-        let due = b.batch + 1 == b.batches || self.last.elapsed() >= self.every;
+        let due = self.due(b.batch, b.batches);
         let r = Python::attach(|py| -> PyResult<()> {
             py.check_signals()?;
             if let (true, Some(f)) = (due, &self.callable) {
@@ -58,6 +62,17 @@ impl Hook {
             (Some(e), _) => Err(e),
             (None, r) => Ok(r?),
         }
+    }
+}
+
+impl crate::model::Hook for Hook {
+    /// Logs are read back (a GPU synchronisation) only for the batches Python sees.
+    fn wants_logs(&mut self, batch: usize, batches: usize) -> bool {
+        self.callable.is_some() && self.due(batch, batches)
+    }
+
+    fn batch_end(&mut self, b: &BatchEnd<'_>) -> crate::Result<()> {
+        self.call(b)
     }
 }
 
@@ -339,7 +354,7 @@ impl PyModel {
         let d = dataset(&x, &y, &sw)?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
-        let r = py.detach(|| m.fit_epoch(&d, batch_size, shuffle, &mut |b| h.call(b)));
+        let r = py.detach(|| m.fit_epoch(&d, batch_size, shuffle, &mut h));
         h.finish(r)
     }
 
@@ -359,7 +374,7 @@ impl PyModel {
         let d = dataset(&x, &y, &sw)?;
         let m = &mut self.m;
         let mut h = Hook::new(hook, hook_every_s);
-        let r = py.detach(|| m.evaluate(&d, batch_size, &mut |b| h.call(b)));
+        let r = py.detach(|| m.evaluate(&d, batch_size, &mut h));
         h.finish(r)
     }
 
@@ -391,7 +406,7 @@ impl PyModel {
         let mut h = Hook::new(hook, hook_every_s);
         let r = py.detach(|| {
             let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-            m.predict(&d.x, n, batch_size, &mut views, &mut |b| h.call(b))
+            m.predict(&d.x, n, batch_size, &mut views, &mut h)
         });
         h.finish(r)?;
         let arrays = outs

@@ -27,6 +27,9 @@ pub struct AdapterDesc {
 /// parameter words.
 pub const MAX_INPUTS: usize = 4;
 
+/// A pipeline's shader, entry point and input count.
+type PipelineKey = (&'static str, &'static str, usize);
+
 pub struct GpuContext {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
@@ -36,8 +39,11 @@ pub struct GpuContext {
     layouts: Vec<wgpu::BindGroupLayout>,
     pipeline_layouts: Vec<wgpu::PipelineLayout>,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
-    pipelines: Mutex<HashMap<(&'static str, &'static str, usize), Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     pub(crate) pool: BufferPool,
+    /// The first error wgpu reported outside an error scope (a validation error, a lost
+    /// device); raised as a Python exception at the next check instead of panicking.
+    errors: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -150,6 +156,13 @@ impl GpuContext {
             })
             .collect();
         let pool = BufferPool::new(device.clone(), queue.clone());
+        let errors: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut first) = sink.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }));
         Ok(GpuContext {
             device,
             queue,
@@ -160,7 +173,16 @@ impl GpuContext {
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             pool,
+            errors,
         })
+    }
+
+    /// The first GPU error since the last check, as a `ValueError`.
+    pub fn check(&self) -> Result<()> {
+        match self.errors.lock().ok().and_then(|mut e| e.take()) {
+            Some(e) => crate::value_error!("the GPU ({}) reported an error: {e}", self.info.name),
+            None => Ok(()),
+        }
     }
 
     pub fn adapter(&self) -> AdapterDesc {
@@ -224,7 +246,7 @@ impl GpuContext {
 
     /// The most floats one binding may view.
     pub fn max_binding_floats(&self) -> usize {
-        (u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
+        (self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
             / 4) as usize
     }
 

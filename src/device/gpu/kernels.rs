@@ -333,7 +333,17 @@ pub(crate) fn record(
             } else {
                 1.0
             };
-            copy_strided(rec, x(0), out, out_dims, &s, &contiguous(out_dims), 0, 0, scale)?;
+            copy_strided(
+                rec,
+                x(0),
+                out,
+                out_dims,
+                &s,
+                &contiguous(out_dims),
+                0,
+                0,
+                scale,
+            )?;
         }
         Op::Reshape(_) | Op::ToBatched | Op::FromBatched(_) => copy(rec, x(0), out, n)?,
         Op::Transpose(perm) => {
@@ -343,7 +353,17 @@ pub(crate) fn record(
             let ins = contiguous(d);
             let mut strides: Vec<usize> = ins[..lead].to_vec();
             strides.extend(perm.iter().map(|&p| ins[lead + p]));
-            copy_strided(rec, x(0), out, out_dims, &strides, &contiguous(out_dims), 0, 0, 1.0)?;
+            copy_strided(
+                rec,
+                x(0),
+                out,
+                out_dims,
+                &strides,
+                &contiguous(out_dims),
+                0,
+                0,
+                1.0,
+            )?;
         }
         Op::Concat { axis } => {
             let os = contiguous(out_dims);
@@ -355,13 +375,33 @@ pub(crate) fn record(
         }
         Op::SliceAxis { axis, start, .. } => {
             let is = contiguous(dims(0));
-            copy_strided(rec, x(0), out, out_dims, &is, &contiguous(out_dims), start * is[*axis], 0, 1.0)?;
+            copy_strided(
+                rec,
+                x(0),
+                out,
+                out_dims,
+                &is,
+                &contiguous(out_dims),
+                start * is[*axis],
+                0,
+                1.0,
+            )?;
         }
         Op::UnsliceAxis { axis, start, .. } => {
             fill(rec, out, n, 0.0);
             let os = contiguous(out_dims);
             let d = dims(0);
-            copy_strided(rec, x(0), out, d, &contiguous(d), &os, 0, start * os[*axis], 1.0)?;
+            copy_strided(
+                rec,
+                x(0),
+                out,
+                d,
+                &contiguous(d),
+                &os,
+                0,
+                start * os[*axis],
+                1.0,
+            )?;
         }
         Op::Softmax | Op::SoftmaxGrad => {
             let c = *out_dims.last().expect("rank checked at build");
@@ -381,7 +421,14 @@ pub(crate) fn record(
             rec.launch(ELEMENTWISE, "dropout", &p, out, &[x(0)], n);
         }
         Op::TrainSelect => {
-            rec.launch(ELEMENTWISE, "train_select", &[n as u32], out, &[x(0), x(1)], n);
+            rec.launch(
+                ELEMENTWISE,
+                "train_select",
+                &[n as u32],
+                out,
+                &[x(0), x(1)],
+                n,
+            );
         }
         Op::ArgMax => {
             let c = *dims(0).last().expect("rank checked at build");
@@ -389,11 +436,25 @@ pub(crate) fn record(
         }
         Op::TakeLast => {
             let c = *dims(0).last().expect("rank checked at build");
-            rec.launch(ROWS, "take_last", &[n as u32, c as u32], out, &[x(0), x(1)], n);
+            rec.launch(
+                ROWS,
+                "take_last",
+                &[n as u32, c as u32],
+                out,
+                &[x(0), x(1)],
+                n,
+            );
         }
         Op::ScatterLast(_) => {
             let c = *out_dims.last().expect("rank checked at build");
-            rec.launch(ROWS, "scatter_last", &[n as u32, c as u32], out, &[x(0), x(1)], n);
+            rec.launch(
+                ROWS,
+                "scatter_last",
+                &[n as u32, c as u32],
+                out,
+                &[x(0), x(1)],
+                n,
+            );
         }
         Op::InTopK(k) => {
             let c = *dims(0).last().expect("rank checked at build");

@@ -216,11 +216,14 @@ impl<'a> Recorder<'a> {
                         resource: b.binding(),
                     });
                 }
-                let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: None,
-                    layout: self.ctx.layout(d.inputs),
-                    entries: &entries,
-                });
+                let bind_group = self
+                    .ctx
+                    .device
+                    .create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: None,
+                        layout: self.ctx.layout(d.inputs),
+                        entries: &entries,
+                    });
                 Dispatch {
                     pipeline: d.pipeline,
                     bind_group,
@@ -257,7 +260,7 @@ pub(crate) struct GpuSteps {
 }
 
 impl GpuSteps {
-    pub fn new(ctx: &GpuContext) -> wgpu::Buffer {
+    pub fn run_buffer(ctx: &GpuContext) -> wgpu::Buffer {
         ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("run context"),
             size: ((8 + RUN_SCALARS) * 4) as u64,
@@ -303,13 +306,16 @@ pub fn bench_gemm(n: usize, iters: usize) -> crate::Result<f64> {
     let dims = [n, n];
     kernels::record(
         &mut rec,
-        &crate::ops::Op::MatMul { ta: false, tb: false },
+        &crate::ops::Op::MatMul {
+            ta: false,
+            tb: false,
+        },
         &crate::graph::Shape::fixed(&dims),
         &[(a.clone(), &dims[..]), (b.clone(), &dims[..])],
         &c,
         &dims,
     )?;
-    let steps = GpuSteps::from_recorder(rec, GpuSteps::new(&ctx))?;
+    let steps = GpuSteps::from_recorder(rec, GpuSteps::run_buffer(&ctx))?;
     let run = RunCtx::default();
     let go = |times: usize| {
         let mut enc = ctx.encoder();
@@ -326,7 +332,13 @@ pub fn bench_gemm(n: usize, iters: usize) -> crate::Result<f64> {
     let secs = t.elapsed().as_secs_f64();
     let check = ctx.read(&c, 1)[0];
     if (check - 0.5 * n as f32).abs() > 1e-3 * n as f32 {
-        return crate::value_error!("the GPU matmul returned {check}, expected {}", 0.5 * n as f32);
+        return crate::value_error!(
+            "the GPU matmul returned {check}, expected {}",
+            0.5 * n as f32
+        );
     }
     Ok(2.0 * (n as f64).powi(3) * iters as f64 / secs / 1e9)
 }
+
+#[cfg(test)]
+mod tests;
