@@ -1,4 +1,4 @@
-"""MLP training speed on Fashion-MNIST: rustkeras vs PyTorch CPU vs Keras 3 on JAX.
+"""MLP training speed on Fashion-MNIST: rustkeras vs PyTorch CPU vs Keras 3 on JAX (and GPUs).
 
 The same model everywhere: 784-512-512-10, relu, Dropout(0.2) after each
 hidden layer, softmax output, categorical crossentropy, RMSprop(lr=0.001,
@@ -9,9 +9,15 @@ allocation) and is not timed; seconds per epoch are the mean of the others.
 With --rounds N the whole set runs N times, interleaved, and each framework's
 fastest run is reported (for machines with other load).
 
+Two GPU rows run only when named in --frameworks: "rustkeras-gpu" (rustkeras with
+RUSTKERAS_BACKEND=gpu) and "torch-cuda" (PyTorch on CUDA, data and model on the
+device); each reports a missing GPU instead of measuring the CPU. --subset N trains
+on the first N training images and tests on the first N // 6 (for a software GPU).
+
 Run:
-    python bench/bench_mlp.py [--epochs 3] [--batch-sizes 128,32] [--threads 2]
-                              [--frameworks rustkeras,torch,keras-jax] [--out bench/RESULTS.md]
+    python bench/bench_mlp.py [--epochs 3] [--batch-sizes 128,32] [--threads 2] [--subset N]
+                              [--frameworks rustkeras,torch,keras-jax,rustkeras-gpu,torch-cuda]
+                              [--out bench/RESULTS.md]
 """
 
 import argparse
@@ -21,12 +27,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional, Tuple
 
 import numpy as np
 
 import common
 
 FRAMEWORKS, LABELS, DISTS = common.MODEL_FRAMEWORKS, common.MODEL_LABELS, common.MODEL_DISTS
+KNOWN_FRAMEWORKS = FRAMEWORKS + common.GPU_MODEL_FRAMEWORKS
+# Each peer's time and RSS are divided into those of rustkeras on the same kind of device.
+REFERENCE = {"torch": "rustkeras", "keras-jax": "rustkeras", "torch-cuda": "rustkeras-gpu"}
 HIDDEN = 512
 CLASSES = 10
 LEARNING_RATE = 0.001
@@ -60,10 +70,15 @@ def import_fashion_mnist():
     return fashion_mnist
 
 
-def prepare_data(folder: Path) -> Path:
+def prepare_data(folder: Path, subset: Optional[int]) -> Tuple[Path, int]:
+    """Writes the float data the workers load; returns its path and the number of training
+    samples (the first `subset` of them, and the first `subset // 6` test samples, if given)."""
     if str(common.REPO_PYTHON) not in sys.path:
         sys.path.append(str(common.REPO_PYTHON))
     (x_train, y_train), (x_test, y_test) = import_fashion_mnist().load_data()
+    if subset is not None:
+        x_train, y_train = x_train[:subset], y_train[:subset]
+        x_test, y_test = x_test[: subset // 6], y_test[: subset // 6]
     path = folder / "fashion_mnist_float.npz"
     np.savez(
         path,
@@ -72,7 +87,7 @@ def prepare_data(folder: Path) -> Path:
         x_test=x_test.reshape(len(x_test), 784).astype(np.float32) / 255,
         y_test=y_test.astype(np.int64),
     )
-    return path
+    return path, len(x_train)
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -84,12 +99,15 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
 # ---- workers: one framework, one batch size, in its own process -------------
 
 
-def train_torch(data, batch_size: int, epochs: int, threads: int, seed: int) -> dict:
+def train_torch(data, batch_size: int, epochs: int, threads: int, seed: int, device: str) -> dict:
+    """PyTorch's run on `device` ("cpu" or "cuda"); on CUDA the data and the model live on the
+    GPU and each epoch's time waits for the GPU to finish."""
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
+    dev = torch.device(device)
     model = nn.Sequential(
         nn.Linear(784, HIDDEN), nn.ReLU(), nn.Dropout(DROPOUT),
         nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Dropout(DROPOUT),
@@ -99,6 +117,7 @@ def train_torch(data, batch_size: int, epochs: int, threads: int, seed: int) -> 
         if isinstance(layer, nn.Linear):  # Keras' defaults for Dense
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
+    model.to(dev)
     # Keras divides by sqrt(v + eps), PyTorch by sqrt(v) + eps: eps = sqrt(1e-7)
     # gives both the same floor where v is 0 and the same step elsewhere.
     optimizer = torch.optim.RMSprop(
@@ -107,31 +126,36 @@ def train_torch(data, batch_size: int, epochs: int, threads: int, seed: int) -> 
     # Softmax + categorical crossentropy on one-hot targets, fused as PyTorch does it.
     loss_fn = nn.CrossEntropyLoss()
 
-    x_train = torch.from_numpy(data["x_train"])
-    y_train = torch.from_numpy(data["y_train"])
+    x_train = torch.from_numpy(data["x_train"]).to(dev)
+    y_train = torch.from_numpy(data["y_train"]).to(dev)
     n = len(x_train)
     epoch_s = []
     for _ in range(epochs):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(n)
+        order = torch.randperm(n, device=dev)
         for i in range(0, n, batch_size):
             idx = order[i : i + batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x_train[idx]), y_train[idx])
             loss.backward()
             optimizer.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         epoch_s.append(time.perf_counter() - start)
 
     model.eval()
     correct = 0
-    x_test = torch.from_numpy(data["x_test"])
-    y_test = torch.from_numpy(data["y_test"])
+    x_test = torch.from_numpy(data["x_test"]).to(dev)
+    y_test = torch.from_numpy(data["y_test"]).to(dev)
     with torch.inference_mode():
         for i in range(0, len(x_test), EVAL_BATCH):
             pred = model(x_test[i : i + EVAL_BATCH]).argmax(1)
             correct += int((pred == y_test[i : i + EVAL_BATCH]).sum())
-    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": torch.__version__}
+    version = torch.__version__
+    if dev.type == "cuda":
+        version += f" on {torch.cuda.get_device_name(dev)}"
+    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": version}
 
 
 def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int) -> dict:
@@ -175,8 +199,9 @@ def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int) -> dic
 
 
 def worker(framework: str, data_path: str, batch_size: int, epochs: int, threads: int, seed: int) -> None:
+    device = "cuda" if framework == "torch-cuda" else "cpu"
     common.train_worker(framework, data_path, threads,
-                        lambda data: train_torch(data, batch_size, epochs, threads, seed),
+                        lambda data: train_torch(data, batch_size, epochs, threads, seed, device),
                         lambda keras, data: train_keras_api(keras, data, batch_size, epochs, seed))
 
 
@@ -187,20 +212,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is warm-up")
     parser.add_argument("--batch-sizes", default="128,32")
+    parser.add_argument("--subset", type=int, metavar="N",
+                        help="train on the first N training images and test on the first N // 6")
     common.add_run_args(parser, FRAMEWORKS)
     args = parser.parse_args()
 
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
+    if args.subset is not None and args.subset < 6:
+        parser.error("--subset must be at least 6")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     if args.worker:
         worker(args.worker, args.data, batch_sizes[0], args.epochs, args.threads, args.seed)
         return
-    frameworks = common.chosen_frameworks(parser, args, FRAMEWORKS)
+    frameworks = common.chosen_frameworks(parser, args, KNOWN_FRAMEWORKS)
 
     tmp = Path(tempfile.mkdtemp(prefix="rustkeras-bench-"))
     try:
-        data_path = prepare_data(tmp)
+        data_path, n_train = prepare_data(tmp, args.subset)
         results = {}
         for round_ in range(1, args.rounds + 1):
             for batch in batch_sizes:
@@ -218,10 +247,8 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    n_train = 60000
     rows = []
     for batch in batch_sizes:
-        mine = results.get(("rustkeras", batch), {})
         for fw in frameworks:
             r = results[fw, batch]
             if r.get("status") != "ok":
@@ -231,7 +258,8 @@ def main() -> None:
             s_epoch = r["steady_s"]
             steps = math.ceil(n_train / batch)
             ratio_t = ratio_m = "–"
-            if fw != "rustkeras" and mine.get("status") == "ok":
+            mine = results.get((REFERENCE.get(fw), batch), {})
+            if mine.get("status") == "ok":
                 ratio_t = f"{mine['steady_s'] / s_epoch:.2f}"
                 ratio_m = f"{mine['peak_rss_mib'] / r['peak_rss_mib']:.2f}"
             rows.append([
@@ -245,10 +273,13 @@ def main() -> None:
     columns = ["framework", "version", "batch", f"s/epoch, epochs 2-{args.epochs}", "ms/step",
                f"test acc after {args.epochs} epochs", "peak RSS MiB",
                "time rustkeras/peer", "RSS rustkeras/peer"]
-    lines = common.header("MLP 784-512-512-10 on Fashion-MNIST, RMSprop", args.threads,
+    data = "Fashion-MNIST" if args.subset is None else f"the first {n_train} Fashion-MNIST training images"
+    lines = common.header(f"MLP 784-512-512-10 on {data}, RMSprop", args.threads,
                           [d for fw in frameworks for d in DISTS[fw]])
     lines += common.markdown_table(columns, rows)
-    lines += ["", f"Best of {args.rounds} round(s). Ratios below 1 mean rustkeras is faster or smaller."]
+    lines += ["", f"Best of {args.rounds} round(s). Ratios below 1 mean rustkeras is faster or smaller; "
+                  "each peer is compared with rustkeras on the same kind of device (PyTorch CUDA with "
+                  "rustkeras on the GPU), and RSS is host memory only."]
     common.emit(lines, args.out)
 
 

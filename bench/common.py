@@ -100,7 +100,7 @@ def cpu_model() -> str:
 def header(title: str, threads: int, dists: Sequence[str]) -> List[str]:
     """Lines that say how, when and where a table was measured."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    versions = ", ".join(f"{d} {version(d)}" for d in ("numpy", *dists))
+    versions = ", ".join(f"{d} {version(d)}" for d in dict.fromkeys(("numpy", *dists)))
     recorded = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in RECORDED_ENV_VARS)
     return [
         f"## {title} ({now})",
@@ -136,8 +136,15 @@ def fmt(value: Optional[float], digits: int = 3) -> str:
 # ---- the model-training benchmarks (MLP, CNN, LSTM): the same peers, workers and rounds ----
 
 MODEL_FRAMEWORKS = ("rustkeras", "torch", "keras-jax")
-MODEL_LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX"}
-MODEL_DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib")}
+# Run only where a benchmark offers them and they are named in --frameworks (bench_mlp.py does).
+GPU_MODEL_FRAMEWORKS = ("rustkeras-gpu", "torch-cuda")
+MODEL_LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX",
+                "rustkeras-gpu": "rustkeras (GPU)", "torch-cuda": "PyTorch (CUDA)"}
+MODEL_DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib"),
+               "rustkeras-gpu": ("rustkeras",), "torch-cuda": ("torch",)}
+# What each worker's environment adds: the backend its framework runs on.
+MODEL_WORKER_ENV = {"rustkeras": {"RUSTKERAS_BACKEND": "cpu"}, "rustkeras-gpu": {"RUSTKERAS_BACKEND": "gpu"},
+                    "keras-jax": {"KERAS_BACKEND": "jax"}}
 
 
 def add_run_args(parser, frameworks: Sequence[str]) -> None:
@@ -162,12 +169,13 @@ def chosen_frameworks(parser, args, known: Sequence[str]) -> List[str]:
 
 
 def train_worker(framework: str, data_path: str, threads: int, train_torch, train_keras) -> None:
-    """A worker's whole run: imports its framework (reporting "not installed" when it cannot),
-    loads the data, trains with `train_torch(data)` or `train_keras(module, data)` (Keras on
-    JAX and rustkeras share the Keras API) and reports the result with version and peak RSS."""
+    """A worker's whole run: imports its framework (reporting "not installed" when it cannot,
+    and a missing GPU for "rustkeras-gpu" and "torch-cuda"), loads the data, trains with
+    `train_torch(data)` or `train_keras(module, data)` (Keras on JAX and rustkeras share the
+    Keras API) and reports the result with version and peak RSS."""
     pin_to_threads(threads)
     try:
-        if framework == "torch":
+        if framework in ("torch", "torch-cuda"):
             import torch  # noqa: F401  (present, for train_torch)
         elif framework == "keras-jax":
             import jax
@@ -178,11 +186,15 @@ def train_worker(framework: str, data_path: str, threads: int, train_torch, trai
     except ImportError as err:
         report({"status": NOT_INSTALLED, "detail": str(err)})
         return
+    missing = missing_device(framework)
+    if missing:
+        report({"status": missing})
+        return
     import numpy as np
 
     with np.load(data_path) as f:
         data = {k: f[k] for k in f.files}
-    if framework == "torch":
+    if framework in ("torch", "torch-cuda"):
         result = train_torch(data)
     elif framework == "keras-jax":
         result = train_keras(keras, data)
@@ -190,15 +202,31 @@ def train_worker(framework: str, data_path: str, threads: int, train_torch, trai
     else:
         result = train_keras(rustkeras, data)
         result["version"] = getattr(rustkeras, "__version__", version("rustkeras"))
+        if framework == "rustkeras-gpu":
+            result["version"] += f" on {rustkeras._core.gpu_status()[1]}"
     result["status"] = "ok"
     result["peak_rss_mib"] = peak_rss_mib()
     report(result)
 
 
+def missing_device(framework: str) -> Optional[str]:
+    """Why the GPU that `framework` needs is not there (None when it is, or none is needed):
+    a GPU row is reported as missing rather than quietly measured on the CPU."""
+    if framework == "torch-cuda":
+        import torch
+
+        return None if torch.cuda.is_available() else "no CUDA device"
+    if framework == "rustkeras-gpu":
+        from rustkeras import _core
+
+        available, detail = _core.gpu_status()
+        return None if available else f"no GPU: {detail}"
+    return None
+
+
 def run_framework(script: str, framework: str, args: Sequence[str], threads: int, timeout_s: float) -> dict:
     """One worker run of `framework`; adds `steady_s`, the mean of the epochs after the first."""
-    extra = {"KERAS_BACKEND": "jax"} if framework == "keras-jax" else {}
-    result = run_worker(script, args, worker_env(threads, extra), timeout_s)
+    result = run_worker(script, args, worker_env(threads, MODEL_WORKER_ENV.get(framework)), timeout_s)
     if result.get("status") == "ok":
         steady = result["epoch_s"][1:]
         result["steady_s"] = sum(steady) / len(steady)

@@ -4,7 +4,12 @@ Two hidden layers of 512 units with dropout; RMSprop; 10 epochs at batch 128.
 Keras reaches about 89% test accuracy on Fashion-MNIST with this model.
 
 Run:
-    python examples/fashion_mnist_mlp.py [--epochs 10] [--batch-size 128]
+    python examples/fashion_mnist_mlp.py [--epochs 10] [--batch-size 128] [--subset N]
+
+`--subset N` trains on the first N training images and tests on the first N // 6 test
+images (the full sets are 60,000 and 10,000), for a quick run, e.g. on a software GPU:
+
+    RUSTKERAS_BACKEND=gpu python examples/fashion_mnist_mlp.py --epochs 2 --subset 6000
 """
 
 import argparse
@@ -22,13 +27,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--subset", type=int, default=None, metavar="N",
+                        help="train on the first N training images and test on the first N // 6")
     args = parser.parse_args()
+    if args.subset is not None and args.subset < 6:
+        parser.error("--subset must be at least 6")
 
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
-    x_train = x_train.reshape(60000, 784).astype("float32") / 255
-    x_test = x_test.reshape(10000, 784).astype("float32") / 255
+    if args.subset is not None:
+        x_train, y_train = x_train[: args.subset], y_train[: args.subset]
+        x_test, y_test = x_test[: args.subset // 6], y_test[: args.subset // 6]
+    x_train = x_train.reshape(len(x_train), 784).astype("float32") / 255
+    x_test = x_test.reshape(len(x_test), 784).astype("float32") / 255
     print(x_train.shape[0], "train samples")
     print(x_test.shape[0], "test samples")
+    print("backend:", rustkeras.backend.backend())
 
     y_train = rustkeras.utils.to_categorical(y_train, NUM_CLASSES)
     y_test = rustkeras.utils.to_categorical(y_test, NUM_CLASSES)

@@ -84,7 +84,7 @@ impl Program {
         outputs: &[NodeId],
         batch: usize,
         dev: &Device,
-        vars: &[Tensor],
+        vars: &[&Tensor],
     ) -> Result<Program> {
         let l = layout(g, outputs, batch)?;
         let mem = match dev {
@@ -419,7 +419,7 @@ fn value<'a>(
 }
 
 /// Allocates a GPU program's memory and records its steps.
-fn record(ctx: &Arc<GpuContext>, g: &Graph, l: &Layout, vars: &[Tensor]) -> Result<GpuMemory> {
+fn record(ctx: &Arc<GpuContext>, g: &Graph, l: &Layout, vars: &[&Tensor]) -> Result<GpuMemory> {
     let align = (ctx.offset_alignment() / 4) as usize;
     let mut offsets = Vec::with_capacity(l.slot_len.len());
     let mut total = 0usize;
@@ -479,7 +479,13 @@ fn record(ctx: &Arc<GpuContext>, g: &Graph, l: &Layout, vars: &[Tensor]) -> Resu
             &ins,
             &out,
             &l.dims[step.node],
-        )?;
+        )
+        .map_err(|e| match (e, &g.nodes[step.node].scope) {
+            (crate::Error::NotImplemented(m), Some(layer)) => {
+                crate::Error::NotImplemented(format!("layer '{layer}': {m}"))
+            }
+            (e, _) => e,
+        })?;
     }
     let run = GpuSteps::run_buffer(ctx);
     let steps = GpuSteps::from_recorder(rec, run)?;

@@ -4,11 +4,19 @@
     {"backend": "cpu", "floatx": "float32", "epsilon": 1e-07, "image_data_format": "channels_last"}
 
 The environment variable `RUSTKERAS_BACKEND` overrides the file's backend.
+
+The "gpu" backend runs models on a Vulkan GPU through wgpu. It is resolved when first
+needed (the first model built, or `backend()`): where no GPU context can be created,
+rustkeras warns once (RuntimeWarning, saying what it looked for) and runs on the CPU,
+and `backend()` says "cpu" from then on.
 """
 
 import json
 import os
-from typing import Any, Dict
+import warnings
+from typing import Any, Dict, Optional
+
+from rustkeras import _core
 
 DEFAULTS: Dict[str, Any] = {
     "backend": "cpu",
@@ -28,7 +36,8 @@ def config_path() -> str:
 
 
 def load() -> Dict[str, Any]:
-    """The effective configuration: defaults, then the file, then the environment."""
+    """The configuration: defaults, then the file, then the environment (the backend as
+    requested; `backend()` says whether a "gpu" request could be met)."""
     cfg = dict(DEFAULTS)
     path = config_path()
     if os.path.exists(path):
@@ -52,19 +61,66 @@ def load() -> Dict[str, Any]:
         raise NotImplementedError(f"floatx={cfg['floatx']!r}: rustkeras computes in float32 only")
     if cfg["image_data_format"] not in ("channels_last", "channels_first"):
         raise ValueError(f"Invalid image_data_format {cfg['image_data_format']!r}")
-    if cfg["backend"] == "gpu":
-        raise NotImplementedError(
-            "The 'gpu' backend (wgpu) is not available in this build of rustkeras yet; "
-            "set \"backend\": \"cpu\" in the config file or RUSTKERAS_BACKEND=cpu"
-        )
     return cfg
 
 
 _config = load()
+# The backend models run on: the requested one, or "cpu" after a GPU request that
+# could not be met. None until first asked for, so that importing rustkeras never
+# opens a GPU context.
+_effective: Optional[str] = None
+
+
+def _resolve(requested: str) -> str:
+    if requested != "gpu":
+        return requested
+    available, detail = _core.gpu_status()
+    if available:
+        return "gpu"
+    warnings.warn(
+        f"The 'gpu' backend was requested but no GPU context could be created ({detail}); "
+        "rustkeras falls back to the CPU",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return "cpu"
 
 
 def backend() -> str:
-    return _config["backend"]
+    """The backend models run on: "gpu" or "cpu".
+
+    Returns:
+        "gpu" where it was requested (config file or `RUSTKERAS_BACKEND`) and a GPU context
+        could be created; otherwise "cpu". The first call resolves a "gpu" request, warning
+        once if it falls back to the CPU.
+
+    Example:
+        from rustkeras import config
+        config.backend()   # "gpu" with RUSTKERAS_BACKEND=gpu and a usable GPU, else "cpu"
+    """
+    global _effective
+    if _effective is None:
+        _effective = _resolve(_config["backend"])
+    return _effective
+
+
+def set_backend(name: str) -> None:
+    """Chooses the backend for models built from now on (those built before keep theirs).
+
+    Args:
+        name: "cpu" or "gpu". A "gpu" request is resolved (and may fall back to the CPU,
+            with a warning) the next time `backend()` is asked.
+
+    Example:
+        from rustkeras import config
+        config.set_backend("gpu")
+        model = Sequential([Dense(10, input_shape=(784,))])   # built on the GPU where there is one
+    """
+    global _effective
+    if name not in BACKENDS:
+        raise ValueError(f"Invalid value received for argument `name`. Expected one of {BACKENDS}. Received: name={name!r}")
+    _config["backend"] = name
+    _effective = None
 
 
 def floatx() -> str:

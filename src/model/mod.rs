@@ -21,6 +21,9 @@ use crate::tensor::Tensor;
 
 mod compile;
 mod fit;
+mod vars;
+
+use vars::Vars;
 
 use compile::Compiled;
 pub use compile::{CompileSpec, OutputSpec};
@@ -60,7 +63,7 @@ pub struct Model {
     /// The nodes `predict` returns, in order.
     pub outputs: Vec<NodeId>,
     output_names: Vec<String>,
-    vars: Vec<Tensor>,
+    vars: Vars,
     trainable: Vec<bool>,
     device: Device,
     log_sums: LogSums,
@@ -95,11 +98,7 @@ impl Model {
                 *o = graph.reshape(*o, &dims)?;
             }
         }
-        let vars = graph
-            .var_shapes
-            .iter()
-            .map(|s| Tensor::zeros(&Device::Cpu, s))
-            .collect::<Result<Vec<_>>>()?;
+        let vars = Vars::zeros(&Device::Cpu, &graph.var_shapes)?;
         let trainable = vec![true; graph.var_shapes.len()];
         let output_names = (0..outputs.len()).map(|i| format!("output_{i}")).collect();
         Ok(Model {
@@ -195,11 +194,35 @@ impl Model {
 
     /// Variable `v`'s values, copied to the host.
     pub fn var(&self, v: VarId) -> Vec<f32> {
-        self.vars[v].to_vec()
+        self.vars.get(v).to_vec()
+    }
+
+    /// Makes variable `v` the very variable `ov` of `other`: a layer used by both models has
+    /// its weights once, trained by either. Both models must be on the same device.
+    pub fn share_var(&mut self, v: VarId, other: &Model, ov: VarId) -> Result<()> {
+        if self.device != other.device {
+            return crate::value_error!(
+                "a layer's weights live on the '{}' backend of the model that holds them; this model is on '{}': build models that share layers with one backend",
+                other.device.name(),
+                self.device.name()
+            );
+        }
+        self.vars.share(v, &other.vars, ov)?;
+        self.forget_programs();
+        Ok(())
+    }
+
+    /// Drops every planned program (they are bound to the variables' buffers).
+    fn forget_programs(&mut self) {
+        self.predict_programs.clear();
+        if let Some(t) = self.compiled.as_mut().and_then(|c| c.train.as_mut()) {
+            t.train_programs.clear();
+            t.eval_programs.clear();
+        }
     }
 
     pub fn set_var(&mut self, v: VarId, values: &[f32]) -> Result<()> {
-        let Some(dst) = self.vars.get_mut(v) else {
+        let Some(mut dst) = self.vars.get_mut(v) else {
             return crate::value_error!("variable {v} does not exist");
         };
         if dst.numel() != values.len() {
@@ -235,27 +258,16 @@ impl Model {
     }
 
     /// Moves the model (variables, optimizer state) to `device`; programs are planned anew.
-    /// A model with an op the device has no kernel for is refused (`NotImplemented`, naming
-    /// the op), and stays where it was.
+    /// Ops are checked against the device when the model is compiled (`check_device`).
     pub fn set_device(&mut self, device: Device) -> Result<()> {
         if device == self.device {
             return Ok(());
         }
-        self.check_ops_on(&device)?;
-        let vars = self
-            .vars
-            .iter()
-            .map(|t| t.to_device(&device))
-            .collect::<Result<Vec<_>>>()?;
         if let Some(c) = self.compiled.as_mut() {
             c.optimizer.move_state(&device)?;
-            if let Some(t) = c.train.as_mut() {
-                t.train_programs.clear();
-                t.eval_programs.clear();
-            }
         }
-        self.vars = vars;
-        self.predict_programs.clear();
+        self.vars.move_to(&device)?;
+        self.forget_programs();
         self.log_sums = LogSums::new(&device, self.log_sums.len())?;
         self.device = device;
         Ok(())
@@ -266,8 +278,9 @@ impl Model {
     }
 
     /// Refuses a device that has no kernel for one of the model's ops (its forward graph and,
-    /// once compiled, its training graph).
-    fn check_ops_on(&self, device: &Device) -> Result<()> {
+    /// once compiled, its training graph): `NotImplemented`, naming the layer and the op.
+    pub fn check_device(&self) -> Result<()> {
+        let device = &self.device;
         if !device.is_gpu() {
             return Ok(());
         }
@@ -305,14 +318,9 @@ impl Model {
         let Some(c) = self.compiled.as_ref() else {
             return Ok(());
         };
-        let mut params: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
-        for (v, w) in self.vars.iter_mut().enumerate() {
-            if self.trainable[v] {
-                if let Some(h) = w.host_mut() {
-                    params.push(h);
-                }
-            }
-        }
+        let mut guards = self.vars.write_some(|v| self.trainable[v]);
+        let mut params: SmallVec<[&mut [f32]; 32]> =
+            guards.iter_mut().filter_map(|w| w.host_mut()).collect();
         c.optimizer.finalize_variable_values(&mut params)
     }
 
@@ -423,14 +431,15 @@ impl Model {
                 outs.extend(&t.grads);
             }
             outs.extend(update_values(&t.graph, training));
-            let p = Program::plan_on(&t.graph, &outs, batch, &self.device, &self.vars)?;
+            let guards = self.vars.read_all();
+            let vars: Vec<&Tensor> = guards.iter().map(|g| &**g).collect();
+            let p = Program::plan_on(&t.graph, &outs, batch, &self.device, &vars)?;
             let tail = match &self.device {
                 Device::Cpu => None,
                 Device::Gpu(gpu) => {
                     let mut rec = Recorder::new(gpu);
                     if training {
-                        let (params, grads): (Vec<GpuBuffer>, Vec<GpuBuffer>) = self
-                            .vars
+                        let (params, grads): (Vec<GpuBuffer>, Vec<GpuBuffer>) = vars
                             .iter()
                             .enumerate()
                             .filter(|&(v, _)| self.trainable[v])
@@ -444,7 +453,7 @@ impl Model {
                             .unzip();
                         c.optimizer.record_gpu(&mut rec, &params, &grads)?;
                     }
-                    record_updates(&mut rec, &self.vars, &t.graph, &p, training);
+                    record_updates(&mut rec, &vars, &t.graph, &p, training);
                     record_log_sums(&mut rec, &self.log_sums, &t.logs, &p, batch);
                     Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
                 }
@@ -455,13 +464,14 @@ impl Model {
         let p = &mut planned.program;
         match &self.device {
             Device::Cpu => {
-                let vars: SmallVec<[&[f32]; 32]> = self
-                    .vars
+                let guards = self.vars.read_all();
+                let vars: SmallVec<[&[f32]; 32]> = guards
                     .iter()
                     .map(|t| t.host().expect("on the CPU"))
                     .collect();
                 p.run(&vars, &feeds, &ctx)?;
                 drop(vars);
+                drop(guards);
                 let sums = self.log_sums.host_mut();
                 for (s, &n) in sums.iter_mut().zip(&t.logs) {
                     *s += f64::from(p.value(n)[0]) * batch as f64;
@@ -469,15 +479,14 @@ impl Model {
                 if training {
                     let mut grads: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
                     p.values_mut(&t.grads, &mut grads);
-                    let mut params: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
-                    for (v, w) in self.vars.iter_mut().enumerate() {
-                        if self.trainable[v] {
-                            params.push(w.host_mut().expect("on the CPU"));
-                        }
-                    }
+                    let mut guards = self.vars.write_some(|v| self.trainable[v]);
+                    let mut params: SmallVec<[&mut [f32]; 32]> = guards
+                        .iter_mut()
+                        .map(|w| w.host_mut().expect("on the CPU"))
+                        .collect();
                     c.optimizer.apply(&mut params, &mut grads)?;
                 }
-                apply_updates(&mut self.vars, &t.graph, p, training);
+                apply_updates(&self.vars, &t.graph, p, training);
             }
             Device::Gpu(gpu) => {
                 for (k, f) in feeds.iter().enumerate() {
@@ -532,12 +541,14 @@ impl Model {
         if !self.predict_programs.contains_key(&batch) {
             let mut outs = self.outputs.clone();
             outs.extend(update_values(&self.graph, false));
-            let p = Program::plan_on(&self.graph, &outs, batch, &self.device, &self.vars)?;
+            let guards = self.vars.read_all();
+            let vars: Vec<&Tensor> = guards.iter().map(|g| &**g).collect();
+            let p = Program::plan_on(&self.graph, &outs, batch, &self.device, &vars)?;
             let tail = match &self.device {
                 Device::Cpu => None,
                 Device::Gpu(gpu) => {
                     let mut rec = Recorder::new(gpu);
-                    record_updates(&mut rec, &self.vars, &self.graph, &p, false);
+                    record_updates(&mut rec, &vars, &self.graph, &p, false);
                     Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
                 }
             };
@@ -560,17 +571,18 @@ impl Model {
         }
         match &self.device {
             Device::Cpu => {
-                let vars: SmallVec<[&[f32]; 32]> = self
-                    .vars
+                let guards = self.vars.read_all();
+                let vars: SmallVec<[&[f32]; 32]> = guards
                     .iter()
                     .map(|t| t.host().expect("on the CPU"))
                     .collect();
                 p.run(&vars, xs, &ctx)?;
                 drop(vars);
+                drop(guards);
                 for (out, &o) in outs.iter_mut().zip(&self.outputs) {
                     out.copy_from_slice(p.value(o));
                 }
-                apply_updates(&mut self.vars, &self.graph, p, false);
+                apply_updates(&self.vars, &self.graph, p, false);
             }
             Device::Gpu(gpu) => {
                 p.run(&[], xs, &ctx)?;
@@ -613,17 +625,22 @@ fn update_values(g: &Graph, training: bool) -> impl Iterator<Item = NodeId> + '_
 }
 
 /// Writes the updates a CPU program computed into the variables.
-fn apply_updates(vars: &mut [Tensor], g: &Graph, p: &Program, training: bool) {
+fn apply_updates(vars: &Vars, g: &Graph, p: &Program, training: bool) {
     for u in g.updates.iter().filter(|u| training || u.always) {
-        u.apply(
-            vars[u.var].host_mut().expect("on the CPU"),
-            p.value(u.value),
-        );
+        if let Some(mut var) = vars.get_mut(u.var) {
+            u.apply(var.host_mut().expect("on the CPU"), p.value(u.value));
+        }
     }
 }
 
 /// Records the state updates of a GPU program (a blend of each value into its variable).
-fn record_updates(rec: &mut Recorder<'_>, vars: &[Tensor], g: &Graph, p: &Program, training: bool) {
+fn record_updates(
+    rec: &mut Recorder<'_>,
+    vars: &[&Tensor],
+    g: &Graph,
+    p: &Program,
+    training: bool,
+) {
     for u in g.updates.iter().filter(|u| training || u.always) {
         let value = p.gpu_value(u.value).expect("planned");
         let var = vars[u.var].gpu().expect("on the GPU");

@@ -232,6 +232,15 @@ impl PyModel {
         Ok(self.m.set_var(v, &data)?)
     }
 
+    /// Makes variable `v` the very variable `ov` of `other` (a layer shared by two models
+    /// keeps one set of weights).
+    fn share_var(&mut self, v: VarId, other: &Bound<'_, PyModel>, ov: VarId) -> PyResult<()> {
+        let other = other.try_borrow().map_err(|_| {
+            PyValueError::new_err("share_var: a model cannot share a variable with itself")
+        })?;
+        Ok(self.m.share_var(v, &other.m, ov)?)
+    }
+
     fn set_trainable(&mut self, v: VarId, trainable: bool) {
         self.m.set_trainable(v, trainable)
     }

@@ -152,7 +152,7 @@ class Model(Trainer):
         return fixed_batch_size(self._inputs)
 
     def _build(self) -> None:
-        saved = [(l, l.get_weights()) for l in self._layers if l._core is not None]
+        held = self._held_weights()
         graph = _core.Graph()
         values: Dict[int, Any] = {}
         in_nodes = []
@@ -164,6 +164,7 @@ class Model(Trainer):
             kwargs = map_structure(lambda v: values[id(v)][0] if isinstance(v, KerasTensor) else v, node.kwargs)
             layer._output_mask = layer._output_masks = None
             layer._batch_size = node.batch_size()
+            graph.set_scope(layer.name)
             try:
                 out = layer.build_graph_multi(graph, [values[id(t)][0] for t in node.input_tensors],
                                               [values[id(t)][1] for t in node.input_tensors], **kwargs)
@@ -173,7 +174,7 @@ class Model(Trainer):
             masks = (layer._output_masks or [None] * len(outs)) if node.multi_output else [layer._output_mask]
             for t, o, m in zip(node.outputs, outs, masks):
                 values[id(t)] = (o, m)
-        self._finish_build(graph, in_nodes, [values[id(t)][0] for t in self._outputs], saved)
+        self._finish_build(graph, in_nodes, [values[id(t)][0] for t in self._outputs], held)
 
     @property
     def inputs(self) -> List[KerasTensor]:

@@ -123,10 +123,10 @@ class Sequential(Model):
     def _build(self) -> None:
         if not self._layers:
             return
-        saved = [(l, l.get_weights()) for l in self._layers if l._core is not None]
+        held = self._held_weights()
         graph = _core.Graph()
         inp, x, _mask = self._build_into(graph, self._fixed_batch_size())
-        self._finish_build(graph, inp, [x], saved)
+        self._finish_build(graph, inp, [x], held)
         if self._compile_args is not None:
             self._compile_core()
 
@@ -143,6 +143,7 @@ class Sequential(Model):
             inputs, mask = [x], None
         for layer in layers:
             layer._batch_size = batch_size
+            graph.set_scope(layer.name)
             try:
                 x = layer.build_graph(graph, x, mask)
                 mask = layer._output_mask

@@ -38,7 +38,6 @@ class Trainer:
         # Per layer, the weights it declared in this model's graph (a layer may be rebuilt
         # into another model later; these stay this model's variables).
         self._weight_map: List[Tuple[Layer, list]] = []
-        self._owned: List[Tuple[Layer, list]] = []
         self._compile_args: Optional[Dict[str, Any]] = None
         self.optimizer = None
         self.loss = None
@@ -105,41 +104,34 @@ class Trainer:
             if reset is not None and getattr(layer, "stateful", False):
                 reset()
 
-    def _finish_build(self, graph, inputs: List[int], outputs: List[int], saved) -> None:
-        """Makes the engine model of a built graph, binds the layers to it (initialising their
-        weights) and puts back the weights `saved` before the rebuild where shapes still fit."""
+    def _held_weights(self) -> list:
+        """Before a (re)build: for each layer that already has weights (in this model's
+        previous engine model or in another model), where they live."""
+        return [(layer, layer._core, [(w.var, w.shape) for w in layer._weights])
+                for layer in _with_inner_layers(self._layers) if layer._core is not None and layer._weights]
+
+    def _finish_build(self, graph, inputs: List[int], outputs: List[int], held) -> None:
+        """Makes the engine model of a built graph and binds the layers to it (initialising
+        their weights). A layer whose weights already exist (`held`, from `_held_weights`)
+        keeps them: the new model's variables become those very variables, shared with the
+        model that holds them, so a layer used by several models has one set of weights, on
+        one device, that each of them reads and trains."""
         core = _core.Model(graph, inputs, outputs, _seed.next_seed())
         core.set_device(_config.backend())
         core.set_output_names(self._output_names())
         for layer in self._layers:
             layer._attach(core)
-        for layer, weights in saved:
-            if [w.shape for w in weights] == [w.shape for w in layer._weights]:
-                layer.set_weights(weights)
+        for layer, old_core, old in held:
+            if [shape for _, shape in old] == [w.shape for w in layer._weights]:
+                for w, (var, _) in zip(layer._weights, old):
+                    core.share_var(w.var, old_core, var)
         self._core = core
         self._record_weights()
 
-    # -- layers shared with other models -------------------------------------------------
-
     def _record_weights(self) -> None:
         """Remembers, after a build, which of this model's variables hold each layer's weights
-        (for the layers of `model.layers` and the layers inside wrappers)."""
+        (in `model.layers` order)."""
         self._weight_map = [(layer, list(layer._weights)) for layer in self._layers]
-        self._owned = [(layer, list(layer._weights)) for layer in _with_inner_layers(self._layers)]
-
-    def _claim_layers(self) -> None:
-        """A layer's weights live in the last model that used it. Before this model computes
-        or hands out weights, it copies in the weights of its layers that another model holds
-        and becomes their holder: a layer shared by two models has the same weights in both,
-        as in Keras."""
-        for layer, mine in self._owned:
-            core = layer._core
-            if core is None or core is self._core or [w.shape for w in mine] != [w.shape for w in layer._weights]:
-                continue
-            for a, b in zip(mine, layer._weights):
-                self._core.set_var(a.var, core.get_var(b.var))
-            layer._core = self._core
-            layer._weights = list(mine)
 
     # -- compile --------------------------------------------------------------------------
 
@@ -321,7 +313,6 @@ class Trainer:
         batch_hooks = cbs.has_batch_hooks()
         self.stop_training = False
         self.history = history
-        self._claim_layers()
         cbs.call("on_train_begin", {})
         logs: Dict[str, float] = {}
         for epoch in range(initial_epoch, epochs):
@@ -379,7 +370,6 @@ class Trainer:
             if b + 1 < n:
                 bar.update(b + 1, dict(zip(names, vals)))
 
-        self._claim_layers()
         vals = self._core.evaluate(xs, ys, sws, bs, hook if bar.dynamic else None)
         logs = dict(zip(names, vals))
         bar.update(total, logs, finalize=True)
@@ -397,7 +387,6 @@ class Trainer:
         bs = self._batch_for(batch_size, xs[0].shape[0])
         total = math.ceil(xs[0].shape[0] / bs)
         bar = Progbar(total, verbose)
-        self._claim_layers()
         outs = self._core.predict(xs, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)
                                   if bar.dynamic else None)
         bar.update(total, {}, finalize=True)
@@ -405,21 +394,18 @@ class Trainer:
 
     def predict_on_batch(self, x):
         xs = self._prep_x(x)
-        self._claim_layers()
         return self._structure_outputs(self._core.predict(xs, xs[0].shape[0]))
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics)."""
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
-        self._claim_layers()
         vals = self._core.train_on_batch(xs, ys, sws)
         return self._result(dict(zip(self.metrics_names, vals)), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, None)
-        self._claim_layers()
         return self._result(dict(zip(self.metrics_names, self._core.test_on_batch(xs, ys, sws))), return_dict)
 
     # -- weights and structure ------------------------------------------------------------
@@ -428,12 +414,10 @@ class Trainer:
         """Every layer's weights, layer by layer (as `model.layers` lists them)."""
         if self._core is None:
             return []
-        self._claim_layers()
         return [self._core.get_var(w.var) for _, ws in self._weight_map for w in ws]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         self._require_built()
-        self._claim_layers()
         expected = sum(len(ws) for _, ws in self._weight_map)
         if len(weights) != expected:
             raise ValueError(

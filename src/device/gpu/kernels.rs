@@ -463,7 +463,7 @@ pub(crate) fn record(
         }
         other => {
             return Err(Error::NotImplemented(format!(
-                "the op {} has no GPU kernel yet",
+                "the op '{}' has no GPU kernel yet; use the 'cpu' backend for this model",
                 unsupported(other).unwrap_or("(unknown)")
             )))
         }

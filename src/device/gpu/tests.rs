@@ -52,7 +52,8 @@ fn compare(
         .zip(&g.var_shapes)
         .map(|(v, s)| Tensor::from_vec(&dev, s, v.clone()).unwrap())
         .collect();
-    let mut gp = Program::plan_on(g, outs, batch, &dev, &tensors).unwrap();
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    let mut gp = Program::plan_on(g, outs, batch, &dev, &refs).unwrap();
     gp.run(&[], &fs, &ctx).unwrap();
     for &o in outs {
         let (a, b) = (cpu.read(o), gp.read(o));
@@ -566,6 +567,41 @@ fn a_two_input_model_with_a_state_update_matches_the_cpu() {
 }
 
 #[test]
+fn models_sharing_a_variable_train_one_copy() {
+    for dev in [Device::Cpu, gpu()] {
+        let mut a = mlp(0.0);
+        let mut b = mlp(0.0);
+        a.set_device(dev.clone()).unwrap();
+        b.set_device(dev.clone()).unwrap();
+        for v in 0..4 {
+            b.share_var(v, &a, v).unwrap();
+        }
+        let before = a.var(0);
+        b.compile(opt_spec(
+            "sgd",
+            &[("learning_rate", 0.5)],
+            "sparse_categorical_crossentropy",
+            &[],
+        ))
+        .unwrap();
+        let (x, y) = dataset();
+        let mut logs = [0.0];
+        b.train_batch(&[&x], &[&y], &[&[1.0; 40]], 40, &mut logs)
+            .unwrap();
+        // Training b moved a's weights: they are one variable.
+        assert_ne!(a.var(0), before);
+        assert_eq!(a.var(0), b.var(0));
+        let mut pa = vec![0.0f32; 40 * 5];
+        let mut pb = vec![0.0f32; 40 * 5];
+        a.predict(&[&x], 40, 40, &mut [&mut pa], &mut NoHook)
+            .unwrap();
+        b.predict(&[&x], 40, 40, &mut [&mut pb], &mut NoHook)
+            .unwrap();
+        assert_eq!(pa, pb);
+    }
+}
+
+#[test]
 fn an_op_without_a_gpu_kernel_is_refused_naming_the_layer() {
     let mut g = Graph::new();
     g.set_scope(Some("embedding_1"));
@@ -574,8 +610,15 @@ fn an_op_without_a_gpu_kernel_is_refused_naming_the_layer() {
     let idx = g.input(Shape::batched(&[3]));
     let y = g.push(Op::Gather, &[t, idx]).unwrap();
     let mut m = Model::new(g, vec![idx], vec![y], 1).unwrap();
-    let err = m.set_device(gpu()).unwrap_err();
+    m.set_device(gpu()).unwrap();
+    let err = m.compile(opt_spec("sgd", &[], "mse", &[])).unwrap_err();
     assert!(matches!(err, crate::Error::NotImplemented(_)), "{err:?}");
     assert!(err.to_string().contains("embedding_1"), "{err}");
-    assert_eq!(m.device(), &Device::Cpu);
+    assert!(err.to_string().contains("embedding gather"), "{err}");
+    // Without compiling, predict is refused when its program is planned.
+    let mut out = vec![0.0; 12];
+    let err = m
+        .predict(&[&[1.0, 2.0, 3.0]], 1, 1, &mut [&mut out], &mut NoHook)
+        .unwrap_err();
+    assert!(err.to_string().contains("embedding_1"), "{err}");
 }

@@ -1,0 +1,172 @@
+"""The 'gpu' backend (wgpu; Mesa's lavapipe in CI) against the CPU: the same models, weights
+and seeds give the same losses, metrics, weights and predictions within float tolerance.
+
+These tests fail, not skip, when no GPU adapter is found: CI installs lavapipe
+(`libvulkan1`, `mesa-vulkan-drivers`) so that the GPU path is always exercised.
+"""
+
+import numpy as np
+import pytest
+
+import rustkeras
+from rustkeras import _core, config
+from rustkeras import backend as K
+from rustkeras.layers import (
+    Activation, BatchNormalization, Concatenate, Conv2D, Dense, Dropout, Flatten, Input,
+)
+from rustkeras.models import Model, Sequential
+from rustkeras.utils import set_random_seed
+
+
+@pytest.fixture(autouse=True)
+def cpu_afterwards():
+    yield
+    config.set_backend("cpu")
+
+
+def on(backend, build):
+    """A model built by `build()` with `backend` selected, and its weights set from a fixed
+    seed (so that both backends start from the same values)."""
+    config.set_backend(backend)
+    assert K.backend() == backend
+    set_random_seed(7)
+    return build()
+
+
+def data(n=96, d=20, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype("float32")
+    y = (x[:, :classes].argmax(1)).astype("int64")
+    return x, y
+
+
+def mlp(d=20, classes=4, dropout=0.2):
+    return Sequential([
+        Dense(32, activation="relu", input_shape=(d,)),
+        Dropout(dropout),
+        Dense(classes, activation="softmax"),
+    ])
+
+
+def test_the_gpu_is_found_and_listed():
+    ok, name = _core.gpu_status()
+    assert ok, f"no GPU adapter (CI installs lavapipe): {name}"
+    devices = K.devices()
+    assert devices and {"name", "type", "api"} <= set(devices[0])
+    assert all(d["api"] == "Vulkan" for d in devices)
+    assert name in [d["name"] for d in devices]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd", "nadam"])
+def test_an_mlp_trains_on_the_gpu_as_on_the_cpu(optimizer):
+    x, y = data()
+    results = {}
+    for backend in ("cpu", "gpu"):
+        model = on(backend, mlp)
+        assert model._core.device() == backend
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        h = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.25, shuffle=True, verbose=0)
+        results[backend] = (h.history, model.get_weights(), model.predict(x, batch_size=40, verbose=0),
+                            model.evaluate(x, y, batch_size=33, verbose=0))
+    (hc, wc, pc, ec), (hg, wg, pg, eg) = results["cpu"], results["gpu"]
+    assert set(hc) == set(hg) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for k in hc:
+        np.testing.assert_allclose(hg[k], hc[k], rtol=1e-3, atol=1e-5, err_msg=k)
+    for a, b in zip(wc, wg):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(pg, pc, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(eg, ec, rtol=1e-3, atol=1e-6)
+
+
+def test_batch_normalization_moving_statistics_match():
+    x, y = data(seed=3)
+    y1 = np.eye(4, dtype="float32")[y]
+    out = {}
+    for backend in ("cpu", "gpu"):
+        model = on(backend, lambda: Sequential([
+            Dense(16, input_shape=(20,)), BatchNormalization(), Activation("tanh"), Dense(4, activation="softmax"),
+        ]))
+        model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+        h = model.fit(x, y1, epochs=2, batch_size=24, shuffle=False, verbose=0)
+        out[backend] = (h.history["loss"], model.get_weights())
+    np.testing.assert_allclose(out["gpu"][0], out["cpu"][0], rtol=1e-4)
+    for a, b in zip(out["cpu"][1], out["gpu"][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_a_two_input_functional_model_matches():
+    rng = np.random.default_rng(5)
+    xa = rng.normal(size=(40, 3)).astype("float32")
+    xb = rng.normal(size=(40, 5)).astype("float32")
+    ya = (xa.sum(1, keepdims=True) > 0).astype("float32")
+    yb = rng.normal(size=(40, 2)).astype("float32")
+
+    def build():
+        a, b = Input(shape=(3,), name="a"), Input(shape=(5,), name="b")
+        h = Dense(8, activation="relu")(Concatenate()([a, b]))
+        m = Model([a, b], [Dense(1, activation="sigmoid", name="cls")(h), Dense(2, name="reg")(h)])
+        m.compile(optimizer="adam", loss={"cls": "binary_crossentropy", "reg": "mse"},
+                  loss_weights={"cls": 1.0, "reg": 0.5}, metrics={"cls": ["accuracy"]})
+        return m
+
+    out = {}
+    for backend in ("cpu", "gpu"):
+        m = on(backend, build)
+        h = m.fit({"a": xa, "b": xb}, {"cls": ya, "reg": yb}, epochs=3, batch_size=7, shuffle=False, verbose=0)
+        out[backend] = (h.history, m.predict([xa, xb], verbose=0))
+    for k in out["cpu"][0]:
+        np.testing.assert_allclose(out["gpu"][0][k], out["cpu"][0][k], rtol=1e-4, err_msg=k)
+    for a, b in zip(out["cpu"][1], out["gpu"][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_weights_move_in_and_out_and_train_on_batch_works():
+    model = on("gpu", lambda: mlp(dropout=0.0))
+    w = [np.full_like(v, 0.01 * (i + 1)) for i, v in enumerate(model.get_weights())]
+    model.set_weights(w)
+    for a, b in zip(model.get_weights(), w):
+        np.testing.assert_array_equal(a, b)
+    assert model.layers[0].get_weights()[0].shape == (20, 32)
+    x, y = data(n=8)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    loss = model.train_on_batch(x, y)
+    p = model.predict_on_batch(x)
+    assert np.isfinite(loss) and p.shape == (8, 4)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+
+
+def test_a_layer_shared_by_two_gpu_models_has_one_set_of_weights():
+    config.set_backend("gpu")
+    inp = Input(shape=(20,))
+    encode = Dense(6, activation="relu", name="encode")
+    encoder = Model(inp, encode(inp))
+    full = Model(inp, Dense(4, activation="softmax")(encode(inp)))
+    full.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    before = encoder.get_weights()[0].copy()
+    x, y = data()
+    full.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    after = encoder.get_weights()[0]
+    assert not np.allclose(before, after)
+    np.testing.assert_array_equal(after, full.get_weights()[0])
+    np.testing.assert_array_equal(encode.get_weights()[0], after)
+
+
+def test_a_layer_without_a_gpu_kernel_is_refused_at_compile_time():
+    model = on("gpu", lambda: Sequential([
+        Conv2D(2, 3, input_shape=(6, 6, 1), name="my_conv"), Flatten(), Dense(2),
+    ]))
+    with pytest.raises(NotImplementedError, match="my_conv.*convolution"):
+        model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(NotImplementedError, match="my_conv"):
+        model.predict(np.zeros((2, 6, 6, 1), "float32"), verbose=0)
+
+
+def test_gpu_optimizer_options_it_lacks_are_refused():
+    model = on("gpu", mlp)
+    with pytest.raises(NotImplementedError, match="gradient_accumulation_steps"):
+        model.compile(optimizer=rustkeras.optimizers.Adam(gradient_accumulation_steps=2),
+                      loss="sparse_categorical_crossentropy")
+
+
+def test_the_gpu_gemm_benchmark_hook_checks_its_product():
+    assert _core.bench_gpu_gemm(64, 2) > 0
