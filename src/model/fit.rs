@@ -5,7 +5,7 @@
 
 use smallvec::SmallVec;
 
-use super::{Model, Pass};
+use super::{Batch, Model, Pass};
 use crate::error::Result;
 use crate::initializers::Rng;
 
@@ -227,6 +227,13 @@ impl Model {
         self.ensure_buffers(bs, &xper, &yper);
         self.ensure_train_graph()?;
         self.reset_log_sums()?;
+        let resident = self.resident_index(d)?;
+        if let Some(index) = resident {
+            match order {
+                Some(order) => self.set_resident_order(index, order),
+                None => self.set_resident_order(index, &(0..d.n).collect::<Vec<_>>()),
+            }
+        }
         let batches = d.n.div_ceil(bs);
         let mut running: Logs = SmallVec::from_elem(0.0, n_logs);
         let mut bx = std::mem::take(&mut self.bx);
@@ -237,8 +244,11 @@ impl Model {
             for b in 0..batches {
                 let (lo, hi) = (b * bs, ((b + 1) * bs).min(d.n));
                 let m = hi - lo;
-                let (xs, ys): (Slices<'_>, Slices<'_>) = match order {
-                    Some(order) => {
+                let (xs, ys, sws): (Slices<'_>, Slices<'_>, Slices<'_>);
+                let data = match (resident, order) {
+                    // The rows are gathered on the GPU.
+                    (Some(index), _) => Batch::Resident { index, start: lo },
+                    (None, Some(order)) => {
                         let rows = &order[lo..hi];
                         for ((buf, src), &p) in bx.iter_mut().zip(&d.x).zip(&xper) {
                             gather_rows(buf, src, p, rows);
@@ -251,32 +261,41 @@ impl Model {
                                 buf[k] = sw.map_or(1.0, |w| w[r]);
                             }
                         }
-                        (
-                            bx.iter().zip(&xper).map(|(v, p)| &v[..m * p]).collect(),
-                            by.iter().zip(&yper).map(|(v, p)| &v[..m * p]).collect(),
-                        )
+                        xs = bx.iter().zip(&xper).map(|(v, p)| &v[..m * p]).collect();
+                        ys = by.iter().zip(&yper).map(|(v, p)| &v[..m * p]).collect();
+                        sws = bw.iter().zip(&d.sw).map(|(v, _)| &v[..m]).collect();
+                        Batch::Host {
+                            xs: &xs,
+                            ys: &ys,
+                            sws: &sws,
+                        }
                     }
-                    None => {
+                    (None, None) => {
                         for (buf, sw) in bw.iter_mut().zip(&d.sw) {
                             match sw {
                                 Some(w) => buf[..m].copy_from_slice(&w[lo..hi]),
                                 None => buf[..m].fill(1.0),
                             }
                         }
-                        (
+                        xs =
                             d.x.iter()
                                 .zip(&xper)
                                 .map(|(v, p)| &v[lo * p..hi * p])
-                                .collect(),
+                                .collect();
+                        ys =
                             d.y.iter()
                                 .zip(&yper)
                                 .map(|(v, p)| &v[lo * p..hi * p])
-                                .collect(),
-                        )
+                                .collect();
+                        sws = bw.iter().zip(&d.sw).map(|(v, _)| &v[..m]).collect();
+                        Batch::Host {
+                            xs: &xs,
+                            ys: &ys,
+                            sws: &sws,
+                        }
                     }
                 };
-                let sws: Slices<'_> = bw.iter().zip(&d.sw).map(|(v, _)| &v[..m]).collect();
-                self.step(pass, &xs, &ys, &sws, m)?;
+                self.step(pass, data, m)?;
                 seen += m;
                 if hook.wants_logs(b, batches) {
                     self.read_log_means(&mut running, seen)?;

@@ -21,6 +21,7 @@ use crate::tensor::Tensor;
 
 mod compile;
 mod fit;
+mod resident;
 mod vars;
 
 use vars::Vars;
@@ -67,6 +68,10 @@ pub struct Model {
     trainable: Vec<bool>,
     device: Device,
     log_sums: LogSums,
+    /// Datasets kept on the GPU during a `fit` (see `resident.rs`).
+    resident: Vec<resident::Resident>,
+    resident_limit: usize,
+    uploads: u64,
     seed: u64,
     step: u64,
     epoch: u64,
@@ -110,6 +115,9 @@ impl Model {
             trainable,
             device: Device::default(),
             log_sums: LogSums::Host(Vec::new()),
+            resident: Vec::new(),
+            resident_limit: resident::DEFAULT_LIMIT,
+            uploads: 0,
             seed,
             step: 0,
             epoch: 0,
@@ -210,6 +218,49 @@ impl Model {
         self.vars.share(v, &other.vars, ov)?;
         self.forget_programs();
         Ok(())
+    }
+
+    /// Forgets the datasets kept on the GPU (the Python `fit` calls it when it returns).
+    pub fn release_data(&mut self) {
+        self.resident.clear();
+    }
+
+    /// Most bytes of a dataset `fit` keeps on the GPU; larger ones stream batch by batch.
+    pub fn set_resident_limit(&mut self, bytes: usize) {
+        self.resident_limit = bytes;
+        self.resident.clear();
+    }
+
+    /// The index of `d` among the datasets kept on the GPU, uploading it when it is new and
+    /// fits; `None` on the CPU or when it streams.
+    pub(super) fn resident_index(&mut self, d: &Dataset<'_>) -> Result<Option<usize>> {
+        let Device::Gpu(ctx) = &self.device else {
+            return Ok(None);
+        };
+        if let Some(i) = self.resident.iter().position(|r| r.matches(d)) {
+            return Ok(Some(i));
+        }
+        let labelled = (0..self.outputs.len())
+            .map(|i| self.has_labels(i))
+            .collect::<Result<Vec<_>>>()?;
+        self.uploads += 1;
+        let Some(r) =
+            resident::Resident::upload(ctx, d, &labelled, self.resident_limit, self.uploads)?
+        else {
+            return Ok(None);
+        };
+        if self.resident.len() >= 2 {
+            self.resident.remove(0);
+        }
+        self.resident.push(r);
+        Ok(Some(self.resident.len() - 1))
+    }
+
+    /// Writes the row order of the coming pass for the resident dataset `index`.
+    pub(super) fn set_resident_order(&self, index: usize, order: &[usize]) {
+        if let Device::Gpu(ctx) = &self.device {
+            self.resident[index].set_order(ctx, order);
+        }
     }
 
     /// Drops every planned program (they are bound to the variables' buffers).
@@ -370,7 +421,7 @@ impl Model {
     ) -> Result<()> {
         self.ensure_train_graph()?;
         self.reset_log_sums()?;
-        self.step(pass, xs, ys, sws, batch)?;
+        self.step(pass, Batch::Host { xs, ys, sws }, batch)?;
         self.read_log_means(logs, batch)
     }
 
@@ -399,16 +450,12 @@ impl Model {
     /// Runs one batch of the training graph (a training step, or a test batch) and adds its
     /// logs, weighted by `batch` rows, to the log sums: plans the program for this batch size
     /// if missing, runs it, and applies the optimizer and the state updates.
-    pub(super) fn step(
-        &mut self,
-        pass: Pass,
-        xs: &[&[f32]],
-        ys: &[&[f32]],
-        sws: &[&[f32]],
-        batch: usize,
-    ) -> Result<()> {
+    pub(super) fn step(&mut self, pass: Pass, data: Batch<'_>, batch: usize) -> Result<()> {
         self.ensure_train_graph()?;
-        let feeds = self.train_feeds(xs, ys, sws)?;
+        let feeds = match data {
+            Batch::Host { xs, ys, sws } => self.train_feeds(xs, ys, sws)?,
+            Batch::Resident { .. } => Feeds::new(),
+        };
         let training = pass == Pass::Train;
         if training {
             self.step += 1;
@@ -458,7 +505,14 @@ impl Model {
                     Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
                 }
             };
-            programs.insert(batch, Planned { program: p, tail });
+            programs.insert(
+                batch,
+                Planned {
+                    program: p,
+                    tail,
+                    head: None,
+                },
+            );
         }
         let planned = programs.get_mut(&batch).expect("inserted above");
         let p = &mut planned.program;
@@ -494,12 +548,29 @@ impl Model {
                         gpu.write(b, f);
                     }
                 }
+                let mut enc = gpu.encoder();
+                if let Batch::Resident { index, start } = data {
+                    let r = &self.resident[index];
+                    if planned.head.as_ref().map(|(g, _)| *g) != Some(r.generation) {
+                        let feeds: Vec<GpuBuffer> = (0..r.arrays.len())
+                            .map(|k| p.feed_buffer(k).expect("a feed").clone())
+                            .collect();
+                        let mut rec = Recorder::new(gpu);
+                        r.record_gather(&mut rec, &feeds);
+                        let steps = GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?;
+                        planned.head = Some((r.generation, steps));
+                    }
+                    let mut run = RunCtx::default();
+                    run.scalars[0] = start as f32;
+                    if let Some((_, head)) = &planned.head {
+                        head.encode(gpu, &run, &mut enc);
+                    }
+                }
                 let scalars = if training {
                     c.optimizer.gpu_step_scalars()?
                 } else {
                     [0.0; crate::device::gpu::RUN_SCALARS]
                 };
-                let mut enc = gpu.encoder();
                 p.encode(&mut enc, &ctx);
                 if let Some(tail) = &planned.tail {
                     let run = RunCtx {
@@ -552,8 +623,14 @@ impl Model {
                     Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
                 }
             };
-            self.predict_programs
-                .insert(batch, Planned { program: p, tail });
+            self.predict_programs.insert(
+                batch,
+                Planned {
+                    program: p,
+                    tail,
+                    head: None,
+                },
+            );
         }
         let planned = self
             .predict_programs
@@ -692,6 +769,24 @@ pub(crate) enum Pass {
 pub(super) struct Planned {
     pub program: Program,
     tail: Option<GpuSteps>,
+    /// The gathers of a resident dataset's batch into the feeds, and that upload's number.
+    head: Option<(u64, GpuSteps)>,
+}
+
+/// Where a batch's data comes from: host arrays (one per input; targets and sample weights
+/// one per output), or the rows `start..start + batch` of the order of a dataset kept on the
+/// GPU (`resident[index]`).
+#[derive(Clone, Copy)]
+pub(super) enum Batch<'a> {
+    Host {
+        xs: &'a [&'a [f32]],
+        ys: &'a [&'a [f32]],
+        sws: &'a [&'a [f32]],
+    },
+    Resident {
+        index: usize,
+        start: usize,
+    },
 }
 
 /// The logs' running sums over an epoch, weighted by batch rows, on the model's device: a

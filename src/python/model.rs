@@ -241,6 +241,11 @@ impl PyModel {
         Ok(self.m.share_var(v, &other.m, ov)?)
     }
 
+    /// Forgets the datasets kept on the GPU during a fit (called when `fit` returns).
+    fn release_data(&mut self) {
+        self.m.release_data()
+    }
+
     fn set_trainable(&mut self, v: VarId, trainable: bool) {
         self.m.set_trainable(v, trainable)
     }

@@ -315,34 +315,38 @@ class Trainer:
         self.history = history
         cbs.call("on_train_begin", {})
         logs: Dict[str, float] = {}
-        for epoch in range(initial_epoch, epochs):
-            cbs.call("on_epoch_begin", epoch, {})
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-            bar = Progbar(steps, verbose)
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cbs.call("on_epoch_begin", epoch, {})
+                if verbose:
+                    print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+                bar = Progbar(steps, verbose)
 
-            def hook(b, total, vals, bar=bar):
-                batch_logs = dict(zip(names, vals))
-                if batch_hooks:
-                    for c in cbs.callbacks:
-                        c.on_train_batch_begin(b, {})
-                        c.on_batch_begin(b, {})
-                        c.on_train_batch_end(b, batch_logs)
-                        c.on_batch_end(b, batch_logs)
-                if b + 1 < total:
-                    bar.update(b + 1, batch_logs)
+                def hook(b, total, vals, bar=bar):
+                    batch_logs = dict(zip(names, vals))
+                    if batch_hooks:
+                        for c in cbs.callbacks:
+                            c.on_train_batch_begin(b, {})
+                            c.on_batch_begin(b, {})
+                            c.on_train_batch_end(b, batch_logs)
+                            c.on_batch_end(b, batch_logs)
+                    if b + 1 < total:
+                        bar.update(b + 1, batch_logs)
 
-            wants_hook = batch_hooks or bar.dynamic
-            vals = self._core.fit_epoch(xs, ys, sws, int(batch_size), bool(shuffle),
-                                        hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
-            logs = dict(zip(names, vals))
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                vvals = self._core.evaluate(val[0], val[1], val[2], int(val_bs))
-                logs.update({"val_" + k: v for k, v in zip(names, vvals)})
-            bar.update(steps, logs, finalize=True)
-            cbs.call("on_epoch_end", epoch, logs)
-            if self.stop_training:
-                break
+                wants_hook = batch_hooks or bar.dynamic
+                vals = self._core.fit_epoch(xs, ys, sws, int(batch_size), bool(shuffle),
+                                            hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
+                logs = dict(zip(names, vals))
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    vvals = self._core.evaluate(val[0], val[1], val[2], int(val_bs))
+                    logs.update({"val_" + k: v for k, v in zip(names, vvals)})
+                bar.update(steps, logs, finalize=True)
+                cbs.call("on_epoch_end", epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            # The data the GPU kept for this fit (training and validation sets) is let go.
+            self._core.release_data()
         if getattr(self.optimizer, "use_ema", False):
             self._core.finalize_weights()
         cbs.call("on_train_end", logs)
@@ -370,7 +374,10 @@ class Trainer:
             if b + 1 < n:
                 bar.update(b + 1, dict(zip(names, vals)))
 
-        vals = self._core.evaluate(xs, ys, sws, bs, hook if bar.dynamic else None)
+        try:
+            vals = self._core.evaluate(xs, ys, sws, bs, hook if bar.dynamic else None)
+        finally:
+            self._core.release_data()
         logs = dict(zip(names, vals))
         bar.update(total, logs, finalize=True)
         return self._result(logs, return_dict)

@@ -501,6 +501,47 @@ fn an_mlp_follows_the_cpus_loss_curve_with_dropout() {
 }
 
 #[test]
+fn streamed_and_resident_batches_train_alike() {
+    let (x, y) = dataset();
+    let sw: Vec<f32> = (0..40).map(|i| 0.5 + (i % 3) as f32).collect();
+    let mut curves = Vec::new();
+    for (on_gpu, limit) in [(false, 0), (true, usize::MAX), (true, 0)] {
+        let mut m = mlp(0.25);
+        if on_gpu {
+            m.set_device(gpu()).unwrap();
+        }
+        m.set_resident_limit(limit);
+        m.compile(opt_spec(
+            "rmsprop",
+            &[],
+            "sparse_categorical_crossentropy",
+            &["accuracy"],
+        ))
+        .unwrap();
+        let d = Dataset::single(&x, &y, Some(&sw), 40);
+        let mut curve = Vec::new();
+        for _ in 0..2 {
+            curve.extend(
+                m.fit_epoch(&d, 12, true, &mut NoHook)
+                    .unwrap()
+                    .iter()
+                    .map(|&l| l as f32),
+            );
+            curve.extend(
+                m.evaluate(&d, 9, &mut NoHook)
+                    .unwrap()
+                    .iter()
+                    .map(|&l| l as f32),
+            );
+        }
+        m.release_data();
+        curves.push(curve);
+    }
+    assert_close("resident vs cpu", &curves[0], &curves[1], 1e-3);
+    assert_close("streamed vs cpu", &curves[0], &curves[2], 1e-3);
+}
+
+#[test]
 fn a_two_input_model_with_a_state_update_matches_the_cpu() {
     let build = || {
         let mut g = Graph::new();

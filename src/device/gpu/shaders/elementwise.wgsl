@@ -281,7 +281,8 @@ fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 }
 
 // Copies rows of a resident dataset into a batch: out[r * per + j] = in0[idx[r] * per + j],
-// with the row indices (as u32 bits in floats) in in1 from `start`. p: [n, per, start]
+// with the row indices (whole floats, exact below 2^24) in in1 from the batch's start, which
+// the run passes as scalar 0 (it changes every batch). p: [n, per]
 @compute @workgroup_size(256)
 fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
@@ -290,7 +291,7 @@ fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     let per = p[1];
     let r = i / per;
-    let row = bitcast<u32>(in1[p[2] + r]);
+    let row = u32(in1[u32(rs(0u)) + r]);
     out[i] = in0[row * per + i % per];
 }
 
