@@ -4,7 +4,7 @@ Two hidden layers of 512 units with dropout; RMSprop; 10 epochs at batch 128.
 Keras reaches about 89% test accuracy on Fashion-MNIST with this model.
 
 Run:
-    python examples/fashion_mnist_mlp.py [--epochs 10] [--batch-size 128] [--subset N]
+    python examples/fashion_mnist_mlp.py [--epochs 10] [--batch-size 128] [--subset N] [--seed S]
 
 `--subset N` trains on the first N training images and tests on the first N // 6 test
 images (the full sets are 60,000 and 10,000), for a quick run, e.g. on a software GPU:
@@ -29,10 +29,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--subset", type=int, default=None, metavar="N",
                         help="train on the first N training images and test on the first N // 6")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed weights, dropout and shuffling (the same seed gives the same run on either backend)")
     args = parser.parse_args()
     if args.subset is not None and args.subset < 6:
         parser.error("--subset must be at least 6")
 
+    if args.seed is not None:
+        rustkeras.utils.set_random_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     if args.subset is not None:
         x_train, y_train = x_train[: args.subset], y_train[: args.subset]
