@@ -123,7 +123,8 @@ impl Program {
         matches!(self.mem, Memory::Gpu(_))
     }
 
-    fn check_feeds(&self, feeds: &[&[f32]]) -> Result<()> {
+    /// Checks that `feeds` has the values each input needs for this batch size.
+    pub fn check_feeds(&self, feeds: &[&[f32]]) -> Result<()> {
         for (k, &len) in self.feed_lens.iter().enumerate() {
             let got = feeds.get(k).map(|f| f.len());
             if len > 0 && got != Some(len) {

@@ -60,8 +60,9 @@ if [ -n "${RUSTKERAS_WHEEL:-}" ]; then
     WHEEL="$RUSTKERAS_WHEEL"
     wheel_origin="prebuilt"
 else
-    python -m maturin --version >/dev/null 2>&1 || pip_install "maturin>=1.5,<2"
-    python -m maturin build --release -o dist
+    # The maturin command itself (a system package's Python module alone cannot build).
+    command -v maturin >/dev/null 2>&1 || pip_install --ignore-installed "maturin>=1.5,<2"
+    maturin build --release -o dist
     WHEEL="$(ls -t dist/rustkeras-*.whl | head -n 1)"
     wheel_origin="built here"
 fi

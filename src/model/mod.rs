@@ -472,116 +472,80 @@ impl Model {
         } else {
             &mut t.eval_programs
         };
-        if !programs.contains_key(&batch) {
-            let mut outs = t.logs.clone();
+        let (graph, logs, grads) = (&t.graph, &t.logs, &t.grads);
+        let outs = || {
+            let mut outs = logs.clone();
             if training {
-                outs.extend(&t.grads);
+                outs.extend(grads);
             }
-            outs.extend(update_values(&t.graph, training));
-            let guards = self.vars.read_all();
-            let vars: Vec<&Tensor> = guards.iter().map(|g| &**g).collect();
-            let p = Program::plan_on(&t.graph, &outs, batch, &self.device, &vars)?;
-            let tail = match &self.device {
-                Device::Cpu => None,
-                Device::Gpu(gpu) => {
-                    let mut rec = Recorder::new(gpu);
-                    if training {
-                        let (params, grads): (Vec<GpuBuffer>, Vec<GpuBuffer>) = vars
-                            .iter()
-                            .enumerate()
-                            .filter(|&(v, _)| self.trainable[v])
-                            .zip(&t.grads)
-                            .map(|((_, w), &g)| {
-                                (
-                                    w.gpu().expect("on the GPU").clone(),
-                                    p.gpu_value(g).expect("planned"),
-                                )
-                            })
-                            .unzip();
-                        c.optimizer.record_gpu(&mut rec, &params, &grads)?;
-                    }
-                    record_updates(&mut rec, &vars, &t.graph, &p, training);
-                    record_log_sums(&mut rec, &self.log_sums, &t.logs, &p, batch);
-                    Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
+            outs.extend(update_values(graph, training));
+            outs
+        };
+        let (trainable, log_sums, optimizer) = (&self.trainable, &self.log_sums, &mut c.optimizer);
+        let planned = planned(
+            programs,
+            graph,
+            outs,
+            batch,
+            &self.device,
+            &self.vars,
+            |rec, vars, p| {
+                if training {
+                    let (params, grads): (Vec<GpuBuffer>, Vec<GpuBuffer>) = vars
+                        .iter()
+                        .enumerate()
+                        .filter(|&(v, _)| trainable[v])
+                        .zip(grads)
+                        .map(|((_, w), &g)| {
+                            (
+                                w.gpu().expect("on the GPU").clone(),
+                                p.gpu_value(g).expect("planned"),
+                            )
+                        })
+                        .unzip();
+                    optimizer.record_gpu(rec, &params, &grads)?;
                 }
-            };
-            programs.insert(
-                batch,
-                Planned {
-                    program: p,
-                    tail,
-                    head: None,
-                },
-            );
-        }
-        let planned = programs.get_mut(&batch).expect("inserted above");
-        let p = &mut planned.program;
+                record_updates(rec, vars, graph, p, training);
+                record_log_sums(rec, log_sums, logs, p, batch);
+                Ok(())
+            },
+        )?;
         match &self.device {
             Device::Cpu => {
-                let guards = self.vars.read_all();
-                let vars: SmallVec<[&[f32]; 32]> = guards
-                    .iter()
-                    .map(|t| t.host().expect("on the CPU"))
-                    .collect();
-                p.run(&vars, &feeds, &ctx)?;
-                drop(vars);
-                drop(guards);
+                let p = planned.run_cpu(&self.vars, &feeds, &ctx)?;
                 let sums = self.log_sums.host_mut();
-                for (s, &n) in sums.iter_mut().zip(&t.logs) {
+                for (s, &n) in sums.iter_mut().zip(logs) {
                     *s += f64::from(p.value(n)[0]) * batch as f64;
                 }
                 if training {
-                    let mut grads: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
-                    p.values_mut(&t.grads, &mut grads);
+                    let mut grad_views: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
+                    p.values_mut(grads, &mut grad_views);
                     let mut guards = self.vars.write_some(|v| self.trainable[v]);
                     let mut params: SmallVec<[&mut [f32]; 32]> = guards
                         .iter_mut()
                         .map(|w| w.host_mut().expect("on the CPU"))
                         .collect();
-                    c.optimizer.apply(&mut params, &mut grads)?;
+                    c.optimizer.apply(&mut params, &mut grad_views)?;
                 }
-                apply_updates(&self.vars, &t.graph, p, training);
+                apply_updates(&self.vars, graph, p, training);
             }
             Device::Gpu(gpu) => {
-                for (k, f) in feeds.iter().enumerate() {
-                    if let Some(b) = p.feed_buffer(k).filter(|b| b.len() == f.len()) {
-                        gpu.write(b, f);
-                    }
-                }
-                let mut enc = gpu.encoder();
-                if let Batch::Resident { index, start } = data {
-                    let r = &self.resident[index];
-                    if planned.head.as_ref().map(|(g, _)| *g) != Some(r.generation) {
-                        let feeds: Vec<GpuBuffer> = (0..r.arrays.len())
-                            .map(|k| p.feed_buffer(k).expect("a feed").clone())
-                            .collect();
-                        let mut rec = Recorder::new(gpu);
-                        r.record_gather(&mut rec, &feeds);
-                        let steps = GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?;
-                        planned.head = Some((r.generation, steps));
-                    }
-                    let mut run = RunCtx::default();
-                    run.scalars[0] = start as f32;
-                    if let Some((_, head)) = &planned.head {
-                        head.encode(gpu, &run, &mut enc);
-                    }
-                }
+                let resident = match data {
+                    Batch::Resident { index, start } => Some((&self.resident[index], start)),
+                    Batch::Host { .. } => None,
+                };
                 let scalars = if training {
                     c.optimizer.gpu_step_scalars()?
                 } else {
                     [0.0; crate::device::gpu::RUN_SCALARS]
                 };
-                p.encode(&mut enc, &ctx);
-                if let Some(tail) = &planned.tail {
-                    let run = RunCtx {
-                        training,
-                        seed: self.seed,
-                        step: self.step,
-                        scalars,
-                    };
-                    tail.encode(gpu, &run, &mut enc);
-                }
-                gpu.submit(enc);
+                let tail = RunCtx {
+                    training,
+                    seed: self.seed,
+                    step: self.step,
+                    scalars,
+                };
+                planned.run_gpu(gpu, &feeds, resident, &ctx, &tail)?;
             }
         }
         Ok(())
@@ -609,36 +573,26 @@ impl Model {
             seed: self.seed,
             step: self.step,
         };
-        if !self.predict_programs.contains_key(&batch) {
-            let mut outs = self.outputs.clone();
-            outs.extend(update_values(&self.graph, false));
-            let guards = self.vars.read_all();
-            let vars: Vec<&Tensor> = guards.iter().map(|g| &**g).collect();
-            let p = Program::plan_on(&self.graph, &outs, batch, &self.device, &vars)?;
-            let tail = match &self.device {
-                Device::Cpu => None,
-                Device::Gpu(gpu) => {
-                    let mut rec = Recorder::new(gpu);
-                    record_updates(&mut rec, &vars, &self.graph, &p, false);
-                    Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
-                }
-            };
-            self.predict_programs.insert(
-                batch,
-                Planned {
-                    program: p,
-                    tail,
-                    head: None,
-                },
-            );
-        }
-        let planned = self
-            .predict_programs
-            .get_mut(&batch)
-            .expect("inserted above");
-        let p = &mut planned.program;
-        for (out, &o) in outs.iter().zip(&self.outputs) {
-            let want: usize = p.dims(o).iter().product();
+        let graph = &self.graph;
+        let outputs = &self.outputs;
+        let planned = planned(
+            &mut self.predict_programs,
+            graph,
+            || {
+                let mut outs = outputs.clone();
+                outs.extend(update_values(graph, false));
+                outs
+            },
+            batch,
+            &self.device,
+            &self.vars,
+            |rec, vars, p| {
+                record_updates(rec, vars, graph, p, false);
+                Ok(())
+            },
+        )?;
+        for (out, &o) in outs.iter().zip(outputs) {
+            let want: usize = planned.program.dims(o).iter().product();
             if out.len() != want {
                 return crate::value_error!(
                     "predict: output buffer holds {} values, expected {want}",
@@ -648,28 +602,16 @@ impl Model {
         }
         match &self.device {
             Device::Cpu => {
-                let guards = self.vars.read_all();
-                let vars: SmallVec<[&[f32]; 32]> = guards
-                    .iter()
-                    .map(|t| t.host().expect("on the CPU"))
-                    .collect();
-                p.run(&vars, xs, &ctx)?;
-                drop(vars);
-                drop(guards);
-                for (out, &o) in outs.iter_mut().zip(&self.outputs) {
+                let p = planned.run_cpu(&self.vars, xs, &ctx)?;
+                for (out, &o) in outs.iter_mut().zip(outputs) {
                     out.copy_from_slice(p.value(o));
                 }
-                apply_updates(&self.vars, &self.graph, p, false);
+                apply_updates(&self.vars, graph, p, false);
             }
             Device::Gpu(gpu) => {
-                p.run(&[], xs, &ctx)?;
-                if let Some(tail) = &planned.tail {
-                    let mut enc = gpu.encoder();
-                    tail.encode(gpu, &RunCtx::default(), &mut enc);
-                    gpu.submit(enc);
-                }
-                let bufs: Vec<GpuBuffer> = self
-                    .outputs
+                planned.run_gpu(gpu, xs, None, &ctx, &RunCtx::default())?;
+                let p = &planned.program;
+                let bufs: Vec<GpuBuffer> = outputs
                     .iter()
                     .map(|&o| p.gpu_value(o).expect("planned"))
                     .collect();
@@ -771,6 +713,99 @@ pub(super) struct Planned {
     tail: Option<GpuSteps>,
     /// The gathers of a resident dataset's batch into the feeds, and that upload's number.
     head: Option<(u64, GpuSteps)>,
+}
+
+/// The program of `graph` for `batch` rows in `programs`, planned on first use: `outs` gives
+/// the nodes it computes, and on the GPU `tail` records what runs after it in the same
+/// submission (optimizer, state updates, log sums). The one planning path of every loop.
+fn planned<'a>(
+    programs: &'a mut HashMap<usize, Planned>,
+    graph: &Graph,
+    outs: impl FnOnce() -> Vec<NodeId>,
+    batch: usize,
+    device: &Device,
+    vars: &Vars,
+    tail: impl FnOnce(&mut Recorder<'_>, &[&Tensor], &Program) -> Result<()>,
+) -> Result<&'a mut Planned> {
+    match programs.entry(batch) {
+        std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let guards = vars.read_all();
+            let vars: Vec<&Tensor> = guards.iter().map(|g| &**g).collect();
+            let program = Program::plan_on(graph, &outs(), batch, device, &vars)?;
+            let tail = match device {
+                Device::Cpu => None,
+                Device::Gpu(gpu) => {
+                    let mut rec = Recorder::new(gpu);
+                    tail(&mut rec, &vars, &program)?;
+                    Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
+                }
+            };
+            Ok(e.insert(Planned {
+                program,
+                tail,
+                head: None,
+            }))
+        }
+    }
+}
+
+impl Planned {
+    /// Runs a CPU program on the variables' host values.
+    fn run_cpu(&mut self, vars: &Vars, feeds: &[&[f32]], ctx: &Ctx) -> Result<&mut Program> {
+        let guards = vars.read_all();
+        let values: SmallVec<[&[f32]; 32]> = guards
+            .iter()
+            .map(|t| t.host().expect("on the CPU"))
+            .collect();
+        self.program.run(&values, feeds, ctx)?;
+        Ok(&mut self.program)
+    }
+
+    /// One submission on the GPU: the feeds (host arrays written to the feed buffers, or a
+    /// resident dataset's rows from `start` gathered into them), the program, and the tail
+    /// with its run context.
+    fn run_gpu(
+        &mut self,
+        gpu: &Arc<GpuContext>,
+        feeds: &[&[f32]],
+        resident: Option<(&resident::Resident, usize)>,
+        ctx: &Ctx,
+        tail: &RunCtx,
+    ) -> Result<()> {
+        let p = &self.program;
+        if resident.is_none() {
+            p.check_feeds(feeds)?;
+        }
+        for (k, f) in feeds.iter().enumerate() {
+            if let Some(b) = p.feed_buffer(k).filter(|b| b.len() == f.len()) {
+                gpu.write(b, f);
+            }
+        }
+        let mut enc = gpu.encoder();
+        if let Some((r, start)) = resident {
+            if self.head.as_ref().map(|(g, _)| *g) != Some(r.generation) {
+                let feeds: Vec<GpuBuffer> = (0..r.arrays.len())
+                    .map(|k| p.feed_buffer(k).expect("a feed").clone())
+                    .collect();
+                let mut rec = Recorder::new(gpu);
+                r.record_gather(&mut rec, &feeds);
+                let steps = GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?;
+                self.head = Some((r.generation, steps));
+            }
+            let mut run = RunCtx::default();
+            run.scalars[0] = start as f32;
+            if let Some((_, head)) = &self.head {
+                head.encode(gpu, &run, &mut enc);
+            }
+        }
+        p.encode(&mut enc, ctx);
+        if let Some(t) = &self.tail {
+            t.encode(gpu, tail, &mut enc);
+        }
+        gpu.submit(enc);
+        Ok(())
+    }
 }
 
 /// Where a batch's data comes from: host arrays (one per input; targets and sample weights
