@@ -170,3 +170,27 @@ def test_gpu_optimizer_options_it_lacks_are_refused():
 
 def test_the_gpu_gemm_benchmark_hook_checks_its_product():
     assert _core.bench_gpu_gemm(64, 2) > 0
+
+
+def test_a_keras1_merge_of_two_branches_matches():
+    from rustkeras.layers import Merge
+
+    rng = np.random.default_rng(9)
+    xl = rng.normal(size=(30, 6)).astype("float32")
+    xr = rng.normal(size=(30, 4)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 30)]
+
+    def build():
+        left = Sequential([Dense(5, input_dim=6, activation="tanh")])
+        right = Sequential([Dense(5, input_dim=4, activation="sigmoid")])
+        m = Sequential([Merge([left, right], mode="concat"), Dense(3, activation="softmax")])
+        m.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+        return m
+
+    out = {}
+    for backend in ("cpu", "gpu"):
+        m = on(backend, build)
+        h = m.fit([xl, xr], y, epochs=3, batch_size=8, verbose=0)
+        out[backend] = (h.history["loss"], m.predict([xl, xr], verbose=0))
+    np.testing.assert_allclose(out["gpu"][0], out["cpu"][0], rtol=1e-4)
+    np.testing.assert_allclose(out["gpu"][1], out["cpu"][1], rtol=1e-4, atol=1e-6)

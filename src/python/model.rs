@@ -13,7 +13,7 @@ pub(crate) use super::graph::{node_check, PyGraph};
 use crate::error::Error;
 use crate::graph::VarId;
 use crate::initializers::InitParams;
-use crate::model::{BatchEnd, CompileSpec, Model, OutputSpec};
+use crate::model::{BatchEnd, CompileSpec, Dataset, Model, OutputSpec};
 
 /// Runs the per-batch hook: checks for Ctrl-C on every batch and calls the Python callable
 /// (if any) at most every `every`, and always on the last batch. A Python exception is kept
@@ -364,12 +364,9 @@ impl PyModel {
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
-        let d = dataset(&x, &y, &sw)?;
-        let m = &mut self.m;
-        let mut h = Hook::new(hook, hook_every_s);
-        let r = py.detach(|| m.fit_epoch(&d, batch_size, shuffle, &mut h));
-        h.finish(r)
+        self.run_labelled(py, x, y, sample_weight, hook, hook_every_s, |m, d, h| {
+            m.fit_epoch(d, batch_size, shuffle, h)
+        })
     }
 
     #[pyo3(signature = (x, y, sample_weight, batch_size, hook=None, hook_every_s=0.05))]
@@ -384,12 +381,9 @@ impl PyModel {
         hook: Option<Py<PyAny>>,
         hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
-        let d = dataset(&x, &y, &sw)?;
-        let m = &mut self.m;
-        let mut h = Hook::new(hook, hook_every_s);
-        let r = py.detach(|| m.evaluate(&d, batch_size, &mut h));
-        h.finish(r)
+        self.run_labelled(py, x, y, sample_weight, hook, hook_every_s, |m, d, h| {
+            m.evaluate(d, batch_size, h)
+        })
     }
 
     /// Every output for `x` (an array or a list, one per input), as a list of arrays.
@@ -416,13 +410,10 @@ impl PyModel {
             .iter()
             .map(|s| vec![0.0f32; s.iter().product()])
             .collect();
-        let m = &mut self.m;
-        let mut h = Hook::new(hook, hook_every_s);
-        let r = py.detach(|| {
+        self.run(py, &d, hook, hook_every_s, |m, d, h| {
             let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-            m.predict(&d.x, n, batch_size, &mut views, &mut h)
-        });
-        h.finish(r)?;
+            m.predict(&d.x, n, batch_size, &mut views, h)
+        })?;
         let arrays = outs
             .into_iter()
             .zip(shapes)
@@ -468,12 +459,9 @@ impl PyModel {
         sample_weight: Option<&Bound<'_, PyAny>>,
         train: bool,
     ) -> PyResult<Vec<f64>> {
-        let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
-        let d = dataset(&x, &y, &sw)?;
-        let n = d.n;
-        let m = &mut self.m;
-        let r = py.detach(|| {
-            m.fit_check(&d)?;
+        self.run_labelled(py, x, y, sample_weight, None, 0.0, |m, d, _| {
+            m.fit_check(d)?;
+            let n = d.n;
             let mut logs = vec![0.0; m.log_names()?.len()];
             let ones = vec![1.0; n];
             let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
@@ -482,9 +470,42 @@ impl PyModel {
             } else {
                 m.test_batch(&d.x, &d.y, &sws, n, &mut logs)?;
             }
-            Ok::<_, Error>(logs)
-        });
-        Ok(r?)
+            Ok(logs)
+        })
+    }
+
+    /// `run` on data with targets: `x`, `y` and `sample_weight` parsed into a dataset.
+    #[allow(clippy::too_many_arguments)]
+    fn run_labelled<T: Send>(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+        hook: Option<Py<PyAny>>,
+        hook_every_s: f64,
+        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut Hook) -> crate::Result<T> + Send,
+    ) -> PyResult<T> {
+        let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
+        let d = dataset(&x, &y, &sw)?;
+        self.run(py, &d, hook, hook_every_s, f)
+    }
+
+    /// The one path of every loop binding: `f` runs on the model with the GIL released,
+    /// calling back into Python only through the hook; the hook's Python exception (Ctrl-C,
+    /// a failing callback) is raised first, then the engine's error.
+    fn run<T: Send>(
+        &mut self,
+        py: Python<'_>,
+        d: &Dataset<'_>,
+        hook: Option<Py<PyAny>>,
+        hook_every_s: f64,
+        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut Hook) -> crate::Result<T> + Send,
+    ) -> PyResult<T> {
+        let m = &mut self.m;
+        let mut h = Hook::new(hook, hook_every_s);
+        let r = py.detach(|| f(m, d, &mut h));
+        h.finish(r)
     }
 }
 
