@@ -246,7 +246,10 @@ impl GpuContext {
 
     /// The most floats one binding may view.
     pub fn max_binding_floats(&self) -> usize {
-        (self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+        (self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
             / 4) as usize
     }
 
