@@ -2,11 +2,45 @@
 //! vector-Jacobian product (which adds gradient nodes to the graph) and its CPU kernel.
 //! Everything else (losses, metrics, activations with parameters, regularizers) is a
 //! composition of these.
+//!
+//! # Where an op is registered
+//!
+//! Every [`Op`] variant has exactly one row in the `op_table!` at the end of this file. The
+//! row names, side by side, its shape rule, its VJP, the scratch floats its CPU kernel needs
+//! (0 when the row leaves it out) and the kernel itself, so adding an op is one variant and
+//! one row. The macro turns the rows into [`infer_shape`], [`vjp`], [`scratch_len`] and
+//! [`forward`], each a plain `match` on `&Op` with one arm per row and no wildcard: a variant
+//! without a row does not compile, and dispatch costs what a hand-written `match` costs (no
+//! boxing, no function pointers, no allocation).
+//!
+//! Why a table and not a trait with one impl per op: `Op` is a plain enum that the graph
+//! clones and compares and that the GPU device matches on in its own file
+//! (`device/gpu/kernels.rs`), and a type per variant would duplicate it; a table of
+//! function pointers would put an indirect call on every kernel launch. A row's pattern
+//! binds the op's fields once for all four columns, which is what keeps each row short.
+//!
+//! ```
+//! use rustkeras::graph::Shape;
+//! use rustkeras::ops::{forward, infer_shape, scratch_len, Ctx, In, Op};
+//! let x = Shape::batched(&[3]);
+//! assert_eq!(infer_shape(&Op::Softmax, &[&x]).unwrap(), x);
+//! // A batch of two rows of three: each row becomes (1/3, 1/3, 1/3).
+//! let dims = [2, 3];
+//! assert_eq!(scratch_len(&Op::Softmax, &[&dims], &dims), 0);
+//! let mut out = [0.0; 6];
+//! let ins = [In { data: &[5.0; 6], dims: &dims }];
+//! forward(&Op::Softmax, &ins, &mut out, &dims, &mut [], &Ctx::default());
+//! assert!(out.iter().all(|v| (v - 1.0 / 3.0).abs() < 1e-6));
+//! ```
 
 use smallvec::SmallVec;
 
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape, VarId};
+
+// Declared first: a `macro_rules!` macro is visible only below its module's declaration.
+#[macro_use]
+mod op_table;
 
 // convolution family
 pub mod conv;
@@ -157,48 +191,237 @@ pub struct Ctx {
 /// tensors pay no rayon overhead.
 pub const PAR_THRESHOLD: usize = 1 << 16;
 
-pub fn infer_shape(op: &Op, ins: &[&Shape]) -> Result<Shape> {
-    match op {
-        Op::Input(_) | Op::Param(_) => unreachable_shape(op),
-        Op::Scalar(_) => Ok(Shape::scalar()),
-        Op::Zeros => unreachable_shape(op),
-        Op::Unary(_) | Op::Dropout { .. } | Op::DropoutGrad { .. } => Ok(ins[0].clone()),
-        Op::UnaryGrad(_) => elementwise::same_shape("unary gradient", ins[0], ins[1]),
-        Op::Binary(_) => elementwise::broadcast_shape(ins[0], ins[1]),
-        Op::MatMul { ta, tb } => matmul::infer(*ta, *tb, ins[0], ins[1]),
-        Op::Reduce { axes, keepdims, .. } => reduce::infer(ins[0], axes, *keepdims),
-        Op::SumTo(s) | Op::BroadcastTo(s) | Op::BroadcastMean(s) => shape::infer_to(op, ins[0], s),
-        Op::Reshape(dims) => shape::infer_reshape(ins[0], dims),
-        Op::Transpose(perm) => shape::infer_transpose(ins[0], perm),
-        Op::ToBatched => shape::infer_to_batched(ins[0]),
-        Op::FromBatched(b) => shape::infer_from_batched(ins[0], *b),
-        Op::Concat { axis } => concat::infer_concat(*axis, ins),
-        Op::SliceAxis { axis, start, len } => concat::infer_slice(*axis, *start, *len, ins[0]),
-        Op::UnsliceAxis { axis, start, full } => {
-            concat::infer_unslice(*axis, *start, *full, ins[0])
-        }
-        Op::Softmax => softmax::infer(ins[0]),
-        Op::TrainSelect => elementwise::same_shape("train/inference select", ins[0], ins[1]),
-        Op::SoftmaxGrad => elementwise::same_shape("softmax gradient", ins[0], ins[1]),
-        Op::ArgMax => index::infer_argmax(ins[0]),
-        Op::TakeLast => index::infer_take(ins[0], ins[1]),
-        Op::ScatterLast(s) => Ok(s.clone()),
-        Op::InTopK(_) => index::infer_take(ins[0], ins[1]),
-        // recurrent family
-        Op::Rnn(s) => recurrent::infer(s, ins),
-        Op::RnnGrad(s) => recurrent::infer_grad(s, ins),
-        Op::RnnKernelGrad(s) => recurrent::infer_kernel_grad(s),
-        Op::RnnSlice(sl) => recurrent::infer_slice(sl, ins[0]),
-        Op::RnnUnslice(_, s) | Op::ScatterAddRows(s) => Ok(s.clone()),
-        Op::Gather => embedding::infer(ins[0], ins[1]),
-        // convolution family
-        Op::Conv(s) => conv::infer(s, ins[0], ins[1], ins.get(2).copied()),
-        Op::ConvGradInput(s, x) => conv::infer_grad_input(s, x, ins[0], ins[1]),
-        Op::ConvGradKernel(s) => conv::infer_grad_kernel(s, ins[0], ins[1]),
-        Op::Pool(s) => pool::infer(s, ins[0]),
-        Op::PoolGrad(s) => pool::infer_grad(s, ins[0], ins[1]),
-        Op::Pad(s) => pad::infer_pad(s, ins[0]),
-        Op::UpSample(s) => pad::infer_upsample(s, ins[0]),
+// The one place an op is registered: a row per `Op` variant, in the enum's order, with its
+// shape rule, VJP, scratch floats (0 when absent) and CPU kernel. `names` spells the
+// parameters of the four generated functions (for `vjp` also the node's `op` and inputs `x`),
+// and the rows use those names; see `op_table.rs`.
+op_table! {
+    names {
+        infer_shape(op, ins);
+        vjp(g, node, dy; op, x);
+        scratch_len(op, in_dims, out_dims);
+        forward(op, ins, out, out_dims, scratch, ctx);
+    }
+
+    // core
+    Op::Input(_) | Op::Param(_) => {
+        infer: unreachable_shape(op),
+        vjp: SmallVec::new(),
+        cpu: unreachable!("inputs and params are read in place"),
+    }
+    Op::Scalar(v) => {
+        infer: Ok(Shape::scalar()),
+        vjp: SmallVec::new(),
+        cpu: out[0] = *v,
+    }
+    Op::Zeros => {
+        infer: unreachable_shape(op),
+        vjp: SmallVec::new(),
+        cpu: out.fill(0.0),
+    }
+    Op::Unary(u) => {
+        infer: Ok(ins[0].clone()),
+        vjp: one(elementwise::unary_vjp(g, *u, x[0], node, dy)?),
+        cpu: elementwise::unary_forward(*u, ins[0].data, out),
+    }
+    Op::UnaryGrad(u) => {
+        infer: elementwise::same_shape("unary gradient", ins[0], ins[1]),
+        vjp: no_second_order(op)?,
+        cpu: elementwise::unary_backward(*u, ins[0].data, ins[1].data, out),
+    }
+    Op::Binary(b) => {
+        infer: elementwise::broadcast_shape(ins[0], ins[1]),
+        vjp: elementwise::binary_vjp(g, *b, x[0], x[1], node, dy)?,
+        cpu: elementwise::binary_forward(*b, &ins[0], &ins[1], out, out_dims),
+    }
+    Op::MatMul { ta, tb } => {
+        infer: matmul::infer(*ta, *tb, ins[0], ins[1]),
+        vjp: matmul::vjp(g, *ta, *tb, x[0], x[1], dy)?,
+        cpu: matmul::forward(*ta, *tb, &ins[0], &ins[1], out),
+    }
+    Op::Reduce { kind, axes, keepdims } => {
+        infer: reduce::infer(ins[0], axes, *keepdims),
+        vjp: one(Some(reduce::vjp(g, *kind, axes, *keepdims, x[0], node, dy)?)),
+        cpu: reduce::forward(*kind, &ins[0], axes, out),
+    }
+    Op::SumTo(s) => {
+        infer: shape::infer_to(op, ins[0], s),
+        vjp: one(Some(g.push(Op::BroadcastTo(g.shape(x[0]).clone()), &[dy])?)),
+        cpu: shape::sum_to(&ins[0], out, out_dims),
+    }
+    Op::BroadcastTo(s) => {
+        infer: shape::infer_to(op, ins[0], s),
+        vjp: one(Some(g.push(Op::SumTo(g.shape(x[0]).clone()), &[dy])?)),
+        cpu: shape::broadcast_to(&ins[0], out, out_dims),
+    }
+    Op::BroadcastMean(s) => {
+        infer: shape::infer_to(op, ins[0], s),
+        vjp: no_second_order(op)?,
+        cpu: shape::broadcast_mean(&ins[0], out, out_dims),
+    }
+    Op::Reshape(dims) => {
+        infer: shape::infer_reshape(ins[0], dims),
+        vjp: one(Some(g.push(Op::Reshape(g.shape(x[0]).dims.clone()), &[dy])?)),
+        cpu: out.copy_from_slice(ins[0].data),
+    }
+    Op::Transpose(perm) => {
+        infer: shape::infer_transpose(ins[0], perm),
+        vjp: one(Some(g.push(Op::Transpose(shape::inverse(perm)), &[dy])?)),
+        cpu: shape::transpose(&ins[0], perm, out, out_dims),
+    }
+    Op::ToBatched => {
+        infer: shape::infer_to_batched(ins[0]),
+        vjp: one(Some(g.push(Op::FromBatched(g.shape(x[0]).dims[0]), &[dy])?)),
+        cpu: out.copy_from_slice(ins[0].data),
+    }
+    Op::FromBatched(b) => {
+        infer: shape::infer_from_batched(ins[0], *b),
+        vjp: one(Some(g.push(Op::ToBatched, &[dy])?)),
+        cpu: out.copy_from_slice(ins[0].data),
+    }
+    Op::Concat { axis } => {
+        infer: concat::infer_concat(*axis, ins),
+        vjp: concat::vjp_concat(g, *axis, x, dy)?,
+        cpu: concat::concat_forward(*axis, ins, out, out_dims),
+    }
+    Op::SliceAxis { axis, start, len } => {
+        infer: concat::infer_slice(*axis, *start, *len, ins[0]),
+        vjp: one(Some(concat::vjp_slice(g, *axis, *start, x[0], dy)?)),
+        cpu: concat::slice_forward(*axis, *start, &ins[0], out, out_dims),
+    }
+    Op::UnsliceAxis { axis, start, full } => {
+        infer: concat::infer_unslice(*axis, *start, *full, ins[0]),
+        vjp: one(Some(concat::vjp_unslice(g, *axis, *start, x[0], dy)?)),
+        cpu: concat::unslice_forward(*axis, *start, &ins[0], out, out_dims),
+    }
+    Op::Softmax => {
+        infer: softmax::infer(ins[0]),
+        vjp: one(Some(g.push(Op::SoftmaxGrad, &[node, dy])?)),
+        cpu: softmax::forward(&ins[0], out),
+    }
+    Op::SoftmaxGrad => {
+        infer: elementwise::same_shape("softmax gradient", ins[0], ins[1]),
+        vjp: no_second_order(op)?,
+        cpu: softmax::backward(&ins[0], ins[1].data, out),
+    }
+    Op::Dropout { rate, key } => {
+        infer: Ok(ins[0].clone()),
+        vjp: one(Some(g.push(Op::DropoutGrad { rate: *rate, key: *key }, &[dy])?)),
+        cpu: random::dropout(ins[0].data, out, *rate, ctx, *key),
+    }
+    // The same kernel as `Dropout`: it regenerates the mask and applies it to `dy`.
+    Op::DropoutGrad { rate, key } => {
+        infer: Ok(ins[0].clone()),
+        vjp: no_second_order(op)?,
+        cpu: random::dropout(ins[0].data, out, *rate, ctx, *key),
+    }
+    Op::TrainSelect => {
+        infer: elementwise::same_shape("train/inference select", ins[0], ins[1]),
+        vjp: smallvec::smallvec![Some(dy), None],
+        cpu: out.copy_from_slice(if ctx.training { ins[0].data } else { ins[1].data }),
+    }
+    // Piecewise constant, used in metrics only: no input gets a gradient.
+    Op::ArgMax => {
+        infer: index::infer_argmax(ins[0]),
+        vjp: x.iter().map(|_| None).collect(),
+        cpu: index::argmax(&ins[0], out),
+    }
+    Op::TakeLast => {
+        infer: index::infer_take(ins[0], ins[1]),
+        vjp: {
+            let dx = g.push(Op::ScatterLast(g.shape(x[0]).clone()), &[dy, x[1]])?;
+            smallvec::smallvec![Some(dx), None]
+        },
+        cpu: index::take_last(&ins[0], ins[1].data, out),
+    }
+    Op::ScatterLast(s) => {
+        infer: Ok(s.clone()),
+        vjp: no_second_order(op)?,
+        cpu: index::scatter_last(ins[0].data, ins[1].data, out, out_dims),
+    }
+    // Piecewise constant, used in metrics only: no input gets a gradient.
+    Op::InTopK(k) => {
+        infer: index::infer_take(ins[0], ins[1]),
+        vjp: x.iter().map(|_| None).collect(),
+        cpu: index::in_top_k(&ins[0], ins[1].data, *k, out),
+    }
+
+    // recurrent family
+    Op::Rnn(s) => {
+        infer: recurrent::infer(s, ins),
+        vjp: recurrent::vjp(g, s, node, x, dy)?,
+        cpu: recurrent::forward(s, ins, out),
+    }
+    Op::RnnGrad(s) => {
+        infer: recurrent::infer_grad(s, ins),
+        vjp: no_second_order(op)?,
+        cpu: recurrent::backward(s, ins, out),
+    }
+    Op::RnnKernelGrad(s) => {
+        infer: recurrent::infer_kernel_grad(s),
+        vjp: no_second_order(op)?,
+        cpu: recurrent::kernel_grad(s, ins, out),
+    }
+    Op::RnnSlice(sl) => {
+        infer: recurrent::infer_slice(sl, ins[0]),
+        vjp: one(Some(g.push(Op::RnnUnslice(*sl, g.shape(x[0]).clone()), &[dy])?)),
+        cpu: recurrent::slice(sl, &ins[0], out),
+    }
+    Op::RnnUnslice(sl, s) => {
+        infer: Ok(s.clone()),
+        vjp: one(Some(g.push(Op::RnnSlice(*sl), &[dy])?)),
+        cpu: recurrent::unslice(sl, ins[0].data, out, out_dims),
+    }
+    Op::Gather => {
+        infer: embedding::infer(ins[0], ins[1]),
+        vjp: embedding::vjp(g, x[0], x[1], dy)?,
+        cpu: embedding::gather(&ins[0], ins[1].data, out),
+    }
+    Op::ScatterAddRows(s) => {
+        infer: Ok(s.clone()),
+        vjp: no_second_order(op)?,
+        cpu: embedding::scatter_add_rows(ins[0].data, ins[1].data, out, out_dims),
+    }
+
+    // convolution family
+    Op::Conv(s) => {
+        infer: conv::infer(s, ins[0], ins[1], ins.get(2).copied()),
+        vjp: conv::vjp(g, s, x, dy)?,
+        scratch: conv::scratch_len(s, in_dims[0]),
+        cpu: conv::forward(s, &ins[0], &ins[1], ins.get(2), out, scratch),
+    }
+    Op::ConvGradInput(s, x_shape) => {
+        infer: conv::infer_grad_input(s, x_shape, ins[0], ins[1]),
+        vjp: conv::vjp_grad_input(g, s, x[0], x[1], dy)?,
+        scratch: conv::scratch_len(s, out_dims),
+        cpu: conv::grad_input(s, &ins[0], &ins[1], out, out_dims, scratch),
+    }
+    Op::ConvGradKernel(s) => {
+        infer: conv::infer_grad_kernel(s, ins[0], ins[1]),
+        vjp: no_second_order(op)?,
+        // The kernel gradient also keeps a second partial sum of the kernel's size.
+        scratch: conv::scratch_len(s, in_dims[0]) + out_dims.iter().product::<usize>(),
+        cpu: conv::grad_kernel(s, &ins[0], &ins[1], out, out_dims, scratch),
+    }
+    Op::Pool(s) => {
+        infer: pool::infer(s, ins[0]),
+        vjp: one(Some(g.push(Op::PoolGrad(s.clone()), &[x[0], dy])?)),
+        cpu: pool::forward(s, &ins[0], out),
+    }
+    Op::PoolGrad(s) => {
+        infer: pool::infer_grad(s, ins[0], ins[1]),
+        vjp: no_second_order(op)?,
+        cpu: pool::backward(s, &ins[0], &ins[1], out),
+    }
+    Op::Pad(s) => {
+        infer: pad::infer_pad(s, ins[0]),
+        vjp: pad::vjp_pad(g, s, dy)?,
+        cpu: pad::pad_forward(s, &ins[0], out, out_dims),
+    }
+    Op::UpSample(s) => {
+        infer: pad::infer_upsample(s, ins[0]),
+        vjp: pad::vjp_upsample(g, s, dy)?,
+        cpu: pad::upsample_forward(s, &ins[0], out, out_dims),
     }
 }
 
@@ -206,177 +429,13 @@ fn unreachable_shape(op: &Op) -> Result<Shape> {
     crate::value_error!("internal: {op:?} nodes are created with an explicit shape")
 }
 
-/// Gradient nodes for each input of `node` given the gradient `dy` of its output;
-/// `None` where an input gets no gradient.
-pub fn vjp(g: &mut Graph, node: NodeId, dy: NodeId) -> Result<SmallVec<[Option<NodeId>; 3]>> {
-    let n = g.nodes[node].clone();
-    let x = |i: usize| n.inputs[i];
-    let one = |v: Option<NodeId>| -> SmallVec<[Option<NodeId>; 3]> { smallvec::smallvec![v] };
-    Ok(match &n.op {
-        Op::Input(_) | Op::Param(_) | Op::Scalar(_) | Op::Zeros => SmallVec::new(),
-        Op::Unary(u) => one(elementwise::unary_vjp(g, *u, x(0), node, dy)?),
-        Op::Binary(b) => elementwise::binary_vjp(g, *b, x(0), x(1), node, dy)?,
-        Op::MatMul { ta, tb } => matmul::vjp(g, *ta, *tb, x(0), x(1), dy)?,
-        Op::Reduce {
-            kind,
-            axes,
-            keepdims,
-        } => one(Some(reduce::vjp(
-            g,
-            *kind,
-            axes,
-            *keepdims,
-            x(0),
-            node,
-            dy,
-        )?)),
-        Op::SumTo(_) => one(Some(g.push(Op::BroadcastTo(g.shape(x(0)).clone()), &[dy])?)),
-        Op::BroadcastTo(_) => one(Some(g.push(Op::SumTo(g.shape(x(0)).clone()), &[dy])?)),
-        Op::Reshape(_) => one(Some(
-            g.push(Op::Reshape(g.shape(x(0)).dims.clone()), &[dy])?,
-        )),
-        Op::Transpose(perm) => one(Some(g.push(Op::Transpose(shape::inverse(perm)), &[dy])?)),
-        Op::ToBatched => one(Some(g.push(Op::FromBatched(g.shape(x(0)).dims[0]), &[dy])?)),
-        Op::FromBatched(_) => one(Some(g.push(Op::ToBatched, &[dy])?)),
-        Op::Concat { axis } => concat::vjp_concat(g, *axis, &n.inputs, dy)?,
-        Op::SliceAxis { axis, start, .. } => {
-            one(Some(concat::vjp_slice(g, *axis, *start, x(0), dy)?))
-        }
-        Op::UnsliceAxis { axis, start, .. } => {
-            one(Some(concat::vjp_unslice(g, *axis, *start, x(0), dy)?))
-        }
-        Op::Softmax => one(Some(g.push(Op::SoftmaxGrad, &[node, dy])?)),
-        Op::TrainSelect => smallvec::smallvec![Some(dy), None],
-        Op::Dropout { rate, key } => one(Some(g.push(
-            Op::DropoutGrad {
-                rate: *rate,
-                key: *key,
-            },
-            &[dy],
-        )?)),
-        Op::TakeLast => {
-            let dx = g.push(Op::ScatterLast(g.shape(x(0)).clone()), &[dy, x(1)])?;
-            smallvec::smallvec![Some(dx), None]
-        }
-        // Gradients of gradients, and of piecewise-constant ops, are not needed: these ops
-        // only appear in backward passes or in metrics.
-        Op::UnaryGrad(_)
-        | Op::SoftmaxGrad
-        | Op::DropoutGrad { .. }
-        | Op::ScatterLast(_)
-        | Op::BroadcastMean(_) => {
-            return crate::value_error!(
-                "internal: second-order gradient of {:?} is not supported",
-                n.op
-            )
-        }
-        Op::ArgMax | Op::InTopK(_) => n.inputs.iter().map(|_| None).collect(),
-        // recurrent family
-        Op::Rnn(s) => recurrent::vjp(g, s, node, &n.inputs, dy)?,
-        Op::RnnSlice(sl) => one(Some(
-            g.push(Op::RnnUnslice(*sl, g.shape(x(0)).clone()), &[dy])?,
-        )),
-        Op::RnnUnslice(sl, _) => one(Some(g.push(Op::RnnSlice(*sl), &[dy])?)),
-        Op::Gather => embedding::vjp(g, x(0), x(1), dy)?,
-        Op::RnnGrad(_) | Op::RnnKernelGrad(_) | Op::ScatterAddRows(_) => {
-            return crate::value_error!(
-                "internal: second-order gradient of {:?} is not supported",
-                n.op
-            )
-        }
-        // convolution family
-        Op::Conv(s) => conv::vjp(g, s, &n.inputs, dy)?,
-        Op::Pool(s) => one(Some(g.push(Op::PoolGrad(s.clone()), &[x(0), dy])?)),
-        Op::Pad(s) => pad::vjp_pad(g, s, dy)?,
-        Op::UpSample(s) => pad::vjp_upsample(g, s, dy)?,
-        Op::ConvGradInput(s, _) => conv::vjp_grad_input(g, s, x(0), x(1), dy)?,
-        Op::ConvGradKernel(_) | Op::PoolGrad(_) => {
-            return crate::value_error!(
-                "internal: second-order gradient of {:?} is not supported",
-                n.op
-            )
-        }
-    })
+/// The VJP of an op that only backward passes create (a gradient's gradient): nothing asks
+/// for it, so it is an internal error rather than a rule to maintain.
+fn no_second_order(op: &Op) -> Result<SmallVec<[Option<NodeId>; 3]>> {
+    crate::value_error!("internal: second-order gradient of {op:?} is not supported")
 }
 
-/// Floats of scratch memory an op's kernel needs for these concrete shapes (0 for most ops).
-/// The program plans one scratch buffer, the largest any step needs, and hands it to
-/// every kernel, so that kernels with temporaries allocate nothing while running.
-pub fn scratch_len(op: &Op, in_dims: &[&[usize]], out_dims: &[usize]) -> usize {
-    match op {
-        // convolution family
-        Op::Conv(s) => conv::scratch_len(s, in_dims[0]),
-        // The kernel gradient also keeps a second partial sum of the kernel's size.
-        Op::ConvGradKernel(s) => {
-            conv::scratch_len(s, in_dims[0]) + out_dims.iter().product::<usize>()
-        }
-        Op::ConvGradInput(s, _) => conv::scratch_len(s, out_dims),
-        _ => 0,
-    }
-}
-
-/// Runs one op's CPU kernel into `out` (which has exactly the output's element count);
-/// `scratch` has at least [`scratch_len`] floats.
-pub fn forward(
-    op: &Op,
-    ins: &[In<'_>],
-    out: &mut [f32],
-    out_dims: &[usize],
-    scratch: &mut [f32],
-    ctx: &Ctx,
-) {
-    match op {
-        Op::Input(_) | Op::Param(_) => unreachable!("inputs and params are read in place"),
-        Op::Scalar(v) => out[0] = *v,
-        Op::Zeros => out.fill(0.0),
-        Op::Unary(u) => elementwise::unary_forward(*u, ins[0].data, out),
-        Op::UnaryGrad(u) => elementwise::unary_backward(*u, ins[0].data, ins[1].data, out),
-        Op::Binary(b) => elementwise::binary_forward(*b, &ins[0], &ins[1], out, out_dims),
-        Op::MatMul { ta, tb } => matmul::forward(*ta, *tb, &ins[0], &ins[1], out),
-        Op::Reduce { kind, axes, .. } => reduce::forward(*kind, &ins[0], axes, out),
-        Op::SumTo(_) => shape::sum_to(&ins[0], out, out_dims),
-        Op::BroadcastTo(_) => shape::broadcast_to(&ins[0], out, out_dims),
-        Op::BroadcastMean(_) => shape::broadcast_mean(&ins[0], out, out_dims),
-        Op::Reshape(_) | Op::ToBatched | Op::FromBatched(_) => out.copy_from_slice(ins[0].data),
-        Op::Transpose(perm) => shape::transpose(&ins[0], perm, out, out_dims),
-        Op::Concat { axis } => concat::concat_forward(*axis, ins, out, out_dims),
-        Op::SliceAxis { axis, start, .. } => {
-            concat::slice_forward(*axis, *start, &ins[0], out, out_dims)
-        }
-        Op::UnsliceAxis { axis, start, .. } => {
-            concat::unslice_forward(*axis, *start, &ins[0], out, out_dims)
-        }
-        Op::Softmax => softmax::forward(&ins[0], out),
-        Op::TrainSelect => out.copy_from_slice(if ctx.training {
-            ins[0].data
-        } else {
-            ins[1].data
-        }),
-        Op::SoftmaxGrad => softmax::backward(&ins[0], ins[1].data, out),
-        Op::Dropout { rate, key } | Op::DropoutGrad { rate, key } => {
-            random::dropout(ins[0].data, out, *rate, ctx, *key)
-        }
-        Op::ArgMax => index::argmax(&ins[0], out),
-        Op::TakeLast => index::take_last(&ins[0], ins[1].data, out),
-        Op::ScatterLast(_) => index::scatter_last(ins[0].data, ins[1].data, out, out_dims),
-        Op::InTopK(k) => index::in_top_k(&ins[0], ins[1].data, *k, out),
-        // recurrent family
-        Op::Rnn(s) => recurrent::forward(s, ins, out),
-        Op::RnnGrad(s) => recurrent::backward(s, ins, out),
-        Op::RnnKernelGrad(s) => recurrent::kernel_grad(s, ins, out),
-        Op::RnnSlice(sl) => recurrent::slice(sl, &ins[0], out),
-        Op::RnnUnslice(sl, _) => recurrent::unslice(sl, ins[0].data, out, out_dims),
-        Op::Gather => embedding::gather(&ins[0], ins[1].data, out),
-        Op::ScatterAddRows(_) => {
-            embedding::scatter_add_rows(ins[0].data, ins[1].data, out, out_dims)
-        }
-        // convolution family
-        Op::Conv(s) => conv::forward(s, &ins[0], &ins[1], ins.get(2), out, scratch),
-        Op::ConvGradInput(s, _) => conv::grad_input(s, &ins[0], &ins[1], out, out_dims, scratch),
-        Op::ConvGradKernel(s) => conv::grad_kernel(s, &ins[0], &ins[1], out, out_dims, scratch),
-        Op::Pool(s) => pool::forward(s, &ins[0], out),
-        Op::PoolGrad(s) => pool::backward(s, &ins[0], &ins[1], out),
-        Op::Pad(s) => pad::pad_forward(s, &ins[0], out, out_dims),
-        Op::UpSample(s) => pad::upsample_forward(s, &ins[0], out, out_dims),
-    }
+/// The gradients of a one-input op.
+fn one(dx: Option<NodeId>) -> SmallVec<[Option<NodeId>; 3]> {
+    smallvec::smallvec![dx]
 }
