@@ -194,3 +194,55 @@ def test_a_keras1_merge_of_two_branches_matches():
         out[backend] = (h.history["loss"], m.predict([xl, xr], verbose=0))
     np.testing.assert_allclose(out["gpu"][0], out["cpu"][0], rtol=1e-4)
     np.testing.assert_allclose(out["gpu"][1], out["cpu"][1], rtol=1e-4, atol=1e-6)
+
+
+LOSSES = [
+    ("mean_squared_error", "regression"), ("mean_absolute_error", "regression"),
+    ("mean_absolute_percentage_error", "positive"), ("mean_squared_logarithmic_error", "positive"),
+    ("categorical_crossentropy", "onehot"), ("sparse_categorical_crossentropy", "sparse"),
+    ("binary_crossentropy", "binary"), ("kl_divergence", "onehot"), ("hinge", "signs"),
+    ("squared_hinge", "signs"), ("categorical_hinge", "onehot"), ("poisson", "positive"),
+    ("cosine_similarity", "regression"), ("huber", "regression"), ("log_cosh", "regression"),
+]
+METRICS = {
+    "onehot": ["accuracy", "categorical_accuracy", "top_k_categorical_accuracy", "mse"],
+    "sparse": ["accuracy", "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy"],
+    "binary": ["accuracy", "binary_accuracy"],
+    "regression": ["mae", "mse"],
+    "positive": ["mape", "msle"],
+    "signs": ["mae"],
+}
+
+
+@pytest.mark.parametrize("loss,kind", LOSSES)
+def test_every_loss_and_metric_matches(loss, kind):
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(50, 6)).astype("float32")
+    k = 4
+    if kind == "sparse":
+        y = rng.integers(0, k, 50)
+    elif kind == "onehot":
+        y = np.eye(k, dtype="float32")[rng.integers(0, k, 50)]
+    elif kind == "binary":
+        y = rng.integers(0, 2, (50, k)).astype("float32")
+    elif kind == "signs":
+        y = np.sign(rng.normal(size=(50, k))).astype("float32")
+    elif kind == "positive":
+        y = rng.uniform(0.5, 2.0, (50, k)).astype("float32")
+    else:
+        y = rng.normal(size=(50, k)).astype("float32")
+    activation = {"onehot": "softmax", "sparse": "softmax", "binary": "sigmoid", "positive": "softplus"}.get(kind)
+
+    def build():
+        m = Sequential([Dense(8, activation="tanh", input_shape=(6,)), Dense(k, activation=activation)])
+        m.compile(optimizer="adam", loss=loss, metrics=METRICS[kind])
+        return m
+
+    out = {}
+    for backend in ("cpu", "gpu"):
+        m = on(backend, build)
+        h = m.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+        out[backend] = h.history
+    assert set(out["gpu"]) == set(out["cpu"])
+    for name in out["cpu"]:
+        np.testing.assert_allclose(out["gpu"][name], out["cpu"][name], rtol=2e-4, atol=1e-6, err_msg=name)

@@ -46,6 +46,17 @@ type Logs = SmallVec<[f64; 8]>;
 type Sizes = SmallVec<[usize; 8]>;
 type Slices<'a> = SmallVec<[&'a [f32]; 8]>;
 
+/// What the batch loop does with each batch.
+enum Work<'o, 'a> {
+    /// Runs the training graph (a training step, or a test batch) and sums its logs.
+    Logs(Pass),
+    /// Writes each output's rows into `outs` (`per` values a row).
+    Predict {
+        outs: &'o mut [&'a mut [f32]],
+        per: Sizes,
+    },
+}
+
 /// What the loops call after every batch.
 pub trait Hook {
     /// Whether the next `batch_end` needs current logs (on a GPU, reading them back is a
@@ -195,7 +206,7 @@ impl Model {
                 order.swap(i, rng.below(i + 1));
             }
         }
-        self.run_batches(Pass::Train, d, batch_size, Some(&order), hook)
+        self.run_batches(Work::Logs(Pass::Train), d, batch_size, Some(&order), hook)
     }
 
     /// The logs over the data in inference mode (batch-size-weighted means).
@@ -205,29 +216,38 @@ impl Model {
         batch_size: usize,
         hook: &mut dyn Hook,
     ) -> Result<EpochLogs> {
-        self.run_batches(Pass::Test, d, batch_size, None, hook)
+        self.run_batches(Work::Logs(Pass::Test), d, batch_size, None, hook)
     }
 
-    /// The batch loop of `fit_epoch` and `evaluate`: rows in `order` (or in sequence) are
-    /// gathered into the model's reused buffers, each batch runs the training graph, and the
-    /// logs accumulate on the model's device; they are read back when the hook asks for them
-    /// and at the end.
+    /// The batch loop of `fit_epoch`, `evaluate` and `predict`: rows in `order` (or in
+    /// sequence) are gathered into the model's reused buffers (or on the GPU, from a dataset
+    /// kept there), and each batch runs the training graph, its logs accumulating on the
+    /// model's device (read back when the hook asks for them and at the end), or the forward
+    /// graph, its outputs written to the caller's buffers.
     fn run_batches(
         &mut self,
-        pass: Pass,
+        mut work: Work<'_, '_>,
         d: &Dataset<'_>,
         batch_size: usize,
         order: Option<&[usize]>,
         hook: &mut dyn Hook,
     ) -> Result<EpochLogs> {
         check_batch_size(batch_size)?;
-        let (xper, yper) = self.check_dataset(d, true)?;
-        let n_logs = self.log_names()?.len();
+        let with_y = matches!(work, Work::Logs(_));
+        let (xper, yper) = self.check_dataset(d, with_y)?;
         let bs = batch_size.min(d.n);
-        self.ensure_buffers(bs, &xper, &yper);
-        self.ensure_train_graph()?;
-        self.reset_log_sums()?;
-        let resident = self.resident_index(d)?;
+        if order.is_some() {
+            self.ensure_buffers(bs, &xper, &yper);
+        } else {
+            self.ensure_buffers(bs, &[], &[]);
+        }
+        let (n_logs, resident) = if with_y {
+            self.ensure_train_graph()?;
+            self.reset_log_sums()?;
+            (self.log_names()?.len(), self.resident_index(d)?)
+        } else {
+            (0, None)
+        };
         if let Some(index) = resident {
             match order {
                 Some(order) => self.set_resident_order(index, order),
@@ -295,10 +315,25 @@ impl Model {
                         }
                     }
                 };
-                self.step(pass, data, m)?;
                 seen += m;
-                if hook.wants_logs(b, batches) {
-                    self.read_log_means(&mut running, seen)?;
+                match &mut work {
+                    Work::Logs(pass) => {
+                        self.step(*pass, data, m)?;
+                        if hook.wants_logs(b, batches) {
+                            self.read_log_means(&mut running, seen)?;
+                        }
+                    }
+                    Work::Predict { outs, per } => {
+                        let Batch::Host { xs, .. } = data else {
+                            unreachable!("prediction reads host arrays")
+                        };
+                        let mut o: SmallVec<[&mut [f32]; 8]> = outs
+                            .iter_mut()
+                            .zip(per.iter())
+                            .map(|(v, p)| &mut v[lo * p..hi * p])
+                            .collect();
+                        self.predict_batch(xs, m, &mut o)?;
+                    }
                 }
                 hook.batch_end(&BatchEnd {
                     batch: b,
@@ -312,7 +347,9 @@ impl Model {
         self.by = by;
         self.bw = bw;
         result?;
-        self.read_log_means(&mut running, seen)?;
+        if with_y {
+            self.read_log_means(&mut running, seen)?;
+        }
         Ok(running.to_vec())
     }
 
@@ -326,16 +363,6 @@ impl Model {
         outs: &mut [&mut [f32]],
         hook: &mut dyn Hook,
     ) -> Result<()> {
-        check_batch_size(batch_size)?;
-        let (xper, _) = self.check_dataset(
-            &Dataset {
-                x: xs.to_vec(),
-                y: Vec::new(),
-                sw: Vec::new(),
-                n,
-            },
-            false,
-        )?;
         let oper: Sizes = (0..self.outputs.len())
             .map(|i| self.output_shape(i).dims.iter().product())
             .collect();
@@ -355,27 +382,19 @@ impl Model {
                 );
             }
         }
-        let bs = batch_size.min(n);
-        let batches = n.div_ceil(bs);
-        for b in 0..batches {
-            let (lo, hi) = (b * bs, ((b + 1) * bs).min(n));
-            let x: Slices<'_> = xs
-                .iter()
-                .zip(&xper)
-                .map(|(v, p)| &v[lo * p..hi * p])
-                .collect();
-            let mut o: SmallVec<[&mut [f32]; 8]> = outs
-                .iter_mut()
-                .zip(&oper)
-                .map(|(v, p)| &mut v[lo * p..hi * p])
-                .collect();
-            self.predict_batch(&x, hi - lo, &mut o)?;
-            hook.batch_end(&BatchEnd {
-                batch: b,
-                batches,
-                logs: &[],
-            })?;
-        }
+        let d = Dataset {
+            x: xs.to_vec(),
+            y: Vec::new(),
+            sw: Vec::new(),
+            n,
+        };
+        self.run_batches(
+            Work::Predict { outs, per: oper },
+            &d,
+            batch_size,
+            None,
+            hook,
+        )?;
         Ok(())
     }
 }

@@ -53,12 +53,44 @@ pub fn philox(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
-/// A dropout op's constants: the drop threshold on a 32-bit word (`rate * 2^32`), the word
-/// its layer key contributes to the counter, and the scale of kept values.
+/// Philox4x32-10 of the `LANES` counters `[first + l, c1, c2, c3]`: word `w` of counter `l`
+/// in `out[w][l]`. The same function as [`philox`], laid out lane by lane so that the
+/// compiler turns each round into vector multiplies (about 8 times faster than one counter
+/// at a time on the CPUs we run on).
+#[inline]
+fn philox_lanes(first: u32, c1: u32, c2: u32, c3: u32, key: [u32; 2]) -> [[u32; LANES]; 4] {
+    let mut a: [u32; LANES] = std::array::from_fn(|l| first.wrapping_add(l as u32));
+    let mut b = [c1; LANES];
+    let mut c = [c2; LANES];
+    let mut d = [c3; LANES];
+    let mut k = key;
+    for _ in 0..10 {
+        for l in 0..LANES {
+            let p0 = u64::from(0xD251_1F53u32) * u64::from(a[l]);
+            let p1 = u64::from(0xCD9E_8D57u32) * u64::from(c[l]);
+            let (na, nb) = ((p1 >> 32) as u32 ^ b[l] ^ k[0], p1 as u32);
+            let (nc, nd) = ((p0 >> 32) as u32 ^ d[l] ^ k[1], p0 as u32);
+            a[l] = na;
+            b[l] = nb;
+            c[l] = nc;
+            d[l] = nd;
+        }
+        k = [
+            k[0].wrapping_add(0x9E37_79B9),
+            k[1].wrapping_add(0xBB67_AE85),
+        ];
+    }
+    [a, b, c, d]
+}
+
+/// Counters per `philox_lanes` call.
+const LANES: usize = 16;
+
+/// A dropout op's constants: the drop threshold on a 16-bit draw (`rate * 2^16`; rates are
+/// resolved to 1/65536, far below any dropout rate's meaningful precision), the word its
+/// layer key contributes to the counter, and the scale of kept values.
 pub fn dropout_words(rate: f32, key: u64) -> (u32, u32, f32) {
-    let threshold = (f64::from(rate.max(0.0)) * 4_294_967_296.0)
-        .round()
-        .min(f64::from(u32::MAX)) as u32;
+    let threshold = (f64::from(rate.clamp(0.0, 1.0)) * 65536.0).round() as u32;
     let k = mix64(key.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let scale = if rate > 0.0 { 1.0 / (1.0 - rate) } else { 1.0 };
     (threshold, (k ^ (k >> 32)) as u32, scale)
@@ -66,8 +98,9 @@ pub fn dropout_words(rate: f32, key: u64) -> (u32, u32, f32) {
 
 /// Inverted dropout: in training `out = x * keep / (1 - rate)`, else `out = x`.
 /// Also the backward pass, applied to the incoming gradient with the same key and step.
-/// Element i drops when word `i % 4` of `philox([i / 4, step_lo, step_hi, key_word], seed)`
-/// is below `rate * 2^32`.
+/// Each Philox call draws eight elements: element i drops when the 16-bit half `i % 2` of
+/// word `(i / 2) % 4` of `philox([i / 8, step_lo, step_hi, key_word], seed)` is below
+/// `rate * 2^16`.
 pub fn dropout(x: &[f32], out: &mut [f32], rate: f32, ctx: &Ctx, key: u64) {
     if !ctx.training || rate <= 0.0 {
         out.copy_from_slice(x);
@@ -77,11 +110,20 @@ pub fn dropout(x: &[f32], out: &mut [f32], rate: f32, ctx: &Ctx, key: u64) {
     let seed = [ctx.seed as u32, (ctx.seed >> 32) as u32];
     let (step_lo, step_hi) = (ctx.step as u32, (ctx.step >> 32) as u32);
     let body = |base: usize, o: &mut [f32], x: &[f32]| {
-        debug_assert!(base.is_multiple_of(4));
-        for (k, (o, x)) in o.chunks_mut(4).zip(x.chunks(4)).enumerate() {
-            let w = philox([(base / 4 + k) as u32, step_lo, step_hi, key_word], seed);
-            for ((o, &x), &w) in o.iter_mut().zip(x).zip(&w) {
-                *o = if w < threshold { 0.0 } else { x * scale };
+        debug_assert!(base.is_multiple_of(8 * LANES));
+        for (k, (o, x)) in o.chunks_mut(8 * LANES).zip(x.chunks(8 * LANES)).enumerate() {
+            let first = (base / 8 + k * LANES) as u32;
+            let w = philox_lanes(first, step_lo, step_hi, key_word, seed);
+            // Element 8 l + 2 j + h of this chunk: half h of word j of counter l.
+            let mut draws = [0u32; 8 * LANES];
+            for (l, d) in draws.chunks_exact_mut(8).enumerate() {
+                for j in 0..4 {
+                    d[2 * j] = w[j][l] & 0xffff;
+                    d[2 * j + 1] = w[j][l] >> 16;
+                }
+            }
+            for ((o, &x), &draw) in o.iter_mut().zip(x).zip(&draws) {
+                *o = if draw < threshold { 0.0 } else { x * scale };
             }
         }
     };
@@ -151,6 +193,17 @@ mod tests {
             ),
             [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]
         );
+    }
+
+    #[test]
+    fn the_lane_layout_is_the_scalar_function() {
+        let w = philox_lanes(7, 1, 2, 3, [9, 10]);
+        for l in 0..LANES {
+            let s = philox([7 + l as u32, 1, 2, 3], [9, 10]);
+            for (k, &v) in s.iter().enumerate() {
+                assert_eq!(w[k][l], v);
+            }
+        }
     }
 
     #[test]

@@ -30,32 +30,6 @@ pub(super) struct GpuState {
     norm_stride: usize,
 }
 
-impl Clone for GpuState {
-    /// A copy of the slots' values in new buffers (an optimizer clone owns its own state).
-    fn clone(&self) -> GpuState {
-        let slots = self
-            .slots
-            .iter()
-            .map(|b| {
-                let v = self.ctx.read(b, b.len());
-                self.ctx
-                    .upload(&v)
-                    .expect("same size as an existing buffer")
-            })
-            .collect();
-        GpuState {
-            ctx: self.ctx.clone(),
-            lens: self.lens.clone(),
-            slots,
-            norms: self
-                .ctx
-                .alloc(self.norms.len())
-                .expect("same size as an existing buffer"),
-            norm_stride: self.norm_stride,
-        }
-    }
-}
-
 impl Optimizer {
     fn used_slots(&self) -> usize {
         self.rule

@@ -107,7 +107,7 @@ struct State {
 }
 
 /// A Keras 3 optimizer: hyperparameters, iteration count and slots.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Optimizer {
     kind: &'static str,
     rule: Rule,

@@ -296,9 +296,8 @@ fn loaded_state_continues_like_the_original() {
         let mut restored = Optimizer::from_spec(kind, &p).unwrap();
         restored.load_variables(2, &[2, 1], &views).unwrap();
         assert_eq!(restored.iterations(), 2);
-        let mut a = original.clone();
         assert_eq!(
-            two_variable_steps(&mut a, 3),
+            two_variable_steps(&mut original, 3),
             two_variable_steps(&mut restored, 3)
         );
         let e = restored

@@ -262,9 +262,9 @@ fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
     return c;
 }
 
-// Inverted dropout (also its backward pass on the gradient): element i drops when word
-// i % 4 of Philox(counter = (i / 4, step, key), key = seed) is below `threshold`.
-// p: [n, threshold, key_word, scale]
+// Inverted dropout (also its backward pass on the gradient): element i drops when the 16-bit
+// half i % 2 of word (i / 2) % 4 of Philox(counter = (i / 8, step, key), key = seed) is below
+// `threshold` (rate * 2^16), as `ops/random.rs` draws on the CPU. p: [n, threshold, key_word, scale]
 @compute @workgroup_size(256)
 fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
@@ -275,9 +275,9 @@ fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         out[i] = in0[i];
         return;
     }
-    let words = philox(vec4<u32>(i / 4u, run.step_lo, run.step_hi, p[2]), vec2<u32>(run.seed_lo, run.seed_hi));
-    let w = words[i % 4u];
-    out[i] = select(in0[i] * pf(3u), 0.0, w < p[1]);
+    let words = philox(vec4<u32>(i / 8u, run.step_lo, run.step_hi, p[2]), vec2<u32>(run.seed_lo, run.seed_hi));
+    let draw = (words[(i / 2u) % 4u] >> (16u * (i % 2u))) & 0xffffu;
+    out[i] = select(in0[i] * pf(3u), 0.0, draw < p[1]);
 }
 
 // Copies rows of a resident dataset into a batch: out[r * per + j] = in0[idx[r] * per + j],
