@@ -161,11 +161,23 @@ def test_a_layer_without_a_gpu_kernel_is_refused_at_compile_time():
         model.predict(np.zeros((2, 6, 6, 1), "float32"), verbose=0)
 
 
-def test_gpu_optimizer_options_it_lacks_are_refused():
-    model = on("gpu", mlp)
-    with pytest.raises(NotImplementedError, match="gradient_accumulation_steps"):
-        model.compile(optimizer=rustkeras.optimizers.Adam(gradient_accumulation_steps=2),
+@pytest.mark.parametrize("options", [
+    {"gradient_accumulation_steps": 3},
+    {"use_ema": True, "ema_momentum": 0.9, "ema_overwrite_frequency": 4},
+])
+def test_gradient_accumulation_and_ema_train_alike(options):
+    x, y = data(seed=4)
+    out = {}
+    for backend in ("cpu", "gpu"):
+        model = on(backend, lambda: mlp(dropout=0.0))
+        model.compile(optimizer=rustkeras.optimizers.Adam(learning_rate=0.01, **options),
                       loss="sparse_categorical_crossentropy")
+        h = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        out[backend] = (h.history["loss"], model.get_weights(), int(model.optimizer.iterations))
+    np.testing.assert_allclose(out["gpu"][0], out["cpu"][0], rtol=1e-4)
+    for a, b in zip(out["cpu"][1], out["gpu"][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
+    assert out["gpu"][2] == out["cpu"][2]
 
 
 def test_the_gpu_gemm_benchmark_hook_checks_its_product():

@@ -353,9 +353,6 @@ impl Model {
                 }
             }
         }
-        if let Some(c) = &self.compiled {
-            c.optimizer.check_device(device)?;
-        }
         Ok(())
     }
 
@@ -370,6 +367,10 @@ impl Model {
             return Ok(());
         };
         let mut guards = self.vars.write_some(|v| self.trainable[v]);
+        if self.device.is_gpu() {
+            let params: Vec<GpuBuffer> = guards.iter().filter_map(|w| w.gpu().cloned()).collect();
+            return c.optimizer.finalize_gpu(&params);
+        }
         let mut params: SmallVec<[&mut [f32]; 32]> =
             guards.iter_mut().filter_map(|w| w.host_mut()).collect();
         c.optimizer.finalize_variable_values(&mut params)

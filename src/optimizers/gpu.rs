@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use super::sweep::{Kernel, GPU_RULE_SCALARS, MAX_SLOTS};
 use super::{Clip, Optimizer, Rule, State};
-use crate::device::gpu::{kernels, GpuBuffer, GpuContext, Recorder, Shader, RUN_SCALARS};
+use crate::device::gpu::{
+    kernels, GpuBuffer, GpuContext, GpuSteps, Recorder, RunCtx, Shader, RUN_SCALARS,
+};
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const OPTIMIZERS: Shader = Shader {
     name: "optimizers",
@@ -28,6 +30,9 @@ pub(super) struct GpuState {
     /// Squared gradient norms, one per variable every `norm_stride` floats.
     norms: GpuBuffer,
     norm_stride: usize,
+    /// Per variable, `[accumulated gradient (len), moving average (len)]` where gradient
+    /// accumulation or the weights' average is on (a float otherwise).
+    extra: Vec<GpuBuffer>,
 }
 
 impl Optimizer {
@@ -39,35 +44,8 @@ impl Optimizer {
             .map_or(0, |k| k + 1)
     }
 
-    /// Refuses options the GPU step does not implement yet.
-    pub(crate) fn check_device(&self, device: &Device) -> Result<()> {
-        if device.is_gpu() {
-            self.gpu_refusal()
-        } else {
-            Ok(())
-        }
-    }
-
-    fn gpu_refusal(&self) -> Result<()> {
-        let refused = if self.accumulation_steps.is_some() {
-            Some("gradient_accumulation_steps")
-        } else if self.ema.is_some() {
-            Some("use_ema")
-        } else {
-            None
-        };
-        match refused {
-            Some(arg) => Err(Error::NotImplemented(format!(
-                "The optimizer argument `{arg}` is not supported on the 'gpu' backend yet; \
-                 use the 'cpu' backend or train without it"
-            ))),
-            None => Ok(()),
-        }
-    }
-
     /// Moves the slots to `device` (they follow the model's variables).
     pub(crate) fn move_state(&mut self, device: &Device) -> Result<()> {
-        self.check_device(device)?;
         match device {
             Device::Cpu => {
                 if let Some(g) = self.gpu.take() {
@@ -90,6 +68,10 @@ impl Optimizer {
         }
     }
 
+    fn has_extra(&self) -> bool {
+        self.accumulation_steps.is_some() || self.ema.is_some()
+    }
+
     fn host_state_of(&self, g: &GpuState) -> State {
         let mut s = self.build(&g.lens);
         for (v, (b, &n)) in g.slots.iter().zip(&g.lens).enumerate() {
@@ -97,6 +79,15 @@ impl Optimizer {
             for k in 0..self.used_slots() {
                 if !s.slots[v][k].is_empty() {
                     s.slots[v][k].copy_from_slice(&vals[k * n..(k + 1) * n]);
+                }
+            }
+            if self.has_extra() {
+                let extra = g.ctx.read(&g.extra[v], 2 * n);
+                if let Some(acc) = s.accumulated.get_mut(v) {
+                    acc.copy_from_slice(&extra[..n]);
+                }
+                if let Some(avg) = s.averages.get_mut(v) {
+                    avg.copy_from_slice(&extra[n..]);
                 }
             }
         }
@@ -119,6 +110,24 @@ impl Optimizer {
                 ctx.upload(&packed)
             })
             .collect::<Result<Vec<_>>>()?;
+        let extra = s
+            .lens
+            .iter()
+            .enumerate()
+            .map(|(v, &n)| {
+                if !self.has_extra() {
+                    return ctx.alloc(1);
+                }
+                let mut packed = vec![0.0f32; 2 * n];
+                if let Some(acc) = s.accumulated.get(v) {
+                    packed[..n].copy_from_slice(acc);
+                }
+                if let Some(avg) = s.averages.get(v) {
+                    packed[n..].copy_from_slice(avg);
+                }
+                ctx.upload(&packed)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let norm_stride = (ctx.offset_alignment() / 4) as usize;
         Ok(GpuState {
             ctx: ctx.clone(),
@@ -126,6 +135,7 @@ impl Optimizer {
             slots,
             norms: ctx.alloc(norm_stride * s.lens.len().max(1))?,
             norm_stride,
+            extra,
         })
     }
 
@@ -137,7 +147,6 @@ impl Optimizer {
         params: &[GpuBuffer],
         grads: &[GpuBuffer],
     ) -> Result<()> {
-        self.gpu_refusal()?;
         let lens: Vec<usize> = params.iter().map(|p| p.len()).collect();
         if grads.len() != params.len() {
             return crate::value_error!(
@@ -162,6 +171,12 @@ impl Optimizer {
                 lens.len(),
                 lens
             );
+        }
+        if self.accumulation_steps.is_some() {
+            for (v, grad) in grads.iter().enumerate() {
+                let p = [lens[v] as u32];
+                rec.launch(OPTIMIZERS, "accumulate", &p, grad, &[&g.extra[v]], lens[v]);
+            }
         }
         let by_norm = matches!(self.clip, Clip::Norm(c) | Clip::GlobalNorm(c) if c > 0.0);
         if by_norm {
@@ -189,7 +204,38 @@ impl Optimizer {
                 lens[v],
             );
         }
+        if self.ema.is_some() {
+            for (v, w) in params.iter().enumerate() {
+                let p = [lens[v] as u32];
+                rec.launch(OPTIMIZERS, "average", &p, w, &[&g.extra[v]], lens[v]);
+            }
+        }
         Ok(())
+    }
+
+    /// Keras' `finalize_variable_values` on the GPU: with `use_ema`, the variables `params`
+    /// take their moving averages; otherwise nothing happens.
+    pub(crate) fn finalize_gpu(&self, params: &[GpuBuffer]) -> Result<()> {
+        let (Some(g), true) = (&self.gpu, self.ema.is_some()) else {
+            return Ok(());
+        };
+        if params.len() != g.lens.len() {
+            return crate::value_error!(
+                "This optimizer was built for {} variables; received {}.",
+                g.lens.len(),
+                params.len()
+            );
+        }
+        let mut rec = Recorder::new(&g.ctx);
+        for (v, w) in params.iter().enumerate() {
+            let p = [g.lens[v] as u32];
+            rec.launch(OPTIMIZERS, "take_average", &p, w, &[&g.extra[v]], g.lens[v]);
+        }
+        let steps = GpuSteps::from_recorder(rec, GpuSteps::run_buffer(&g.ctx))?;
+        let mut enc = g.ctx.encoder();
+        steps.encode(&g.ctx, &RunCtx::default(), &mut enc);
+        g.ctx.submit(enc);
+        g.ctx.check()
     }
 
     /// The run scalars of the next step (and the step's bookkeeping: iterations, Nadam's
@@ -197,7 +243,14 @@ impl Optimizer {
     pub(crate) fn gpu_step_scalars(&mut self) -> Result<[f32; RUN_SCALARS]> {
         let iterations = self.iterations();
         let lr = self.current_learning_rate();
-        let rule = self.rule.gpu_rule(lr, iterations + 1);
+        let update = self
+            .accumulation_steps
+            .is_none_or(|steps| (self.raw_iterations + 1).is_multiple_of(steps));
+        let rule = if update {
+            self.rule.gpu_rule(lr, iterations + 1)
+        } else {
+            super::sweep::GpuRule::new(0, 0, &[])
+        };
         let (clip_kind, clip_value) = match self.clip {
             Clip::Off => (0.0, 0.0),
             Clip::Value(v) if v > 0.0 => (1.0, v),
@@ -210,8 +263,25 @@ impl Optimizer {
         s[1] = self.weight_decay.unwrap_or(0.0);
         s[2] = clip_kind;
         s[3] = clip_value;
-        s[4] = 1.0 / self.loss_scale_factor.unwrap_or(1.0);
+        let unscale = 1.0 / self.loss_scale_factor.unwrap_or(1.0);
+        // With accumulation, `accumulate` un-scales the gradient it leaves for `update`.
+        s[4] = if self.accumulation_steps.is_some() {
+            1.0
+        } else {
+            unscale
+        };
         s[5..5 + GPU_RULE_SCALARS].copy_from_slice(&rule.scalars);
+        s[17] = self.accumulation_steps.unwrap_or(0) as f32;
+        s[18] = f32::from(u8::from(update));
+        if let Some(ema) = self.ema {
+            // As `update_averages`: momentum 0 on the first step, and the periodic overwrite.
+            s[19] = if iterations != 0 { ema.momentum } else { 0.0 };
+            let overwrite = ema
+                .overwrite_frequency
+                .is_some_and(|f| (iterations + 1).is_multiple_of(f));
+            s[20] = f32::from(u8::from(overwrite));
+        }
+        s[22] = unscale;
         self.raw_iterations += 1;
         Ok(s)
     }
@@ -233,4 +303,4 @@ impl Rule {
     }
 }
 
-const _: () = assert!(5 + GPU_RULE_SCALARS <= RUN_SCALARS && MAX_SLOTS == 3);
+const _: () = assert!(5 + GPU_RULE_SCALARS <= 17 && 23 <= RUN_SCALARS && MAX_SLOTS == 3);

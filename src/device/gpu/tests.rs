@@ -421,6 +421,38 @@ fn every_optimizer_takes_the_cpus_steps() {
             &[("global_clipnorm", 0.1), ("loss_scale_factor", 4.0)],
         ),
         ("nadam", &[("learning_rate", 0.01), ("weight_decay", 0.1)]),
+        (
+            "adam",
+            &[
+                ("learning_rate", 0.01),
+                ("gradient_accumulation_steps", 2.0),
+            ],
+        ),
+        (
+            "nadam",
+            &[
+                ("gradient_accumulation_steps", 2.0),
+                ("clipnorm", 0.05),
+                ("loss_scale_factor", 2.0),
+            ],
+        ),
+        (
+            "sgd",
+            &[
+                ("learning_rate", 0.1),
+                ("momentum", 0.5),
+                ("use_ema", 1.0),
+                ("ema_overwrite_frequency", 2.0),
+            ],
+        ),
+        (
+            "rmsprop",
+            &[
+                ("use_ema", 1.0),
+                ("ema_momentum", 0.5),
+                ("gradient_accumulation_steps", 3.0),
+            ],
+        ),
     ];
     let (x, y) = dataset();
     let sw = vec![1.0f32; 40];
@@ -457,6 +489,21 @@ fn every_optimizer_takes_the_cpus_steps() {
                 &models[1].var(v),
                 1e-4,
             );
+        }
+        let slots: Vec<Vec<Vec<f32>>> = models
+            .iter_mut()
+            .map(|m| {
+                let o = m.optimizer_mut().unwrap();
+                o.slot_variables().iter().map(|(_, v)| v.to_vec()).collect()
+            })
+            .collect();
+        assert_eq!(
+            slots[0].len(),
+            slots[1].len(),
+            "{kind} {params:?} slot count"
+        );
+        for (a, b) in slots[0].iter().zip(&slots[1]) {
+            assert_close(&format!("{kind} {params:?} slots"), a, b, 1e-4);
         }
         assert_eq!(
             models[0].optimizer_mut().unwrap().iterations(),

@@ -1,10 +1,14 @@
 // The fused optimizer step over one variable, one thread per element: gradient un-scaling,
-// clipping, decoupled weight decay and the update rule, each element read and written once.
-// out = the variable, in0 = its gradient, in1 = its slots (slot k at k * len),
+// clipping, decoupled weight decay and the update rule, each element read and written once;
+// before it, gradient accumulation, and after it, the weights' moving average.
+// update: out = the variable, in0 = its gradient, in1 = its slots (slot k at k * len),
 // in2 = squared gradient norms (variable v's at v * norm_stride).
 // p: [len, rule, flags, var_index, n_vars, norm_stride]
 // run scalars: 0 lr, 1 weight decay, 2 clip kind (0 none, 1 value, 2 norm, 3 global norm),
-// 3 clip value, 4 1 / loss scale, 5.. the rule's scalars (see each rule's `gpu()`).
+// 3 clip value, 4 1 / loss scale (1 when accumulating: `accumulate` un-scales), 5..16 the
+// rule's scalars (see each rule's `gpu()`), 17 accumulation steps (0: none), 18 1 on a step
+// that updates (0 on an accumulation-only step), 19 EMA momentum, 20 1 where the weights take
+// their average this step, 22 1 / loss scale.
 
 fn slot(k: u32, i: u32) -> f32 {
     return in1[k * p[0] + i];
@@ -58,10 +62,56 @@ fn clip(g: f32) -> f32 {
     return g;
 }
 
+// Gradient accumulation (Keras' `gradient_accumulation_steps`): out = the gradient, in0 =
+// its running sum (the variable's extra buffer, sum at [0, len)). On an updating step the
+// gradient becomes (g + sum) / steps and the sum restarts; otherwise g joins the sum.
+// p: [len]
+@compute @workgroup_size(256)
+fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    let g = out[i] * rs(22u);
+    if rs(18u) != 0.0 {
+        out[i] = (g + in0[i]) / rs(17u);
+        in0[i] = 0.0;
+    } else {
+        in0[i] = in0[i] + g;
+    }
+}
+
+// The weights' moving average (Keras' `use_ema`): out = the variable, in0 = its extra buffer
+// (average at [len, 2 len)). p: [len]
+@compute @workgroup_size(256)
+fn average(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    let n = p[0];
+    if i >= n {
+        return;
+    }
+    let m = rs(19u);
+    let a = m * in0[n + i] + (1.0 - m) * out[i];
+    in0[n + i] = a;
+    if rs(20u) != 0.0 {
+        out[i] = a;
+    }
+}
+
+// The weights take their averages (at the end of `fit`). p: [len]
+@compute @workgroup_size(256)
+fn take_average(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    out[i] = in0[p[0] + i];
+}
+
 @compute @workgroup_size(256)
 fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
-    if i >= p[0] {
+    if i >= p[0] || rs(18u) == 0.0 {
         return;
     }
     let g = clip(in0[i] * rs(4u));
