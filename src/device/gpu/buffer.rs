@@ -154,11 +154,4 @@ impl GpuBuffer {
             size: std::num::NonZeroU64::new((self.len.max(1) * 4) as u64),
         })
     }
-
-    /// Whether two views share memory (the same underlying buffer and overlapping ranges).
-    pub fn overlaps(&self, other: &GpuBuffer) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-            && self.offset < other.offset + (other.len * 4) as u64
-            && other.offset < self.offset + (self.len * 4) as u64
-    }
 }

@@ -2,13 +2,13 @@
 //! and the op kernels as WGSL compute shaders.
 //!
 //! A program on the GPU is recorded once, when it is planned: every step becomes one or a
-//! few [`Dispatch`]es whose bind groups point at fixed buffers (the program's slot arena,
+//! few `Dispatch`es whose bind groups point at fixed buffers (the program's slot arena,
 //! the model's variables, the feed buffers) and whose shape parameters sit in one parameter
 //! buffer written at planning time. Running a step only encodes the dispatches into one
 //! command encoder; what changes from step to step (training flag, seed, step counter) is a
 //! small uniform written before the submission. Nothing is read back unless asked.
 //!
-//! Shaders share one binding convention (see [`HEADER`]): `p` (parameter words, read-only),
+//! Shaders share one binding convention (see `HEADER`): `p` (parameter words, read-only),
 //! `run` (the run's context), `out`, then inputs `in0..in3`. Every data binding is declared
 //! `read_write`, because wgpu forbids one buffer to be bound both read-only and writable in
 //! a dispatch, and a program's slots share one arena buffer.
@@ -46,7 +46,7 @@ fn rs(i: u32) -> f32 {
 }
 "#;
 
-/// A shader: its name (the pipeline cache's key) and its WGSL body (after [`HEADER`]).
+/// A shader: its name (the pipeline cache's key) and its WGSL body (after `HEADER`).
 #[derive(Clone, Copy)]
 pub(crate) struct Shader {
     pub name: &'static str,
