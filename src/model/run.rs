@@ -1,0 +1,436 @@
+//! Running a model's programs: the one planning path (`planned`), the CPU run and the GPU
+//! submission of a batch (feeds or a resident dataset's gather, the program, then the
+//! optimizer, state updates and log sums in the same command buffer), a training or test
+//! step, and a prediction batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use super::resident::Resident;
+use super::vars::Vars;
+use super::{Feeds, Model};
+use crate::device::gpu::{kernels, GpuBuffer, GpuContext, GpuSteps, Recorder, RunCtx};
+use crate::device::Device;
+use crate::error::Result;
+use crate::graph::{Graph, NodeId};
+use crate::ops::Ctx;
+use crate::program::Program;
+use crate::tensor::Tensor;
+
+impl Model {
+    /// Runs one batch of the training graph (a training step, or a test batch) and adds its
+    /// logs, weighted by `batch` rows, to the log sums: plans the program for this batch size
+    /// if missing, runs it, and applies the optimizer and the state updates.
+    pub(super) fn step(&mut self, pass: Pass, data: Batch<'_>, batch: usize) -> Result<()> {
+        self.ensure_train_graph()?;
+        let feeds = match data {
+            Batch::Host { xs, ys, sws } => self.train_feeds(xs, ys, sws)?,
+            Batch::Resident { .. } => Feeds::new(),
+        };
+        let training = pass == Pass::Train;
+        if training {
+            self.step += 1;
+        }
+        let ctx = Ctx {
+            training,
+            seed: self.seed,
+            step: self.step,
+        };
+        let c = self.compiled.as_mut().expect("ensured");
+        let t = c.train.as_mut().expect("ensured");
+        let programs = if training {
+            &mut t.train_programs
+        } else {
+            &mut t.eval_programs
+        };
+        let (graph, logs, grads) = (&t.graph, &t.logs, &t.grads);
+        let outs = || {
+            let mut outs = logs.clone();
+            if training {
+                outs.extend(grads);
+            }
+            outs.extend(update_values(graph, training));
+            outs
+        };
+        let (trainable, log_sums, optimizer) = (&self.trainable, &self.log_sums, &mut c.optimizer);
+        let planned = planned(
+            programs,
+            graph,
+            outs,
+            batch,
+            &self.device,
+            &self.vars,
+            |rec, vars, p| {
+                if training {
+                    let (params, grads): (Vec<GpuBuffer>, Vec<GpuBuffer>) = vars
+                        .iter()
+                        .enumerate()
+                        .filter(|&(v, _)| trainable[v])
+                        .zip(grads)
+                        .map(|((_, w), &g)| {
+                            (
+                                w.gpu().expect("on the GPU").clone(),
+                                p.gpu_value(g).expect("planned"),
+                            )
+                        })
+                        .unzip();
+                    optimizer.record_gpu(rec, &params, &grads)?;
+                }
+                record_updates(rec, vars, graph, p, training);
+                record_log_sums(rec, log_sums, logs, p, batch);
+                Ok(())
+            },
+        )?;
+        match &self.device {
+            Device::Cpu => {
+                let p = planned.run_cpu(&self.vars, &feeds, &ctx)?;
+                let sums = self.log_sums.host_mut();
+                for (s, &n) in sums.iter_mut().zip(logs) {
+                    *s += f64::from(p.value(n)[0]) * batch as f64;
+                }
+                if training {
+                    let mut grad_views: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
+                    p.values_mut(grads, &mut grad_views);
+                    let mut guards = self.vars.write_some(|v| self.trainable[v]);
+                    let mut params: SmallVec<[&mut [f32]; 32]> = guards
+                        .iter_mut()
+                        .map(|w| w.host_mut().expect("on the CPU"))
+                        .collect();
+                    c.optimizer.apply(&mut params, &mut grad_views)?;
+                }
+                apply_updates(&self.vars, graph, p, training);
+            }
+            Device::Gpu(gpu) => {
+                let resident = match data {
+                    Batch::Resident { index, start } => Some((&self.resident[index], start)),
+                    Batch::Host { .. } => None,
+                };
+                let scalars = if training {
+                    c.optimizer.gpu_step_scalars()?
+                } else {
+                    [0.0; crate::device::gpu::RUN_SCALARS]
+                };
+                let tail = RunCtx {
+                    training,
+                    seed: self.seed,
+                    step: self.step,
+                    scalars,
+                };
+                planned.run_gpu(gpu, &feeds, resident, &ctx, &tail)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every output for a batch in inference mode: `xs` holds one array per input, and
+    /// output `i` is written to `outs[i]`.
+    pub fn predict_batch(
+        &mut self,
+        xs: &[&[f32]],
+        batch: usize,
+        outs: &mut [&mut [f32]],
+    ) -> Result<()> {
+        if xs.len() != self.inputs.len() || outs.len() != self.outputs.len() {
+            return crate::value_error!(
+                "predict: expected {} x arrays and {} output buffers, received {} and {}",
+                self.inputs.len(),
+                self.outputs.len(),
+                xs.len(),
+                outs.len()
+            );
+        }
+        let ctx = Ctx {
+            training: false,
+            seed: self.seed,
+            step: self.step,
+        };
+        let graph = &self.graph;
+        let outputs = &self.outputs;
+        let planned = planned(
+            &mut self.predict_programs,
+            graph,
+            || {
+                let mut outs = outputs.clone();
+                outs.extend(update_values(graph, false));
+                outs
+            },
+            batch,
+            &self.device,
+            &self.vars,
+            |rec, vars, p| {
+                record_updates(rec, vars, graph, p, false);
+                Ok(())
+            },
+        )?;
+        for (out, &o) in outs.iter().zip(outputs) {
+            let want: usize = planned.program.dims(o).iter().product();
+            if out.len() != want {
+                return crate::value_error!(
+                    "predict: output buffer holds {} values, expected {want}",
+                    out.len()
+                );
+            }
+        }
+        match &self.device {
+            Device::Cpu => {
+                let p = planned.run_cpu(&self.vars, xs, &ctx)?;
+                for (out, &o) in outs.iter_mut().zip(outputs) {
+                    out.copy_from_slice(p.value(o));
+                }
+                apply_updates(&self.vars, graph, p, false);
+            }
+            Device::Gpu(gpu) => {
+                planned.run_gpu(gpu, xs, None, &ctx, &RunCtx::default())?;
+                let p = &planned.program;
+                let bufs: Vec<GpuBuffer> = outputs
+                    .iter()
+                    .map(|&o| p.gpu_value(o).expect("planned"))
+                    .collect();
+                let mut reads: Vec<(&GpuBuffer, &mut [f32])> = bufs
+                    .iter()
+                    .zip(outs.iter_mut())
+                    .map(|(b, o)| (b, &mut **o))
+                    .collect();
+                gpu.read_many(&mut reads);
+                gpu.check()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The values of the updates a program must compute: all after a training step, only the
+/// `always` ones (stateful layers) after evaluation or prediction.
+fn update_values(g: &Graph, training: bool) -> impl Iterator<Item = NodeId> + '_ {
+    g.updates
+        .iter()
+        .filter(move |u| training || u.always)
+        .map(|u| u.value)
+}
+
+/// Writes the updates a CPU program computed into the variables.
+fn apply_updates(vars: &Vars, g: &Graph, p: &Program, training: bool) {
+    for u in g.updates.iter().filter(|u| training || u.always) {
+        if let Some(mut var) = vars.get_mut(u.var) {
+            u.apply(var.host_mut().expect("on the CPU"), p.value(u.value));
+        }
+    }
+}
+
+/// Records the state updates of a GPU program (a blend of each value into its variable).
+fn record_updates(
+    rec: &mut Recorder<'_>,
+    vars: &[&Tensor],
+    g: &Graph,
+    p: &Program,
+    training: bool,
+) {
+    for u in g.updates.iter().filter(|u| training || u.always) {
+        let value = p.gpu_value(u.value).expect("planned");
+        let var = vars[u.var].gpu().expect("on the GPU");
+        let n = value.len();
+        rec.launch(
+            kernels::ELEMENTWISE,
+            "blend",
+            &[n as u32, u.momentum.to_bits()],
+            var,
+            &[&value],
+            n,
+        );
+    }
+}
+
+/// Records the addition of each log, weighted by the batch's rows, to the GPU log sums.
+fn record_log_sums(
+    rec: &mut Recorder<'_>,
+    sums: &LogSums,
+    logs: &[NodeId],
+    p: &Program,
+    batch: usize,
+) {
+    let LogSums::Gpu(buf, ..) = sums else {
+        return;
+    };
+    for (k, &n) in logs.iter().enumerate() {
+        let value = p.gpu_value(n).expect("planned");
+        rec.launch_groups(
+            kernels::ELEMENTWISE,
+            "accumulate",
+            &[k as u32, (batch as f32).to_bits()],
+            buf,
+            &[&value],
+            [1, 1, 1],
+        );
+    }
+}
+
+/// Which loop a batch belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    Train,
+    Test,
+}
+
+/// A planned program and, on the GPU, what runs after it in the same submission: the
+/// optimizer's updates, the state updates and the log sums.
+pub(super) struct Planned {
+    pub program: Program,
+    tail: Option<GpuSteps>,
+    /// The gathers of a resident dataset's batch into the feeds, and that upload's number.
+    head: Option<(u64, GpuSteps)>,
+}
+
+/// The program of `graph` for `batch` rows in `programs`, planned on first use: `outs` gives
+/// the nodes it computes, and on the GPU `tail` records what runs after it in the same
+/// submission (optimizer, state updates, log sums). The one planning path of every loop.
+fn planned<'a>(
+    programs: &'a mut HashMap<usize, Planned>,
+    graph: &Graph,
+    outs: impl FnOnce() -> Vec<NodeId>,
+    batch: usize,
+    device: &Device,
+    vars: &Vars,
+    tail: impl FnOnce(&mut Recorder<'_>, &[&Tensor], &Program) -> Result<()>,
+) -> Result<&'a mut Planned> {
+    match programs.entry(batch) {
+        std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let guards = vars.read_all();
+            let vars: Vec<&Tensor> = guards.iter().map(|g| &**g).collect();
+            let program = Program::plan_on(graph, &outs(), batch, device, &vars)?;
+            let tail = match device {
+                Device::Cpu => None,
+                Device::Gpu(gpu) => {
+                    let mut rec = Recorder::new(gpu);
+                    tail(&mut rec, &vars, &program)?;
+                    Some(GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?)
+                }
+            };
+            Ok(e.insert(Planned {
+                program,
+                tail,
+                head: None,
+            }))
+        }
+    }
+}
+
+impl Planned {
+    /// Runs a CPU program on the variables' host values.
+    fn run_cpu(&mut self, vars: &Vars, feeds: &[&[f32]], ctx: &Ctx) -> Result<&mut Program> {
+        let guards = vars.read_all();
+        let values: SmallVec<[&[f32]; 32]> = guards
+            .iter()
+            .map(|t| t.host().expect("on the CPU"))
+            .collect();
+        self.program.run(&values, feeds, ctx)?;
+        Ok(&mut self.program)
+    }
+
+    /// One submission on the GPU: the feeds (host arrays written to the feed buffers, or a
+    /// resident dataset's rows from `start` gathered into them), the program, and the tail
+    /// with its run context.
+    fn run_gpu(
+        &mut self,
+        gpu: &Arc<GpuContext>,
+        feeds: &[&[f32]],
+        resident: Option<(&Resident, usize)>,
+        ctx: &Ctx,
+        tail: &RunCtx,
+    ) -> Result<()> {
+        let p = &self.program;
+        if resident.is_none() {
+            p.check_feeds(feeds)?;
+        }
+        for (k, f) in feeds.iter().enumerate() {
+            if let Some(b) = p.feed_buffer(k).filter(|b| b.len() == f.len()) {
+                gpu.write(b, f);
+            }
+        }
+        let mut enc = gpu.encoder();
+        if let Some((r, start)) = resident {
+            if self.head.as_ref().map(|(g, _)| *g) != Some(r.generation) {
+                let feeds: Vec<GpuBuffer> = (0..r.arrays.len())
+                    .map(|k| p.feed_buffer(k).expect("a feed").clone())
+                    .collect();
+                let mut rec = Recorder::new(gpu);
+                r.record_gather(&mut rec, &feeds);
+                let steps = GpuSteps::from_recorder(rec, GpuSteps::run_buffer(gpu))?;
+                self.head = Some((r.generation, steps));
+            }
+            let mut run = RunCtx::default();
+            run.scalars[0] = start as f32;
+            if let Some((_, head)) = &self.head {
+                head.encode(gpu, &run, &mut enc);
+            }
+        }
+        p.encode(&mut enc, ctx);
+        if let Some(t) = &self.tail {
+            t.encode(gpu, tail, &mut enc);
+        }
+        gpu.submit(enc);
+        Ok(())
+    }
+}
+
+/// Where a batch's data comes from: host arrays (one per input; targets and sample weights
+/// one per output), or the rows `start..start + batch` of the order of a dataset kept on the
+/// GPU (`resident[index]`).
+#[derive(Clone, Copy)]
+pub(super) enum Batch<'a> {
+    Host {
+        xs: &'a [&'a [f32]],
+        ys: &'a [&'a [f32]],
+        sws: &'a [&'a [f32]],
+    },
+    Resident {
+        index: usize,
+        start: usize,
+    },
+}
+
+/// The logs' running sums over an epoch, weighted by batch rows, on the model's device: a
+/// GPU model reads them back only when asked (each read is a synchronisation).
+pub(super) enum LogSums {
+    Host(Vec<f64>),
+    Gpu(GpuBuffer, Arc<GpuContext>, usize),
+}
+
+impl LogSums {
+    pub(super) fn new(device: &Device, n: usize) -> Result<LogSums> {
+        Ok(match device {
+            Device::Cpu => LogSums::Host(vec![0.0; n]),
+            Device::Gpu(ctx) => LogSums::Gpu(ctx.alloc(n.max(1))?, ctx.clone(), n),
+        })
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match self {
+            LogSums::Host(v) => v.len(),
+            LogSums::Gpu(_, _, n) => *n,
+        }
+    }
+
+    pub(super) fn reset(&mut self) {
+        match self {
+            LogSums::Host(v) => v.fill(0.0),
+            LogSums::Gpu(b, ctx, n) => ctx.write(b, &vec![0.0; *n]),
+        }
+    }
+
+    pub(super) fn host_mut(&mut self) -> &mut [f64] {
+        match self {
+            LogSums::Host(v) => v,
+            LogSums::Gpu(..) => &mut [],
+        }
+    }
+
+    pub(super) fn read(&self) -> Vec<f64> {
+        match self {
+            LogSums::Host(v) => v.clone(),
+            LogSums::Gpu(b, ctx, n) => ctx.read(b, *n).into_iter().map(f64::from).collect(),
+        }
+    }
+}
