@@ -30,16 +30,19 @@ pub struct PoolSpec {
     pub padding: Padding,
 }
 
+/// Concrete sizes of one pooling: spatial sizes padded in front with 1s to three axes, and
+/// each axis' front padding.
 #[derive(Clone, Copy)]
-struct Geo {
-    sp_in: [usize; 3],
-    c: usize,
-    sp_out: [usize; 3],
-    pad: [usize; 3],
+pub(crate) struct Geo {
+    pub sp_in: [usize; 3],
+    pub c: usize,
+    pub sp_out: [usize; 3],
+    pub pad: [usize; 3],
 }
 
 impl PoolSpec {
-    fn geometry(&self, dims: &[usize]) -> Result<Geo> {
+    /// The geometry of per-sample input dims `dims`.
+    pub(crate) fn geometry(&self, dims: &[usize]) -> Result<Geo> {
         let Some((sp_in, c)) = self.layout.split(dims) else {
             return crate::value_error!(
                 "pooling: expected an input with {} spatial axes and a channel axis, received shape {:?} per sample",

@@ -1,8 +1,10 @@
 //! The GPU kernels of each op: how an op's step becomes dispatches of the WGSL shaders in
 //! `shaders/`, with the shape parameters worked out here once, when the program is planned.
 //! [`unsupported`] names the ops that have no GPU kernel yet (part 2 of the GPU path: conv,
-//! pooling, recurrent, embedding), so a model that needs one is refused when it is compiled
+//! recurrent, embedding), so a model that needs one is refused when it is compiled
 //! for the GPU instead of computing something wrong.
+
+mod pool;
 
 use smallvec::SmallVec;
 
@@ -35,7 +37,6 @@ pub fn unsupported(op: &Op) -> Option<&'static str> {
         Op::RnnSlice(_) | Op::RnnUnslice(..) => "recurrent state slice",
         Op::Gather | Op::ScatterAddRows(_) => "embedding gather",
         Op::Conv(_) | Op::ConvGradInput(..) | Op::ConvGradKernel(_) => "convolution",
-        Op::Pool(_) | Op::PoolGrad(_) => "pooling",
         Op::Pad(_) => "padding/cropping",
         Op::UpSample(_) => "upsampling",
         _ => return None,
@@ -456,6 +457,8 @@ pub(crate) fn record(
                 n,
             );
         }
+        Op::Pool(spec) => pool::forward(rec, spec, x(0), dims(0), out, n)?,
+        Op::PoolGrad(spec) => pool::backward(rec, spec, x(0), dims(0), x(1), out)?,
         Op::InTopK(k) => {
             let c = *dims(0).last().expect("rank checked at build");
             let p = [n as u32, c as u32, (*k).min(u32::MAX as usize) as u32];
