@@ -196,6 +196,30 @@ fn a_transposed_convolution_trains_like_the_cpu() {
         let vars = vec![data(60, 91, -0.5, 0.5), data(2, 92, -0.5, 0.5)];
         compare(&g, &outs, batch, &feeds, &vars, false, 1e-4);
     }
+    // 'valid' with the stride past the kernel (Conv1DTranspose(2, 2, strides=3)): some
+    // outputs meet no tap and are the bias alone.
+    let sp = spec(1, false, &[2], &[3], &[1], Padding::Valid);
+    let mut g = Graph::new();
+    let z = g.input(Shape::batched(&[4, 3]));
+    let kv = g.declare_var(&[2, 2, 3]);
+    let k = g.param(kv);
+    let t = g
+        .push(Op::ConvGradInput(sp, Shape::batched(&[12, 2])), &[z, k])
+        .unwrap();
+    let sq = g.unary(UnaryOp::Square, t).unwrap();
+    let loss = g.reduce_all(ReduceKind::Sum, sq).unwrap();
+    let mut outs = vec![t, loss];
+    outs.extend(gradients(&mut g, loss, &[z, k]).unwrap());
+    let feeds = vec![data(2 * 12, 93, -1.0, 1.0)];
+    compare(
+        &g,
+        &outs,
+        2,
+        &feeds,
+        &[data(12, 94, -0.5, 0.5)],
+        false,
+        1e-4,
+    );
 }
 
 /// conv 3x3 (relu) -> flatten -> dense -> softmax on 6x6 two-channel images.
