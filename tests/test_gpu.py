@@ -12,7 +12,8 @@ import rustkeras
 from rustkeras import _core, config
 from rustkeras import backend as K
 from rustkeras.layers import (
-    Activation, BatchNormalization, Concatenate, Conv2D, Dense, Dropout, Flatten, Input,
+    Activation, BatchNormalization, Concatenate, Conv1D, Conv2D, Conv2DTranspose, Dense, Dropout,
+    Embedding, Flatten, Input,
 )
 from rustkeras.models import Model, Sequential
 from rustkeras.utils import set_random_seed
@@ -153,12 +154,59 @@ def test_a_layer_shared_by_two_gpu_models_has_one_set_of_weights():
 
 def test_a_layer_without_a_gpu_kernel_is_refused_at_compile_time():
     model = on("gpu", lambda: Sequential([
-        Conv2D(2, 3, input_shape=(6, 6, 1), name="my_conv"), Flatten(), Dense(2),
+        Embedding(10, 3, input_length=4, name="my_embedding"), Flatten(), Dense(2),
     ]))
-    with pytest.raises(NotImplementedError, match="my_conv.*convolution"):
+    with pytest.raises(NotImplementedError, match="my_embedding.*embedding"):
         model.compile(optimizer="adam", loss="mse")
-    with pytest.raises(NotImplementedError, match="my_conv"):
-        model.predict(np.zeros((2, 6, 6, 1), "float32"), verbose=0)
+    with pytest.raises(NotImplementedError, match="my_embedding"):
+        model.predict(np.zeros((2, 4), "float32"), verbose=0)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_convolutions_train_on_the_gpu_as_on_the_cpu(data_format):
+    rng = np.random.default_rng(5)
+    shape = (7, 6, 2) if data_format == "channels_last" else (2, 7, 6)
+    x = rng.normal(size=(24,) + shape).astype("float32")
+    y = rng.integers(0, 3, 24)
+
+    def build():
+        return Sequential([
+            Conv2D(4, 3, strides=(2, 1), padding="same", dilation_rate=1, activation="relu",
+                   data_format=data_format, input_shape=shape),
+            Conv2DTranspose(3, (2, 3), strides=2, padding="same", data_format=data_format),
+            Conv2D(2, 2, dilation_rate=2, data_format=data_format, activation="tanh"),
+            Flatten(),
+            Dense(3, activation="softmax"),
+        ])
+
+    out = {}
+    for backend in ("cpu", "gpu"):
+        model = on(backend, build)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        h = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        out[backend] = (h.history["loss"], model.get_weights(), model.predict(x, batch_size=10, verbose=0))
+    np.testing.assert_allclose(out["gpu"][0], out["cpu"][0], rtol=1e-4)
+    for a, b in zip(out["cpu"][1], out["gpu"][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(out["gpu"][2], out["cpu"][2], rtol=1e-3, atol=1e-6)
+
+
+def test_a_conv1d_with_strides_and_dilation_matches():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(20, 13, 3)).astype("float32")
+    y = rng.normal(size=(20, 2)).astype("float32")
+    out = {}
+    for backend in ("cpu", "gpu"):
+        model = on(backend, lambda: Sequential([
+            Conv1D(5, 3, strides=2, dilation_rate=1, padding="valid", input_shape=(13, 3)),
+            Conv1D(4, 2, dilation_rate=2, padding="same", activation="relu"),
+            Flatten(),
+            Dense(2),
+        ]))
+        model.compile(optimizer="sgd", loss="mse")
+        h = model.fit(x, y, epochs=3, batch_size=7, verbose=0)
+        out[backend] = h.history["loss"]
+    np.testing.assert_allclose(out["gpu"], out["cpu"], rtol=1e-4)
 
 
 @pytest.mark.parametrize("options", [

@@ -103,19 +103,21 @@ pub struct ConvSpec {
 
 /// Concrete sizes of one convolution.
 #[derive(Clone, Copy, Debug)]
-struct Geo {
-    sp_in: [usize; 3],
-    cin: usize,
-    sp_out: [usize; 3],
-    pad: [usize; 3],
+pub(crate) struct Geo {
+    pub sp_in: [usize; 3],
+    pub cin: usize,
+    pub sp_out: [usize; 3],
+    /// Padding before, per axis.
+    pub pad: [usize; 3],
 }
 
 impl Geo {
-    fn s_in(&self) -> usize {
+    /// Input positions per sample.
+    pub fn s_in(&self) -> usize {
         self.sp_in.iter().product()
     }
     /// Output positions per sample.
-    fn p(&self) -> usize {
+    pub fn p(&self) -> usize {
         self.sp_out.iter().product()
     }
 }
@@ -125,7 +127,8 @@ impl ConvSpec {
         self.kernel.iter().product::<usize>() * cin
     }
 
-    fn geometry(&self, x_dims: &[usize]) -> Result<Geo> {
+    /// The sizes of this convolution on an input of per-sample dims `x_dims`.
+    pub(crate) fn geometry(&self, x_dims: &[usize]) -> Result<Geo> {
         let Some((sp_in, cin)) = self.layout.split(x_dims) else {
             return crate::value_error!(
                 "convolution: expected an input of rank {} {}, received shape {:?} per sample",

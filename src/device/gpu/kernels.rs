@@ -1,13 +1,15 @@
 //! The GPU kernels of each op: how an op's step becomes dispatches of the WGSL shaders in
 //! `shaders/`, with the shape parameters worked out here once, when the program is planned.
-//! [`unsupported`] names the ops that have no GPU kernel yet (part 2 of the GPU path: conv,
-//! recurrent, embedding), so a model that needs one is refused when it is compiled
+//! [`unsupported`] names the ops that have no GPU kernel yet (part 2 of the GPU path:
+//! recurrent, embedding, padding), so a model that needs one is refused when it is compiled
 //! for the GPU instead of computing something wrong.
 
+mod conv;
 mod pool;
 
 use smallvec::SmallVec;
 
+use self::conv::ConvProduct;
 use super::{GpuBuffer, Recorder, Shader};
 use crate::error::{Error, Result};
 use crate::graph::Shape;
@@ -36,7 +38,6 @@ pub fn unsupported(op: &Op) -> Option<&'static str> {
         Op::Rnn(_) | Op::RnnGrad(_) | Op::RnnKernelGrad(_) => "recurrent (SimpleRNN/LSTM/GRU)",
         Op::RnnSlice(_) | Op::RnnUnslice(..) => "recurrent state slice",
         Op::Gather | Op::ScatterAddRows(_) => "embedding gather",
-        Op::Conv(_) | Op::ConvGradInput(..) | Op::ConvGradKernel(_) => "convolution",
         Op::Pad(_) => "padding/cropping",
         Op::UpSample(_) => "upsampling",
         _ => return None,
@@ -307,6 +308,37 @@ pub(crate) fn record(
             let words: Vec<u32> = p.iter().map(|&v| v as u32).collect();
             let groups = [p[1].div_ceil(64) as u32, gy as u32, 1];
             rec.launch_groups(MATMUL, "matmul", &words, out, &[x(0), x(1)], groups);
+        }
+        Op::Conv(spec) => {
+            let cout = *dims(1).last().expect("rank checked at build");
+            let bufs: SmallVec<[&GpuBuffer; 3]> = ins.iter().map(|(b, _)| b).collect();
+            conv::record(rec, spec, ConvProduct::Forward, dims(0), cout, &bufs, out)?;
+        }
+        Op::ConvGradInput(spec, _) => {
+            let cout = *dims(1).last().expect("rank checked at build");
+            let bufs = [x(0), x(1)];
+            conv::record(
+                rec,
+                spec,
+                ConvProduct::GradInput,
+                out_dims,
+                cout,
+                &bufs,
+                out,
+            )?;
+        }
+        Op::ConvGradKernel(spec) => {
+            let cout = *out_dims.last().expect("rank checked at build");
+            let bufs = [x(0), x(1)];
+            conv::record(
+                rec,
+                spec,
+                ConvProduct::GradKernel,
+                dims(0),
+                cout,
+                &bufs,
+                out,
+            )?;
         }
         Op::Reduce { kind, axes, .. } => reduce(rec, *kind, x(0), dims(0), axes, out)?,
         Op::SumTo(_) => {

@@ -325,6 +325,8 @@ fn a_bench_gemm_runs_and_checks_its_result() {
     assert!(gflops > 0.0);
 }
 
+/// The convolution family.
+mod conv;
 /// Whole models trained on both devices.
 mod models;
 /// Pooling and global pooling.
