@@ -327,3 +327,6 @@ fn a_bench_gemm_runs_and_checks_its_result() {
 
 /// Whole models trained on both devices.
 mod models;
+
+/// SimpleRNN, LSTM and GRU with every option.
+mod recurrent;
