@@ -1,11 +1,12 @@
 //! The GPU kernels of each op: how an op's step becomes dispatches of the WGSL shaders in
 //! `shaders/`, with the shape parameters worked out here once, when the program is planned.
 //! [`unsupported`] names the ops that have no GPU kernel yet (part 2 of the GPU path:
-//! recurrent, embedding, padding), so a model that needs one is refused when it is compiled
+//! embedding, padding), so a model that needs one is refused when it is compiled
 //! for the GPU instead of computing something wrong.
 
 mod conv;
 mod pool;
+mod recurrent;
 
 use smallvec::SmallVec;
 
@@ -35,8 +36,6 @@ const MAX_RANK: usize = 8;
 /// The op's name when the GPU has no kernel for it, else `None`.
 pub fn unsupported(op: &Op) -> Option<&'static str> {
     Some(match op {
-        Op::Rnn(_) | Op::RnnGrad(_) | Op::RnnKernelGrad(_) => "recurrent (SimpleRNN/LSTM/GRU)",
-        Op::RnnSlice(_) | Op::RnnUnslice(..) => "recurrent state slice",
         Op::Gather | Op::ScatterAddRows(_) => "embedding gather",
         Op::Pad(_) => "padding/cropping",
         Op::UpSample(_) => "upsampling",
@@ -496,6 +495,11 @@ pub(crate) fn record(
             let p = [n as u32, c as u32, (*k).min(u32::MAX as usize) as u32];
             rec.launch(ROWS, "in_top_k", &p, out, &[x(0), x(1)], n);
         }
+        Op::Rnn(spec) => recurrent::forward(rec, spec, ins, out)?,
+        Op::RnnGrad(spec) => recurrent::backward(rec, spec, ins, out)?,
+        Op::RnnKernelGrad(spec) => recurrent::kernel_grad(rec, spec, ins, out)?,
+        Op::RnnSlice(sl) => recurrent::slice(rec, sl, x(0), dims(0), out, n),
+        Op::RnnUnslice(sl, _) => recurrent::unslice(rec, sl, x(0), out, out_dims),
         other => {
             return Err(Error::NotImplemented(format!(
                 "the op '{}' has no GPU kernel yet; use the 'cpu' backend for this model",

@@ -112,6 +112,8 @@ pub(crate) struct Recorder<'a> {
     pub ctx: &'a Arc<GpuContext>,
     words: Vec<u32>,
     pending: Vec<Pending>,
+    /// Buffers private to the program (see [`Recorder::scratch`]).
+    keep: Vec<GpuBuffer>,
 }
 
 /// Threads per workgroup of the 1-D kernels.
@@ -123,6 +125,7 @@ impl<'a> Recorder<'a> {
             ctx,
             words: Vec::new(),
             pending: Vec::new(),
+            keep: Vec::new(),
         }
     }
 
@@ -136,6 +139,14 @@ impl<'a> Recorder<'a> {
             let x = max;
             [x as u32, g.div_ceil(x) as u32, 1]
         }
+    }
+
+    /// A zeroed buffer of `len` floats that lives as long as the recorded program: working
+    /// memory a kernel carries between its own dispatches (the recurrent loops' states).
+    pub fn scratch(&mut self, len: usize) -> crate::Result<GpuBuffer> {
+        let b = self.ctx.alloc(len)?;
+        self.keep.push(b.clone());
+        Ok(b)
     }
 
     /// Records `entry` of `shader` over `threads` threads (a 1-D kernel).
@@ -184,10 +195,11 @@ impl<'a> Recorder<'a> {
     }
 
     /// Uploads the parameter words and binds every recorded dispatch; `run` is the uniform
-    /// buffer the program writes its [`RunCtx`] into.
-    pub fn finish(self, run: &wgpu::Buffer) -> crate::Result<(Option<GpuBuffer>, Vec<Dispatch>)> {
+    /// buffer the program writes its [`RunCtx`] into. Returns the parameter buffer and the
+    /// scratch buffers, which must live as long as the dispatches.
+    pub fn finish(self, run: &wgpu::Buffer) -> crate::Result<(Vec<GpuBuffer>, Vec<Dispatch>)> {
         if self.pending.is_empty() {
-            return Ok((None, Vec::new()));
+            return Ok((Vec::new(), Vec::new()));
         }
         let floats: Vec<f32> = self.words.iter().map(|&w| f32::from_bits(w)).collect();
         let params = self.ctx.upload(&floats)?;
@@ -231,7 +243,9 @@ impl<'a> Recorder<'a> {
                 }
             })
             .collect();
-        Ok((Some(params), dispatches))
+        let mut keep = self.keep;
+        keep.push(params);
+        Ok((keep, dispatches))
     }
 }
 
@@ -256,7 +270,8 @@ impl Sources {
 pub(crate) struct GpuSteps {
     pub run: wgpu::Buffer,
     pub dispatches: Vec<Dispatch>,
-    _params: Option<GpuBuffer>,
+    /// The parameter words and the kernels' scratch, bound by the dispatches.
+    _buffers: Vec<GpuBuffer>,
 }
 
 impl GpuSteps {
@@ -270,11 +285,11 @@ impl GpuSteps {
     }
 
     pub fn from_recorder(rec: Recorder<'_>, run: wgpu::Buffer) -> crate::Result<GpuSteps> {
-        let (params, dispatches) = rec.finish(&run)?;
+        let (buffers, dispatches) = rec.finish(&run)?;
         Ok(GpuSteps {
             run,
             dispatches,
-            _params: params,
+            _buffers: buffers,
         })
     }
 

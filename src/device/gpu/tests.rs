@@ -331,3 +331,6 @@ mod conv;
 mod models;
 /// Pooling and global pooling.
 mod pool;
+
+/// SimpleRNN, LSTM and GRU with every option.
+mod recurrent;

@@ -1,6 +1,7 @@
 //! Whole models on the GPU against the CPU: every optimizer's steps and slots, an MLP's loss
 //! curve with dropout, resident and streamed data, shared variables, a two-input model with a
-//! moving average, and the refusal of ops the GPU does not run.
+//! moving average, a stacked LSTM with recurrent dropout, and the refusal of ops the GPU does
+//! not run.
 
 use super::{data, gpu};
 use crate::device::Device;
@@ -389,4 +390,104 @@ fn an_op_without_a_gpu_kernel_is_refused_naming_the_layer() {
         .predict(&[&[1.0, 2.0, 3.0]], 1, 1, &mut [&mut out], &mut NoHook)
         .unwrap_err();
     assert!(err.to_string().contains("embedding_1"), "{err}");
+}
+
+/// LSTM(8, return_sequences) -> LSTM(6, recurrent dropout 0.25) -> Dense(3, softmax) on 6
+/// timesteps of 5 features, with fixed initial weights.
+fn stacked_lstm() -> Model {
+    use crate::ops::recurrent::{build, Cell, RnnSpec};
+    let (steps, feat) = (6, 5);
+    let mut g = Graph::new();
+    let x = g.input(Shape::batched(&[steps, feat]));
+    let mut h = x;
+    let mut sizes = vec![];
+    for (layer, (inp, units)) in [(feat, 8), (8, 6)].into_iter().enumerate() {
+        let spec = RnnSpec {
+            cell: Cell::Lstm,
+            units,
+            act: UnaryOp::Tanh,
+            rec_act: UnaryOp::Sigmoid,
+            go_backwards: false,
+            has_bias: false,
+            has_mask: false,
+            has_rec_mask: false,
+            has_init: false,
+        };
+        let (w, r, b) = (
+            g.declare_var(&[inp, 4 * units]),
+            g.declare_var(&[units, 4 * units]),
+            g.declare_var(&[4 * units]),
+        );
+        sizes.extend([inp * 4 * units, units * 4 * units, 4 * units]);
+        let (w, r, b) = (g.param(w), g.param(r), g.param(b));
+        let xproj = g.matmul(h, w, false, false).unwrap();
+        let rec_mask = (layer == 1).then(|| {
+            let zeros = g.zeros(Shape::batched(&[units]));
+            let ones = g.unary(UnaryOp::AddScalar(1.0), zeros).unwrap();
+            g.push(Op::Dropout { rate: 0.25, key: 9 }, &[ones]).unwrap()
+        });
+        let built = build(
+            &mut g,
+            spec,
+            xproj,
+            r,
+            Some(b),
+            &[],
+            None,
+            rec_mask,
+            layer == 0,
+            false,
+        )
+        .unwrap();
+        h = built.output;
+    }
+    let w = g.declare_var(&[6, 3]);
+    let b = g.declare_var(&[3]);
+    sizes.extend([18, 3]);
+    let (wn, bn) = (g.param(w), g.param(b));
+    let y = g.matmul(h, wn, false, false).unwrap();
+    let y = g.add(y, bn).unwrap();
+    let y = g.push(Op::Softmax, &[y]).unwrap();
+    let mut m = Model::new(g, vec![x], vec![y], 3).unwrap();
+    for (v, n) in sizes.into_iter().enumerate() {
+        m.set_var(v, &data(n, 60 + v as u64, -0.5, 0.5)).unwrap();
+    }
+    m
+}
+
+#[test]
+fn a_stacked_lstm_follows_the_cpus_loss_curve() {
+    let x = data(30 * 6 * 5, 70, -1.0, 1.0);
+    let y: Vec<f32> = (0..30).map(|i| ((i * 5) % 3) as f32).collect();
+    let mut curves = Vec::new();
+    let mut weights = Vec::new();
+    for on_gpu in [false, true] {
+        let mut m = stacked_lstm();
+        if on_gpu {
+            m.set_device(gpu()).unwrap();
+        }
+        m.compile(opt_spec(
+            "adam",
+            &[("learning_rate", 0.02)],
+            "sparse_categorical_crossentropy",
+            &["accuracy"],
+        ))
+        .unwrap();
+        let d = Dataset::single(&x, &y, None, 30);
+        let mut curve = Vec::new();
+        for _ in 0..2 {
+            let logs = m.fit_epoch(&d, 8, false, &mut NoHook).unwrap();
+            curve.extend(logs.iter().map(|&l| l as f32));
+            let eval = m.evaluate(&d, 11, &mut NoHook).unwrap();
+            curve.extend(eval.iter().map(|&l| l as f32));
+        }
+        curves.push(curve);
+        weights.push((0..8).map(|v| m.var(v)).collect::<Vec<_>>());
+    }
+    assert_close("stacked LSTM loss curve", &curves[0], &curves[1], 1e-3);
+    // Training moved the weights.
+    assert_ne!(weights[0][1], stacked_lstm().var(1));
+    for (v, (a, b)) in weights[0].iter().zip(&weights[1]).enumerate() {
+        assert_close(&format!("stacked LSTM variable {v}"), a, b, 1e-3);
+    }
 }
