@@ -112,6 +112,7 @@ pub(crate) struct Recorder<'a> {
     pub ctx: &'a Arc<GpuContext>,
     words: Vec<u32>,
     pending: Vec<Pending>,
+    scratch: Vec<GpuBuffer>,
 }
 
 /// Threads per workgroup of the 1-D kernels.
@@ -123,7 +124,16 @@ impl<'a> Recorder<'a> {
             ctx,
             words: Vec::new(),
             pending: Vec::new(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// A buffer of `len` floats private to one step's dispatches (a sort's keys), owned by
+    /// the recorded program so that it lives as long as the dispatches that bind it.
+    pub fn scratch(&mut self, len: usize) -> crate::Result<GpuBuffer> {
+        let b = self.ctx.alloc(len)?;
+        self.scratch.push(b.clone());
+        Ok(b)
     }
 
     /// Workgroups for `threads` threads of a 1-D kernel, split over x and y (see `flat`).
@@ -184,10 +194,11 @@ impl<'a> Recorder<'a> {
     }
 
     /// Uploads the parameter words and binds every recorded dispatch; `run` is the uniform
-    /// buffer the program writes its [`RunCtx`] into.
-    pub fn finish(self, run: &wgpu::Buffer) -> crate::Result<(Option<GpuBuffer>, Vec<Dispatch>)> {
+    /// buffer the program writes its [`RunCtx`] into. Returns the buffers the dispatches
+    /// need kept alive (parameters, scratch) and the dispatches.
+    pub fn finish(self, run: &wgpu::Buffer) -> crate::Result<(Vec<GpuBuffer>, Vec<Dispatch>)> {
         if self.pending.is_empty() {
-            return Ok((None, Vec::new()));
+            return Ok((Vec::new(), Vec::new()));
         }
         let floats: Vec<f32> = self.words.iter().map(|&w| f32::from_bits(w)).collect();
         let params = self.ctx.upload(&floats)?;
@@ -231,7 +242,9 @@ impl<'a> Recorder<'a> {
                 }
             })
             .collect();
-        Ok((Some(params), dispatches))
+        let mut keep = self.scratch;
+        keep.push(params);
+        Ok((keep, dispatches))
     }
 }
 
@@ -256,7 +269,8 @@ impl Sources {
 pub(crate) struct GpuSteps {
     pub run: wgpu::Buffer,
     pub dispatches: Vec<Dispatch>,
-    _params: Option<GpuBuffer>,
+    /// The parameter words and scratch buffers the dispatches bind.
+    _buffers: Vec<GpuBuffer>,
 }
 
 impl GpuSteps {
@@ -270,11 +284,11 @@ impl GpuSteps {
     }
 
     pub fn from_recorder(rec: Recorder<'_>, run: wgpu::Buffer) -> crate::Result<GpuSteps> {
-        let (params, dispatches) = rec.finish(&run)?;
+        let (buffers, dispatches) = rec.finish(&run)?;
         Ok(GpuSteps {
             run,
             dispatches,
-            _params: params,
+            _buffers: buffers,
         })
     }
 

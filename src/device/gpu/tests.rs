@@ -28,7 +28,7 @@ pub(super) fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
 
 /// Runs `outs` of `g` on both devices with the same feeds and variables and compares every
 /// output within `tol` relative (NaN must match NaN).
-fn compare(
+pub(super) fn compare(
     g: &Graph,
     outs: &[NodeId],
     batch: usize,
@@ -325,5 +325,9 @@ fn a_bench_gemm_runs_and_checks_its_result() {
     assert!(gflops > 0.0);
 }
 
+/// The embedding gather and its scatter-add gradient.
+mod embedding;
 /// Whole models trained on both devices.
 mod models;
+/// Padding, cropping and upsampling, with their gradients.
+mod spatial;

@@ -372,21 +372,29 @@ fn models_sharing_a_variable_train_one_copy() {
 #[test]
 fn an_op_without_a_gpu_kernel_is_refused_naming_the_layer() {
     let mut g = Graph::new();
-    g.set_scope(Some("embedding_1"));
-    let table = g.declare_var(&[10, 4]);
-    let t = g.param(table);
-    let idx = g.input(Shape::batched(&[3]));
-    let y = g.push(Op::Gather, &[t, idx]).unwrap();
-    let mut m = Model::new(g, vec![idx], vec![y], 1).unwrap();
+    g.set_scope(Some("pool_1"));
+    let x = g.input(Shape::batched(&[4, 1]));
+    let spec = crate::ops::pool::PoolSpec {
+        kind: crate::ops::pool::PoolKind::Max,
+        layout: crate::ops::conv::Layout {
+            rank: 1,
+            channels_first: false,
+        },
+        pool: [1, 1, 2],
+        strides: [1, 1, 2],
+        padding: crate::ops::conv::Padding::Valid,
+    };
+    let y = g.push(Op::Pool(spec), &[x]).unwrap();
+    let mut m = Model::new(g, vec![x], vec![y], 1).unwrap();
     m.set_device(gpu()).unwrap();
     let err = m.compile(opt_spec("sgd", &[], "mse", &[])).unwrap_err();
     assert!(matches!(err, crate::Error::NotImplemented(_)), "{err:?}");
-    assert!(err.to_string().contains("embedding_1"), "{err}");
-    assert!(err.to_string().contains("embedding gather"), "{err}");
+    assert!(err.to_string().contains("pool_1"), "{err}");
+    assert!(err.to_string().contains("pooling"), "{err}");
     // Without compiling, predict is refused when its program is planned.
-    let mut out = vec![0.0; 12];
+    let mut out = vec![0.0; 2];
     let err = m
-        .predict(&[&[1.0, 2.0, 3.0]], 1, 1, &mut [&mut out], &mut NoHook)
+        .predict(&[&[1.0, 2.0, 3.0, 4.0]], 1, 1, &mut [&mut out], &mut NoHook)
         .unwrap_err();
-    assert!(err.to_string().contains("embedding_1"), "{err}");
+    assert!(err.to_string().contains("pool_1"), "{err}");
 }
