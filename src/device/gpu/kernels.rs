@@ -189,6 +189,10 @@ fn reduce(
     reduce_code(rec, code, x, dims, axes, out)
 }
 
+/// Reductions of at most this many elements run one thread per output element (the sums
+/// of an upsampling gradient's repeats, short rows); longer ones, a workgroup each.
+const SHORT_REDUCTION: usize = 32;
+
 /// `reduce` by the shader's kind code (3: sum of squares).
 fn reduce_code(
     rec: &mut Recorder<'_>,
@@ -224,8 +228,12 @@ fn reduce_code(
     p.extend(words8(&os));
     p.extend(words8(&rd));
     p.extend(words8(&rs));
-    let groups = workgroups(rec, n_out);
-    rec.launch_groups(ROWS, "reduce", &p, out, &[x], groups);
+    if count <= SHORT_REDUCTION {
+        rec.launch(ROWS, "reduce_serial", &p, out, &[x], n_out);
+    } else {
+        let groups = workgroups(rec, n_out);
+        rec.launch_groups(ROWS, "reduce", &p, out, &[x], groups);
+    }
     Ok(())
 }
 
