@@ -13,7 +13,7 @@ from rustkeras import _core, config
 from rustkeras import backend as K
 from rustkeras.layers import (
     Activation, BatchNormalization, Concatenate, Conv1D, Conv2D, Conv2DTranspose, Dense, Dropout,
-    Embedding, Flatten, Input,
+    Flatten, Input,
 )
 from rustkeras.models import Model, Sequential
 from rustkeras.utils import set_random_seed
@@ -150,16 +150,6 @@ def test_a_layer_shared_by_two_gpu_models_has_one_set_of_weights():
     assert not np.allclose(before, after)
     np.testing.assert_array_equal(after, full.get_weights()[0])
     np.testing.assert_array_equal(encode.get_weights()[0], after)
-
-
-def test_a_layer_without_a_gpu_kernel_is_refused_at_compile_time():
-    model = on("gpu", lambda: Sequential([
-        Embedding(10, 3, input_length=4, name="my_embedding"), Flatten(), Dense(2),
-    ]))
-    with pytest.raises(NotImplementedError, match="my_embedding.*embedding"):
-        model.compile(optimizer="adam", loss="mse")
-    with pytest.raises(NotImplementedError, match="my_embedding"):
-        model.predict(np.zeros((2, 4), "float32"), verbose=0)
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])

@@ -131,15 +131,6 @@ impl Model {
             optimizer,
             train: None,
         });
-        if self.device().is_gpu() {
-            // A GPU model learns at compile time, not mid-training, that it needs an op the
-            // GPU does not run.
-            let checked = self.ensure_train_graph().and_then(|()| self.check_device());
-            if let Err(e) = checked {
-                self.compiled = None;
-                return Err(e);
-            }
-        }
         Ok(())
     }
 

@@ -306,7 +306,6 @@ impl Model {
     }
 
     /// Moves the model (variables, optimizer state) to `device`; programs are planned anew.
-    /// Ops are checked against the device when the model is compiled (`check_device`).
     pub fn set_device(&mut self, device: Device) -> Result<()> {
         if device == self.device {
             return Ok(());
@@ -323,34 +322,6 @@ impl Model {
 
     pub fn device(&self) -> &Device {
         &self.device
-    }
-
-    /// Refuses a device that has no kernel for one of the model's ops (its forward graph and,
-    /// once compiled, its training graph): `NotImplemented`, naming the layer and the op.
-    pub fn check_device(&self) -> Result<()> {
-        let device = &self.device;
-        if !device.is_gpu() {
-            return Ok(());
-        }
-        let train = self
-            .compiled
-            .as_ref()
-            .and_then(|c| c.train.as_ref())
-            .map(|t| &t.graph);
-        for g in std::iter::once(&self.graph).chain(train) {
-            for node in &g.nodes {
-                if let Some(op) = crate::device::gpu::kernels::unsupported(&node.op) {
-                    return Err(crate::Error::NotImplemented(format!(
-                        "{} uses the op '{op}', which the 'gpu' backend does not run yet; \
-                         use the 'cpu' backend for this model",
-                        node.scope
-                            .as_deref()
-                            .map_or_else(|| "this model".to_string(), |s| format!("layer '{s}'"))
-                    )));
-                }
-            }
-        }
-        Ok(())
     }
 
     pub fn set_seed(&mut self, seed: u64) {

@@ -1,13 +1,12 @@
 //! Spatial shape ops of the convolution family: zero padding and cropping (one op, `Pad`,
 //! where a negative amount crops, so that each is the other's VJP) and nearest-neighbour
-//! upsampling (whose VJP is a sum pool: an average pool over the same blocks, scaled).
+//! upsampling (whose VJP sums each block of repeats, as a reshape and per-axis sums).
 
 use rayon::prelude::*;
 use smallvec::{smallvec, SmallVec};
 
-use super::conv::{Layout, Padding};
-use super::pool::{PoolKind, PoolSpec};
-use super::{In, Op, UnaryOp, PAR_THRESHOLD};
+use super::conv::Layout;
+use super::{In, Op, ReduceKind, PAR_THRESHOLD};
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape};
 
@@ -78,23 +77,38 @@ pub fn vjp_pad(g: &mut Graph, spec: &PadSpec, dy: NodeId) -> Result<SmallVec<[Op
     Ok(smallvec![Some(g.push(Op::Pad(back), &[dy])?)])
 }
 
+/// The VJP of upsampling sums each block of repeats: `dy` reshaped so that every spatial
+/// axis splits into (input position, repeat), then one sum per axis that repeats, innermost
+/// first. Each sum runs over one axis, so it takes the reductions' contiguous path on the
+/// CPU, and it needs only reshape and reduce on the GPU.
 pub fn vjp_upsample(
     g: &mut Graph,
     spec: &UpSampleSpec,
     dy: NodeId,
 ) -> Result<SmallVec<[Option<NodeId>; 3]>> {
-    let pool = PoolSpec {
-        kind: PoolKind::Avg,
-        layout: spec.layout,
-        pool: spec.factor,
-        strides: spec.factor,
-        padding: Padding::Valid,
-    };
-    let mean = g.push(Op::Pool(pool), &[dy])?;
-    let n = spec.factor.iter().product::<usize>() as f32;
-    Ok(smallvec![Some(
-        g.push(Op::Unary(UnaryOp::Scale(n)), &[mean])?
-    )])
+    let s = g.shape(dy).clone();
+    let (sp, c) = split(&spec.layout, &s.dims, "upsampling")?;
+    let rank = spec.layout.rank;
+    let lead = usize::from(s.batched) + usize::from(spec.layout.channels_first);
+    let mut dims = Vec::with_capacity(2 * rank + 1);
+    if spec.layout.channels_first {
+        dims.push(c);
+    }
+    for (&n, &f) in sp.iter().zip(&spec.factor).skip(3 - rank) {
+        dims.extend([n / f, f]);
+    }
+    if !spec.layout.channels_first {
+        dims.push(c);
+    }
+    let mut y = g.reshape(dy, &dims)?;
+    for k in (0..rank).rev() {
+        if spec.factor[3 - rank + k] > 1 {
+            y = g.reduce(ReduceKind::Sum, y, &[lead + 2 * k + 1], false)?;
+        }
+    }
+    let per_sample: [usize; 3] = std::array::from_fn(|a| sp[a] / spec.factor[a]);
+    y = g.reshape(y, &spec.layout.join(per_sample, c))?;
+    Ok(smallvec![Some(y)])
 }
 
 /// Copies `out[o] = x[src(o)]` (or 0 where `src` is `None`) position by position, for every

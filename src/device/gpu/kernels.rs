@@ -1,8 +1,7 @@
 //! The GPU kernels of each op: how an op's step becomes dispatches of the WGSL shaders in
 //! `shaders/`, with the shape parameters worked out here once, when the program is planned.
-//! [`unsupported`] names the ops that have no GPU kernel yet (part 2 of the GPU path:
-//! embedding, padding), so a model that needs one is refused when it is compiled
-//! for the GPU instead of computing something wrong.
+//! The match in [`record`] is exhaustive: every op has a GPU kernel, and an op added later
+//! does not compile until it has one (with its parity test in `tests/`).
 
 mod conv;
 mod pool;
@@ -14,6 +13,7 @@ use self::conv::ConvProduct;
 use super::{GpuBuffer, Recorder, Shader};
 use crate::error::{Error, Result};
 use crate::graph::Shape;
+use crate::ops::conv::Layout;
 use crate::ops::elementwise::broadcast_strides;
 use crate::ops::{BinaryOp, Op, ReduceKind, UnaryOp};
 
@@ -29,19 +29,13 @@ pub(crate) const MATMUL: Shader = Shader {
     name: "matmul",
     source: include_str!("shaders/matmul.wgsl"),
 };
+pub(crate) const EMBEDDING: Shader = Shader {
+    name: "embedding",
+    source: include_str!("shaders/embedding.wgsl"),
+};
 
 /// Most axes a strided kernel handles.
 const MAX_RANK: usize = 8;
-
-/// The op's name when the GPU has no kernel for it, else `None`.
-pub fn unsupported(op: &Op) -> Option<&'static str> {
-    Some(match op {
-        Op::Gather | Op::ScatterAddRows(_) => "embedding gather",
-        Op::Pad(_) => "padding/cropping",
-        Op::UpSample(_) => "upsampling",
-        _ => return None,
-    })
-}
 
 fn unary_code(u: UnaryOp) -> (u32, f32, f32) {
     use UnaryOp::*;
@@ -188,6 +182,10 @@ fn reduce(
     reduce_code(rec, code, x, dims, axes, out)
 }
 
+/// Reductions of at most this many elements run one thread per output element (the sums
+/// of an upsampling gradient's repeats, short rows); longer ones, a workgroup each.
+const SHORT_REDUCTION: usize = 32;
+
 /// `reduce` by the shader's kind code (3: sum of squares).
 fn reduce_code(
     rec: &mut Recorder<'_>,
@@ -223,8 +221,173 @@ fn reduce_code(
     p.extend(words8(&os));
     p.extend(words8(&rd));
     p.extend(words8(&rs));
-    let groups = workgroups(rec, n_out);
-    rec.launch_groups(ROWS, "reduce", &p, out, &[x], groups);
+    if count <= SHORT_REDUCTION {
+        rec.launch(ROWS, "reduce_serial", &p, out, &[x], n_out);
+    } else {
+        let groups = workgroups(rec, n_out);
+        rec.launch_groups(ROWS, "reduce", &p, out, &[x], groups);
+    }
+    Ok(())
+}
+
+/// Per-sample `dims` of a spatial op as `[batch, c, z, y, x]` (channels first) or
+/// `[batch, z, y, x, c]` (channels last), the spatial axes padded in front to three.
+fn spatial5(layout: &Layout, dims: &[usize]) -> ([usize; 3], usize) {
+    layout
+        .split(&dims[1..])
+        .expect("shape checked when the node was built")
+}
+
+fn join5(layout: &Layout, batch: usize, sp: [usize; 3], c: usize) -> [usize; 5] {
+    if layout.channels_first {
+        [batch, c, sp[0], sp[1], sp[2]]
+    } else {
+        [batch, sp[0], sp[1], sp[2], c]
+    }
+}
+
+/// Zero padding (positive amounts) and cropping (negative): zeros where the output reaches
+/// past the input, then one strided copy of the region the two share.
+fn pad(
+    rec: &mut Recorder<'_>,
+    spec: &crate::ops::pad::PadSpec,
+    x: &GpuBuffer,
+    in_dims: &[usize],
+    out: &GpuBuffer,
+    out_dims: &[usize],
+) -> Result<()> {
+    let (sp_in, c) = spatial5(&spec.layout, in_dims);
+    let (sp_out, _) = spatial5(&spec.layout, out_dims);
+    let (mut start_in, mut start_out, mut len) = ([0; 3], [0; 3], [0; 3]);
+    for a in 0..3 {
+        let b = spec.before[a];
+        start_in[a] = (-b).max(0) as usize;
+        start_out[a] = b.max(0) as usize;
+        len[a] = sp_in[a]
+            .saturating_sub(start_in[a])
+            .min(sp_out[a].saturating_sub(start_out[a]));
+    }
+    let batch = in_dims[0];
+    let region = join5(&spec.layout, batch, len, c);
+    let n = numel(out_dims);
+    if numel(&region) < n {
+        fill(rec, out, n, 0.0);
+    }
+    if numel(&region) == 0 {
+        return Ok(());
+    }
+    let is = contiguous(&join5(&spec.layout, batch, sp_in, c));
+    let os = contiguous(&join5(&spec.layout, batch, sp_out, c));
+    let (i0, o0) = (
+        join5(&spec.layout, 0, start_in, 0),
+        join5(&spec.layout, 0, start_out, 0),
+    );
+    let off = |start: [usize; 5], strides: &[usize]| -> usize {
+        start.iter().zip(strides).map(|(a, s)| a * s).sum()
+    };
+    copy_strided(
+        rec,
+        x,
+        out,
+        &region,
+        &is,
+        &os,
+        off(i0, &is),
+        off(o0, &os),
+        1.0,
+    )
+}
+
+/// Nearest-neighbour upsampling as one strided copy: the output seen as
+/// `[batch, (z, fz), (y, fy), (x, fx)]` plus the channel axis, reading the input with stride
+/// 0 along each repeat axis (eight axes at most).
+fn upsample(
+    rec: &mut Recorder<'_>,
+    spec: &crate::ops::pad::UpSampleSpec,
+    x: &GpuBuffer,
+    in_dims: &[usize],
+    out: &GpuBuffer,
+) -> Result<()> {
+    let (sp, c) = spatial5(&spec.layout, in_dims);
+    let is = contiguous(&join5(&spec.layout, in_dims[0], sp, c));
+    let (c_axis, first_sp) = if spec.layout.channels_first {
+        (1, 2)
+    } else {
+        (4, 1)
+    };
+    let (mut dims, mut strides) = (vec![in_dims[0]], vec![is[0]]);
+    if spec.layout.channels_first {
+        dims.push(c);
+        strides.push(is[c_axis]);
+    }
+    for a in 0..3 {
+        dims.extend([sp[a], spec.factor[a]]);
+        strides.extend([is[first_sp + a], 0]);
+    }
+    if !spec.layout.channels_first {
+        dims.push(c);
+        strides.push(is[c_axis]);
+    }
+    copy_strided(rec, x, out, &dims, &strides, &contiguous(&dims), 0, 0, 1.0)
+}
+
+/// The table gradient of a gather, deterministic without float atomics: a bitonic sort of
+/// the (row, position) pairs (`log2(m) * (log2(m) + 1) / 2` dispatches of `m` threads, `m`
+/// the index count rounded up to a power of two), then one thread per table element that
+/// finds its row's run by binary search and adds the run's `dy` rows in position order.
+/// Work: `O(m log^2 m + V * D * log m + N * D)`, so large vocabularies cost no more than
+/// writing the table once; memory: `2m` floats of scratch.
+fn scatter_add_rows(
+    rec: &mut Recorder<'_>,
+    dy: &GpuBuffer,
+    idx: &GpuBuffer,
+    idx_dims: &[usize],
+    out: &GpuBuffer,
+    out_dims: &[usize],
+) -> Result<()> {
+    let (rows, d) = (out_dims[0], out_dims[1]);
+    let n = numel(idx_dims);
+    let total = rows * d;
+    if n == 0 {
+        fill(rec, out, total, 0.0);
+        return Ok(());
+    }
+    // Rows and positions travel as floats in the scratch buffer.
+    const EXACT: usize = 1 << 24;
+    if n >= EXACT || rows + 1 >= EXACT {
+        return Err(Error::NotImplemented(format!(
+            "the GPU embedding gradient handles fewer than {EXACT} indices and table rows, received {n} indices and {rows} rows; use the 'cpu' backend"
+        )));
+    }
+    let m = n.next_power_of_two();
+    let pairs = rec.scratch(2 * m)?;
+    let w = |v: usize| v as u32;
+    rec.launch(
+        EMBEDDING,
+        "sort_init",
+        &[w(m), w(n), w(rows)],
+        &pairs,
+        &[idx],
+        m,
+    );
+    let mut size = 2;
+    while size <= m {
+        let mut stride = size / 2;
+        while stride > 0 {
+            rec.launch(
+                EMBEDDING,
+                "sort_step",
+                &[w(m), w(size), w(stride)],
+                &pairs,
+                &[],
+                m,
+            );
+            stride /= 2;
+        }
+        size *= 2;
+    }
+    let p = [w(total), w(rows), w(d), w(n), w(m)];
+    rec.launch(EMBEDDING, "scatter_rows", &p, out, &[dy, &pairs], total);
     Ok(())
 }
 
@@ -500,12 +663,14 @@ pub(crate) fn record(
         Op::RnnKernelGrad(spec) => recurrent::kernel_grad(rec, spec, ins, out)?,
         Op::RnnSlice(sl) => recurrent::slice(rec, sl, x(0), dims(0), out, n),
         Op::RnnUnslice(sl, _) => recurrent::unslice(rec, sl, x(0), out, out_dims),
-        other => {
-            return Err(Error::NotImplemented(format!(
-                "the op '{}' has no GPU kernel yet; use the 'cpu' backend for this model",
-                unsupported(other).unwrap_or("(unknown)")
-            )))
+        Op::Gather => {
+            let (rows, d) = (dims(0)[0], dims(0)[1]);
+            let p = [n as u32, rows as u32, d as u32];
+            rec.launch(EMBEDDING, "gather", &p, out, &[x(0), x(1)], n);
         }
+        Op::ScatterAddRows(_) => scatter_add_rows(rec, x(0), x(1), dims(1), out, out_dims)?,
+        Op::Pad(spec) => pad(rec, spec, x(0), dims(0), out, out_dims)?,
+        Op::UpSample(spec) => upsample(rec, spec, x(0), dims(0), out)?,
     }
     Ok(())
 }

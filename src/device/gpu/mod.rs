@@ -142,7 +142,8 @@ impl<'a> Recorder<'a> {
     }
 
     /// A zeroed buffer of `len` floats that lives as long as the recorded program: working
-    /// memory a kernel carries between its own dispatches (the recurrent loops' states).
+    /// memory a kernel carries between its own dispatches (the recurrent loops' states, the
+    /// embedding gradient's sort keys).
     pub fn scratch(&mut self, len: usize) -> crate::Result<GpuBuffer> {
         let b = self.ctx.alloc(len)?;
         self.keep.push(b.clone());

@@ -327,10 +327,13 @@ fn a_bench_gemm_runs_and_checks_its_result() {
 
 /// The convolution family.
 mod conv;
+/// The embedding gather and its scatter-add gradient.
+mod embedding;
 /// Whole models trained on both devices.
 mod models;
 /// Pooling and global pooling.
 mod pool;
-
 /// SimpleRNN, LSTM and GRU with every option.
 mod recurrent;
+/// Padding, cropping and upsampling, with their gradients.
+mod spatial;

@@ -1,6 +1,6 @@
 // Reductions and row-wise kernels. Reductions run one 64-thread workgroup per output
 // element and combine partial results in a fixed tree, so results do not depend on
-// scheduling. Workgroup grids wider than the device allows are split over x and y.
+// scheduling (short ones, one thread per output element). Workgroup grids wider than the device allows are split over x and y.
 
 const RW: u32 = 64u;
 var<workgroup> part: array<f32, 64>;
@@ -81,6 +81,47 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         }
         out[o] = v;
     }
+}
+
+// `reduce` for short reductions: one thread per output element, combining in index order
+// (the CPU's order), so a small count does not leave most of a workgroup idle. Same p.
+@compute @workgroup_size(256)
+fn reduce_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = flat(gid, nwg);
+    if o >= p[0] {
+        return;
+    }
+    let kind = p[1];
+    var base = 0u;
+    var rest = o;
+    let r = p[4];
+    for (var k = 0u; k < r; k++) {
+        let ax = r - 1u - k;
+        let d = p[6u + ax];
+        base += (rest % d) * p[14u + ax];
+        rest = rest / d;
+    }
+    var acc = 0.0;
+    if kind == 2u {
+        acc = neg_inf();
+    }
+    let rr = p[5];
+    for (var j = 0u; j < p[2]; j++) {
+        var rest = j;
+        var off = base;
+        for (var k = 0u; k < rr; k++) {
+            let ax = rr - 1u - k;
+            let d = p[22u + ax];
+            off += (rest % d) * p[30u + ax];
+            rest = rest / d;
+        }
+        let v = in0[off];
+        acc = combine(kind, acc, select(v, v * v, kind == 3u));
+    }
+    if kind == 1u {
+        acc = acc * pf(3u);
+    }
+    out[o] = acc;
 }
 
 // Softmax over rows of `c`. p: [rows, c]

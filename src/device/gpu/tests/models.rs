@@ -1,7 +1,6 @@
 //! Whole models on the GPU against the CPU: every optimizer's steps and slots, an MLP's loss
 //! curve with dropout, resident and streamed data, shared variables, a two-input model with a
-//! moving average, a stacked LSTM with recurrent dropout, and the refusal of ops the GPU does
-//! not run.
+//! moving average, a small CNN and a stacked LSTM with recurrent dropout.
 
 use super::{data, gpu};
 use crate::device::Device;
@@ -368,28 +367,6 @@ fn models_sharing_a_variable_train_one_copy() {
             .unwrap();
         assert_eq!(pa, pb);
     }
-}
-
-#[test]
-fn an_op_without_a_gpu_kernel_is_refused_naming_the_layer() {
-    let mut g = Graph::new();
-    g.set_scope(Some("embedding_1"));
-    let table = g.declare_var(&[10, 4]);
-    let t = g.param(table);
-    let idx = g.input(Shape::batched(&[3]));
-    let y = g.push(Op::Gather, &[t, idx]).unwrap();
-    let mut m = Model::new(g, vec![idx], vec![y], 1).unwrap();
-    m.set_device(gpu()).unwrap();
-    let err = m.compile(opt_spec("sgd", &[], "mse", &[])).unwrap_err();
-    assert!(matches!(err, crate::Error::NotImplemented(_)), "{err:?}");
-    assert!(err.to_string().contains("embedding_1"), "{err}");
-    assert!(err.to_string().contains("embedding gather"), "{err}");
-    // Without compiling, predict is refused when its program is planned.
-    let mut out = vec![0.0; 12];
-    let err = m
-        .predict(&[&[1.0, 2.0, 3.0]], 1, 1, &mut [&mut out], &mut NoHook)
-        .unwrap_err();
-    assert!(err.to_string().contains("embedding_1"), "{err}");
 }
 
 /// LSTM(8, return_sequences) -> LSTM(6, recurrent dropout 0.25) -> Dense(3, softmax) on 6
