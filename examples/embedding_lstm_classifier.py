@@ -6,7 +6,7 @@ Each sample is 5 to 40 tokens from a 2,000-word vocabulary, left-padded with 0 t
 holds more positive than negative words (ties dropped), so the model must count over time.
 
 Run:
-    python examples/embedding_lstm_classifier.py [--epochs 8]
+    python examples/embedding_lstm_classifier.py [--epochs 8] [--samples 8000]
 """
 
 import argparse
@@ -39,12 +39,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=8000, help="training sequences (the test set is a quarter)")
     args = parser.parse_args()
 
     set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    x_train, y_train = make_data(8000, rng)
-    x_test, y_test = make_data(2000, rng)
+    x_train, y_train = make_data(args.samples, rng)
+    x_test, y_test = make_data(max(args.samples // 4, 1), rng)
 
     model = Sequential()
     model.add(Embedding(VOCAB, 32, mask_zero=True, input_length=MAXLEN))

@@ -5,7 +5,7 @@ Dropout 0.5, Dense 10 softmax; Adam; batch 128. Keras' recipe is 12 epochs; the 
 0.91 test accuracy on Fashion-MNIST within a few.
 
 Run:
-    python examples/fashion_mnist_cnn.py [--epochs 12] [--batch-size 128] [--samples 60000]
+    python examples/fashion_mnist_cnn.py [--epochs 12] [--batch-size 128] [--samples 60000] [--test-samples 10000]
                                          [--data-format channels_last]
 """
 
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--samples", type=int, default=60000, help="train on the first N images (quick runs)")
+    parser.add_argument("--test-samples", type=int, default=10000, help="test on the first N images")
     parser.add_argument("--data-format", default=None, choices=["channels_last", "channels_first"],
                         help="default: image_data_format from the config file")
     args = parser.parse_args()
@@ -34,6 +35,7 @@ def main() -> None:
 
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     x_train, y_train = x_train[: args.samples], y_train[: args.samples]
+    x_test, y_test = x_test[: args.test_samples], y_test[: args.test_samples]
     if rustkeras.config.image_data_format() == "channels_first":
         x_train = x_train.reshape(x_train.shape[0], 1, IMG_ROWS, IMG_COLS)
         x_test = x_test.reshape(x_test.shape[0], 1, IMG_ROWS, IMG_COLS)

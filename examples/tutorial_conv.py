@@ -12,7 +12,7 @@ Each model trains briefly, prints its layers' output shapes and weight shapes (k
 Keras' (kh, kw, in, out) layout in either data format) and its test accuracy.
 
 Run:
-    python examples/tutorial_conv.py [--epochs 1] [--samples 10000]
+    python examples/tutorial_conv.py [--epochs 1] [--samples 10000] [--test-samples 10000]
 """
 
 import argparse
@@ -39,13 +39,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--samples", type=int, default=10000, help="training images to use")
+    parser.add_argument("--test-samples", type=int, default=10000, help="test images to use")
     args = parser.parse_args()
 
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     x_train = x_train[: args.samples].astype("float32") / 255
     y_train = to_categorical(y_train[: args.samples], 10)
-    x_test = x_test.astype("float32") / 255
-    y_test = to_categorical(y_test, 10)
+    x_test = x_test[: args.test_samples].astype("float32") / 255
+    y_test = to_categorical(y_test[: args.test_samples], 10)
 
     print("Conv1D: rows as steps")
     model = Sequential()

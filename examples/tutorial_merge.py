@@ -6,7 +6,7 @@ image (rows 0-13 and 14-27), so each branch sees half the picture and the merged
 combine them.
 
 Run:
-    python examples/tutorial_merge.py [--epochs 5]
+    python examples/tutorial_merge.py [--epochs 5] [--samples 60000]
 """
 
 import argparse
@@ -25,9 +25,11 @@ def halves(x):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=60000, help="train on the first N images (quick runs)")
     args = parser.parse_args()
     set_random_seed(1337)
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    x_train, y_train = x_train[: args.samples], y_train[: args.samples]
     top, bottom = halves(x_train)
     top_test, bottom_test = halves(x_test)
 

@@ -5,7 +5,7 @@ A small network written with the tutorial's Keras 1 spellings (`input_dim`,
 shapes and its config.
 
 Run:
-    python examples/tutorial_mlp.py [--epochs 5] [--batch-size 32]
+    python examples/tutorial_mlp.py [--epochs 5] [--batch-size 32] [--samples 60000]
 """
 
 import argparse
@@ -20,9 +20,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=60000, help="train on the first N images (quick runs)")
     args = parser.parse_args()
 
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    x_train, y_train = x_train[: args.samples], y_train[: args.samples]
     X_train = x_train.reshape(-1, 784).astype("float32") / 255
     X_test = x_test.reshape(-1, 784).astype("float32") / 255
     Y_train = to_categorical(y_train, 10)
