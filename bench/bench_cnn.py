@@ -1,4 +1,4 @@
-"""CNN training speed on Fashion-MNIST: rustkeras vs PyTorch CPU vs Keras 3 on JAX.
+"""CNN training speed on Fashion-MNIST: rustkeras vs PyTorch CPU vs Keras 3 on JAX (and GPUs).
 
 The same model everywhere (Keras' mnist_cnn): Conv2D 32 3x3 relu, Conv2D 64 3x3 relu,
 MaxPooling 2x2, Dropout 0.25, Flatten, Dense 128 relu, Dropout 0.5, Dense 10 softmax;
@@ -7,13 +7,21 @@ channels_last images x/255 (PyTorch: NCHW, its native layout). An epoch is long 
 machine, so each "epoch" here is a fixed number of batches (`--steps`, default 60) of the
 shuffled training set; the first is warm-up. Reported: seconds per step over the others, the
 projected seconds per full epoch (469 steps at batch 128), test accuracy after the run
-(low after few steps: it shows the model learns, not its final accuracy) and peak RSS.
+(low after few steps: it shows the model learns, not its final accuracy; evaluated untimed at the
+training batch size, which a small GPU can hold where a batch of 1,000 is too large) and peak RSS.
 Each framework runs in its own subprocess; `--rounds N` interleaves N runs and keeps each
 framework's fastest.
 
+Two GPU rows run only when named in --frameworks: "rustkeras-gpu" (rustkeras with
+RUSTKERAS_BACKEND=gpu) and "torch-cuda" (PyTorch on CUDA, data and model on the device, each
+epoch timed between two torch.cuda.synchronize()); each reports a missing GPU instead of
+measuring the CPU. For a software GPU, shrink the run with --steps, --epochs and
+--test-samples N (test on the first N test images).
+
 Run:
-    python bench/bench_cnn.py [--steps 60] [--epochs 3] [--batch-size 128] [--threads 2]
-                              [--frameworks rustkeras,torch,keras-jax] [--rounds 1] [--out bench/RESULTS.md]
+    python bench/bench_cnn.py [--steps 60] [--epochs 3] [--batch-size 128] [--threads 2] [--test-samples N]
+                              [--frameworks rustkeras,torch,keras-jax,rustkeras-gpu,torch-cuda]
+                              [--rounds 1] [--out bench/RESULTS.md]
 """
 
 import argparse
@@ -30,15 +38,18 @@ import common
 from bench_mlp import import_fashion_mnist, one_hot
 
 FRAMEWORKS, LABELS, DISTS = common.MODEL_FRAMEWORKS, common.MODEL_LABELS, common.MODEL_DISTS
+KNOWN_FRAMEWORKS, REFERENCE = common.KNOWN_MODEL_FRAMEWORKS, common.MODEL_REFERENCE
 CLASSES = 10
-EVAL_BATCH = 1000
 N_TRAIN = 60000
+N_TEST = 10000
 
 
-def prepare_data(folder: Path) -> Path:
+def prepare_data(folder: Path, test_samples: int) -> Path:
+    """Writes the images the workers load: the whole training set, the first `test_samples` test images."""
     if str(common.REPO_PYTHON) not in sys.path:
         sys.path.append(str(common.REPO_PYTHON))
     (x_train, y_train), (x_test, y_test) = import_fashion_mnist().load_data()
+    x_test, y_test = x_test[:test_samples], y_test[:test_samples]
     path = folder / "fashion_mnist_images.npz"
     np.savez(
         path,
@@ -56,12 +67,15 @@ def subsets(n: int, steps: int, batch: int, epochs: int, seed: int):
     return [rng.permutation(n)[: steps * batch] for _ in range(epochs)]
 
 
-def train_torch(data, batch: int, steps: int, epochs: int, threads: int, seed: int) -> dict:
+def train_torch(data, batch: int, steps: int, epochs: int, threads: int, seed: int, device: str) -> dict:
+    """PyTorch's run on `device` ("cpu" or "cuda"); on CUDA the data and the model live on the
+    GPU and each epoch is timed between two synchronizations."""
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
+    dev = torch.device(device)
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
         nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, CLASSES),
@@ -70,30 +84,33 @@ def train_torch(data, batch: int, steps: int, epochs: int, threads: int, seed: i
         if isinstance(layer, (nn.Linear, nn.Conv2d)):  # Keras' defaults
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
+    model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
-    x_train = torch.from_numpy(np.ascontiguousarray(data["x_train"].transpose(0, 3, 1, 2)))
-    y_train = torch.from_numpy(data["y_train"])
+    x_train = torch.from_numpy(np.ascontiguousarray(data["x_train"].transpose(0, 3, 1, 2))).to(dev)
+    y_train = torch.from_numpy(data["y_train"]).to(dev)
     epoch_s = []
     for rows in subsets(len(x_train), steps, batch, epochs, seed):
+        rows = torch.from_numpy(rows).to(dev)
+        common.torch_sync(dev)
         start = time.perf_counter()
         model.train()
-        rows = torch.from_numpy(rows)
         for i in range(0, len(rows), batch):
             idx = rows[i : i + batch]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x_train[idx]), y_train[idx])
             loss.backward()
             optimizer.step()
+        common.torch_sync(dev)
         epoch_s.append(time.perf_counter() - start)
     model.eval()
     correct = 0
-    x_test = torch.from_numpy(np.ascontiguousarray(data["x_test"].transpose(0, 3, 1, 2)))
-    y_test = torch.from_numpy(data["y_test"])
+    x_test = torch.from_numpy(np.ascontiguousarray(data["x_test"].transpose(0, 3, 1, 2))).to(dev)
+    y_test = torch.from_numpy(data["y_test"]).to(dev)
     with torch.inference_mode():
-        for i in range(0, len(x_test), EVAL_BATCH):
-            correct += int((model(x_test[i : i + EVAL_BATCH]).argmax(1) == y_test[i : i + EVAL_BATCH]).sum())
-    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": torch.__version__}
+        for i in range(0, len(x_test), batch):
+            correct += int((model(x_test[i : i + batch]).argmax(1) == y_test[i : i + batch]).sum())
+    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": common.torch_version(dev)}
 
 
 def train_keras_api(keras, data, batch: int, steps: int, epochs: int, seed: int) -> dict:
@@ -118,13 +135,14 @@ def train_keras_api(keras, data, batch: int, steps: int, epochs: int, seed: int)
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
         epoch_s.append(time.perf_counter() - start)
-    _, accuracy = model.evaluate(data["x_test"], one_hot(data["y_test"]), batch_size=EVAL_BATCH, verbose=0)
+    _, accuracy = model.evaluate(data["x_test"], one_hot(data["y_test"]), batch_size=batch, verbose=0)
     return {"epoch_s": epoch_s, "test_acc": float(accuracy)}
 
 
 def worker(framework: str, data_path: str, batch: int, steps: int, epochs: int, threads: int, seed: int) -> None:
     common.train_worker(framework, data_path, threads,
-                        lambda data: train_torch(data, batch, steps, epochs, threads, seed),
+                        lambda data: train_torch(data, batch, steps, epochs, threads, seed,
+                                                 common.torch_device(framework)),
                         lambda keras, data: train_keras_api(keras, data, batch, steps, epochs, seed))
 
 
@@ -133,21 +151,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="batches per timed epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is warm-up")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--test-samples", type=int, default=N_TEST, metavar="N",
+                        help="test on the first N test images (for a software GPU)")
     common.add_run_args(parser, FRAMEWORKS)
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
     if args.steps * args.batch_size > N_TRAIN:
         parser.error(f"--steps x --batch-size must not exceed the {N_TRAIN} training images")
+    if not 1 <= args.test_samples <= N_TEST:
+        parser.error(f"--test-samples must be between 1 and {N_TEST}")
     if args.worker:
         worker(args.worker, args.data, args.batch_size, args.steps, args.epochs, args.threads, args.seed)
         return
-    frameworks = common.chosen_frameworks(parser, args, FRAMEWORKS)
+    frameworks = common.chosen_frameworks(parser, args, KNOWN_FRAMEWORKS)
 
     tmp = Path(tempfile.mkdtemp(prefix="rustkeras-bench-"))
     results = {}
     try:
-        data_path = prepare_data(tmp)
+        data_path = prepare_data(tmp, args.test_samples)
         for round_ in range(1, args.rounds + 1):
             for fw in frameworks:
                 print(f"round {round_}/{args.rounds}: {fw}, {args.epochs} x {args.steps} steps", file=sys.stderr,
@@ -164,7 +186,6 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     steps_epoch = math.ceil(N_TRAIN / args.batch_size)
-    mine = results.get("rustkeras", {})
     rows = []
     for fw in frameworks:
         r = results[fw]
@@ -172,7 +193,8 @@ def main() -> None:
             rows.append([LABELS[fw], r.get("status", "?")] + ["–"] * 6)
             continue
         ratio_t = ratio_m = "–"
-        if fw != "rustkeras" and mine.get("status") == "ok":
+        mine = results.get(REFERENCE.get(fw), {})
+        if mine.get("status") == "ok":
             ratio_t = f"{mine['steady_s'] / r['steady_s']:.2f}"
             ratio_m = f"{mine['peak_rss_mib'] / r['peak_rss_mib']:.2f}"
         rows.append([
@@ -183,14 +205,16 @@ def main() -> None:
             f"{r['peak_rss_mib']:.0f}",
             ratio_t, ratio_m,
         ])
+    tested = "" if args.test_samples == N_TEST else f" (first {args.test_samples} test images)"
     columns = ["framework", "version", f"ms/step, epochs 2-{args.epochs}", f"projected s/epoch ({steps_epoch} steps)",
-               f"test acc after {args.epochs * args.steps} steps", "peak RSS MiB", "time rustkeras/peer",
+               f"test acc after {args.epochs * args.steps} steps{tested}", "peak RSS MiB", "time rustkeras/peer",
                "RSS rustkeras/peer"]
     lines = common.header(f"CNN (Keras mnist_cnn) on Fashion-MNIST, Adam, batch {args.batch_size}", args.threads,
                           [d for fw in frameworks for d in DISTS[fw]])
     lines += common.markdown_table(columns, rows)
     lines += ["", f"{args.epochs} epochs of {args.steps} batches, the first untimed; best of {args.rounds} "
-              "round(s). Ratios below 1 mean rustkeras is faster or smaller."]
+              "round(s). Ratios below 1 mean rustkeras is faster or smaller; each peer is compared with rustkeras "
+              "on the same kind of device (PyTorch CUDA with rustkeras on the GPU), and RSS is host memory only."]
     common.emit(lines, args.out)
 
 

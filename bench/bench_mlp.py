@@ -34,9 +34,9 @@ import numpy as np
 import common
 
 FRAMEWORKS, LABELS, DISTS = common.MODEL_FRAMEWORKS, common.MODEL_LABELS, common.MODEL_DISTS
-KNOWN_FRAMEWORKS = FRAMEWORKS + common.GPU_MODEL_FRAMEWORKS
+KNOWN_FRAMEWORKS = common.KNOWN_MODEL_FRAMEWORKS
 # Each peer's time and RSS are divided into those of rustkeras on the same kind of device.
-REFERENCE = {"torch": "rustkeras", "keras-jax": "rustkeras", "torch-cuda": "rustkeras-gpu"}
+REFERENCE = common.MODEL_REFERENCE
 HIDDEN = 512
 CLASSES = 10
 LEARNING_RATE = 0.001
@@ -199,7 +199,7 @@ def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int) -> dic
 
 
 def worker(framework: str, data_path: str, batch_size: int, epochs: int, threads: int, seed: int) -> None:
-    device = "cuda" if framework == "torch-cuda" else "cpu"
+    device = common.torch_device(framework)
     common.train_worker(framework, data_path, threads,
                         lambda data: train_torch(data, batch_size, epochs, threads, seed, device),
                         lambda keras, data: train_keras_api(keras, data, batch_size, epochs, seed))

@@ -136,12 +136,15 @@ def fmt(value: Optional[float], digits: int = 3) -> str:
 # ---- the model-training benchmarks (MLP, CNN, LSTM): the same peers, workers and rounds ----
 
 MODEL_FRAMEWORKS = ("rustkeras", "torch", "keras-jax")
-# Run only where a benchmark offers them and they are named in --frameworks (bench_mlp.py does).
+# Run only when named in --frameworks (bench_mlp.py, bench_cnn.py and bench_lstm.py offer them).
 GPU_MODEL_FRAMEWORKS = ("rustkeras-gpu", "torch-cuda")
+KNOWN_MODEL_FRAMEWORKS = MODEL_FRAMEWORKS + GPU_MODEL_FRAMEWORKS
 MODEL_LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX",
                 "rustkeras-gpu": "rustkeras (GPU)", "torch-cuda": "PyTorch (CUDA)"}
 MODEL_DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib"),
                "rustkeras-gpu": ("rustkeras",), "torch-cuda": ("torch",)}
+# Each peer's time and RSS are divided into those of rustkeras on the same kind of device.
+MODEL_REFERENCE = {"torch": "rustkeras", "keras-jax": "rustkeras", "torch-cuda": "rustkeras-gpu"}
 # What each worker's environment adds: the backend its framework runs on.
 MODEL_WORKER_ENV = {"rustkeras": {"RUSTKERAS_BACKEND": "cpu"}, "rustkeras-gpu": {"RUSTKERAS_BACKEND": "gpu"},
                     "keras-jax": {"KERAS_BACKEND": "jax"}}
@@ -207,6 +210,28 @@ def train_worker(framework: str, data_path: str, threads: int, train_torch, trai
     result["status"] = "ok"
     result["peak_rss_mib"] = peak_rss_mib()
     report(result)
+
+
+def torch_device(framework: str) -> str:
+    """The device a PyTorch worker trains on: "cuda" for "torch-cuda", else "cpu"."""
+    return "cuda" if framework == "torch-cuda" else "cpu"
+
+
+def torch_sync(dev) -> None:
+    """Waits for the device's queued work (a no-op on the CPU), so that a timing covers it."""
+    if dev.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(dev)
+
+
+def torch_version(dev) -> str:
+    """PyTorch's version, and the CUDA device's name where it runs on one."""
+    import torch
+
+    if dev.type == "cuda":
+        return f"{torch.__version__} on {torch.cuda.get_device_name(dev)}"
+    return torch.__version__
 
 
 def missing_device(framework: str) -> Optional[str]:

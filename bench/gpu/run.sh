@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# rustkeras on the GPU, end to end: wheel, parity tests, GEMM, MLP epoch; one Markdown report.
+# rustkeras on the GPU, end to end: wheel, parity tests, GEMM, MLP, CNN and LSTM training; one
+# Markdown report.
 #
 #   bench/gpu/run.sh                  # build the wheel here, then test and measure
 #   QUICK=1 bench/gpu/run.sh          # small sizes (the default on a software GPU such as lavapipe)
@@ -18,8 +19,15 @@
 #   MLP_FRAMEWORKS   bench_mlp.py --frameworks (default rustkeras,rustkeras-gpu,torch,torch-cuda)
 #   MLP_ARGS         bench_mlp.py's sizes (default "--epochs 3 --batch-sizes 128,32";
 #                    QUICK=1: "--epochs 2 --batch-sizes 128 --subset 6000")
-#   THREADS          CPUs each MLP worker gets (default: all of them)
-#   SKIP_TESTS, SKIP_GEMM, SKIP_MLP   1 skips that part
+#   CNN_FRAMEWORKS   bench_cnn.py --frameworks (default as MLP_FRAMEWORKS)
+#   CNN_ARGS         bench_cnn.py's sizes (default: none, the script's own, 3 x 60 batches of 128;
+#                    QUICK=1: "--steps 3 --epochs 2 --test-samples 1000")
+#   LSTM_FRAMEWORKS  bench_lstm.py --frameworks (default as MLP_FRAMEWORKS)
+#   LSTM_ARGS        bench_lstm.py's sizes (default: none, the script's own, 4 epochs of 10,000 and
+#                    5,000 samples; QUICK=1: "--epochs 2 --samples 640 --test-samples 200");
+#                    set empty, CNN_ARGS and LSTM_ARGS run the defaults even with QUICK=1
+#   THREADS          CPUs each MLP, CNN and LSTM worker gets (default: all of them)
+#   SKIP_TESTS, SKIP_GEMM, SKIP_MLP, SKIP_CNN, SKIP_LSTM   1 skips that part
 #   OUT              a folder: the report goes to $OUT/gpu_results.md, logs beside it
 #   RESULTS          the report's path (default bench/gpu/RESULTS-<date>.md, or as OUT says)
 #
@@ -82,18 +90,25 @@ esac
 if [ "$QUICK" = 1 ]; then
     GEMM_SIZES="${GEMM_SIZES:-256}"
     MLP_ARGS="${MLP_ARGS:---epochs 2 --batch-sizes 128 --subset 6000}"
+    CNN_ARGS="${CNN_ARGS---steps 3 --epochs 2 --test-samples 1000}"
+    LSTM_ARGS="${LSTM_ARGS---epochs 2 --samples 640 --test-samples 200}"
 else
     GEMM_SIZES="${GEMM_SIZES:-1024,4096}"
     MLP_ARGS="${MLP_ARGS:---epochs 3 --batch-sizes 128,32}"
+    CNN_ARGS="${CNN_ARGS-}"
+    LSTM_ARGS="${LSTM_ARGS-}"
 fi
 MLP_FRAMEWORKS="${MLP_FRAMEWORKS:-rustkeras,rustkeras-gpu,torch,torch-cuda}"
+CNN_FRAMEWORKS="${CNN_FRAMEWORKS:-$MLP_FRAMEWORKS}"
+LSTM_FRAMEWORKS="${LSTM_FRAMEWORKS:-$MLP_FRAMEWORKS}"
 THREADS="${THREADS:-$(nproc)}"
 
 report="$(mktemp)"
 {
     echo "# rustkeras on the GPU ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo
-    echo "- command: \`QUICK=$QUICK GEMM_SIZES=$GEMM_SIZES MLP_ARGS=\"$MLP_ARGS\" bench/gpu/run.sh\`"
+    echo "- command: \`QUICK=$QUICK GEMM_SIZES=$GEMM_SIZES MLP_ARGS=\"$MLP_ARGS\" CNN_ARGS=\"$CNN_ARGS\"" \
+        "LSTM_ARGS=\"$LSTM_ARGS\" bench/gpu/run.sh\`"
     if commit="$(git rev-parse --short HEAD 2>/dev/null)"; then
         git diff --quiet HEAD -- || commit="$commit with uncommitted changes"
     else
@@ -173,7 +188,29 @@ if [ "${SKIP_MLP:-0}" != 1 ]; then
     timed "MLP"
 fi
 
-# ---- (f) the report --------------------------------------------------------------------
+# ---- (f) the CNN (Keras' mnist_cnn) ------------------------------------------------------
+if [ "${SKIP_CNN:-0}" != 1 ]; then
+    echo "== CNN: $CNN_FRAMEWORKS, ${CNN_ARGS:-default sizes}" >&2
+    # shellcheck disable=SC2086  (CNN_ARGS is a list of flags)
+    if ! python bench/bench_cnn.py --frameworks "$CNN_FRAMEWORKS" --threads "$THREADS" $CNN_ARGS \
+        --out "$report" >/dev/null 2>"$LOGS/gpu_cnn.log"; then
+        printf '## CNN on Fashion-MNIST\n\nfailed: %s\n\n' "$(tail -n 1 "$LOGS/gpu_cnn.log")" >>"$report"
+    fi
+    timed "CNN"
+fi
+
+# ---- (g) the recurrent models (stacked LSTM, Embedding + LSTM) ----------------------------
+if [ "${SKIP_LSTM:-0}" != 1 ]; then
+    echo "== LSTM: $LSTM_FRAMEWORKS, ${LSTM_ARGS:-default sizes}" >&2
+    # shellcheck disable=SC2086  (LSTM_ARGS is a list of flags)
+    if ! python bench/bench_lstm.py --frameworks "$LSTM_FRAMEWORKS" --threads "$THREADS" $LSTM_ARGS \
+        --out "$report" >/dev/null 2>"$LOGS/gpu_lstm.log"; then
+        printf '## Recurrent models\n\nfailed: %s\n\n' "$(tail -n 1 "$LOGS/gpu_lstm.log")" >>"$report"
+    fi
+    timed "LSTM"
+fi
+
+# ---- (h) the report --------------------------------------------------------------------
 echo "Wall time per part: $(IFS=';'; echo "${step_times[*]}" | sed 's/;/, /g')." >>"$report"
 mkdir -p "$(dirname "$RESULTS")"
 # The parts were appended to a scratch file; the commands they quote name the report instead.
