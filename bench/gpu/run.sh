@@ -147,11 +147,11 @@ tests_failed=0
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
     echo "== parity tests" >&2
     {
-        echo "## Parity tests: \`RUSTKERAS_BACKEND=gpu python -m pytest -q tests/test_gpu.py\`"
+        echo "## Parity tests: \`RUSTKERAS_BACKEND=gpu python -m pytest -q tests/test_gpu.py tests/test_gpu_layers.py\`"
         echo
         if [ ! -f tests/test_gpu.py ]; then
             echo "tests/test_gpu.py is missing."
-        elif RUSTKERAS_BACKEND=gpu python -m pytest -q tests/test_gpu.py >"$LOGS/gpu_pytest.log" 2>&1; then
+        elif RUSTKERAS_BACKEND=gpu python -m pytest -q tests/test_gpu.py tests/test_gpu_layers.py >"$LOGS/gpu_pytest.log" 2>&1; then
             echo "$(tail -n 1 "$LOGS/gpu_pytest.log")"
         else
             tests_failed=1
