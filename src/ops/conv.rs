@@ -610,4 +610,4 @@ pub fn grad_kernel(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

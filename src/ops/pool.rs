@@ -264,13 +264,13 @@ pub fn backward(spec: &PoolSpec, x: &In<'_>, dy: &In<'_>, out: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::autodiff::tests::{b, case, check};
     use crate::graph::{Graph, NodeId};
     use crate::ops::Op;
 
-    fn spec(
+    pub(crate) fn spec(
         kind: PoolKind,
         rank: usize,
         cf: bool,

@@ -4,7 +4,8 @@ use super::*;
 use crate::autodiff::tests::{b, case, check, f};
 use crate::ops::random::uniform;
 
-fn spec(
+/// A spec of `rank` spatial axes from per-axis sizes of that rank (also the GPU tests').
+pub(crate) fn spec(
     rank: usize,
     cf: bool,
     k: &[usize],

@@ -7,34 +7,9 @@ use super::{compare, data, gpu};
 use crate::autodiff::gradients;
 use crate::graph::{Graph, NodeId, Shape};
 use crate::model::{CompileSpec, Model, OutputSpec};
-use crate::ops::conv::{ConvSpec, Layout, Padding};
+use crate::ops::conv::tests::spec;
+use crate::ops::conv::{ConvSpec, Padding};
 use crate::ops::{Op, ReduceKind, UnaryOp};
-
-/// A spec of `rank` spatial axes from per-axis sizes of that rank.
-fn spec(
-    rank: usize,
-    channels_first: bool,
-    k: &[usize],
-    s: &[usize],
-    d: &[usize],
-    padding: Padding,
-) -> ConvSpec {
-    let pad3 = |v: &[usize]| {
-        let mut a = [1; 3];
-        a[3 - rank..].copy_from_slice(v);
-        a
-    };
-    ConvSpec {
-        layout: Layout {
-            rank,
-            channels_first,
-        },
-        kernel: pad3(k),
-        strides: pad3(s),
-        dilation: pad3(d),
-        padding,
-    }
-}
 
 /// One case: the spec, the per-sample input dims, output channels, a bias or not, the batch.
 struct Case {

@@ -4,27 +4,13 @@
 use super::{compare, data};
 use crate::autodiff::gradients;
 use crate::graph::{Graph, Shape};
-use crate::ops::conv::{Layout, Padding};
+use crate::ops::conv::Padding;
 use crate::ops::pool::{PoolKind, PoolSpec};
 use crate::ops::{Op, ReduceKind};
 
+/// The CPU tests' spec helper, with the rank taken from the pool sizes.
 fn spec(kind: PoolKind, cf: bool, pool: &[usize], strides: &[usize], padding: Padding) -> PoolSpec {
-    let rank = pool.len();
-    let pad3 = |v: &[usize]| {
-        let mut a = [1; 3];
-        a[3 - rank..].copy_from_slice(v);
-        a
-    };
-    PoolSpec {
-        kind,
-        layout: Layout {
-            rank,
-            channels_first: cf,
-        },
-        pool: pad3(pool),
-        strides: pad3(strides),
-        padding,
-    }
+    crate::ops::pool::tests::spec(kind, pool.len(), cf, pool, strides, padding)
 }
 
 /// `x` with values on a coarse grid when `ties`, so that windows hold several maxima.
