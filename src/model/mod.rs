@@ -344,11 +344,17 @@ impl Model {
         c.optimizer.finalize_variable_values(&mut params)
     }
 
-    /// The optimizer, with its slots copied to the host when they live on the GPU.
+    /// The optimizer (learning rate, iterations); its slots stay where they live.
     pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
+        self.compiled.as_mut().map(|c| &mut c.optimizer)
+    }
+
+    /// The optimizer with its slots copied to the host when they live on the GPU (for
+    /// `slot_variables`): a readback, so only for reading the slots themselves.
+    pub fn optimizer_with_slots(&mut self) -> Option<&Optimizer> {
         self.compiled.as_mut().map(|c| {
             c.optimizer.pull_gpu_state();
-            &mut c.optimizer
+            &c.optimizer
         })
     }
 

@@ -173,7 +173,7 @@ fn every_optimizer_takes_the_cpus_steps() {
         let slots: Vec<Vec<Vec<f32>>> = models
             .iter_mut()
             .map(|m| {
-                let o = m.optimizer_mut().unwrap();
+                let o = m.optimizer_with_slots().unwrap();
                 o.slot_variables().iter().map(|(_, v)| v.to_vec()).collect()
             })
             .collect();
