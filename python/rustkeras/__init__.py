@@ -20,10 +20,13 @@ from rustkeras import (  # noqa: F401
     losses,
     metrics,
     models,
+    ops,
     optimizers,
     regularizers,
+    saving,
     utils,
 )
+from rustkeras._symbolic import Variable  # noqa: F401
 from rustkeras.layers import Input  # noqa: F401
 from rustkeras.models import Model, Sequential  # noqa: F401
 

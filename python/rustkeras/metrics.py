@@ -1,7 +1,7 @@
 """Metric functions on numpy arrays (per-sample values, as Keras' metric functions return),
 and the names `compile(metrics=[...])` accepts."""
 
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -65,3 +65,77 @@ def resolve_name(identifier: Union[str, Callable]) -> str:
         f"Could not interpret metric identifier: {identifier!r}. Expected one of: "
         f"{', '.join(_METRICS)} or a loss name"
     )
+
+
+class Metric:
+    """Base of metric objects. rustkeras computes a metric as the mean over the epoch of
+    per-sample values, inside the model's graph: a subclass of `MeanMetricWrapper` (or a
+    function given to `compile(metrics=[...])`) does that. A stateful metric with its own
+    `update_state`/`result` over variables is not supported yet."""
+
+    def __init__(self, name: Optional[str] = None, dtype=None, **kwargs):
+        if dtype not in (None, "float32"):
+            raise NotImplementedError(f"{type(self).__name__}: dtype={dtype!r} is not supported (float32 only).")
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected argument(s) {sorted(kwargs)}")
+        self.name = name or _snake(type(self).__name__)
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class MeanMetricWrapper(Metric):
+    """The mean over the epoch of `fn(y_true, y_pred, **kwargs)` (Keras 3's class for
+    stateless metrics):
+
+        model.compile(..., metrics=[MeanMetricWrapper(my_fn, name="my_metric")])
+    """
+
+    def __init__(self, fn: Callable, name: Optional[str] = None, dtype=None, **kwargs):
+        super().__init__(name=name or getattr(fn, "__name__", None), dtype=dtype)
+        self._fn = fn
+        self._fn_kwargs = kwargs
+
+    def call(self, y_true, y_pred):
+        return self._fn(y_true, y_pred, **self._fn_kwargs)
+
+    def get_config(self):
+        return {"name": self.name, **self._fn_kwargs}
+
+
+def _snake(name: str) -> str:
+    import re
+
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def is_custom(identifier) -> bool:
+    """Whether a metric is user code to trace (a function that is not a built-in metric or
+    loss name, or a metric object)."""
+    if isinstance(identifier, Metric):
+        return True
+    if isinstance(identifier, str) or not callable(identifier):
+        return False
+    if isinstance(identifier, type):
+        return False
+    from rustkeras import losses as _l
+
+    name = getattr(identifier, "__name__", None)
+    builtin = globals().get(name) is identifier or getattr(_l, str(name), None) is identifier
+    return not builtin
+
+
+def callable_of(identifier) -> Callable:
+    if isinstance(identifier, MeanMetricWrapper):
+        return identifier.call
+    if isinstance(identifier, Metric):
+        raise NotImplementedError(
+            f"Metric {type(identifier).__name__}: metric objects with their own update_state()/result() are not "
+            "supported by rustkeras yet; pass a function (y_true, y_pred) -> per-sample values, or a "
+            "MeanMetricWrapper.")
+    return identifier

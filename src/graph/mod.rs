@@ -318,4 +318,91 @@ impl Graph {
     pub fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
         self.push(Op::Reshape(dims.to_vec()), &[x])
     }
+
+    /// Whether nodes `a` and `b` compute the same value: the same node, or the same op and
+    /// shape on inputs that are equivalent in turn. Inputs and variables are equivalent only
+    /// to themselves.
+    pub fn equivalent(&self, a: NodeId, b: NodeId) -> bool {
+        let mut memo = std::collections::HashMap::new();
+        self.equivalent_memo(a, b, &mut memo)
+    }
+
+    fn equivalent_memo(
+        &self,
+        a: NodeId,
+        b: NodeId,
+        memo: &mut std::collections::HashMap<(NodeId, NodeId), bool>,
+    ) -> bool {
+        if a == b {
+            return true;
+        }
+        if let Some(&r) = memo.get(&(a, b)) {
+            return r;
+        }
+        let (na, nb) = (&self.nodes[a], &self.nodes[b]);
+        let leaf = matches!(na.op, Op::Input(_) | Op::Param(_));
+        let r = !leaf
+            && na.op == nb.op
+            && na.shape == nb.shape
+            && na.inputs.len() == nb.inputs.len()
+            && na
+                .inputs
+                .iter()
+                .zip(&nb.inputs)
+                .all(|(&x, &y)| self.equivalent_memo(x, y, memo));
+        memo.insert((a, b), r);
+        r
+    }
+
+    /// Copies the nodes of `frag` that `output` needs into this graph, with `frag`'s input k
+    /// read from `inputs[k]` and its variable v from this graph's variable `vars[v]`; returns
+    /// the node of `output`. Shapes are inferred again, so a fragment traced for other input
+    /// shapes is a value error. (A custom loss or metric, traced in Python on its own graph,
+    /// joins the training graph this way.)
+    pub fn inline(
+        &mut self,
+        frag: &Graph,
+        inputs: &[NodeId],
+        vars: &[VarId],
+        output: NodeId,
+    ) -> Result<NodeId> {
+        if output >= frag.nodes.len() {
+            return crate::value_error!("inline: node {output} does not exist in the fragment");
+        }
+        let mut map = vec![usize::MAX; output + 1];
+        for (i, n) in frag.nodes.iter().enumerate().take(output + 1) {
+            map[i] = match n.op {
+                Op::Input(k) => {
+                    let Some(&x) = inputs.get(k) else {
+                        return crate::value_error!(
+                            "inline: the fragment reads input {k}, but {} inputs were given",
+                            inputs.len()
+                        );
+                    };
+                    if self.shape(x) != &n.shape {
+                        return crate::value_error!(
+                            "inline: input {k} has shape {}, the fragment was traced for {}",
+                            self.shape(x).display(),
+                            n.shape.display()
+                        );
+                    }
+                    x
+                }
+                Op::Param(v) => match vars.get(v) {
+                    Some(&mv) if mv < self.var_shapes.len() => self.param(mv),
+                    _ => {
+                        return crate::value_error!(
+                            "inline: fragment variable {v} has no variable of this graph"
+                        )
+                    }
+                },
+                _ if n.inputs.is_empty() => self.push_unchecked(n.op.clone(), n.shape.clone()),
+                _ => {
+                    let ins: SmallVec<[NodeId; 3]> = n.inputs.iter().map(|&j| map[j]).collect();
+                    self.push(n.op.clone(), &ins)?
+                }
+            };
+        }
+        Ok(map[output])
+    }
 }

@@ -18,11 +18,31 @@ use crate::metrics::{self, Metric};
 use crate::ops::{ReduceKind, UnaryOp};
 use crate::optimizers::Optimizer;
 
-/// What `compile` fixed for one model output.
+/// User code traced in Python (a custom loss or metric function): a graph whose input 0 is
+/// `y_true` and input 1 `y_pred`, the node of its per-sample value, and the values of the
+/// graph's variables (arrays the function closed over, kept as constants).
 #[derive(Clone, Debug)]
+pub struct Fragment {
+    pub graph: Graph,
+    pub output: NodeId,
+    pub constants: Vec<Vec<f32>>,
+    /// The model variable of each fragment variable (filled by `compile`).
+    pub vars: Vec<VarId>,
+}
+
+/// The canonical name of a custom (traced) loss.
+pub const CUSTOM: &str = "custom";
+
+/// What `compile` fixed for one model output.
+#[derive(Clone, Debug, Default)]
 pub struct OutputSpec {
-    /// The loss, or `None` when this output adds nothing to the loss (Keras' `None` entry).
+    /// The loss, or `None` when this output adds nothing to the loss (Keras' `None` entry);
+    /// [`CUSTOM`] with `custom_loss` for a traced function.
     pub loss: Option<String>,
+    /// The traced loss function, when `loss` is [`CUSTOM`].
+    pub custom_loss: Option<Fragment>,
+    /// Traced metric functions, by their name in `metrics`.
+    pub custom_metrics: Vec<(String, Fragment)>,
     /// The loss's factor in the total loss (Keras' `loss_weights`).
     pub loss_weight: f32,
     /// Metric names, as the user spelled them.
@@ -34,6 +54,8 @@ impl OutputSpec {
     pub fn loss(loss: &str) -> OutputSpec {
         OutputSpec {
             loss: Some(loss.into()),
+            custom_loss: None,
+            custom_metrics: Vec::new(),
             loss_weight: 1.0,
             metrics: Vec::new(),
         }
@@ -90,7 +112,7 @@ pub(super) struct TrainGraph {
 }
 
 impl Model {
-    pub fn compile(&mut self, spec: CompileSpec) -> Result<()> {
+    pub fn compile(&mut self, mut spec: CompileSpec) -> Result<()> {
         if spec.outputs.len() != self.outputs.len() {
             return crate::value_error!(
                 "compile: expected one loss entry per model output ({}), received {}",
@@ -98,15 +120,41 @@ impl Model {
                 spec.outputs.len()
             );
         }
-        if spec.outputs.iter().all(|o| o.loss.is_none()) {
+        if spec.outputs.iter().all(|o| o.loss.is_none()) && self.extra_losses.is_empty() {
             return crate::value_error!(
                 "compile: a `loss` is required for training, but every output's loss is None"
             );
         }
         let mut canonical = Vec::with_capacity(spec.outputs.len());
+        for o in spec.outputs.iter_mut() {
+            let frags = o
+                .custom_loss
+                .iter_mut()
+                .chain(o.custom_metrics.iter_mut().map(|(_, f)| f));
+            for f in frags {
+                if f.constants.len() != f.graph.var_shapes.len() {
+                    return crate::value_error!(
+                        "compile: a traced function has {} variables but {} values",
+                        f.graph.var_shapes.len(),
+                        f.constants.len()
+                    );
+                }
+                let mut vars = Vec::with_capacity(f.constants.len());
+                for (shape, data) in f.graph.var_shapes.iter().zip(&f.constants) {
+                    vars.push(self.add_constant(shape, data.clone())?);
+                }
+                f.vars = vars;
+            }
+        }
         for (i, o) in spec.outputs.iter().enumerate() {
-            let loss = o.loss.as_deref().map(losses::canonical).transpose()?;
+            let loss = match o.loss.as_deref() {
+                Some(CUSTOM) if o.custom_loss.is_some() => Some(CUSTOM),
+                other => other.map(losses::canonical).transpose()?,
+            };
             for m in &o.metrics {
+                if o.custom_metrics.iter().any(|(n, _)| n == m) {
+                    continue;
+                }
                 // Validate the names now; shapes resolve "accuracy" when the graph is built.
                 metrics::resolve(m, loss.unwrap_or(""), 2, 2, 2, 2)?;
             }
@@ -194,7 +242,10 @@ impl Model {
             let sw = g.input(Shape::batched(&[]));
             let pred = self.outputs[i];
             if let Some(loss) = c.losses[i] {
-                let per = losses::build(&mut g, loss, y_true, pred)?;
+                let per = match &o.custom_loss {
+                    Some(f) if loss == CUSTOM => g.inline(&f.graph, &[y_true, pred], &f.vars, f.output)?,
+                    _ => losses::build(&mut g, loss, y_true, pred)?,
+                };
                 let per_rank = g.shape(per).dims.len();
                 let sw_b = if per_rank > 0 {
                     g.reshape(sw, &vec![1; per_rank])?
@@ -216,6 +267,11 @@ impl Model {
             }
             let pred_shape = g.shape(pred).clone();
             for name in &o.metrics {
+                if let Some((_, f)) = o.custom_metrics.iter().find(|(n, _)| n == name) {
+                    let v = g.inline(&f.graph, &[y_true, pred], &f.vars, f.output)?;
+                    metric_nodes.push(g.reduce_all(ReduceKind::Mean, v)?);
+                    continue;
+                }
                 let m = metrics::resolve(
                     name,
                     c.losses[i].unwrap_or(""),
@@ -237,6 +293,17 @@ impl Model {
                 let v = metrics::build(&mut g, m, y_true, pred)?;
                 metric_nodes.push(g.reduce_all(ReduceKind::Mean, v)?);
             }
+        }
+        for &e in &self.extra_losses {
+            let e = if g.shape(e).rank() > 0 {
+                g.reduce_all(ReduceKind::Sum, e)?
+            } else {
+                e
+            };
+            total = Some(match total {
+                None => e,
+                Some(t) => g.add(t, e)?,
+            });
         }
         let Some(mut loss) = total else {
             return crate::value_error!("compile: no output has a loss");

@@ -24,7 +24,7 @@ use run::{Batch, LogSums, Pass, Planned};
 use vars::Vars;
 
 use compile::Compiled;
-pub use compile::{CompileSpec, OutputSpec};
+pub use compile::{CompileSpec, Fragment, OutputSpec, CUSTOM};
 pub use fit::{BatchEnd, Dataset, EpochLogs, Hook, NoHook};
 
 /// `u64::MAX` while no seed was set.
@@ -74,6 +74,8 @@ pub struct Model {
     epoch: u64,
     predict_programs: HashMap<usize, Planned>,
     compiled: Option<Compiled>,
+    /// Scalar nodes added to the training loss (see [`Model::set_extra_losses`]).
+    extra_losses: Vec<NodeId>,
     // Reused batch buffers: gathered rows of each x array, each y array and each output's
     // sample weights.
     bx: Vec<Vec<f32>>,
@@ -120,6 +122,7 @@ impl Model {
             epoch: 0,
             predict_programs: HashMap::new(),
             compiled: None,
+            extra_losses: Vec::new(),
             bx: Vec::new(),
             by: Vec::new(),
             bw: Vec::new(),
@@ -299,6 +302,44 @@ impl Model {
         if let Some(t) = self.trainable.get_mut(v) {
             *t = trainable;
         }
+    }
+
+    /// A new non-trainable variable holding `data` (of `shape`): an array that user code
+    /// traced into a loss or metric closed over.
+    pub fn add_constant(&mut self, shape: &[usize], data: Vec<f32>) -> Result<VarId> {
+        if shape.iter().product::<usize>() != data.len() {
+            return crate::value_error!(
+                "constant of shape {shape:?} needs {} values, received {}",
+                shape.iter().product::<usize>(),
+                data.len()
+            );
+        }
+        let v = self.vars.push(&self.device, shape, data)?;
+        let gv = self.graph.declare_var(shape);
+        debug_assert_eq!(v, gv);
+        self.trainable.push(false);
+        Ok(v)
+    }
+
+    /// Scalar nodes of the forward graph (a layer's `add_loss`) added to the training loss.
+    pub fn set_extra_losses(&mut self, nodes: Vec<NodeId>) -> Result<()> {
+        for &n in &nodes {
+            if n >= self.graph.nodes.len() {
+                return crate::value_error!("extra loss: node {n} does not exist");
+            }
+            let s = self.graph.shape(n);
+            if s.batched || s.dims.iter().product::<usize>() != 1 {
+                return crate::value_error!(
+                    "add_loss: a loss must be a scalar, received a tensor of shape {}",
+                    s.display()
+                );
+            }
+        }
+        self.extra_losses = nodes;
+        if let Some(c) = self.compiled.as_mut() {
+            c.train = None;
+        }
+        Ok(())
     }
 
     pub fn is_trainable(&self, v: VarId) -> bool {

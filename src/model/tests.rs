@@ -205,11 +205,13 @@ fn multi_spec(w1: f32, w2: f32, lr: f64) -> CompileSpec {
                 loss: Some("mse".into()),
                 loss_weight: w1,
                 metrics: vec![],
+                ..Default::default()
             },
             OutputSpec {
                 loss: Some("mean_squared_error".into()),
                 loss_weight: w2,
                 metrics: vec!["mae".into()],
+                ..Default::default()
             },
         ],
         optimizer_kind: "sgd".into(),
@@ -292,6 +294,7 @@ fn an_output_without_a_loss_takes_no_targets() {
         loss: None,
         loss_weight: 1.0,
         metrics: vec![],
+        ..Default::default()
     };
     m.compile(s).unwrap();
     assert_eq!(m.log_names().unwrap(), ["loss"]);

@@ -40,6 +40,13 @@ impl Vars {
         Ok(Vars { cells })
     }
 
+    /// Appends a variable holding `data` (of `shape`) on `device`; returns its id.
+    pub fn push(&mut self, device: &Device, shape: &[usize], data: Vec<f32>) -> Result<VarId> {
+        let t = Tensor::from_vec(device, shape, data)?;
+        self.cells.push(Arc::new(RwLock::new(t)));
+        Ok(self.cells.len() - 1)
+    }
+
     pub fn len(&self) -> usize {
         self.cells.len()
     }

@@ -297,4 +297,35 @@ impl PyGraph {
         node_check(g, x)?;
         Ok(g.reshape(x, &dims)?)
     }
+
+    /// The index of the largest entry along the last axis (as f32; the axis is dropped).
+    fn argmax_last(&mut self, x: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::ArgMax, &[x])?)
+    }
+
+    /// How many nodes the graph has (the id the next node gets).
+    fn node_count(&mut self) -> PyResult<usize> {
+        Ok(self.graph()?.nodes.len())
+    }
+
+    /// Whether nodes `a` and `b` compute the same thing: the same op on inputs that are the
+    /// same nodes or compute the same thing (two traces of a layer that did not branch on
+    /// `training`).
+    fn equivalent(&mut self, a: NodeId, b: NodeId) -> PyResult<bool> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.equivalent(a, b))
+    }
+
+    /// The per-sample value of the built-in loss `name` (Keras 3's formula, the last axis
+    /// reduced) for `y_true` and `y_pred` nodes.
+    fn loss(&mut self, name: &str, y_true: NodeId, y_pred: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, y_true)?;
+        node_check(g, y_pred)?;
+        Ok(crate::losses::build(g, name, y_true, y_pred)?)
+    }
 }

@@ -9,6 +9,7 @@ use crate::error::Error;
 
 mod arrays;
 mod conv;
+mod eval;
 mod functional;
 mod graph;
 mod model;
@@ -76,6 +77,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     functional::register(m)?;
     recurrent::register(m)?;
     conv::register(m)?;
+    eval::register(m)?;
     m.add_function(wrap_pyfunction!(set_seed, m)?)?;
     m.add_function(wrap_pyfunction!(default_seed, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_adapters, m)?)?;

@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyList};
 use super::arrays::{dataset, labelled, node_list, x_arrays};
 pub(crate) use super::graph::{node_check, PyGraph};
 use crate::error::Error;
-use crate::graph::VarId;
+use crate::graph::{NodeId, VarId};
 use crate::initializers::InitParams;
 use crate::model::{BatchEnd, CompileSpec, Dataset, Model, OutputSpec};
 
@@ -263,13 +263,14 @@ impl PyModel {
         self.m.set_seed(seed)
     }
 
-    /// Per output: its loss name (None for no loss), loss weight and metric names.
+    /// Per output: its loss (None for no loss; a name; or `(name, graph, node, constants)`
+    /// for a traced function), loss weight and metrics (names, or such tuples).
     #[pyo3(signature = (losses, loss_weights, metrics, optimizer_kind, optimizer_params, regularizers))]
     fn compile(
         &mut self,
-        losses: Vec<Option<String>>,
+        losses: Vec<Option<Bound<'_, PyAny>>>,
         loss_weights: Vec<f32>,
-        metrics: Vec<Vec<String>>,
+        metrics: Vec<Vec<Bound<'_, PyAny>>>,
         optimizer_kind: String,
         optimizer_params: Vec<(String, f64)>,
         regularizers: Vec<(VarId, f32, f32)>,
@@ -286,22 +287,41 @@ impl PyModel {
                 )));
             }
         }
-        let outputs = losses
-            .into_iter()
-            .zip(loss_weights)
-            .zip(metrics)
-            .map(|((loss, loss_weight), metrics)| OutputSpec {
-                loss,
+        let mut outputs = Vec::with_capacity(n);
+        for ((loss, loss_weight), ms) in losses.into_iter().zip(loss_weights).zip(metrics) {
+            let mut spec = OutputSpec {
                 loss_weight,
-                metrics,
-            })
-            .collect();
+                ..Default::default()
+            };
+            if let Some(l) = loss {
+                let (name, frag) = loss_entry(&l)?;
+                if frag.is_some() {
+                    spec.loss = Some(crate::model::CUSTOM.to_string());
+                    spec.custom_loss = frag;
+                } else {
+                    spec.loss = Some(name);
+                }
+            }
+            for m in ms {
+                let (name, frag) = loss_entry(&m)?;
+                if let Some(f) = frag {
+                    spec.custom_metrics.push((name.clone(), f));
+                }
+                spec.metrics.push(name);
+            }
+            outputs.push(spec);
+        }
         Ok(self.m.compile(CompileSpec {
             outputs,
             optimizer_kind,
             optimizer_params,
             regularizers,
         })?)
+    }
+
+    /// Scalar nodes of the model's graph (layers' `add_loss`) added to the training loss.
+    fn set_extra_losses(&mut self, nodes: Vec<NodeId>) -> PyResult<()> {
+        Ok(self.m.set_extra_losses(nodes)?)
     }
 
     /// Per-sample dims of output `i`'s targets (empty when it takes none).
@@ -513,4 +533,38 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyGraph>()?;
     m.add_class::<PyModel>()?;
     Ok(())
+}
+
+/// A loss or metric entry of `compile`: a name, or `(name, graph, node, constants)` for a
+/// function traced in Python (the graph's input 0 is y_true, input 1 y_pred).
+fn loss_entry(obj: &Bound<'_, PyAny>) -> PyResult<(String, Option<crate::model::Fragment>)> {
+    if let Ok(name) = obj.extract::<String>() {
+        return Ok((name, None));
+    }
+    let (name, graph, output, constants): (
+        String,
+        Bound<'_, PyGraph>,
+        NodeId,
+        Vec<numpy::PyReadonlyArrayDyn<'_, f32>>,
+    ) = obj.extract().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(
+            "compile: a loss or metric must be a name or a traced function",
+        )
+    })?;
+    let mut g = graph.borrow_mut();
+    let graph = g.graph()?.clone();
+    node_check(&graph, output)?;
+    let constants = constants
+        .iter()
+        .map(|a| Ok(super::arrays::as_f32(a, "constants")?.to_vec()))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((
+        name,
+        Some(crate::model::Fragment {
+            graph,
+            output,
+            constants,
+            vars: Vec::new(),
+        }),
+    ))
 }

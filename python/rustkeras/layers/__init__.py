@@ -19,6 +19,7 @@ from rustkeras.layers.reshaping import (
     ZeroPadding3D,
 )
 from rustkeras.layers.embedding import Embedding
+from rustkeras.layers.lambda_layer import Lambda
 from rustkeras.layers.merging import (
     Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate, maximum, minimum,
     multiply, subtract,
@@ -28,7 +29,7 @@ from rustkeras.layers.recurrent import GRU, LSTM, SimpleRNN
 from rustkeras.layers.wrappers import Bidirectional, Masking, RepeatVector, TimeDistributed
 
 __all__ = [
-    "Activation", "Dense", "Dropout", "ELU", "Flatten", "Input", "InputLayer", "KerasTensor", "Layer",
+    "Activation", "Dense", "Dropout", "ELU", "Flatten", "Input", "InputLayer", "KerasTensor", "Lambda", "Layer",
     "LeakyReLU", "PReLU", "Reshape",
     # convolution family
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
@@ -47,9 +48,26 @@ __all__ = [
 ]
 
 
-def get(class_name: str):
-    """The layer class of a name (for `from_config`)."""
-    cls = globals().get(class_name)
+def get(class_name: str, custom_objects=None):
+    """The layer class of a name (for `from_config`): a class in `custom_objects`, in a
+    `custom_object_scope` or registered with `register_keras_serializable`, else rustkeras' own."""
+    from rustkeras.saving import get_registered_object
+
+    cls = get_registered_object(class_name, custom_objects) or globals().get(class_name)
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise ValueError(f"Unknown layer class: '{class_name}'")
     return cls
+
+
+def layer_from_config(entry, custom_objects=None):
+    """A layer from a config entry `{"class_name", "config", ["registered_name"]}`: the class
+    is found by `get` (custom objects first); a Lambda also looks its function up there."""
+    name = entry.get("registered_name") or entry["class_name"]
+    try:
+        cls = get(name, custom_objects)
+    except ValueError:
+        cls = get(entry["class_name"], custom_objects)
+    cfg = dict(entry.get("config", {}))
+    if cls is Lambda:
+        return Lambda.from_config(cfg, custom_objects=custom_objects)
+    return cls.from_config(cfg)

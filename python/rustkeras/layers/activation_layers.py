@@ -16,7 +16,7 @@ class LeakyReLU(Layer):
             raise invalid("negative_slope", "a float >= 0", negative_slope)
         self.negative_slope = float(negative_slope)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         return graph.unary(x, "leaky_relu", self.negative_slope)
 
     def get_config(self):
@@ -34,7 +34,7 @@ class ELU(Layer):
             raise invalid("alpha", "a float", alpha)
         self.alpha = float(alpha)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         return graph.unary(x, "elu", self.alpha)
 
     def get_config(self):
@@ -63,13 +63,13 @@ class PReLU(Layer):
         else:
             self.shared_axes = tuple(shared_axes)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         shape = list(in_dims)
         for ax in self.shared_axes or ():
             if not 1 <= ax <= len(shape):
                 raise invalid("shared_axes", f"axes between 1 and {len(shape)}", self.shared_axes)
             shape[ax - 1] = 1
-        alpha = self.add_weight(graph, "alpha", tuple(shape), self.alpha_initializer, self.alpha_regularizer)
+        alpha = self._graph_weight(graph, "alpha", tuple(shape), self.alpha_initializer, self.alpha_regularizer)
         pos = graph.unary(x, "relu", 0.0)
         neg = graph.unary(graph.unary(x, "neg", 0.0), "relu", 0.0)
         return graph.add(pos, graph.unary(graph.mul(neg, alpha), "neg", 0.0))

@@ -19,7 +19,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rustkeras import _seed
+from rustkeras import _symbolic
 from rustkeras import initializers as _initializers
+from rustkeras.layers import _user
 from rustkeras import regularizers as _regularizers
 
 _name_counts: Dict[str, int] = defaultdict(int)
@@ -132,9 +134,10 @@ class Layer:
             self._graph = graph
             self._weights = []
 
-    def add_weight(self, graph, name: str, shape: Sequence[int], initializer, regularizer=None, trainable=True):
+    def _graph_weight(self, graph, name: str, shape: Sequence[int], initializer, regularizer=None, trainable=True):
         """The node of the layer's variable `name`: declared on the layer's first call in
-        `graph`, the same variable on later calls (a shared layer)."""
+        `graph`, the same variable on later calls (a shared layer). (The built-in layers'
+        protocol; a user's layer calls the Keras-style `add_weight`.)"""
         self._begin_graph(graph)
         shape = tuple(int(d) for d in shape)
         for w in self._weights:
@@ -162,8 +165,12 @@ class Layer:
         in_dims = tuple(graph.dims(x))
         self.input_shape = (None,) + in_dims
         self._input_mask = mask
-        y = self.call(graph, x, in_dims)
-        self._output_mask = self.compute_mask(graph, x, mask)
+        if _user.overrides_call(self):
+            y = _user.trace_call(self, graph, [x], [mask], {}, as_list=False)
+            self._output_mask = _user.output_mask(self, graph, x, mask)
+        else:
+            y = self._graph_call(graph, x, in_dims)
+            self._output_mask = self.compute_mask(graph, x, mask)
         self.output_shape = (None,) + tuple(graph.dims(y))
         self.built = True
         return y
@@ -183,8 +190,11 @@ class Layer:
             several outputs sets `self._output_masks` (a list) for their masks; a layer with
             one output sets `self._output_mask` (as `build_graph` does).
 
-        The default takes exactly one input and no keyword arguments and calls `build_graph`.
+        The default takes exactly one input and no keyword arguments and calls `build_graph`;
+        a user's layer (one that defines `call(inputs, ...)`) is traced with all of them.
         """
+        if _user.overrides_call(self):
+            return _user.build_multi(self, graph, inputs, masks, kwargs)
         if kwargs:
             raise self._unexpected_kwarg(next(iter(kwargs)))
         if len(inputs) != 1:
@@ -212,26 +222,25 @@ class Layer:
                 f"Received {len(args)} extra positional argument(s)"
             )
         flat = _flatten_call(inputs)
+        if flat and all(isinstance(t, _symbolic.SymbolicTensor) for t in flat):
+            return _user.call_symbolic(self, inputs, kwargs)
         if not flat or not all(isinstance(t, KerasTensor) for t in flat):
-            got = [type(t).__name__ for t in flat]
-            raise NotImplementedError(
-                f'Layer "{self.name}" ({type(self).__name__}): rustkeras layers are called on symbolic tensors '
-                f"(from `Input(...)` or another layer) to build a functional model; calling a layer on "
-                f"concrete values (eager execution) is not supported. Received: {got}"
-            )
-        training = kwargs.pop("training", None)
-        if training is not None:
-            raise NotImplementedError(
-                f'Layer "{self.name}": the argument `training={training!r}` is not supported by rustkeras: '
-                "layers run in training mode in fit and in inference mode in evaluate and predict."
-            )
-        if kwargs.pop("mask", None) is not None:
-            raise NotImplementedError(
-                f'Layer "{self.name}": the argument `mask` is not supported by rustkeras; masks come from '
-                "Embedding(mask_zero=True) or Masking layers."
-            )
+            if any(isinstance(t, KerasTensor) for t in flat):
+                raise TypeError(f'Layer "{self.name}": its inputs mix functional-model tensors and other values: '
+                                f"{[type(t).__name__ for t in flat]}")
+            return _user.call_eager(self, inputs, kwargs)
+        training = kwargs.get("training", None)
+        if training is not None and not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f'Layer "{self.name}": `training` must be True, False or None. Received: {training!r}')
+        if training is None:
+            kwargs.pop("training", None)
+        if kwargs.get("mask", None) is None:
+            kwargs.pop("mask", None)
+        elif not isinstance(kwargs["mask"], KerasTensor):
+            raise TypeError(f'Layer "{self.name}": `mask` must be a tensor of the functional model. '
+                            f"Received: {type(kwargs['mask']).__name__}")
         for k in kwargs:
-            if k not in self._call_kwargs:
+            if k not in self._call_kwargs and k not in ("training", "mask") and not _user.overrides_call(self):
                 raise self._unexpected_kwarg(k)
         node = Node(self, inputs, kwargs)
         shapes, multi = self._infer_output_shapes(node)
@@ -252,14 +261,17 @@ class Layer:
         for t in node.parents:
             if id(t) not in nodes:
                 nodes[id(t)] = graph.input([int(d) for d in t.shape[1:]])
-        kwargs = map_structure(lambda v: nodes[id(v)] if isinstance(v, KerasTensor) else v, node.kwargs)
+        kwargs = map_structure(lambda v: _user.NodeRef(nodes[id(v)]) if isinstance(v, KerasTensor) else v,
+                               node.kwargs)
         state = self._save_state()
         batch = node.batch_size()
         try:
             self._output_mask = self._output_masks = None
             self._batch_size = batch
-            out = self.build_graph_multi(graph, [nodes[id(t)] for t in node.input_tensors],
-                                         [None] * len(node.input_tensors), **kwargs)
+            with _user.call_options(self, node, kwargs) as kwargs:
+                kwargs.pop("mask", None)
+                out = self.build_graph_multi(graph, [nodes[id(t)] for t in node.input_tensors],
+                                             [None] * len(node.input_tensors), **kwargs)
             multi = isinstance(out, (list, tuple))
             shapes = [(batch,) + tuple(graph.dims(o)) for o in (out if multi else [out])]
             signature = [(w.name, w.shape) for w in self._weights]
@@ -324,13 +336,54 @@ class Layer:
         """The mask node this layer passes on: the incoming one if it supports masking."""
         return mask if self.supports_masking else None
 
-    def call(self, graph, x: int, in_dims: Tuple[int, ...]) -> int:
-        raise NotImplementedError(f"{type(self).__name__} must define call()")
+    def _graph_call(self, graph, x: int, in_dims: Tuple[int, ...]) -> int:
+        """The built-in layers' protocol: adds the layer's nodes for input node `x`."""
+        raise NotImplementedError(f"Layer {type(self).__name__} does not have a `call()` method implemented.")
+
+    def call(self, inputs, *args, **kwargs):
+        """The layer's computation on symbolic tensors (Keras' `call`). A user's layer
+        overrides it; for a built-in layer it builds the layer's nodes, so that
+        `super().call(inputs)` and calling a built-in layer inside a user's `call` work."""
+        return _user.builtin_call(self, inputs, kwargs)
+
+    def build(self, input_shape) -> None:
+        """Creates the layer's weights for `input_shape` (Keras' `build`; a user's layer
+        overrides it and calls `add_weight`)."""
+        self.built = True
+
+    def add_weight(self, *args, **kwargs):
+        """Creates a weight of this layer (Keras' `add_weight`) and returns it as a Variable.
+
+        Keras 3: `add_weight(shape=None, initializer=None, dtype=None, trainable=True,
+        regularizer=None, constraint=None, name=None)`; the Keras 1 positional form
+        `add_weight(shape, initializer, name=None, trainable=True, regularizer=None)` and the
+        Keras 2 form `add_weight(name, shape, ...)` work too. Called in `build` (or in
+        `__init__` when the shape is known); the model that the layer is built into owns the
+        value.
+        """
+        return _user.add_weight(self, args, kwargs)
+
+    def add_loss(self, loss) -> None:
+        """Adds a scalar (or a tensor, summed) to the model's loss, from inside `call`."""
+        _user.add_loss(self, loss)
+
+    def _own_weights(self) -> List["_Weight"]:
+        """The weights this layer created with `add_weight`, in this graph, in order."""
+        return self._weights[: len(getattr(self, "_weight_specs", ()))]
 
     def _attach(self, core) -> None:
-        """Binds the layer to the model that owns its weights, and initialises them."""
+        """Binds the layer to the model that owns its weights, and initialises them (and the
+        layers it holds, and the constants its traced code captured)."""
         self._core = core
-        for w in self._weights:
+        for layer in _user.sublayers(self):
+            layer._attach(core)
+            for w in layer._weights:
+                core.set_trainable(w.var, self.trainable and layer.trainable and w.trainable)
+        for var, value in getattr(self, "_constants", ()):
+            core.set_var(var, value)
+            core.set_trainable(var, False)
+        own = self._weights if not _user.sublayers(self) else self._own_weights()
+        for w in own:
             init = w.initializer
             seed = init.seed if getattr(init, "seed", None) is not None else _seed.next_seed()
             core.initialize(w.var, init.kind, int(seed) & ((1 << 63) - 1), **init._params)

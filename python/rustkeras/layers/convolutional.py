@@ -182,13 +182,13 @@ class _Conv(Layer):
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
         self.bias_regularizer = _regularizers.get(bias_regularizer)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         spatial, channels = spatial_input(self, in_dims, self.rank, self.data_format)
-        kernel = self.add_weight(graph, "kernel", self._kernel_shape(channels), self.kernel_initializer,
+        kernel = self._graph_weight(graph, "kernel", self._kernel_shape(channels), self.kernel_initializer,
                                  self.kernel_regularizer)
         bias = None
         if self.use_bias:
-            bias = self.add_weight(graph, "bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
+            bias = self._graph_weight(graph, "bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
         return graph.activation(self._convolve(graph, x, kernel, bias, spatial, in_dims), self.activation)
 
     def _kernel_shape(self, channels):

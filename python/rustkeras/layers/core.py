@@ -61,14 +61,14 @@ class Dense(Layer):
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
         self.bias_regularizer = _regularizers.get(bias_regularizer)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         if not in_dims:
             raise ValueError(f'Layer "{self.name}" (Dense) needs an input with a feature axis, received shape (None,)')
-        kernel = self.add_weight(graph, "kernel", (in_dims[-1], self.units), self.kernel_initializer,
+        kernel = self._graph_weight(graph, "kernel", (in_dims[-1], self.units), self.kernel_initializer,
                                  self.kernel_regularizer)
         y = graph.matmul(x, kernel)
         if self.use_bias:
-            bias = self.add_weight(graph, "bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+            bias = self._graph_weight(graph, "bias", (self.units,), self.bias_initializer, self.bias_regularizer)
             y = graph.add(y, bias)
         return graph.activation(y, self.activation)
 
@@ -95,7 +95,7 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = _activations.get(activation)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         return graph.activation(x, self.activation)
 
     def get_config(self):
@@ -122,7 +122,17 @@ class Dropout(Layer):
         self.seed = seed
         self._key = int(seed) if seed is not None else _seed.next_seed()
 
-    def call(self, graph, x, in_dims):
+    _mode_dependent = True
+    _accepts_forced = True
+
+    def _graph_call(self, graph, x, in_dims):
+        forced = self.__dict__.get("_forced_training")
+        if forced is False:
+            return x
+        if forced is True:
+            raise NotImplementedError(
+                f'Layer "{self.name}" (Dropout): `training=True` outside of fit (dropout at inference, e.g. Monte Carlo '
+                "dropout) is not supported by rustkeras yet.")
         return graph.dropout(x, self.rate, self._key & ((1 << 63) - 1))
 
     def get_config(self):
@@ -144,7 +154,7 @@ class Flatten(Layer):
             raise invalid("data_format", "'channels_last' or 'channels_first'", data_format)
         self.data_format = data_format
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         from rustkeras import config
 
         fmt = self.data_format or config.image_data_format()
@@ -172,7 +182,7 @@ class Reshape(Layer):
             raise invalid("target_shape", "positive integers and at most one -1", target_shape)
         self.target_shape = target_shape
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         total = int(np.prod(in_dims))
         known = int(np.prod([d for d in self.target_shape if d != -1]))
         dims = list(self.target_shape)
@@ -217,7 +227,7 @@ class InputLayer(Layer):
         node.outputs = [KerasTensor((self.batch_size,) + self._input_shape_arg, (self, 0, 0), name=self.name)]
         self._inbound_nodes.append(node)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         return x
 
     def get_config(self):

@@ -84,8 +84,8 @@ class Embedding(Layer):
         self.seed = seed
         self._key = (int(seed) if seed is not None else _seed.next_seed()) & ((1 << 63) - 1)
 
-    def call(self, graph, x, in_dims):
-        table = self.add_weight(graph, "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
+    def _graph_call(self, graph, x, in_dims):
+        table = self._graph_weight(graph, "embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
                                 self.embeddings_regularizer)
         if self.dropout > 0:
             # One draw per vocabulary row and batch: a dropped index reads zeros everywhere.

@@ -94,7 +94,7 @@ class Merge(_Wrapper):
     def _ready(self) -> bool:
         return all(b._ready() for b in self.branches)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         raise ValueError(f'Layer "{self.name}" (Merge) can only be the first layer of a Sequential model.')
 
     def build_branches(self, graph, batch_size):

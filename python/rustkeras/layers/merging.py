@@ -27,7 +27,7 @@ class _Merge(Layer):
     supports_masking = True
     _min_inputs = 2
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         raise ValueError(
             f'Layer "{self.name}" ({type(self).__name__}): a merge layer should be called on a list of inputs, '
             f"received one tensor of shape {(None,) + tuple(in_dims)}."

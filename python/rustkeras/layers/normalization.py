@@ -62,7 +62,10 @@ class BatchNormalization(Layer):
         self.beta_regularizer = _regularizers.get(beta_regularizer)
         self.gamma_regularizer = _regularizers.get(gamma_regularizer)
 
-    def call(self, graph, x, in_dims):
+    _mode_dependent = True
+    _accepts_forced = True
+
+    def _graph_call(self, graph, x, in_dims):
         rank = len(in_dims) + 1
         axis = self.axis + rank if self.axis < 0 else self.axis
         if not 1 <= axis < rank:
@@ -80,11 +83,11 @@ class BatchNormalization(Layer):
 
         gamma = beta = None
         if self.scale:
-            gamma = self.add_weight(graph, "gamma", (c,), self.gamma_initializer, self.gamma_regularizer)
+            gamma = self._graph_weight(graph, "gamma", (c,), self.gamma_initializer, self.gamma_regularizer)
         if self.center:
-            beta = self.add_weight(graph, "beta", (c,), self.beta_initializer, self.beta_regularizer)
-        moving_mean = self.add_weight(graph, "moving_mean", (c,), self.moving_mean_initializer, trainable=False)
-        moving_var = self.add_weight(graph, "moving_variance", (c,), self.moving_variance_initializer,
+            beta = self._graph_weight(graph, "beta", (c,), self.beta_initializer, self.beta_regularizer)
+        moving_mean = self._graph_weight(graph, "moving_mean", (c,), self.moving_mean_initializer, trainable=False)
+        moving_var = self._graph_weight(graph, "moving_variance", (c,), self.moving_variance_initializer,
                                      trainable=False)
 
         mean = graph.reduce(x, "mean", reduce_axes, False)
@@ -94,13 +97,17 @@ class BatchNormalization(Layer):
         train = graph.mul(centered, bcast(inv))
         m_inv = graph.unary(graph.unary(graph.unary(moving_var, "add_scalar", self.epsilon), "sqrt"), "reciprocal")
         infer = graph.mul(graph.sub(x, bcast(moving_mean)), bcast(m_inv))
-        y = graph.train_select(train, infer)
+        forced = self.__dict__.get("_forced_training")
+        # `training=False` in a call (a frozen BatchNormalization) always uses the moving
+        # statistics and never updates them; `training=True` always uses the batch's.
+        y = infer if forced is False else train if forced is True else graph.train_select(train, infer)
         if gamma is not None:
             y = graph.mul(y, bcast(gamma))
         if beta is not None:
             y = graph.add(y, bcast(beta))
-        graph.add_update(self._weights[-2].var, mean, self.momentum)
-        graph.add_update(self._weights[-1].var, var, self.momentum)
+        if forced is not False:
+            graph.add_update(self._weights[-2].var, mean, self.momentum)
+            graph.add_update(self._weights[-1].var, var, self.momentum)
         return y
 
     def get_config(self) -> Dict[str, Any]:

@@ -34,7 +34,7 @@ class _Pooling(Layer):
             data_format = "channels_last"
         self.data_format = normalize_data_format(data_format, dim_ordering)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         spatial, _ = spatial_input(self, in_dims, self.rank, self.data_format)
         if self.padding == "valid" and any(n < p for n, p in zip(spatial, self.pool_size)):
             raise ValueError(
@@ -102,7 +102,7 @@ class _GlobalPooling(Layer):
             raise invalid("keepdims", "a boolean", keepdims)
         self.keepdims = keepdims
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         spatial_input(self, in_dims, self.rank, self.data_format)
         first = 2 if self.data_format == "channels_first" else 1
         axes = list(range(first, first + self.rank))

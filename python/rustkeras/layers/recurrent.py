@@ -193,7 +193,7 @@ class _RNN(Layer):
     # Functional calls: `layer(x, initial_state=[h, c])`, or `layer([x, h, c])`.
     _call_kwargs = ("initial_state",)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         if self.return_state:
             raise ValueError(
                 f'Layer "{self.name}" has return_state=True and so returns several tensors (the output and '
@@ -250,16 +250,16 @@ class _RNN(Layer):
         width = self._gates * self.units
         if self.dropout > 0:
             x = _core.sequence_dropout(graph, x, self.dropout, self._key)
-        kernel = self.add_weight(graph, "kernel", (in_dims[-1], width), self.kernel_initializer,
+        kernel = self._graph_weight(graph, "kernel", (in_dims[-1], width), self.kernel_initializer,
                                  self.kernel_regularizer)
-        recurrent = self.add_weight(graph, "recurrent_kernel", (self.units, width), self.recurrent_initializer,
+        recurrent = self._graph_weight(graph, "recurrent_kernel", (self.units, width), self.recurrent_initializer,
                                     self.recurrent_regularizer)
         xproj = graph.matmul(x, kernel)
         # The recurrent op adds the bias as it reads each step (and for GRU with reset_after
         # the recurrent half inside the loop).
         op_bias = None
         if self.use_bias:
-            op_bias = self.add_weight(graph, "bias", self._bias_shape(), self.bias_initializer, self.bias_regularizer)
+            op_bias = self._graph_weight(graph, "bias", self._bias_shape(), self.bias_initializer, self.bias_regularizer)
         rec_mask = None
         if self.recurrent_dropout > 0:
             rec_mask = _core.state_dropout_mask(graph, self.units, self.recurrent_dropout,

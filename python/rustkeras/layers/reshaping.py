@@ -54,7 +54,7 @@ class _Pad(Layer):
             data_format = "channels_last"
         self.data_format = normalize_data_format(data_format, dim_ordering)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         spatial, _ = spatial_input(self, in_dims, self.rank, self.data_format)
         if self.sign < 0 and any(n - a - b <= 0 for n, (a, b) in zip(spatial, self.pairs)):
             raise ValueError(
@@ -123,7 +123,7 @@ class _UpSampling(Layer):
             data_format = "channels_last"
         self.data_format = normalize_data_format(data_format, dim_ordering)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         spatial_input(self, in_dims, self.rank, self.data_format)
         return _core.upsample(graph, x, self.rank, self.data_format, list(self.size))
 

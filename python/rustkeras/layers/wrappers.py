@@ -79,7 +79,7 @@ class Bidirectional(_Wrapper):
     # Functional calls: `Bidirectional(LSTM(..))(x, initial_state=[fw states..., bw states...])`.
     _call_kwargs = ("initial_state",)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         if self.return_state or self.merge_mode is None:
             raise ValueError(
                 f'Layer "{self.name}" returns several tensors ('
@@ -220,7 +220,7 @@ class TimeDistributed(_Wrapper):
     def _inner(self):
         return [self.layer]
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         if len(in_dims) < 2:
             raise ValueError(
                 f'Layer "{self.name}" (TimeDistributed) expects an input of at least 3 dimensions '
@@ -229,7 +229,7 @@ class TimeDistributed(_Wrapper):
         self.layer._begin_graph(graph)
         self.layer._batch_size = self._batch_size
         if isinstance(self.layer, (Dense, Activation, Dropout)):
-            y = self.layer.call(graph, x, in_dims)
+            y = self.layer._graph_call(graph, x, in_dims)
         else:
             # One call per timestep on the slice (batch, ...); the calls share the weights.
             steps, per = in_dims[0], list(in_dims[1:])
@@ -237,7 +237,7 @@ class TimeDistributed(_Wrapper):
             outs = []
             for t in range(steps):
                 xt = graph.reshape(graph.slice_axis(x, 1, t, 1), per)
-                yt = self.layer.call(graph, xt, tuple(per))
+                yt = self.layer._graph_call(graph, xt, tuple(per))
                 outs.append(graph.reshape(yt, [1] + list(graph.dims(yt))))
             y = outs[0] if steps == 1 else graph.concat(outs, 1)
         self._collect()
@@ -266,7 +266,7 @@ class RepeatVector(Layer):
             raise invalid("n", "a positive integer", n)
         self.n = int(n)
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         if len(in_dims) != 1:
             raise ValueError(
                 f'Input 0 of layer "{self.name}" is incompatible with the layer: expected ndim=2, '
@@ -293,7 +293,7 @@ class Masking(Layer):
         self.mask_value = float(mask_value)
         self._mask_node = None
 
-    def call(self, graph, x, in_dims):
+    def _graph_call(self, graph, x, in_dims):
         if len(in_dims) != 2:
             raise ValueError(
                 f'Layer "{self.name}" (Masking) expects a 3D input (batch, timesteps, features), '

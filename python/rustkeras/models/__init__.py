@@ -20,9 +20,14 @@ def model_from_config(config: Dict[str, Any], custom_objects=None) -> Model:
     """A new (untrained) model from `{"class_name": ..., "config": ...}`."""
     kind = config.get("class_name")
     if kind == "Sequential":
-        return Sequential.from_config(config["config"])
+        return Sequential.from_config(config["config"], custom_objects=custom_objects)
     if kind in ("Functional", "Model"):
-        return Model.from_config(config["config"])
+        return Model.from_config(config["config"], custom_objects=custom_objects)
+    from rustkeras.saving import get_registered_object
+
+    cls = get_registered_object(config.get("registered_name") or kind, custom_objects)
+    if cls is not None and hasattr(cls, "from_config"):
+        return cls.from_config(config["config"])
     raise ValueError(f"Unknown model class: {kind!r} (rustkeras builds Sequential and functional models)")
 
 

@@ -15,11 +15,17 @@ from rustkeras import losses as _losses
 from rustkeras import metrics as _metrics
 
 
-def _resolve_loss(value) -> Optional[str]:
-    return None if value is None else _losses.resolve_name(value)
+def _resolve_loss(value):
+    """A built-in loss's canonical name, or the user's function or Loss object itself (traced
+    into the training graph when the model is compiled)."""
+    if value is None:
+        return None
+    if _losses.is_custom(value):
+        return value
+    return _losses.resolve_name(value)
 
 
-def losses(loss, names: Sequence[str]) -> List[Optional[str]]:
+def losses(loss, names: Sequence[str], allow_none: bool = False) -> list:
     """The canonical loss name (or None) of each output."""
     n = len(names)
     if isinstance(loss, dict):
@@ -39,8 +45,8 @@ def losses(loss, names: Sequence[str]) -> List[Optional[str]]:
     elif loss is None:
         out = [None] * n
     else:
-        out = [_losses.resolve_name(loss)] * n
-    if all(v is None for v in out):
+        out = [_resolve_loss(loss)] * n
+    if all(v is None for v in out) and not allow_none:
         raise ValueError(f"compile: a `loss` is required for training. Received: loss={loss!r}")
     return out
 
@@ -80,15 +86,48 @@ def loss_weights(weights, names: Sequence[str]) -> List[float]:
     )
 
 
-def _metric_list(value) -> List[str]:
+def _metric_entry(m):
+    return m if _metrics.is_custom(m) else _metrics.resolve_name(m)
+
+
+def _metric_list(value) -> list:
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
-        return [_metrics.resolve_name(m) for m in value]
-    return [_metrics.resolve_name(value)]
+        return [_metric_entry(m) for m in value]
+    return [_metric_entry(value)]
 
 
-def metrics(value, names: Sequence[str]) -> List[List[str]]:
+def trace_function(fn, name: str, true_dims, pred_dims):
+    """A loss or metric function `fn(y_true, y_pred)` traced on symbolic tensors of the given
+    per-sample dims: `(name, graph, output node, constants)` as the engine's compile takes it."""
+    from rustkeras import _core
+    from rustkeras import _symbolic as S
+
+    g = _core.Graph()
+    yt, yp = g.input(list(true_dims)), g.input(list(pred_dims))
+    trace = S.Trace(g, eager=False)
+    with S.tracing(trace):
+        try:
+            value = fn(S.SymbolicTensor(trace, yt), S.SymbolicTensor(trace, yp))
+        except TypeError as e:
+            raise TypeError(f"Tracing the loss or metric {name!r} failed: {e}") from e
+        if value is None:
+            raise ValueError(f"The loss or metric {name!r} returned None; it must return a tensor.")
+        out = S.to_tensor(value, trace)
+    return (name, g, out.node, [v for _, v in trace.constants])
+
+
+def entry_name(entry) -> str:
+    """The name a custom loss or metric is logged under (Keras: the function's name, or a
+    Loss or Metric object's `name`)."""
+    name = getattr(entry, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return getattr(entry, "__name__", None) or type(entry).__name__
+
+
+def metrics(value, names: Sequence[str]) -> list:
     """The metric names of each output."""
     n = len(names)
     if value is None:

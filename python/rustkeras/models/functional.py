@@ -19,6 +19,7 @@ from rustkeras import _core
 from rustkeras import layers as _layers
 from rustkeras.layers.base import Layer, unique_name
 from rustkeras.layers.core import InputLayer
+from rustkeras.layers._user import NodeRef, call_options
 from rustkeras.layers.node import KerasTensor, Node, fixed_batch_size, flatten, map_structure
 from rustkeras.models.training import Trainer
 
@@ -161,13 +162,20 @@ class Model(Trainer):
             values[id(t)] = (in_nodes[-1], None)
         for node in self._nodes:
             layer = node.layer
-            kwargs = map_structure(lambda v: values[id(v)][0] if isinstance(v, KerasTensor) else v, node.kwargs)
+            kwargs = map_structure(lambda v: NodeRef(values[id(v)][0]) if isinstance(v, KerasTensor) else v,
+                                   node.kwargs)
             layer._output_mask = layer._output_masks = None
             layer._batch_size = node.batch_size()
             graph.set_scope(layer.name)
+            masks = [values[id(t)][1] for t in node.input_tensors]
             try:
-                out = layer.build_graph_multi(graph, [values[id(t)][0] for t in node.input_tensors],
-                                              [values[id(t)][1] for t in node.input_tensors], **kwargs)
+                with call_options(layer, node, kwargs) as kwargs:
+                    if "mask" in kwargs:
+                        given = kwargs.pop("mask")
+                        masks = [int(m) if m is not None else None
+                                 for m in (given if isinstance(given, (list, tuple)) else [given])]
+                    out = layer.build_graph_multi(graph, [values[id(t)][0] for t in node.input_tensors], masks,
+                                                  **kwargs)
             except ValueError as e:
                 raise ValueError(f'Error building layer "{layer.name}" ({type(layer).__name__}): {e}') from None
             outs = list(out) if node.multi_output else [out]
@@ -280,7 +288,7 @@ class Model(Trainer):
         outputs: Dict[tuple, list] = {}
         pending = []
         for entry in config.get("layers", []):
-            layer = _layers.get(entry["class_name"]).from_config(dict(entry.get("config", {})))
+            layer = _layers.layer_from_config(entry, custom_objects)
             name = entry.get("name", layer.name)
             created[name] = layer
             if isinstance(layer, InputLayer):

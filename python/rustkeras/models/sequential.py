@@ -241,10 +241,9 @@ class Sequential(Model):
     def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "Sequential":  # type: ignore[override]
         model = cls(name=config.get("name"))
         for entry in config.get("layers", []):
-            layer_cls = _layers.get(entry["class_name"])
             cfg = dict(entry.get("config", {}))
             cfg["name"] = unique_name(cfg["name"]) if any(l.name == cfg.get("name") for l in model._layers) else cfg.get("name")
-            model.add(layer_cls.from_config(cfg))
+            model.add(_layers.layer_from_config({**entry, "config": cfg}, custom_objects))
         return model
 
     def to_json(self, **kwargs) -> str:

@@ -13,6 +13,8 @@ import numpy as np
 from rustkeras import _core, _seed
 from rustkeras import callbacks as _callbacks
 from rustkeras import config as _config
+from rustkeras import losses as _losses
+from rustkeras import metrics as _metrics
 from rustkeras import optimizers as _optimizers
 from rustkeras._progbar import Progbar
 from rustkeras.layers.base import Layer
@@ -174,10 +176,34 @@ class Trainer:
         if len(a["losses"]) != self._core.num_outputs():
             raise ValueError(f"compile: the model has {self._core.num_outputs()} outputs, but was compiled "
                              f"for {len(a['losses'])}")
-        self._core.compile(list(a["losses"]), list(a["loss_weights"]), [list(m) for m in a["metrics"]], kind,
-                           list(params), regs)
+        losses, metrics = self._traced_entries(a)
+        self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs)
         # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
         self.optimizer._model_core = self._core
+
+    def _traced_entries(self, a):
+        """compile's losses and metrics for the engine: names as they are, and each function
+        (or Loss/Metric object) traced on symbolic tensors of the output's shapes."""
+        losses, metrics = [], []
+        for i, (loss, ms) in enumerate(zip(a["losses"], a["metrics"])):
+            pred_dims = list(self._core.output_dims(i))
+            sparse = isinstance(loss, str) and _losses.is_sparse(loss) or (
+                loss is None and ms and all(isinstance(m, str) and m.startswith("sparse_") for m in ms))
+            true_dims = pred_dims[:-1] if sparse else pred_dims
+            if loss is None or isinstance(loss, str):
+                losses.append(loss)
+            else:
+                losses.append(_compile.trace_function(_losses.callable_of(loss), _compile.entry_name(loss),
+                                                      true_dims, pred_dims))
+            out = []
+            for m in ms:
+                if isinstance(m, str):
+                    out.append(m)
+                else:
+                    out.append(_compile.trace_function(_metrics.callable_of(m), _compile.entry_name(m), true_dims,
+                                                       pred_dims))
+            metrics.append(out)
+        return losses, metrics
 
     def _require_compiled(self) -> None:
         if self._compile_args is None:
@@ -188,7 +214,8 @@ class Trainer:
         self._require_compiled()
         if self._core is not None:
             return list(self._core.log_names())
-        return ["loss"] + [m for ms in self._compile_args["metrics"] for m in ms]
+        return ["loss"] + [m if isinstance(m, str) else _compile.entry_name(m)
+                           for ms in self._compile_args["metrics"] for m in ms]
 
     # -- data -----------------------------------------------------------------------------
 

@@ -244,6 +244,7 @@ fn a_small_cnn_follows_the_cpus_loss_curve() {
                     loss: Some("sparse_categorical_crossentropy".into()),
                     loss_weight: 1.0,
                     metrics: vec![],
+                    ..Default::default()
                 }],
                 optimizer_kind: "sgd".into(),
                 optimizer_params: vec![("learning_rate".into(), 0.2)],

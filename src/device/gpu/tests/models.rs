@@ -49,6 +49,7 @@ fn opt_spec(kind: &str, params: &[(&str, f64)], loss: &str, metrics: &[&str]) ->
             loss: Some(loss.into()),
             loss_weight: 1.0,
             metrics: metrics.iter().map(|m| m.to_string()).collect(),
+            ..Default::default()
         }],
         optimizer_kind: kind.into(),
         optimizer_params: params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
