@@ -300,8 +300,8 @@ class _SplitHalves(Layer):
         x, = inputs
         n = graph.dims(x)[-1] // 2
         eye = np.eye(2 * n, dtype=np.float32)
-        first = self.add_weight(graph, "first", (2 * n, n), "zeros", trainable=False)
-        second = self.add_weight(graph, "second", (2 * n, n), "zeros", trainable=False)
+        first = self._graph_weight(graph, "first", (2 * n, n), "zeros", trainable=False)
+        second = self._graph_weight(graph, "second", (2 * n, n), "zeros", trainable=False)
         self._halves = (eye[:, :n], eye[:, n:])
         return [graph.matmul(x, first), graph.matmul(x, second)]
 

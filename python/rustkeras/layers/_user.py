@@ -51,7 +51,10 @@ def sublayers(layer) -> list:
     built-in layers, whose inner layers are their own business)."""
     from rustkeras.layers.base import Layer
 
-    if not (overrides_call(layer) or getattr(layer, "_tracks_sublayers", False)):
+    tracked = getattr(layer, "_tracked_sublayers", None)
+    if tracked is not None:
+        return tracked()
+    if not overrides_call(layer):
         return []
     out: list = []
 

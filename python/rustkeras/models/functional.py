@@ -17,10 +17,11 @@ from typing import Any, Dict, List, Optional
 
 from rustkeras import _core
 from rustkeras import layers as _layers
-from rustkeras.layers.base import Layer, unique_name
+from rustkeras.layers.base import Layer, snake_case, unique_name
 from rustkeras.layers.core import InputLayer
 from rustkeras.layers._user import NodeRef, call_options
 from rustkeras.layers.node import KerasTensor, Node, fixed_batch_size, flatten, map_structure
+from rustkeras.models import _nested
 from rustkeras.models.training import Trainer
 
 __all__ = ["Model"]
@@ -63,10 +64,16 @@ class Model(Trainer):
             outputs = kwargs.pop("output") if outputs is None else outputs
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to Model: {kwargs}")
+        if inputs is None and outputs is None and type(self) is not Model:
+            # A subclassed model: layers are set in the subclass's __init__ and `call` is
+            # traced when the model is first built or called.
+            self._init_trainer(name or unique_name(snake_case(type(self).__name__)), trainable)
+            self._subclassed = True
+            return
         if inputs is None or outputs is None:
-            raise NotImplementedError(
-                "Model: subclassing (a Model without `inputs` and `outputs`) is not supported by rustkeras; "
-                "build a functional model with Model(inputs, outputs), or a Sequential."
+            raise ValueError(
+                "Model: a functional model needs both `inputs` and `outputs` (Model(inputs, outputs)); to write "
+                "the model's computation yourself, subclass Model and define `call`."
             )
         self._init_trainer(name or unique_name("functional"), trainable)
         self._inputs_list = isinstance(inputs, (list, tuple))
@@ -150,16 +157,50 @@ class Model(Trainer):
         return [n for n in self._nodes if n.layer is node.layer].index(node) if node in self._nodes else 0
 
     def _fixed_batch_size(self) -> Optional[int]:
+        if self._is_subclassed():
+            return None
         return fixed_batch_size(self._inputs)
 
+    def _is_subclassed(self) -> bool:
+        return self.__dict__.get("_subclassed", False)
+
+    def build(self, input_shape) -> None:
+        """Builds a subclassed model for `input_shape` (with the batch axis; a list of shapes
+        for several inputs) by tracing its `call`."""
+        if not self._is_subclassed():
+            return
+        several = isinstance(input_shape, list) and all(isinstance(s, (list, tuple)) for s in input_shape)
+        shapes = input_shape if several else [input_shape]
+        for shape in shapes:
+            if any(d is None for d in tuple(shape)[1:]):
+                raise ValueError(f'Model "{self.name}": build() needs known per-sample dimensions, received {shape}')
+        _nested.build_subclassed(self, [tuple(sh)[1:] for sh in shapes], several)
+
+    def _require_built(self, x=None) -> None:
+        if self._core is None and self._is_subclassed() and x is not None:
+            _nested.build_subclassed(self, [tuple(x.shape[1:])], False)
+        if self._core is None:
+            raise ValueError(
+                f'Model "{self.name}" has not been built yet: call it on data, or call `build(input_shape)`.')
+
     def _build(self) -> None:
+        if self._is_subclassed():
+            io = self.__dict__.get("_sub_io")
+            if io is not None:
+                _nested.build_subclassed(self, io[0], io[1])
+            return
         held = self._held_weights()
         graph = _core.Graph()
+        in_nodes = [graph.input([int(d) for d in t.shape[1:]]) for t in self._inputs]
+        outs, _ = self._build_into(graph, in_nodes, [None] * len(in_nodes))
+        self._finish_build(graph, in_nodes, outs, held)
+
+    def _build_into(self, graph, in_nodes, in_masks):
+        """Builds the model's calls into `graph` from the given input nodes; returns the
+        output nodes and their masks (also how a model used as a layer joins another)."""
         values: Dict[int, Any] = {}
-        in_nodes = []
-        for t in self._inputs:
-            in_nodes.append(graph.input([int(d) for d in t.shape[1:]]))
-            values[id(t)] = (in_nodes[-1], None)
+        for t, n, m in zip(self._inputs, in_nodes, in_masks):
+            values[id(t)] = (n, m)
         for node in self._nodes:
             layer = node.layer
             kwargs = map_structure(lambda v: NodeRef(values[id(v)][0]) if isinstance(v, KerasTensor) else v,
@@ -182,14 +223,18 @@ class Model(Trainer):
             masks = (layer._output_masks or [None] * len(outs)) if node.multi_output else [layer._output_mask]
             for t, o, m in zip(node.outputs, outs, masks):
                 values[id(t)] = (o, m)
-        self._finish_build(graph, in_nodes, [values[id(t)][0] for t in self._outputs], held)
+        return [values[id(t)][0] for t in self._outputs], [values[id(t)][1] for t in self._outputs]
 
     @property
     def inputs(self) -> List[KerasTensor]:
+        if self._is_subclassed():
+            raise AttributeError(f'Model "{self.name}" is a subclassed model: it has no symbolic inputs.')
         return list(self._inputs)
 
     @property
     def outputs(self) -> List[KerasTensor]:
+        if self._is_subclassed():
+            raise AttributeError(f'Model "{self.name}" is a subclassed model: it has no symbolic outputs.')
         return list(self._outputs)
 
     @property
@@ -204,11 +249,23 @@ class Model(Trainer):
 
     @property
     def input_shape(self):
+        if self._is_subclassed():
+            io = self.__dict__.get("_sub_io")
+            if io is None:
+                raise AttributeError(f'Model "{self.name}" has not been built yet.')
+            shapes = [(None,) + s for s in io[0]]
+            return shapes if io[1] else shapes[0]
         shapes = [t.shape for t in self._inputs]
         return shapes if len(shapes) > 1 else shapes[0]
 
     @property
     def output_shape(self):
+        if self._is_subclassed():
+            io = self.__dict__.get("_sub_io")
+            if io is None:
+                raise AttributeError(f'Model "{self.name}" has not been built yet.')
+            shapes = [(None,) + s for s in io[2]]
+            return shapes if io[3] else shapes[0]
         shapes = [t.shape for t in self._outputs]
         return shapes if len(shapes) > 1 else shapes[0]
 
@@ -221,23 +278,39 @@ class Model(Trainer):
         return self._output_names()
 
     def _input_names(self) -> List[str]:
+        if self._is_subclassed():
+            io = self.__dict__.get("_sub_io")
+            n = len(io[0]) if io else 1
+            return [f"input_{i + 1}" for i in range(n)] if n > 1 else ["input"]
         return [t._layer.name for t in self._inputs]
 
     def _output_names(self) -> List[str]:
+        if self._is_subclassed():
+            io = self.__dict__.get("_sub_io")
+            n = len(io[2]) if io else 1
+            return [f"output_{i + 1}" for i in range(n)] if n > 1 else ["output"]
         return [t._layer.name for t in self._outputs]
 
     def _input_owner(self, i: int) -> str:
         return self.name
 
     def _input_validators(self, i: int):
+        if self._is_subclassed():
+            return []
         t = self._inputs[i]
         checks = [getattr(n.layer, "_validate_input", None) for n in self._nodes if any(p is t for p in n.parents)]
         return [c for c in checks if c is not None]
 
     def _outputs_as_list(self) -> bool:
+        if self._is_subclassed():
+            io = self.__dict__.get("_sub_io")
+            return bool(io and io[3])
         return len(self._outputs) > 1
 
     def _summary_rows(self):
+        if self._is_subclassed():
+            return [(f"{l.name} ({type(getattr(l, 'model', l)).__name__})", str(l.output_shape),
+                     f"{l.count_params():,}", "") for l in self._layers]
         rows = []
         for layer in self._layers:
             conn = []
@@ -260,7 +333,12 @@ class Model(Trainer):
 
     def get_config(self) -> Dict[str, Any]:
         """Keras 3's functional config: each layer with the calls (`inbound_nodes`) that feed it,
-        and the model's `input_layers` and `output_layers` as `[layer name, call, output]`."""
+        and the model's `input_layers` and `output_layers` as `[layer name, call, output]`.
+        A subclassed model has no such config: as in Keras, it defines its own."""
+        if self._is_subclassed():
+            raise NotImplementedError(
+                f'Model "{self.name}" ({type(self).__name__}) is a subclassed model: define get_config() (and '
+                "from_config()) to serialize it, as Keras requires.")
         serialize = lambda v: self._tensor_config(v) if isinstance(v, KerasTensor) else v  # noqa: E731
         entries = []
         for layer in self._layers:

@@ -69,6 +69,14 @@ class Sequential(Model):
         """Appends a layer; builds the model as soon as the input shape is known."""
         if isinstance(layer, KerasTensor):
             layer = layer._layer
+        from rustkeras.models.training import Trainer
+
+        if isinstance(layer, Trainer):
+            from rustkeras.models._nested import layer_of
+
+            if layer._input_shape_for_layer() is not None and not self._layers and self._input_layer is None:
+                self._input_layer = InputLayer(shape=layer._input_shape_for_layer())
+            layer = layer_of(layer)
         if not isinstance(layer, Layer):
             raise TypeError(
                 "The added layer must be an instance of class Layer. "
@@ -130,12 +138,17 @@ class Sequential(Model):
         if self._compile_args is not None:
             self._compile_core()
 
-    def _build_into(self, graph, batch_size):
-        """Builds the layers into `graph` from new input nodes; returns `(input nodes, output
-        node, output mask)` (a Merge first builds its branches into the same graph)."""
+    def _build_into(self, graph, batch_size, x=None, mask=None):
+        """Builds the layers into `graph` from new input nodes (or from node `x`, when the
+        model is a layer of another); returns `(input nodes, output node, output mask)` (a
+        Merge first builds its branches into the same graph)."""
         layers = self._layers
         merge = self._merge_first()
-        if merge is not None:
+        if x is not None:
+            if merge is not None:
+                raise NotImplementedError(f'Model "{self.name}" starts with a Merge and cannot be used as a layer.')
+            inputs = [x]
+        elif merge is not None:
             inputs, x, mask = merge.build_branches(graph, batch_size)
             layers = layers[1:]
         else:

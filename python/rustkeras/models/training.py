@@ -17,6 +17,8 @@ from rustkeras import losses as _losses
 from rustkeras import metrics as _metrics
 from rustkeras import optimizers as _optimizers
 from rustkeras._progbar import Progbar
+from rustkeras.layers._user import add_loss as _user_add_loss
+from rustkeras.layers._user import sublayers as _user_sublayers
 from rustkeras.layers.base import Layer
 from rustkeras.models import _compile
 from rustkeras.models import _data
@@ -127,6 +129,11 @@ class Trainer:
             if [shape for _, shape in old] == [w.shape for w in layer._weights]:
                 for w, (var, _) in zip(layer._weights, old):
                     core.share_var(w.var, old_core, var)
+        losses = [n for layer in _with_inner_layers(self._layers) + [self.__dict__.get("_call_layer")]
+                  if layer is not None and layer.__dict__.get("_losses_graph") is graph
+                  for n in layer.__dict__.get("_traced_losses", [])]
+        if losses:
+            core.set_extra_losses(losses)
         self._core = core
         self._record_weights()
 
@@ -155,11 +162,12 @@ class Trainer:
             raise ValueError(f"Invalid keyword argument(s) in `compile()`: {tuple(kwargs)}")
         if weighted_metrics is not None:
             raise NotImplementedError("compile: the argument `weighted_metrics` is not supported by rustkeras yet.")
-        if loss is None:
+        has_extra = self._has_added_losses()
+        if loss is None and not has_extra:
             raise ValueError("compile: a `loss` is required for training. Received: loss=None")
         names = self._output_names()
         args = {
-            "losses": _compile.losses(loss, names),
+            "losses": _compile.losses(loss, names, allow_none=has_extra),
             "loss_weights": _compile.loss_weights(loss_weights, names),
             "metrics": _compile.metrics(metrics, names),
         }
@@ -168,6 +176,11 @@ class Trainer:
         self._compile_args = args
         if self._core is not None:
             self._compile_core()
+
+    def _has_added_losses(self) -> bool:
+        """Whether built layers added losses with `add_loss` (then `compile(loss=None)` is fine)."""
+        layers = _with_inner_layers(self._layers) + [self.__dict__.get("_call_layer")]
+        return any(l is not None and l.__dict__.get("_traced_losses") for l in layers)
 
     def _compile_core(self) -> None:
         kind, params = self.optimizer._spec()
@@ -480,7 +493,8 @@ class Trainer:
 
     @property
     def layers(self) -> List[Layer]:
-        return list(self._layers)
+        """The model's layers (a model used as a layer appears as itself)."""
+        return [getattr(l, "model", l) if type(l).__name__ == "_ModelLayer" else l for l in self._layers]
 
     def count_params(self) -> int:
         self._require_built()
@@ -488,8 +502,8 @@ class Trainer:
 
     def get_layer(self, name=None, index=None) -> Layer:
         if index is not None:
-            return self._layers[index]
-        for layer in self._layers:
+            return self.layers[index]
+        for layer in self.layers:
             if layer.name == name:
                 return layer
         raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}.")
@@ -529,11 +543,30 @@ class Trainer:
         print_fn(f"Non-trainable params: {total - trainable:,}")
         print_fn("_" * width)
 
-    def __call__(self, *args, **kwargs):
-        raise NotImplementedError(
-            f'Model "{self.name}": calling a model on tensors (using a model as a layer of another model) is not '
-            "supported by rustkeras yet; call its layers instead."
-        )
+    def __call__(self, inputs, *args, **kwargs):
+        """On functional-model tensors (or inside another model's `call`): the model as a
+        layer, sharing its weights; on arrays: its predictions."""
+        if args:
+            raise TypeError(f'Model "{self.name}": pass arguments after the inputs by keyword.')
+        from rustkeras.models import _nested
+
+        return _nested.call_model(self, inputs, dict(kwargs))
+
+    def _input_shape_for_layer(self):
+        """The per-sample input shape when the model has one input of known shape."""
+        try:
+            shape = self.input_shape
+        except Exception:  # noqa: BLE001 - an unbuilt model has none
+            return None
+        if isinstance(shape, tuple) and shape and all(d is not None for d in shape[1:]):
+            return tuple(shape[1:])
+        return None
+
+    def add_loss(self, loss) -> None:
+        """Inside a subclassed model's `call`: adds a scalar to the training loss."""
+        from rustkeras.models import _nested
+
+        _user_add_loss(_nested._call_adapter(self), loss)
 
 
 def _with_inner_layers(layers: List[Layer]) -> List[Layer]:
@@ -546,6 +579,7 @@ def _with_inner_layers(layers: List[Layer]) -> List[Layer]:
             continue
         out.append(layer)
         inner = [v for v in vars(layer).values() if isinstance(v, Layer)]
+        inner += [l for l in _user_sublayers(layer) if not any(l is v for v in inner)]
         # A wrapper's `_inner()` may hold layers outside its attributes (Keras 1 Merge's branches).
         inner += [l for l in getattr(layer, "_inner", lambda: [])() if not any(l is v for v in inner)]
         stack.extend(reversed(inner))
