@@ -55,11 +55,13 @@ pub mod random;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
+pub mod unary;
 // recurrent family
 pub mod embedding;
 pub mod recurrent;
 
-pub use elementwise::{BinaryOp, UnaryOp};
+pub use elementwise::BinaryOp;
+pub use unary::UnaryOp;
 pub use reduce::ReduceKind;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -221,13 +223,13 @@ op_table! {
     }
     Op::Unary(u) => {
         infer: Ok(ins[0].clone()),
-        vjp: one(elementwise::unary_vjp(g, *u, x[0], node, dy)?),
-        cpu: elementwise::unary_forward(*u, ins[0].data, out),
+        vjp: one(unary::unary_vjp(g, *u, x[0], node, dy)?),
+        cpu: unary::unary_forward(*u, ins[0].data, out),
     }
     Op::UnaryGrad(u) => {
         infer: elementwise::same_shape("unary gradient", ins[0], ins[1]),
         vjp: no_second_order(op)?,
-        cpu: elementwise::unary_backward(*u, ins[0].data, ins[1].data, out),
+        cpu: unary::unary_backward(*u, ins[0].data, ins[1].data, out),
     }
     Op::Binary(b) => {
         infer: elementwise::broadcast_shape(ins[0], ins[1]),
