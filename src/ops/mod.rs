@@ -61,8 +61,8 @@ pub mod embedding;
 pub mod recurrent;
 
 pub use elementwise::BinaryOp;
-pub use unary::UnaryOp;
 pub use reduce::ReduceKind;
+pub use unary::UnaryOp;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {

@@ -38,8 +38,26 @@ pub enum UnaryOp {
     BinaryStep,
     Clip(f32, f32),
     Reciprocal,
+    /// Rounds half to even, like numpy; its gradient is zero.
     Round,
     LogCosh,
+    /// Largest integer `<= x`; its gradient is zero.
+    Floor,
+    /// Smallest integer `>= x`; its gradient is zero.
+    Ceil,
+    /// Rounds toward zero; its gradient is zero.
+    Trunc,
+    /// `ln(1 + x)`, accurate near 0.
+    Log1p,
+    /// `e^x - 1`, accurate near 0.
+    Expm1,
+    Sin,
+    Cos,
+    /// `x^p` as numpy's float power computes it: a negative base with a whole exponent keeps
+    /// its sign, with a fractional one it gives NaN.
+    PowScalar(f32),
+    /// 1.0 where `x == 0`, else 0.0 (NaN is not zero); its gradient is zero.
+    LogicalNot,
 }
 
 const SELU_ALPHA: f32 = 1.673_263_2;
@@ -138,6 +156,15 @@ impl UnaryOp {
             Reciprocal => 1.0 / x,
             Round => x.round_ties_even(),
             LogCosh => x.abs() + softplus(-2.0 * x.abs()) - std::f32::consts::LN_2,
+            Floor => x.floor(),
+            Ceil => x.ceil(),
+            Trunc => x.trunc(),
+            Log1p => x.ln_1p(),
+            Expm1 => x.exp_m1(),
+            Sin => x.sin(),
+            Cos => x.cos(),
+            PowScalar(p) => x.powf(p),
+            LogicalNot => f32::from(x == 0.0),
         }
     }
 
@@ -169,7 +196,7 @@ impl UnaryOp {
             Square => 2.0 * x,
             Sqrt => 0.5 / x.sqrt(),
             Abs => UnaryOp::Sign.apply(x),
-            Sign | BinaryStep | Round => 0.0,
+            Sign | BinaryStep | Round | Floor | Ceil | Trunc | LogicalNot => 0.0,
             Softplus => sigmoid(x),
             Softsign => {
                 let d = 1.0 + x.abs();
@@ -199,12 +226,23 @@ impl UnaryOp {
             Clip(lo, hi) => f32::from(x >= lo && x <= hi),
             Reciprocal => -1.0 / (x * x),
             LogCosh => x.tanh(),
+            Log1p => 1.0 / (1.0 + x),
+            Expm1 => x.exp(),
+            Sin => x.cos(),
+            Cos => -x.sin(),
+            // A zero exponent makes a constant: its slope is 0 even where x^-1 is infinite.
+            PowScalar(p) if p == 0.0 => 0.0,
+            PowScalar(p) => p * x.powf(p - 1.0),
         }
     }
 
     /// Ops whose gradient is zero everywhere it exists.
     pub fn is_piecewise_constant(self) -> bool {
-        matches!(self, UnaryOp::Sign | UnaryOp::BinaryStep | UnaryOp::Round)
+        use UnaryOp::*;
+        matches!(
+            self,
+            Sign | BinaryStep | Round | Floor | Ceil | Trunc | LogicalNot
+        )
     }
 }
 
@@ -267,4 +305,89 @@ pub fn unary_vjp(
         UnaryOp::Neg | UnaryOp::Scale(_) => Some(g.push(Op::Unary(u), &[dy])?),
         _ => Some(g.push(Op::UnaryGrad(u), &[x, dy])?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnaryOp::{self, *};
+    use crate::autodiff::tests::{b, case, check};
+
+    fn same(a: f32, b: f32) -> bool {
+        (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * a.abs().max(1.0)
+    }
+
+    #[test]
+    fn rounding_and_math_functions_match_numpy() {
+        // (op, x, numpy's value)
+        let cases: &[(UnaryOp, f32, f32)] = &[
+            (Floor, -1.5, -2.0),
+            (Floor, 2.7, 2.0),
+            (Ceil, -1.5, -1.0),
+            (Ceil, 2.1, 3.0),
+            (Trunc, -1.7, -1.0),
+            (Trunc, 1.7, 1.0),
+            (Log1p, 1e-7, 1e-7),
+            (Log1p, 1.0, std::f32::consts::LN_2),
+            (Log1p, -1.0, f32::NEG_INFINITY),
+            (Expm1, 1e-7, 1e-7),
+            (Expm1, 1.0, std::f32::consts::E - 1.0),
+            (Sin, std::f32::consts::FRAC_PI_2, 1.0),
+            (Cos, 0.0, 1.0),
+            (LogicalNot, 0.0, 1.0),
+            (LogicalNot, -0.0, 1.0),
+            (LogicalNot, 2.0, 0.0),
+            (LogicalNot, f32::NAN, 0.0),
+        ];
+        for &(u, x, want) in cases {
+            assert!(
+                same(u.apply(x), want),
+                "{u:?}({x}) = {}, numpy {want}",
+                u.apply(x)
+            );
+        }
+    }
+
+    #[test]
+    fn power_follows_numpy_for_every_sign() {
+        // (x, p, numpy's x ** p in float32)
+        let cases = [
+            (-2.0, 3.0, -8.0),
+            (-2.0, 2.0, 4.0),
+            (-2.0, 0.5, f32::NAN),
+            (-2.0, -1.0, -0.5),
+            (4.0, 0.5, 2.0),
+            (2.0, -1.0, 0.5),
+            (0.0, -1.0, f32::INFINITY),
+            (0.0, 0.0, 1.0),
+            (f32::NAN, 0.0, 1.0),
+            (3.0, 0.0, 1.0),
+        ];
+        for (x, p, want) in cases {
+            let y = PowScalar(p).apply(x);
+            assert!(same(y, want), "{x} ** {p} = {y}, numpy {want}");
+        }
+        // d/dx x^p = p x^(p-1), and 0 for p = 0 even at x = 0.
+        assert_eq!(PowScalar(3.0).derivative(-2.0), 12.0);
+        assert_eq!(PowScalar(0.5).derivative(4.0), 0.25);
+        assert_eq!(PowScalar(0.0).derivative(0.0), 0.0);
+    }
+
+    #[test]
+    fn new_functions_match_finite_differences() {
+        for u in [Sin, Cos, Expm1, PowScalar(2.0), PowScalar(3.0)] {
+            check(case(&[b(&[4])], move |g, x| g.unary(u, x[0]).unwrap()));
+        }
+        for u in [Log1p, PowScalar(0.5), PowScalar(-1.0), PowScalar(1.5)] {
+            let mut c = case(&[b(&[4])], move |g, x| g.unary(u, x[0]).unwrap());
+            c.range = (0.5, 2.0);
+            check(c);
+        }
+    }
+
+    #[test]
+    fn rounding_and_logical_not_have_no_gradient() {
+        for u in [Floor, Ceil, Trunc, LogicalNot] {
+            assert!(u.is_piecewise_constant());
+        }
+    }
 }

@@ -127,8 +127,12 @@ impl PyGraph {
     }
 
     /// A unary op by name, with its parameter where it has one: `leaky_relu` (slope), `elu`
-    /// (alpha), `scale` (factor), `add_scalar`, `pow`-free arithmetic (`neg`, `square`, `sqrt`,
-    /// `reciprocal`, `exp`, `log`, `abs`) and every activation's function.
+    /// (alpha), `scale` (factor), `add_scalar`, `clip` (min, max), `pow` (exponent, numpy's
+    /// float power); arithmetic (`neg`, `square`, `sqrt`, `reciprocal`, `exp`, `log`, `abs`,
+    /// `sign`, `log1p`, `expm1`, `sin`, `cos`); rounding (`round` half to even, `floor`,
+    /// `ceil`, `trunc`); `logical_not` (1.0 where x == 0, else 0.0); and every activation's
+    /// function (`relu`, `sigmoid`, `tanh`, `softplus`, ...). Rounding, `sign` and
+    /// `logical_not` pass no gradient.
     #[pyo3(signature = (x, kind, param=0.0, param2=0.0))]
     fn unary(&mut self, x: NodeId, kind: &str, param: f32, param2: f32) -> PyResult<NodeId> {
         let g = self.graph()?;
@@ -146,6 +150,17 @@ impl PyGraph {
             "exp" => UnaryOp::Exp,
             "log" => UnaryOp::Log,
             "abs" => UnaryOp::Abs,
+            "sign" => UnaryOp::Sign,
+            "round" => UnaryOp::Round,
+            "floor" => UnaryOp::Floor,
+            "ceil" => UnaryOp::Ceil,
+            "trunc" => UnaryOp::Trunc,
+            "log1p" => UnaryOp::Log1p,
+            "expm1" => UnaryOp::Expm1,
+            "sin" => UnaryOp::Sin,
+            "cos" => UnaryOp::Cos,
+            "pow" => UnaryOp::PowScalar(param),
+            "logical_not" => UnaryOp::LogicalNot,
             other => match crate::activations::unary_of(other)? {
                 Some(u) => u,
                 None => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),

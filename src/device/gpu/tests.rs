@@ -327,6 +327,8 @@ fn a_bench_gemm_runs_and_checks_its_result() {
 
 /// The convolution family.
 mod conv;
+/// Rounding, math functions, powers, comparisons, modulo and `where`.
+mod elementwise;
 /// The embedding gather and its scatter-add gradient.
 mod embedding;
 /// Whole models trained on both devices.

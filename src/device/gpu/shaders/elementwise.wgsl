@@ -40,6 +40,76 @@ fn erf(x: f32) -> f32 {
     return select(-y, y, x >= 0.0);
 }
 
+// Built at run time: naga's constant evaluator refuses NaN and infinite literals.
+fn nan() -> f32 {
+    var bits = 0x7fc00000u;
+    return bitcast<f32>(bits);
+}
+
+fn inf() -> f32 {
+    var bits = 0x7f800000u;
+    return bitcast<f32>(bits);
+}
+
+// Whether x is +0 or -0, tested on the bits so that no compiler's float rules can differ.
+fn is_zero(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0u;
+}
+
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn log1p(x: f32) -> f32 {
+    let u = 1.0 + x;
+    if u == 1.0 {
+        return x;
+    }
+    if u == 0.0 || u == inf() {
+        return log(u);
+    }
+    // ln(u) * x / (u - 1) cancels the rounding of 1 + x (Goldberg's correction).
+    return log(u) * x / (u - 1.0);
+}
+
+// numpy's float power (C's powf): a negative base with a whole exponent keeps the sign an
+// odd exponent gives, with a fractional one it is NaN; x^0 and 1^y are 1; zero and infinite
+// bases and exponents follow C's special cases.
+fn power(a: f32, b: f32) -> f32 {
+    if b == 0.0 || a == 1.0 {
+        return 1.0;
+    }
+    // Explicit: lavapipe's exp2 and log2 do not carry NaN through.
+    if is_nan(a) || is_nan(b) {
+        return nan();
+    }
+    let m = abs(a);
+    if abs(b) == inf() {
+        if m == 1.0 {
+            return 1.0;
+        }
+        return select(0.0, inf(), (m > 1.0) == (b > 0.0));
+    }
+    var r = 0.0;
+    if m == 0.0 {
+        r = select(inf(), 0.0, b > 0.0);
+    } else if m == inf() {
+        r = select(0.0, inf(), b > 0.0);
+    } else {
+        r = exp2(b * log2(m));
+    }
+    let negative = (bitcast<u32>(a) >> 31u) == 1u;
+    if negative {
+        if fract(b) != 0.0 {
+            return select(nan(), r, m == 0.0 || m == inf());
+        }
+        if abs(b) < 16777216.0 && abs(b) % 2.0 == 1.0 {
+            return -r;
+        }
+    }
+    return r;
+}
+
 fn sign_of(x: f32) -> f32 {
     if x > 0.0 {
         return 1.0;
@@ -80,6 +150,15 @@ fn unary(code: u32, x: f32, a: f32, b: f32) -> f32 {
         case 24u: { return 1.0 / x; }
         case 25u: { return round(x); }
         case 26u: { return abs(x) + softplus(-2.0 * abs(x)) - LN_2; }
+        case 27u: { return floor(x); }
+        case 28u: { return ceil(x); }
+        case 29u: { return trunc(x); }
+        case 30u: { return log1p(x); }
+        case 31u: { return expm1(x); }
+        case 32u: { return sin(x); }
+        case 33u: { return cos(x); }
+        case 34u: { return power(x, a); }
+        case 35u: { return select(0.0, 1.0, is_zero(x)); }
         default: { return x; }
     }
 }
@@ -98,7 +177,7 @@ fn derivative(code: u32, x: f32, a: f32, b: f32) -> f32 {
         case 10u: { return 2.0 * x; }
         case 11u: { return 0.5 / sqrt(x); }
         case 12u: { return sign_of(x); }
-        case 13u, 22u, 25u: { return 0.0; }
+        case 13u, 22u, 25u, 27u, 28u, 29u, 35u: { return 0.0; }
         case 14u: { return sigmoid(x); }
         case 15u: { let d = 1.0 + abs(x); return 1.0 / (d * d); }
         case 16u: { return select(a * exp(x), 1.0, x > 0.0); }
@@ -110,6 +189,11 @@ fn derivative(code: u32, x: f32, a: f32, b: f32) -> f32 {
         case 23u: { return select(0.0, 1.0, x >= a && x <= b); }
         case 24u: { return -1.0 / (x * x); }
         case 26u: { return tanh(x); }
+        case 30u: { return 1.0 / (1.0 + x); }
+        case 31u: { return exp(x); }
+        case 32u: { return cos(x); }
+        case 33u: { return -sin(x); }
+        case 34u: { return select(a * power(x, a - 1.0), 0.0, a == 0.0); }
         default: { return 0.0; }
     }
 }
