@@ -206,7 +206,7 @@ pub fn binary_forward(op: BinaryOp, a: &In<'_>, b: &In<'_>, out: &mut [f32], out
 }
 
 /// Sums `grad` down to `target`'s shape when broadcasting widened it.
-fn unbroadcast(g: &mut Graph, grad: NodeId, target: &Shape) -> Result<NodeId> {
+pub(crate) fn unbroadcast(g: &mut Graph, grad: NodeId, target: &Shape) -> Result<NodeId> {
     if g.shape(grad) == target {
         Ok(grad)
     } else {

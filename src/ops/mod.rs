@@ -53,6 +53,7 @@ pub mod index;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
+pub mod select;
 pub mod shape;
 pub mod softmax;
 pub mod unary;
@@ -135,6 +136,9 @@ pub enum Op {
     /// `a` in training, `b` at inference (e.g. batch vs moving statistics); the gradient
     /// flows to `a` only.
     TrainSelect,
+    /// `a` where `cond` is not zero, else `b`: inputs `(cond, a, b)`, broadcast together; see
+    /// `select.rs`.
+    Where,
     /// Index of the maximum along the last axis, as f32.
     ArgMax,
     /// `x[..., idx[...]]` over the last axis with inputs `(x, idx)`.
@@ -321,6 +325,11 @@ op_table! {
         infer: elementwise::same_shape("train/inference select", ins[0], ins[1]),
         vjp: smallvec::smallvec![Some(dy), None],
         cpu: out.copy_from_slice(if ctx.training { ins[0].data } else { ins[1].data }),
+    }
+    Op::Where => {
+        infer: select::infer(ins[0], ins[1], ins[2]),
+        vjp: select::vjp(g, x[0], x[1], x[2], dy)?,
+        cpu: select::forward(&ins[0], &ins[1], &ins[2], out, out_dims),
     }
     // Piecewise constant, used in metrics only: no input gets a gradient.
     Op::ArgMax => {

@@ -227,6 +227,18 @@ impl PyGraph {
         Ok(g.reduce(k, x, &axes, keepdims)?)
     }
 
+    /// numpy's `where(cond, a, b)`: `a` where `cond` is not zero (NaN counts as true), else
+    /// `b`, the three broadcast together (batched if any is). The gradient flows to `a` and
+    /// `b` where each is picked, never to `cond`.
+    #[pyo3(name = "where")]
+    fn where_(&mut self, cond: NodeId, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        for n in [cond, a, b] {
+            node_check(g, n)?;
+        }
+        Ok(g.push(Op::Where, &[cond, a, b])?)
+    }
+
     /// `a` while training, `b` at inference.
     fn train_select(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
         let g = self.graph()?;

@@ -634,6 +634,15 @@ pub(crate) fn record(
                 n,
             );
         }
+        Op::Where => {
+            check_rank("where", out_dims)?;
+            let mut p = vec![n as u32, out_dims.len() as u32];
+            p.extend(words8(out_dims));
+            for i in 0..3 {
+                p.extend(words8(&broadcast_strides(dims(i), out_dims)));
+            }
+            rec.launch(ELEMENTWISE, "where_select", &p, out, &[x(0), x(1), x(2)], n);
+        }
         Op::ArgMax => {
             let c = *dims(0).last().expect("rank checked at build");
             rec.launch(ROWS, "argmax", &[n as u32, c as u32], out, &[x(0)], n);

@@ -256,6 +256,36 @@ fn binary_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     out[i] = binary(p[1], in0[ia], in1[ib]);
 }
 
+// out = in1 where in0 (the condition) is not zero, else in2, each read through its
+// broadcast strides; a NaN condition is not zero.
+// p: [n, rank, dims[8], cond_strides[8], a_strides[8], b_strides[8]]
+@compute @workgroup_size(256)
+fn where_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    let rank = p[1];
+    var rest = i;
+    var ic = 0u;
+    var ia = 0u;
+    var ib = 0u;
+    for (var k = 0u; k < rank; k++) {
+        let ax = rank - 1u - k;
+        let d = p[2u + ax];
+        let c = rest % d;
+        rest = rest / d;
+        ic += c * p[10u + ax];
+        ia += c * p[18u + ax];
+        ib += c * p[26u + ax];
+    }
+    if is_zero(in0[ic]) {
+        out[i] = in2[ib];
+    } else {
+        out[i] = in1[ia];
+    }
+}
+
 // p: [n, value]
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -65,3 +65,71 @@ fn new_unary_ops_and_their_gradients_match_the_cpu() {
         }
     }
 }
+
+/// A node of `shape`: fed when batched, a variable when fixed.
+fn leaf(g: &mut Graph, shape: &Shape) -> crate::graph::NodeId {
+    if shape.batched {
+        g.input(shape.clone())
+    } else {
+        let v = g.declare_var(&shape.dims);
+        g.param(v)
+    }
+}
+
+#[test]
+fn where_broadcasts_like_the_cpu_and_its_gradient_too() {
+    for [sc, sa, sb] in [
+        [
+            Shape::batched(&[4, 3]),
+            Shape::batched(&[4, 3]),
+            Shape::batched(&[4, 3]),
+        ],
+        [
+            Shape::batched(&[4, 1]),
+            Shape::fixed(&[3]),
+            Shape::fixed(&[]),
+        ],
+        [
+            Shape::fixed(&[4, 3]),
+            Shape::batched(&[1, 3]),
+            Shape::fixed(&[4, 1]),
+        ],
+        [
+            Shape::fixed(&[2, 1, 3]),
+            Shape::fixed(&[5, 1]),
+            Shape::fixed(&[1]),
+        ],
+    ] {
+        let mut g = Graph::new();
+        let c = leaf(&mut g, &sc);
+        let a = leaf(&mut g, &sa);
+        let b = leaf(&mut g, &sb);
+        let y = g.push(Op::Where, &[c, a, b]).unwrap();
+        let ys = g.shape(y).clone();
+        let dy = leaf(&mut g, &ys);
+        let loss = g.mul(y, dy).unwrap();
+        let loss = g.reduce_all(crate::ops::ReduceKind::Sum, loss).unwrap();
+        let grads = crate::autodiff::gradients(&mut g, loss, &[a, b]).unwrap();
+        let batch = 5;
+        let (mut feeds, mut vars) = (Vec::new(), Vec::new());
+        for (k, s) in [&sc, &sa, &sb, &ys].into_iter().enumerate() {
+            let v = if k == 0 {
+                // Zeros (of both signs) and non-zeros, NaN among them.
+                awkward(s.numel(batch), 20, -1.0, 1.0)
+                    .iter()
+                    .map(|&x| if x.abs() < 0.4 { x * 0.0 } else { x })
+                    .collect()
+            } else {
+                awkward(s.numel(batch), 21 + k as u64, -2.0, 2.0)
+            };
+            if s.batched {
+                feeds.push(v)
+            } else {
+                vars.push(v)
+            }
+        }
+        let mut outs = vec![y];
+        outs.extend(grads);
+        compare(&g, &outs, batch, &feeds, &vars, false, 1e-5);
+    }
+}
