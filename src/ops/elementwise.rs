@@ -22,6 +22,19 @@ pub enum BinaryOp {
     Greater,
     /// 1.0 where `a >= b`, else 0.0 (no gradient).
     GreaterEqual,
+    /// 1.0 where `a != b` (NaN is unequal to everything), else 0.0 (no gradient).
+    NotEqual,
+    /// 1.0 where `a < b`, else 0.0 (no gradient).
+    Less,
+    /// 1.0 where `a <= b`, else 0.0 (no gradient).
+    LessEqual,
+    /// `a^b` as numpy's float power computes it (see [`super::UnaryOp::PowScalar`]).
+    Pow,
+    /// numpy's `a % b` (Python's modulo): the remainder takes the sign of `b`.
+    FloorMod,
+    /// numpy's `a // b`: `floor(a / b)`, computed with the remainder so that
+    /// `a == (a // b) * b + a % b` holds as closely as floats allow (no gradient).
+    FloorDiv,
 }
 
 impl BinaryOp {
@@ -37,8 +50,44 @@ impl BinaryOp {
             BinaryOp::Equal => f32::from(a == b),
             BinaryOp::Greater => f32::from(a > b),
             BinaryOp::GreaterEqual => f32::from(a >= b),
+            BinaryOp::NotEqual => f32::from(a != b),
+            BinaryOp::Less => f32::from(a < b),
+            BinaryOp::LessEqual => f32::from(a <= b),
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::FloorMod => divmod(a, b).1,
+            BinaryOp::FloorDiv => divmod(a, b).0,
         }
     }
+}
+
+/// numpy's float `divmod`: `(a // b, a % b)`. The remainder starts as C's `fmod` (exact) and
+/// moves to the sign of `b`; the quotient is `(a - remainder) / b`, snapped to the nearest
+/// whole number. Division by zero gives `(a / b, NaN)`.
+fn divmod(a: f32, b: f32) -> (f32, f32) {
+    let mut m = a % b;
+    if b == 0.0 {
+        return (a / b, m);
+    }
+    let mut div = (a - m) / b;
+    if m != 0.0 {
+        if (b < 0.0) != (m < 0.0) {
+            m += b;
+            div -= 1.0;
+        }
+    } else {
+        m = 0.0f32.copysign(b);
+    }
+    let q = if div != 0.0 {
+        let f = div.floor();
+        if div - f > 0.5 {
+            f + 1.0
+        } else {
+            f
+        }
+    } else {
+        0.0f32.copysign(a / b)
+    };
+    (q, m)
 }
 
 pub fn same_shape(what: &str, a: &Shape, b: &Shape) -> Result<Shape> {
@@ -241,12 +290,137 @@ pub fn binary_vjp(
             let da = g.mul(dy, mask)?;
             (da, g.sub(dy, da)?)
         }
-        BinaryOp::Equal | BinaryOp::Greater | BinaryOp::GreaterEqual => {
-            return Ok(smallvec![None, None])
+        BinaryOp::Pow => {
+            // d/da = b a^(b-1), 0 where b == 0 (a constant, even at a == 0);
+            // d/db = a^b ln(a), 0 where a <= 0 (as TensorFlow does; undefined there).
+            let zero = g.scalar(0.0);
+            let bm1 = g.unary(UnaryOp::AddScalar(-1.0), b)?;
+            let p = g.binary(BinaryOp::Pow, a, bm1)?;
+            let slope = g.mul(b, p)?;
+            let b_zero = g.binary(BinaryOp::Equal, b, zero)?;
+            let slope = g.push(Op::Where, &[b_zero, zero, slope])?;
+            let ln = g.unary(UnaryOp::Log, a)?;
+            let positive = g.binary(BinaryOp::Greater, a, zero)?;
+            let ln = g.push(Op::Where, &[positive, ln, zero])?;
+            let t = g.mul(dy, y)?;
+            (g.mul(dy, slope)?, g.mul(t, ln)?)
         }
+        BinaryOp::FloorMod => {
+            let q = g.binary(BinaryOp::FloorDiv, a, b)?;
+            let t = g.mul(dy, q)?;
+            (dy, g.unary(UnaryOp::Neg, t)?)
+        }
+        BinaryOp::Equal
+        | BinaryOp::NotEqual
+        | BinaryOp::Greater
+        | BinaryOp::GreaterEqual
+        | BinaryOp::Less
+        | BinaryOp::LessEqual
+        | BinaryOp::FloorDiv => return Ok(smallvec![None, None]),
     };
     Ok(smallvec![
         Some(unbroadcast(g, da, &sa)?),
         Some(unbroadcast(g, db, &sb)?)
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BinaryOp::{self, *};
+    use crate::autodiff::tests::{b, case, check, f};
+
+    fn same(a: f32, b: f32) -> bool {
+        (a.is_nan() && b.is_nan())
+            || (a == b && a.is_sign_negative() == b.is_sign_negative())
+            || (a - b).abs() <= 1e-6 * a.abs().max(1.0)
+    }
+
+    #[test]
+    fn new_binary_ops_match_numpy() {
+        let inf = f32::INFINITY;
+        let nan = f32::NAN;
+        // (op, a, b, numpy's float32 value)
+        let cases: &[(BinaryOp, f32, f32, f32)] = &[
+            (NotEqual, nan, nan, 1.0),
+            (NotEqual, 2.0, 2.0, 0.0),
+            (Less, nan, 1.0, 0.0),
+            (Less, 1.0, 2.0, 1.0),
+            (LessEqual, 2.0, 2.0, 1.0),
+            (LessEqual, 3.0, 2.0, 0.0),
+            (Pow, -2.0, 3.0, -8.0),
+            (Pow, 2.0, 0.5, std::f32::consts::SQRT_2),
+            (Pow, -8.0, 1.0 / 3.0, nan),
+            (Pow, 0.0, -1.0, inf),
+            (FloorMod, 5.0, 3.0, 2.0),
+            (FloorMod, -5.0, 3.0, 1.0),
+            (FloorMod, 5.0, -3.0, -1.0),
+            (FloorMod, -5.0, -3.0, -2.0),
+            (FloorMod, 5.5, 2.0, 1.5),
+            (FloorMod, 0.0, -3.0, -0.0),
+            (FloorMod, 1.0, 0.0, nan),
+            (FloorMod, -1.0, inf, inf),
+            (FloorMod, 1.0, 0.1, 0.099_999_986),
+            (FloorDiv, 5.0, 3.0, 1.0),
+            (FloorDiv, -5.0, 3.0, -2.0),
+            (FloorDiv, 5.0, -3.0, -2.0),
+            (FloorDiv, -5.0, -3.0, 1.0),
+            (FloorDiv, 5.5, 2.0, 2.0),
+            (FloorDiv, 1.0, 0.0, inf),
+            (FloorDiv, -1.0, 0.0, -inf),
+            (FloorDiv, 0.0, 0.0, nan),
+            (FloorDiv, -1.0, inf, -1.0),
+            (FloorDiv, 1.0, inf, 0.0),
+            // floor(1 / 0.1) would be 10: numpy's divmod gives 9 and remainder ~0.1.
+            (FloorDiv, 1.0, 0.1, 9.0),
+        ];
+        for &(op, a, b, want) in cases {
+            let y = op.apply(a, b);
+            assert!(same(y, want), "{op:?}({a}, {b}) = {y}, numpy {want}");
+        }
+    }
+
+    #[test]
+    fn pow_and_floor_mod_match_finite_differences() {
+        use crate::ops::UnaryOp::{AddScalar, Scale};
+        let shapes = [
+            [b(&[2, 3]), b(&[2, 3])],
+            [b(&[2, 3]), f(&[3])],
+            [f(&[2, 1]), b(&[2, 3])],
+        ];
+        for s in &shapes {
+            let mut c = case(s, |g, x| g.binary(Pow, x[0], x[1]).unwrap());
+            c.range = (0.5, 2.0);
+            check(c);
+            // The modulo jumps where a / b is whole: keep a / b inside (1.17, 1.48), and
+            // inside (-1.48, -1.17) for a negative dividend.
+            for sign in [1.0, -1.0] {
+                check(case(s, move |g, x| {
+                    let a = g.unary(Scale(0.375 * sign), x[0]).unwrap();
+                    let a = g.unary(AddScalar(4.125 * sign), a).unwrap();
+                    let d = g.unary(Scale(0.075), x[1]).unwrap();
+                    let d = g.unary(AddScalar(3.125), d).unwrap();
+                    g.binary(FloorMod, a, d).unwrap()
+                }));
+            }
+        }
+    }
+
+    #[test]
+    fn pow_gradient_is_finite_at_a_zero_exponent_and_a_zero_base() {
+        use crate::graph::{Graph, Shape};
+        use crate::ops::{Ctx, ReduceKind};
+        use crate::program::Program;
+        let mut g = Graph::new();
+        let a = g.input(Shape::batched(&[3]));
+        let e = g.input(Shape::batched(&[3]));
+        let y = g.binary(Pow, a, e).unwrap();
+        let loss = g.reduce_all(ReduceKind::Sum, y).unwrap();
+        let grads = crate::autodiff::gradients(&mut g, loss, &[a, e]).unwrap();
+        let mut p = Program::plan(&g, &grads, 1).unwrap();
+        // 0^0, 0^2 and (-2)^2.
+        p.run(&[], &[&[0.0, 0.0, -2.0], &[0.0, 2.0, 2.0]], &Ctx::default())
+            .unwrap();
+        assert_eq!(p.value(grads[0]), &[0.0, 0.0, -4.0]);
+        assert_eq!(p.value(grads[1]), &[0.0, 0.0, 0.0]);
+    }
 }

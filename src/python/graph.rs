@@ -183,14 +183,28 @@ impl PyGraph {
         Ok(g.div(a, b)?)
     }
 
-    /// An elementwise binary op by name ("maximum", "minimum"), broadcasting as numpy does.
+    /// An elementwise binary op by name, broadcasting as numpy does: "maximum", "minimum",
+    /// "pow" (numpy's float power), "mod" (numpy's `%`: the remainder takes the divisor's
+    /// sign), "floor_divide" (numpy's `//`), and the comparisons "equal", "not_equal",
+    /// "greater", "greater_equal", "less", "less_equal" (1.0 or 0.0). Comparisons and
+    /// "floor_divide" pass no gradient.
     fn binary(&mut self, a: NodeId, b: NodeId, kind: &str) -> PyResult<NodeId> {
+        use crate::ops::BinaryOp;
         let g = self.graph()?;
         node_check(g, a)?;
         node_check(g, b)?;
         let op = match kind {
-            "maximum" => crate::ops::BinaryOp::Maximum,
-            "minimum" => crate::ops::BinaryOp::Minimum,
+            "maximum" => BinaryOp::Maximum,
+            "minimum" => BinaryOp::Minimum,
+            "pow" => BinaryOp::Pow,
+            "mod" => BinaryOp::FloorMod,
+            "floor_divide" => BinaryOp::FloorDiv,
+            "equal" => BinaryOp::Equal,
+            "not_equal" => BinaryOp::NotEqual,
+            "greater" => BinaryOp::Greater,
+            "greater_equal" => BinaryOp::GreaterEqual,
+            "less" => BinaryOp::Less,
+            "less_equal" => BinaryOp::LessEqual,
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown binary op '{other}'"

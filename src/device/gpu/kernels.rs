@@ -90,6 +90,12 @@ fn binary_code(b: BinaryOp) -> u32 {
         BinaryOp::Equal => 6,
         BinaryOp::Greater => 7,
         BinaryOp::GreaterEqual => 8,
+        BinaryOp::NotEqual => 9,
+        BinaryOp::Less => 10,
+        BinaryOp::LessEqual => 11,
+        BinaryOp::Pow => 12,
+        BinaryOp::FloorMod => 13,
+        BinaryOp::FloorDiv => 14,
     }
 }
 

@@ -218,6 +218,45 @@ fn unary_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     out[i] = derivative(p[1], in0[i], pf(2u), pf(3u)) * in1[i];
 }
 
+// +0 or -0 with the sign of s.
+fn signed_zero(s: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(s) & 0x80000000u);
+}
+
+// C's fmod. WGSL's `%` is `a - b * trunc(a / b)`, which is NaN for an infinite divisor
+// where fmod gives `a`.
+fn fmod(a: f32, b: f32) -> f32 {
+    if abs(b) == inf() && abs(a) != inf() {
+        return a;
+    }
+    return a % b;
+}
+
+// numpy's float divmod, (a // b, a % b), as `ops/elementwise.rs` computes it.
+fn divmod(a: f32, b: f32) -> vec2<f32> {
+    var m = fmod(a, b);
+    if b == 0.0 {
+        return vec2<f32>(a / b, nan());
+    }
+    var div = (a - m) / b;
+    if !is_zero(m) {
+        if (b < 0.0) != (m < 0.0) {
+            m += b;
+            div -= 1.0;
+        }
+    } else {
+        m = signed_zero(b);
+    }
+    var q = signed_zero(a / b);
+    if !is_zero(div) {
+        q = floor(div);
+        if div - q > 0.5 {
+            q += 1.0;
+        }
+    }
+    return vec2<f32>(q, m);
+}
+
 fn binary(code: u32, a: f32, b: f32) -> f32 {
     switch code {
         case 0u: { return a + b; }
@@ -229,6 +268,12 @@ fn binary(code: u32, a: f32, b: f32) -> f32 {
         case 6u: { return select(0.0, 1.0, a == b); }
         case 7u: { return select(0.0, 1.0, a > b); }
         case 8u: { return select(0.0, 1.0, a >= b); }
+        case 9u: { return select(1.0, 0.0, a == b); }
+        case 10u: { return select(0.0, 1.0, a < b); }
+        case 11u: { return select(0.0, 1.0, a <= b); }
+        case 12u: { return power(a, b); }
+        case 13u: { return divmod(a, b).y; }
+        case 14u: { return divmod(a, b).x; }
         default: { return 0.0; }
     }
 }

@@ -133,3 +133,63 @@ fn where_broadcasts_like_the_cpu_and_its_gradient_too() {
         compare(&g, &outs, batch, &feeds, &vars, false, 1e-5);
     }
 }
+
+#[test]
+fn new_binary_ops_broadcast_like_the_cpu() {
+    use crate::ops::BinaryOp::*;
+    for op in [NotEqual, Less, LessEqual, Pow, FloorMod, FloorDiv] {
+        for (sa, sb) in [
+            (Shape::batched(&[4, 3]), Shape::batched(&[4, 3])),
+            (Shape::batched(&[4, 3]), Shape::fixed(&[3])),
+            (Shape::batched(&[4, 1]), Shape::fixed(&[1, 3])),
+            (Shape::fixed(&[]), Shape::batched(&[2, 5])),
+        ] {
+            let mut g = Graph::new();
+            let a = leaf(&mut g, &sa);
+            let b = leaf(&mut g, &sb);
+            let y = g.binary(op, a, b).unwrap();
+            let batch = 7;
+            let (mut feeds, mut vars) = (Vec::new(), Vec::new());
+            for (s, seed) in [(&sa, 30), (&sb, 31)] {
+                // Halves, so that comparisons meet ties and powers meet whole exponents.
+                let v: Vec<f32> = awkward(s.numel(batch), seed, -4.0, 4.0)
+                    .iter()
+                    .map(|x| (x * 2.0).round() / 2.0)
+                    .collect();
+                if s.batched {
+                    feeds.push(v)
+                } else {
+                    vars.push(v)
+                }
+            }
+            compare(&g, &[y], batch, &feeds, &vars, false, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn pow_and_floor_mod_gradients_match_the_cpu() {
+    use crate::ops::BinaryOp::*;
+    for op in [Pow, FloorMod] {
+        let mut g = Graph::new();
+        let a = g.input(Shape::batched(&[5]));
+        let b = g.input(Shape::batched(&[5]));
+        let y = g.binary(op, a, b).unwrap();
+        let loss = g.reduce_all(crate::ops::ReduceKind::Sum, y).unwrap();
+        let grads = crate::autodiff::gradients(&mut g, loss, &[a, b]).unwrap();
+        let batch = 6;
+        let feeds = vec![
+            awkward(batch * 5, 40, -3.0, 3.0),
+            awkward(batch * 5, 41, -3.0, 3.0),
+        ];
+        compare(
+            &g,
+            &[y, grads[0], grads[1]],
+            batch,
+            &feeds,
+            &[],
+            false,
+            1e-4,
+        );
+    }
+}
