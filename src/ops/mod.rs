@@ -88,6 +88,11 @@ pub enum Op {
         axes: SmallVec<[usize; 4]>,
         keepdims: bool,
     },
+    /// The VJP of a product reduction: inputs `(x, dy)` with `dy` in the kept-dims shape,
+    /// output shaped like `x`; exact where `x` holds zeros (see `reduce.rs`).
+    ReduceProdGrad {
+        axes: SmallVec<[usize; 4]>,
+    },
     /// Sums a broadcast result back down to a shape (the VJP of broadcasting).
     SumTo(Shape),
     /// Broadcasts (numpy rules) to a shape.
@@ -249,6 +254,12 @@ op_table! {
         infer: reduce::infer(ins[0], axes, *keepdims),
         vjp: one(Some(reduce::vjp(g, *kind, axes, *keepdims, x[0], node, dy)?)),
         cpu: reduce::forward(*kind, &ins[0], axes, out),
+    }
+    Op::ReduceProdGrad { axes } => {
+        infer: reduce::infer_prod_grad(ins[0], ins[1], axes),
+        vjp: no_second_order(op)?,
+        scratch: in_dims[1].iter().product(),
+        cpu: reduce::prod_grad(&ins[0], ins[1].data, axes, out, scratch),
     }
     Op::SumTo(s) => {
         infer: shape::infer_to(op, ins[0], s),

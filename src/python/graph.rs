@@ -214,7 +214,10 @@ impl PyGraph {
         Ok(g.binary(op, a, b)?)
     }
 
-    /// `kind` is "sum", "mean" or "max"; axes count the batch axis as 0.
+    /// `kind` is "sum", "mean", "max", "min" or "prod"; axes count the batch axis as 0 (reducing
+    /// it gives a fixed node). NaN propagates through every kind. Max and min send the
+    /// gradient to every element equal to the result; prod's gradient is the product of the
+    /// other elements (exact where some are zero).
     #[pyo3(signature = (x, kind, axes, keepdims=false))]
     fn reduce(
         &mut self,
@@ -229,6 +232,8 @@ impl PyGraph {
             "sum" => crate::ops::ReduceKind::Sum,
             "mean" => crate::ops::ReduceKind::Mean,
             "max" => crate::ops::ReduceKind::Max,
+            "min" => crate::ops::ReduceKind::Min,
+            "prod" => crate::ops::ReduceKind::Prod,
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown reduction '{other}'"

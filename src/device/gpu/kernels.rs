@@ -193,6 +193,8 @@ fn reduce(
         ReduceKind::Sum => 0,
         ReduceKind::Mean => 1,
         ReduceKind::Max => 2,
+        ReduceKind::Min => 4,
+        ReduceKind::Prod => 5,
     };
     reduce_code(rec, code, x, dims, axes, out)
 }
@@ -201,15 +203,9 @@ fn reduce(
 /// of an upsampling gradient's repeats, short rows); longer ones, a workgroup each.
 const SHORT_REDUCTION: usize = 32;
 
-/// `reduce` by the shader's kind code (3: sum of squares).
-fn reduce_code(
-    rec: &mut Recorder<'_>,
-    code: u32,
-    x: &GpuBuffer,
-    dims: &[usize],
-    axes: &[usize],
-    out: &GpuBuffer,
-) -> Result<()> {
+/// The parameter words of a reduction of `dims` over `axes` (the layout `reduce` in
+/// rows.wgsl reads), with the output and reduced element counts.
+fn reduce_params(code: u32, dims: &[usize], axes: &[usize]) -> Result<(Vec<u32>, usize, usize)> {
     check_rank("a reduction", dims)?;
     let strides = contiguous(dims);
     let (mut od, mut os, mut rd, mut rs) = (vec![], vec![], vec![], vec![]);
@@ -236,12 +232,40 @@ fn reduce_code(
     p.extend(words8(&os));
     p.extend(words8(&rd));
     p.extend(words8(&rs));
+    Ok((p, n_out, count))
+}
+
+/// `reduce` by the shader's kind code (3: sum of squares).
+fn reduce_code(
+    rec: &mut Recorder<'_>,
+    code: u32,
+    x: &GpuBuffer,
+    dims: &[usize],
+    axes: &[usize],
+    out: &GpuBuffer,
+) -> Result<()> {
+    let (p, n_out, count) = reduce_params(code, dims, axes)?;
     if count <= SHORT_REDUCTION {
         rec.launch(ROWS, "reduce_serial", &p, out, &[x], n_out);
     } else {
         let groups = workgroups(rec, n_out);
         rec.launch_groups(ROWS, "reduce", &p, out, &[x], groups);
     }
+    Ok(())
+}
+
+/// The gradient of a product over `axes`: one thread per reduced group, which walks its
+/// elements forward and back (see `prod_grad` in rows.wgsl).
+fn reduce_prod_grad(
+    rec: &mut Recorder<'_>,
+    x: &GpuBuffer,
+    dy: &GpuBuffer,
+    dims: &[usize],
+    axes: &[usize],
+    out: &GpuBuffer,
+) -> Result<()> {
+    let (p, n_out, _) = reduce_params(5, dims, axes)?;
+    rec.launch(ROWS, "prod_grad", &p, out, &[x, dy], n_out);
     Ok(())
 }
 
@@ -518,6 +542,7 @@ pub(crate) fn record(
             )?;
         }
         Op::Reduce { kind, axes, .. } => reduce(rec, *kind, x(0), dims(0), axes, out)?,
+        Op::ReduceProdGrad { axes } => reduce_prod_grad(rec, x(0), x(1), dims(0), axes, out)?,
         Op::SumTo(_) => {
             let d = dims(0);
             let r = d.len();

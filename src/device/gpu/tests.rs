@@ -337,5 +337,7 @@ mod models;
 mod pool;
 /// SimpleRNN, LSTM and GRU with every option.
 mod recurrent;
+/// Min and product reductions, cumulative sums and products.
+mod reduce;
 /// Padding, cropping and upsampling, with their gradients.
 mod spatial;
