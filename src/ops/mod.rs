@@ -48,6 +48,7 @@ pub mod pad;
 pub mod pool;
 
 pub mod concat;
+pub mod cumulative;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
@@ -92,6 +93,13 @@ pub enum Op {
     /// output shaped like `x`; exact where `x` holds zeros (see `reduce.rs`).
     ReduceProdGrad {
         axes: SmallVec<[usize; 4]>,
+    },
+    /// Cumulative sum or product along `axis` (counted with the batch axis as 0), from the
+    /// end when `reverse`; see `cumulative.rs`.
+    Cumulative {
+        kind: cumulative::Cumulative,
+        axis: usize,
+        reverse: bool,
     },
     /// Sums a broadcast result back down to a shape (the VJP of broadcasting).
     SumTo(Shape),
@@ -260,6 +268,11 @@ op_table! {
         vjp: no_second_order(op)?,
         scratch: in_dims[1].iter().product(),
         cpu: reduce::prod_grad(&ins[0], ins[1].data, axes, out, scratch),
+    }
+    Op::Cumulative { kind, axis, reverse } => {
+        infer: cumulative::infer(ins[0], *axis),
+        vjp: one(Some(cumulative::vjp(g, *kind, *axis, *reverse, x[0], node, dy)?)),
+        cpu: cumulative::forward(*kind, *axis, *reverse, &ins[0], out),
     }
     Op::SumTo(s) => {
         infer: shape::infer_to(op, ins[0], s),

@@ -258,6 +258,39 @@ impl PyGraph {
         Ok(g.push(Op::Where, &[cond, a, b])?)
     }
 
+    /// numpy's `cumsum` (`kind` "sum") or `cumprod` ("prod") along `axis` (counted with the
+    /// batch axis as 0, which it may be), accumulating from the end when `reverse`. The
+    /// product's gradient divides by the input: NaN or infinite where an input is zero.
+    #[pyo3(signature = (x, kind, axis, reverse=false))]
+    fn cumulative(
+        &mut self,
+        x: NodeId,
+        kind: &str,
+        axis: usize,
+        reverse: bool,
+    ) -> PyResult<NodeId> {
+        use crate::ops::cumulative::Cumulative;
+        let g = self.graph()?;
+        node_check(g, x)?;
+        let kind = match kind {
+            "sum" => Cumulative::Sum,
+            "prod" => Cumulative::Prod,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown cumulative op '{other}': expected 'sum' or 'prod'"
+                )))
+            }
+        };
+        Ok(g.push(
+            Op::Cumulative {
+                kind,
+                axis,
+                reverse,
+            },
+            &[x],
+        )?)
+    }
+
     /// `a` while training, `b` at inference.
     fn train_select(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
         let g = self.graph()?;

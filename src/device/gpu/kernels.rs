@@ -543,6 +543,27 @@ pub(crate) fn record(
         }
         Op::Reduce { kind, axes, .. } => reduce(rec, *kind, x(0), dims(0), axes, out)?,
         Op::ReduceProdGrad { axes } => reduce_prod_grad(rec, x(0), x(1), dims(0), axes, out)?,
+        Op::Cumulative {
+            kind,
+            axis,
+            reverse,
+        } => {
+            let d = dims(0);
+            let (len, inner) = (d[*axis], numel(&d[axis + 1..]));
+            let kind = match kind {
+                crate::ops::cumulative::Cumulative::Sum => 0,
+                crate::ops::cumulative::Cumulative::Prod => 1,
+            };
+            let lines = n / len;
+            let p = [
+                lines as u32,
+                len as u32,
+                inner as u32,
+                kind,
+                u32::from(*reverse),
+            ];
+            rec.launch(ROWS, "cumulative", &p, out, &[x(0)], lines);
+        }
         Op::SumTo(_) => {
             let d = dims(0);
             let r = d.len();

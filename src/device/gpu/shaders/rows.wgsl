@@ -185,6 +185,37 @@ fn red_offset(j: u32, rr: u32) -> u32 {
     return off;
 }
 
+// A cumulative sum (kind 0) or product (kind 1) along an axis of `len`, one thread per line
+// (`lines` = outer * inner), in the CPU's order; from the end when `reverse` is 1.
+// p: [lines, len, inner, kind, reverse]
+@compute @workgroup_size(256)
+fn cumulative(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let l = flat(gid, nwg);
+    if l >= p[0] {
+        return;
+    }
+    let len = p[1];
+    let inner = p[2];
+    let base = (l / inner) * len * inner + l % inner;
+    var acc = 0.0;
+    for (var s = 0u; s < len; s++) {
+        var a = s;
+        if p[4] == 1u {
+            a = len - 1u - s;
+        }
+        let e = base + a * inner;
+        let v = in0[e];
+        if s == 0u {
+            acc = v;
+        } else if p[3] == 0u {
+            acc = acc + v;
+        } else {
+            acc = acc * v;
+        }
+        out[e] = acc;
+    }
+}
+
 // Softmax over rows of `c`. p: [rows, c]
 @compute @workgroup_size(64)
 fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -69,3 +69,38 @@ fn the_prod_gradient_op_matches_the_cpu_on_fixed_tensors() {
     let vars = vec![values(30, 51, false), data(6, 52, -1.0, 1.0)];
     compare(&g, &[d], 1, &[], &vars, false, 1e-5);
 }
+
+#[test]
+fn cumulative_sums_and_products_and_their_gradients_match_the_cpu() {
+    use crate::ops::cumulative::Cumulative;
+    for &batch in &[1usize, 5] {
+        let mut g = Graph::new();
+        let x = g.input(Shape::batched(&[3, 70]));
+        let w = g.declare_var(&[4, 2]);
+        let w = g.param(w);
+        let mut outs = Vec::new();
+        for kind in [Cumulative::Sum, Cumulative::Prod] {
+            for axis in 0..3 {
+                for reverse in [false, true] {
+                    let op = Op::Cumulative {
+                        kind,
+                        axis,
+                        reverse,
+                    };
+                    let y = g.push(op.clone(), &[x]).unwrap();
+                    outs.push(y);
+                    let loss = g.reduce_all(ReduceKind::Sum, y).unwrap();
+                    outs.push(crate::autodiff::gradients(&mut g, loss, &[x]).unwrap()[0]);
+                    if axis < 2 {
+                        outs.push(g.push(op, &[w]).unwrap());
+                    }
+                }
+            }
+        }
+        // Products of up to 70 values near 1 stay finite; NaN among the inputs.
+        let mut feed = data(batch * 210, 60, 0.8, 1.2);
+        feed[7] = f32::NAN;
+        let vars = vec![data(8, 61, -2.0, 2.0)];
+        compare(&g, &outs, batch, &[feed], &vars, false, 1e-4);
+    }
+}
