@@ -1,274 +1,12 @@
-//! Elementwise ops: unary functions (activations and arithmetic with a constant) and binary
-//! ops with numpy broadcasting. A unary op's value and derivative sit side by side in
-//! [`UnaryOp::apply`] and [`UnaryOp::derivative`].
+//! Binary elementwise ops with numpy broadcasting, and the broadcasting helpers other
+//! families share (shape rule, strides, the strided walk).
 
 use rayon::prelude::*;
 use smallvec::{smallvec, SmallVec};
 
-use super::{In, Op, PAR_THRESHOLD};
+use super::{In, Op, UnaryOp, PAR_THRESHOLD};
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    Identity,
-    Relu,
-    Sigmoid,
-    /// Keras 3: `clip(x / 6 + 0.5, 0, 1)`.
-    HardSigmoid,
-    Tanh,
-    Exp,
-    Log,
-    Neg,
-    Scale(f32),
-    AddScalar(f32),
-    Square,
-    Sqrt,
-    Abs,
-    Sign,
-    Softplus,
-    Softsign,
-    Elu(f32),
-    Selu,
-    LeakyRelu(f32),
-    Swish,
-    /// Exact GELU, `x * Phi(x)` (Keras 3's default `approximate=False`).
-    Gelu,
-    Arctan,
-    /// 1 for `x >= 0`, else 0; its gradient is zero.
-    BinaryStep,
-    Clip(f32, f32),
-    Reciprocal,
-    Round,
-    LogCosh,
-}
-
-const SELU_ALPHA: f32 = 1.673_263_2;
-const SELU_SCALE: f32 = 1.050_701;
-
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// log(1 + e^x) without overflow.
-fn softplus(x: f32) -> f32 {
-    if x > 20.0 {
-        x
-    } else if x < -20.0 {
-        x.exp()
-    } else {
-        x.exp().ln_1p()
-    }
-}
-
-/// The error function (Abramowitz & Stegun 7.1.26 refined to f32 accuracy via f64).
-fn erf(x: f32) -> f32 {
-    let x = x as f64;
-    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let y = 1.0 - poly * (-x * x).exp();
-    (if x >= 0.0 { y } else { -y }) as f32
-}
-
-const INV_SQRT2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-const INV_SQRT_2PI: f32 = 0.398_942_3;
-
-impl UnaryOp {
-    #[inline]
-    pub fn apply(self, x: f32) -> f32 {
-        use UnaryOp::*;
-        match self {
-            Identity => x,
-            Relu => x.max(0.0),
-            Sigmoid => sigmoid(x),
-            HardSigmoid => (x / 6.0 + 0.5).clamp(0.0, 1.0),
-            Tanh => x.tanh(),
-            Exp => x.exp(),
-            Log => x.ln(),
-            Neg => -x,
-            Scale(a) => a * x,
-            AddScalar(a) => x + a,
-            Square => x * x,
-            Sqrt => x.sqrt(),
-            Abs => x.abs(),
-            Sign => {
-                if x > 0.0 {
-                    1.0
-                } else if x < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            }
-            Softplus => softplus(x),
-            Softsign => x / (1.0 + x.abs()),
-            Elu(a) => {
-                if x > 0.0 {
-                    x
-                } else {
-                    a * x.exp_m1()
-                }
-            }
-            Selu => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * x.exp_m1() },
-            LeakyRelu(a) => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    a * x
-                }
-            }
-            Swish => x * sigmoid(x),
-            Gelu => 0.5 * x * (1.0 + erf(x * INV_SQRT2)),
-            Arctan => x.atan(),
-            BinaryStep => {
-                if x >= 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Clip(lo, hi) => x.clamp(lo, hi),
-            Reciprocal => 1.0 / x,
-            Round => x.round_ties_even(),
-            LogCosh => x.abs() + softplus(-2.0 * x.abs()) - std::f32::consts::LN_2,
-        }
-    }
-
-    #[inline]
-    pub fn derivative(self, x: f32) -> f32 {
-        use UnaryOp::*;
-        match self {
-            Identity | AddScalar(_) => 1.0,
-            Relu => f32::from(x > 0.0),
-            Sigmoid => {
-                let s = sigmoid(x);
-                s * (1.0 - s)
-            }
-            HardSigmoid => {
-                if x > -3.0 && x < 3.0 {
-                    1.0 / 6.0
-                } else {
-                    0.0
-                }
-            }
-            Tanh => {
-                let t = x.tanh();
-                1.0 - t * t
-            }
-            Exp => x.exp(),
-            Log => 1.0 / x,
-            Neg => -1.0,
-            Scale(a) => a,
-            Square => 2.0 * x,
-            Sqrt => 0.5 / x.sqrt(),
-            Abs => UnaryOp::Sign.apply(x),
-            Sign | BinaryStep | Round => 0.0,
-            Softplus => sigmoid(x),
-            Softsign => {
-                let d = 1.0 + x.abs();
-                1.0 / (d * d)
-            }
-            Elu(a) => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    a * x.exp()
-                }
-            }
-            Selu => SELU_SCALE * if x > 0.0 { 1.0 } else { SELU_ALPHA * x.exp() },
-            LeakyRelu(a) => {
-                if x >= 0.0 {
-                    1.0
-                } else {
-                    a
-                }
-            }
-            Swish => {
-                let s = sigmoid(x);
-                s + x * s * (1.0 - s)
-            }
-            Gelu => 0.5 * (1.0 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp(),
-            Arctan => 1.0 / (1.0 + x * x),
-            Clip(lo, hi) => f32::from(x >= lo && x <= hi),
-            Reciprocal => -1.0 / (x * x),
-            LogCosh => x.tanh(),
-        }
-    }
-
-    /// Ops whose gradient is zero everywhere it exists.
-    pub fn is_piecewise_constant(self) -> bool {
-        matches!(self, UnaryOp::Sign | UnaryOp::BinaryStep | UnaryOp::Round)
-    }
-}
-
-/// `out = f(x)`, split across threads for large tensors.
-fn map_unary(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    let body = |o: &mut [f32], x: &[f32]| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
-    if out.len() >= PAR_THRESHOLD {
-        let c = PAR_THRESHOLD / 4;
-        out.par_chunks_mut(c)
-            .zip(x.par_chunks(c))
-            .for_each(|(o, x)| body(o, x));
-    } else {
-        body(out, x);
-    }
-}
-
-pub fn unary_forward(u: UnaryOp, x: &[f32], out: &mut [f32]) {
-    // The hot activations get a loop of their own, which the compiler vectorises; the rest
-    // share one loop that dispatches per element.
-    match u {
-        UnaryOp::Relu => map_unary(x, out, |v| v.max(0.0)),
-        UnaryOp::Scale(a) => map_unary(x, out, move |v| a * v),
-        _ => map_unary(x, out, move |v| u.apply(v)),
-    }
-}
-
-pub fn unary_backward(u: UnaryOp, x: &[f32], dy: &[f32], out: &mut [f32]) {
-    if u == UnaryOp::Relu {
-        for ((o, &x), &d) in out.iter_mut().zip(x).zip(dy) {
-            *o = if x > 0.0 { d } else { 0.0 };
-        }
-        return;
-    }
-    let body = |o: &mut [f32], x: &[f32], dy: &[f32]| {
-        for ((o, &x), &d) in o.iter_mut().zip(x).zip(dy) {
-            *o = u.derivative(x) * d;
-        }
-    };
-    if out.len() >= PAR_THRESHOLD {
-        let c = PAR_THRESHOLD / 4;
-        out.par_chunks_mut(c)
-            .zip(x.par_chunks(c))
-            .zip(dy.par_chunks(c))
-            .for_each(|((o, x), d)| body(o, x, d));
-    } else {
-        body(out, x, dy);
-    }
-}
-
-pub fn unary_vjp(
-    g: &mut Graph,
-    u: UnaryOp,
-    x: NodeId,
-    _y: NodeId,
-    dy: NodeId,
-) -> Result<Option<NodeId>> {
-    Ok(match u {
-        _ if u.is_piecewise_constant() => None,
-        UnaryOp::Identity | UnaryOp::AddScalar(_) => Some(dy),
-        UnaryOp::Neg | UnaryOp::Scale(_) => Some(g.push(Op::Unary(u), &[dy])?),
-        _ => Some(g.push(Op::UnaryGrad(u), &[x, dy])?),
-    })
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
@@ -284,6 +22,19 @@ pub enum BinaryOp {
     Greater,
     /// 1.0 where `a >= b`, else 0.0 (no gradient).
     GreaterEqual,
+    /// 1.0 where `a != b` (NaN is unequal to everything), else 0.0 (no gradient).
+    NotEqual,
+    /// 1.0 where `a < b`, else 0.0 (no gradient).
+    Less,
+    /// 1.0 where `a <= b`, else 0.0 (no gradient).
+    LessEqual,
+    /// `a^b` as numpy's float power computes it (see [`super::UnaryOp::PowScalar`]).
+    Pow,
+    /// numpy's `a % b` (Python's modulo): the remainder takes the sign of `b`.
+    FloorMod,
+    /// numpy's `a // b`: `floor(a / b)`, computed with the remainder so that
+    /// `a == (a // b) * b + a % b` holds as closely as floats allow (no gradient).
+    FloorDiv,
 }
 
 impl BinaryOp {
@@ -299,8 +50,44 @@ impl BinaryOp {
             BinaryOp::Equal => f32::from(a == b),
             BinaryOp::Greater => f32::from(a > b),
             BinaryOp::GreaterEqual => f32::from(a >= b),
+            BinaryOp::NotEqual => f32::from(a != b),
+            BinaryOp::Less => f32::from(a < b),
+            BinaryOp::LessEqual => f32::from(a <= b),
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::FloorMod => divmod(a, b).1,
+            BinaryOp::FloorDiv => divmod(a, b).0,
         }
     }
+}
+
+/// numpy's float `divmod`: `(a // b, a % b)`. The remainder starts as C's `fmod` (exact) and
+/// moves to the sign of `b`; the quotient is `(a - remainder) / b`, snapped to the nearest
+/// whole number. Division by zero gives `(a / b, NaN)`.
+fn divmod(a: f32, b: f32) -> (f32, f32) {
+    let mut m = a % b;
+    if b == 0.0 {
+        return (a / b, m);
+    }
+    let mut div = (a - m) / b;
+    if m != 0.0 {
+        if (b < 0.0) != (m < 0.0) {
+            m += b;
+            div -= 1.0;
+        }
+    } else {
+        m = 0.0f32.copysign(b);
+    }
+    let q = if div != 0.0 {
+        let f = div.floor();
+        if div - f > 0.5 {
+            f + 1.0
+        } else {
+            f
+        }
+    } else {
+        0.0f32.copysign(a / b)
+    };
+    (q, m)
 }
 
 pub fn same_shape(what: &str, a: &Shape, b: &Shape) -> Result<Shape> {
@@ -468,7 +255,7 @@ pub fn binary_forward(op: BinaryOp, a: &In<'_>, b: &In<'_>, out: &mut [f32], out
 }
 
 /// Sums `grad` down to `target`'s shape when broadcasting widened it.
-fn unbroadcast(g: &mut Graph, grad: NodeId, target: &Shape) -> Result<NodeId> {
+pub(crate) fn unbroadcast(g: &mut Graph, grad: NodeId, target: &Shape) -> Result<NodeId> {
     if g.shape(grad) == target {
         Ok(grad)
     } else {
@@ -503,12 +290,137 @@ pub fn binary_vjp(
             let da = g.mul(dy, mask)?;
             (da, g.sub(dy, da)?)
         }
-        BinaryOp::Equal | BinaryOp::Greater | BinaryOp::GreaterEqual => {
-            return Ok(smallvec![None, None])
+        BinaryOp::Pow => {
+            // d/da = b a^(b-1), 0 where b == 0 (a constant, even at a == 0);
+            // d/db = a^b ln(a), 0 where a <= 0 (as TensorFlow does; undefined there).
+            let zero = g.scalar(0.0);
+            let bm1 = g.unary(UnaryOp::AddScalar(-1.0), b)?;
+            let p = g.binary(BinaryOp::Pow, a, bm1)?;
+            let slope = g.mul(b, p)?;
+            let b_zero = g.binary(BinaryOp::Equal, b, zero)?;
+            let slope = g.push(Op::Where, &[b_zero, zero, slope])?;
+            let ln = g.unary(UnaryOp::Log, a)?;
+            let positive = g.binary(BinaryOp::Greater, a, zero)?;
+            let ln = g.push(Op::Where, &[positive, ln, zero])?;
+            let t = g.mul(dy, y)?;
+            (g.mul(dy, slope)?, g.mul(t, ln)?)
         }
+        BinaryOp::FloorMod => {
+            let q = g.binary(BinaryOp::FloorDiv, a, b)?;
+            let t = g.mul(dy, q)?;
+            (dy, g.unary(UnaryOp::Neg, t)?)
+        }
+        BinaryOp::Equal
+        | BinaryOp::NotEqual
+        | BinaryOp::Greater
+        | BinaryOp::GreaterEqual
+        | BinaryOp::Less
+        | BinaryOp::LessEqual
+        | BinaryOp::FloorDiv => return Ok(smallvec![None, None]),
     };
     Ok(smallvec![
         Some(unbroadcast(g, da, &sa)?),
         Some(unbroadcast(g, db, &sb)?)
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BinaryOp::{self, *};
+    use crate::autodiff::tests::{b, case, check, f};
+
+    fn same(a: f32, b: f32) -> bool {
+        (a.is_nan() && b.is_nan())
+            || (a == b && a.is_sign_negative() == b.is_sign_negative())
+            || (a - b).abs() <= 1e-6 * a.abs().max(1.0)
+    }
+
+    #[test]
+    fn new_binary_ops_match_numpy() {
+        let inf = f32::INFINITY;
+        let nan = f32::NAN;
+        // (op, a, b, numpy's float32 value)
+        let cases: &[(BinaryOp, f32, f32, f32)] = &[
+            (NotEqual, nan, nan, 1.0),
+            (NotEqual, 2.0, 2.0, 0.0),
+            (Less, nan, 1.0, 0.0),
+            (Less, 1.0, 2.0, 1.0),
+            (LessEqual, 2.0, 2.0, 1.0),
+            (LessEqual, 3.0, 2.0, 0.0),
+            (Pow, -2.0, 3.0, -8.0),
+            (Pow, 2.0, 0.5, std::f32::consts::SQRT_2),
+            (Pow, -8.0, 1.0 / 3.0, nan),
+            (Pow, 0.0, -1.0, inf),
+            (FloorMod, 5.0, 3.0, 2.0),
+            (FloorMod, -5.0, 3.0, 1.0),
+            (FloorMod, 5.0, -3.0, -1.0),
+            (FloorMod, -5.0, -3.0, -2.0),
+            (FloorMod, 5.5, 2.0, 1.5),
+            (FloorMod, 0.0, -3.0, -0.0),
+            (FloorMod, 1.0, 0.0, nan),
+            (FloorMod, -1.0, inf, inf),
+            (FloorMod, 1.0, 0.1, 0.099_999_986),
+            (FloorDiv, 5.0, 3.0, 1.0),
+            (FloorDiv, -5.0, 3.0, -2.0),
+            (FloorDiv, 5.0, -3.0, -2.0),
+            (FloorDiv, -5.0, -3.0, 1.0),
+            (FloorDiv, 5.5, 2.0, 2.0),
+            (FloorDiv, 1.0, 0.0, inf),
+            (FloorDiv, -1.0, 0.0, -inf),
+            (FloorDiv, 0.0, 0.0, nan),
+            (FloorDiv, -1.0, inf, -1.0),
+            (FloorDiv, 1.0, inf, 0.0),
+            // floor(1 / 0.1) would be 10: numpy's divmod gives 9 and remainder ~0.1.
+            (FloorDiv, 1.0, 0.1, 9.0),
+        ];
+        for &(op, a, b, want) in cases {
+            let y = op.apply(a, b);
+            assert!(same(y, want), "{op:?}({a}, {b}) = {y}, numpy {want}");
+        }
+    }
+
+    #[test]
+    fn pow_and_floor_mod_match_finite_differences() {
+        use crate::ops::UnaryOp::{AddScalar, Scale};
+        let shapes = [
+            [b(&[2, 3]), b(&[2, 3])],
+            [b(&[2, 3]), f(&[3])],
+            [f(&[2, 1]), b(&[2, 3])],
+        ];
+        for s in &shapes {
+            let mut c = case(s, |g, x| g.binary(Pow, x[0], x[1]).unwrap());
+            c.range = (0.5, 2.0);
+            check(c);
+            // The modulo jumps where a / b is whole: keep a / b inside (1.17, 1.48), and
+            // inside (-1.48, -1.17) for a negative dividend.
+            for sign in [1.0, -1.0] {
+                check(case(s, move |g, x| {
+                    let a = g.unary(Scale(0.375 * sign), x[0]).unwrap();
+                    let a = g.unary(AddScalar(4.125 * sign), a).unwrap();
+                    let d = g.unary(Scale(0.075), x[1]).unwrap();
+                    let d = g.unary(AddScalar(3.125), d).unwrap();
+                    g.binary(FloorMod, a, d).unwrap()
+                }));
+            }
+        }
+    }
+
+    #[test]
+    fn pow_gradient_is_finite_at_a_zero_exponent_and_a_zero_base() {
+        use crate::graph::{Graph, Shape};
+        use crate::ops::{Ctx, ReduceKind};
+        use crate::program::Program;
+        let mut g = Graph::new();
+        let a = g.input(Shape::batched(&[3]));
+        let e = g.input(Shape::batched(&[3]));
+        let y = g.binary(Pow, a, e).unwrap();
+        let loss = g.reduce_all(ReduceKind::Sum, y).unwrap();
+        let grads = crate::autodiff::gradients(&mut g, loss, &[a, e]).unwrap();
+        let mut p = Program::plan(&g, &grads, 1).unwrap();
+        // 0^0, 0^2 and (-2)^2.
+        p.run(&[], &[&[0.0, 0.0, -2.0], &[0.0, 2.0, 2.0]], &Ctx::default())
+            .unwrap();
+        assert_eq!(p.value(grads[0]), &[0.0, 0.0, -4.0]);
+        assert_eq!(p.value(grads[1]), &[0.0, 0.0, 0.0]);
+    }
 }

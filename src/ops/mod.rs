@@ -48,19 +48,23 @@ pub mod pad;
 pub mod pool;
 
 pub mod concat;
+pub mod cumulative;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
+pub mod select;
 pub mod shape;
 pub mod softmax;
+pub mod unary;
 // recurrent family
 pub mod embedding;
 pub mod recurrent;
 
-pub use elementwise::{BinaryOp, UnaryOp};
+pub use elementwise::BinaryOp;
 pub use reduce::ReduceKind;
+pub use unary::UnaryOp;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -84,6 +88,18 @@ pub enum Op {
         kind: ReduceKind,
         axes: SmallVec<[usize; 4]>,
         keepdims: bool,
+    },
+    /// The VJP of a product reduction: inputs `(x, dy)` with `dy` in the kept-dims shape,
+    /// output shaped like `x`; exact where `x` holds zeros (see `reduce.rs`).
+    ReduceProdGrad {
+        axes: SmallVec<[usize; 4]>,
+    },
+    /// Cumulative sum or product along `axis` (counted with the batch axis as 0), from the
+    /// end when `reverse`; see `cumulative.rs`.
+    Cumulative {
+        kind: cumulative::Cumulative,
+        axis: usize,
+        reverse: bool,
     },
     /// Sums a broadcast result back down to a shape (the VJP of broadcasting).
     SumTo(Shape),
@@ -133,6 +149,9 @@ pub enum Op {
     /// `a` in training, `b` at inference (e.g. batch vs moving statistics); the gradient
     /// flows to `a` only.
     TrainSelect,
+    /// `a` where `cond` is not zero, else `b`: inputs `(cond, a, b)`, broadcast together; see
+    /// `select.rs`.
+    Where,
     /// Index of the maximum along the last axis, as f32.
     ArgMax,
     /// `x[..., idx[...]]` over the last axis with inputs `(x, idx)`.
@@ -221,13 +240,13 @@ op_table! {
     }
     Op::Unary(u) => {
         infer: Ok(ins[0].clone()),
-        vjp: one(elementwise::unary_vjp(g, *u, x[0], node, dy)?),
-        cpu: elementwise::unary_forward(*u, ins[0].data, out),
+        vjp: one(unary::unary_vjp(g, *u, x[0], node, dy)?),
+        cpu: unary::unary_forward(*u, ins[0].data, out),
     }
     Op::UnaryGrad(u) => {
         infer: elementwise::same_shape("unary gradient", ins[0], ins[1]),
         vjp: no_second_order(op)?,
-        cpu: elementwise::unary_backward(*u, ins[0].data, ins[1].data, out),
+        cpu: unary::unary_backward(*u, ins[0].data, ins[1].data, out),
     }
     Op::Binary(b) => {
         infer: elementwise::broadcast_shape(ins[0], ins[1]),
@@ -243,6 +262,17 @@ op_table! {
         infer: reduce::infer(ins[0], axes, *keepdims),
         vjp: one(Some(reduce::vjp(g, *kind, axes, *keepdims, x[0], node, dy)?)),
         cpu: reduce::forward(*kind, &ins[0], axes, out),
+    }
+    Op::ReduceProdGrad { axes } => {
+        infer: reduce::infer_prod_grad(ins[0], ins[1], axes),
+        vjp: no_second_order(op)?,
+        scratch: in_dims[1].iter().product(),
+        cpu: reduce::prod_grad(&ins[0], ins[1].data, axes, out, scratch),
+    }
+    Op::Cumulative { kind, axis, reverse } => {
+        infer: cumulative::infer(ins[0], *axis),
+        vjp: one(Some(cumulative::vjp(g, *kind, *axis, *reverse, x[0], node, dy)?)),
+        cpu: cumulative::forward(*kind, *axis, *reverse, &ins[0], out),
     }
     Op::SumTo(s) => {
         infer: shape::infer_to(op, ins[0], s),
@@ -319,6 +349,11 @@ op_table! {
         infer: elementwise::same_shape("train/inference select", ins[0], ins[1]),
         vjp: smallvec::smallvec![Some(dy), None],
         cpu: out.copy_from_slice(if ctx.training { ins[0].data } else { ins[1].data }),
+    }
+    Op::Where => {
+        infer: select::infer(ins[0], ins[1], ins[2]),
+        vjp: select::vjp(g, x[0], x[1], x[2], dy)?,
+        cpu: select::forward(&ins[0], &ins[1], &ins[2], out, out_dims),
     }
     // Piecewise constant, used in metrics only: no input gets a gradient.
     Op::ArgMax => {

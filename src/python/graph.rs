@@ -127,8 +127,12 @@ impl PyGraph {
     }
 
     /// A unary op by name, with its parameter where it has one: `leaky_relu` (slope), `elu`
-    /// (alpha), `scale` (factor), `add_scalar`, `pow`-free arithmetic (`neg`, `square`, `sqrt`,
-    /// `reciprocal`, `exp`, `log`, `abs`) and every activation's function.
+    /// (alpha), `scale` (factor), `add_scalar`, `clip` (min, max), `pow` (exponent, numpy's
+    /// float power); arithmetic (`neg`, `square`, `sqrt`, `reciprocal`, `exp`, `log`, `abs`,
+    /// `sign`, `log1p`, `expm1`, `sin`, `cos`); rounding (`round` half to even, `floor`,
+    /// `ceil`, `trunc`); `logical_not` (1.0 where x == 0, else 0.0); and every activation's
+    /// function (`relu`, `sigmoid`, `tanh`, `softplus`, ...). Rounding, `sign` and
+    /// `logical_not` pass no gradient.
     #[pyo3(signature = (x, kind, param=0.0, param2=0.0))]
     fn unary(&mut self, x: NodeId, kind: &str, param: f32, param2: f32) -> PyResult<NodeId> {
         let g = self.graph()?;
@@ -146,6 +150,17 @@ impl PyGraph {
             "exp" => UnaryOp::Exp,
             "log" => UnaryOp::Log,
             "abs" => UnaryOp::Abs,
+            "sign" => UnaryOp::Sign,
+            "round" => UnaryOp::Round,
+            "floor" => UnaryOp::Floor,
+            "ceil" => UnaryOp::Ceil,
+            "trunc" => UnaryOp::Trunc,
+            "log1p" => UnaryOp::Log1p,
+            "expm1" => UnaryOp::Expm1,
+            "sin" => UnaryOp::Sin,
+            "cos" => UnaryOp::Cos,
+            "pow" => UnaryOp::PowScalar(param),
+            "logical_not" => UnaryOp::LogicalNot,
             other => match crate::activations::unary_of(other)? {
                 Some(u) => u,
                 None => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
@@ -168,14 +183,28 @@ impl PyGraph {
         Ok(g.div(a, b)?)
     }
 
-    /// An elementwise binary op by name ("maximum", "minimum"), broadcasting as numpy does.
+    /// An elementwise binary op by name, broadcasting as numpy does: "maximum", "minimum",
+    /// "pow" (numpy's float power), "mod" (numpy's `%`: the remainder takes the divisor's
+    /// sign), "floor_divide" (numpy's `//`), and the comparisons "equal", "not_equal",
+    /// "greater", "greater_equal", "less", "less_equal" (1.0 or 0.0). Comparisons and
+    /// "floor_divide" pass no gradient.
     fn binary(&mut self, a: NodeId, b: NodeId, kind: &str) -> PyResult<NodeId> {
+        use crate::ops::BinaryOp;
         let g = self.graph()?;
         node_check(g, a)?;
         node_check(g, b)?;
         let op = match kind {
-            "maximum" => crate::ops::BinaryOp::Maximum,
-            "minimum" => crate::ops::BinaryOp::Minimum,
+            "maximum" => BinaryOp::Maximum,
+            "minimum" => BinaryOp::Minimum,
+            "pow" => BinaryOp::Pow,
+            "mod" => BinaryOp::FloorMod,
+            "floor_divide" => BinaryOp::FloorDiv,
+            "equal" => BinaryOp::Equal,
+            "not_equal" => BinaryOp::NotEqual,
+            "greater" => BinaryOp::Greater,
+            "greater_equal" => BinaryOp::GreaterEqual,
+            "less" => BinaryOp::Less,
+            "less_equal" => BinaryOp::LessEqual,
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown binary op '{other}'"
@@ -185,7 +214,10 @@ impl PyGraph {
         Ok(g.binary(op, a, b)?)
     }
 
-    /// `kind` is "sum", "mean" or "max"; axes count the batch axis as 0.
+    /// `kind` is "sum", "mean", "max", "min" or "prod"; axes count the batch axis as 0 (reducing
+    /// it gives a fixed node). NaN propagates through every kind. Max and min send the
+    /// gradient to every element equal to the result; prod's gradient is the product of the
+    /// other elements (exact where some are zero).
     #[pyo3(signature = (x, kind, axes, keepdims=false))]
     fn reduce(
         &mut self,
@@ -200,6 +232,8 @@ impl PyGraph {
             "sum" => crate::ops::ReduceKind::Sum,
             "mean" => crate::ops::ReduceKind::Mean,
             "max" => crate::ops::ReduceKind::Max,
+            "min" => crate::ops::ReduceKind::Min,
+            "prod" => crate::ops::ReduceKind::Prod,
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown reduction '{other}'"
@@ -210,6 +244,51 @@ impl PyGraph {
         axes.sort_unstable();
         axes.dedup();
         Ok(g.reduce(k, x, &axes, keepdims)?)
+    }
+
+    /// numpy's `where(cond, a, b)`: `a` where `cond` is not zero (NaN counts as true), else
+    /// `b`, the three broadcast together (batched if any is). The gradient flows to `a` and
+    /// `b` where each is picked, never to `cond`.
+    #[pyo3(name = "where")]
+    fn where_(&mut self, cond: NodeId, a: NodeId, b: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        for n in [cond, a, b] {
+            node_check(g, n)?;
+        }
+        Ok(g.push(Op::Where, &[cond, a, b])?)
+    }
+
+    /// numpy's `cumsum` (`kind` "sum") or `cumprod` ("prod") along `axis` (counted with the
+    /// batch axis as 0, which it may be), accumulating from the end when `reverse`. The
+    /// product's gradient divides by the input: NaN or infinite where an input is zero.
+    #[pyo3(signature = (x, kind, axis, reverse=false))]
+    fn cumulative(
+        &mut self,
+        x: NodeId,
+        kind: &str,
+        axis: usize,
+        reverse: bool,
+    ) -> PyResult<NodeId> {
+        use crate::ops::cumulative::Cumulative;
+        let g = self.graph()?;
+        node_check(g, x)?;
+        let kind = match kind {
+            "sum" => Cumulative::Sum,
+            "prod" => Cumulative::Prod,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown cumulative op '{other}': expected 'sum' or 'prod'"
+                )))
+            }
+        };
+        Ok(g.push(
+            Op::Cumulative {
+                kind,
+                axis,
+                reverse,
+            },
+            &[x],
+        )?)
     }
 
     /// `a` while training, `b` at inference.

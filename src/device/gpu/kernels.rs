@@ -67,6 +67,15 @@ fn unary_code(u: UnaryOp) -> (u32, f32, f32) {
         Reciprocal => (24, 0.0, 0.0),
         Round => (25, 0.0, 0.0),
         LogCosh => (26, 0.0, 0.0),
+        Floor => (27, 0.0, 0.0),
+        Ceil => (28, 0.0, 0.0),
+        Trunc => (29, 0.0, 0.0),
+        Log1p => (30, 0.0, 0.0),
+        Expm1 => (31, 0.0, 0.0),
+        Sin => (32, 0.0, 0.0),
+        Cos => (33, 0.0, 0.0),
+        PowScalar(p) => (34, p, 0.0),
+        LogicalNot => (35, 0.0, 0.0),
     }
 }
 
@@ -81,6 +90,12 @@ fn binary_code(b: BinaryOp) -> u32 {
         BinaryOp::Equal => 6,
         BinaryOp::Greater => 7,
         BinaryOp::GreaterEqual => 8,
+        BinaryOp::NotEqual => 9,
+        BinaryOp::Less => 10,
+        BinaryOp::LessEqual => 11,
+        BinaryOp::Pow => 12,
+        BinaryOp::FloorMod => 13,
+        BinaryOp::FloorDiv => 14,
     }
 }
 
@@ -178,6 +193,8 @@ fn reduce(
         ReduceKind::Sum => 0,
         ReduceKind::Mean => 1,
         ReduceKind::Max => 2,
+        ReduceKind::Min => 4,
+        ReduceKind::Prod => 5,
     };
     reduce_code(rec, code, x, dims, axes, out)
 }
@@ -186,15 +203,9 @@ fn reduce(
 /// of an upsampling gradient's repeats, short rows); longer ones, a workgroup each.
 const SHORT_REDUCTION: usize = 32;
 
-/// `reduce` by the shader's kind code (3: sum of squares).
-fn reduce_code(
-    rec: &mut Recorder<'_>,
-    code: u32,
-    x: &GpuBuffer,
-    dims: &[usize],
-    axes: &[usize],
-    out: &GpuBuffer,
-) -> Result<()> {
+/// The parameter words of a reduction of `dims` over `axes` (the layout `reduce` in
+/// rows.wgsl reads), with the output and reduced element counts.
+fn reduce_params(code: u32, dims: &[usize], axes: &[usize]) -> Result<(Vec<u32>, usize, usize)> {
     check_rank("a reduction", dims)?;
     let strides = contiguous(dims);
     let (mut od, mut os, mut rd, mut rs) = (vec![], vec![], vec![], vec![]);
@@ -221,12 +232,40 @@ fn reduce_code(
     p.extend(words8(&os));
     p.extend(words8(&rd));
     p.extend(words8(&rs));
+    Ok((p, n_out, count))
+}
+
+/// `reduce` by the shader's kind code (3: sum of squares).
+fn reduce_code(
+    rec: &mut Recorder<'_>,
+    code: u32,
+    x: &GpuBuffer,
+    dims: &[usize],
+    axes: &[usize],
+    out: &GpuBuffer,
+) -> Result<()> {
+    let (p, n_out, count) = reduce_params(code, dims, axes)?;
     if count <= SHORT_REDUCTION {
         rec.launch(ROWS, "reduce_serial", &p, out, &[x], n_out);
     } else {
         let groups = workgroups(rec, n_out);
         rec.launch_groups(ROWS, "reduce", &p, out, &[x], groups);
     }
+    Ok(())
+}
+
+/// The gradient of a product over `axes`: one thread per reduced group, which walks its
+/// elements forward and back (see `prod_grad` in rows.wgsl).
+fn reduce_prod_grad(
+    rec: &mut Recorder<'_>,
+    x: &GpuBuffer,
+    dy: &GpuBuffer,
+    dims: &[usize],
+    axes: &[usize],
+    out: &GpuBuffer,
+) -> Result<()> {
+    let (p, n_out, _) = reduce_params(5, dims, axes)?;
+    rec.launch(ROWS, "prod_grad", &p, out, &[x, dy], n_out);
     Ok(())
 }
 
@@ -503,6 +542,28 @@ pub(crate) fn record(
             )?;
         }
         Op::Reduce { kind, axes, .. } => reduce(rec, *kind, x(0), dims(0), axes, out)?,
+        Op::ReduceProdGrad { axes } => reduce_prod_grad(rec, x(0), x(1), dims(0), axes, out)?,
+        Op::Cumulative {
+            kind,
+            axis,
+            reverse,
+        } => {
+            let d = dims(0);
+            let (len, inner) = (d[*axis], numel(&d[axis + 1..]));
+            let kind = match kind {
+                crate::ops::cumulative::Cumulative::Sum => 0,
+                crate::ops::cumulative::Cumulative::Prod => 1,
+            };
+            let lines = n / len;
+            let p = [
+                lines as u32,
+                len as u32,
+                inner as u32,
+                kind,
+                u32::from(*reverse),
+            ];
+            rec.launch(ROWS, "cumulative", &p, out, &[x(0)], lines);
+        }
         Op::SumTo(_) => {
             let d = dims(0);
             let r = d.len();
@@ -624,6 +685,15 @@ pub(crate) fn record(
                 &[x(0), x(1)],
                 n,
             );
+        }
+        Op::Where => {
+            check_rank("where", out_dims)?;
+            let mut p = vec![n as u32, out_dims.len() as u32];
+            p.extend(words8(out_dims));
+            for i in 0..3 {
+                p.extend(words8(&broadcast_strides(dims(i), out_dims)));
+            }
+            rec.launch(ELEMENTWISE, "where_select", &p, out, &[x(0), x(1), x(2)], n);
         }
         Op::ArgMax => {
             let c = *dims(0).last().expect("rank checked at build");

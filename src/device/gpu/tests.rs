@@ -327,6 +327,8 @@ fn a_bench_gemm_runs_and_checks_its_result() {
 
 /// The convolution family.
 mod conv;
+/// Rounding, math functions, powers, comparisons, modulo and `where`.
+mod elementwise;
 /// The embedding gather and its scatter-add gradient.
 mod embedding;
 /// Whole models trained on both devices.
@@ -335,5 +337,7 @@ mod models;
 mod pool;
 /// SimpleRNN, LSTM and GRU with every option.
 mod recurrent;
+/// Min and product reductions, cumulative sums and products.
+mod reduce;
 /// Padding, cropping and upsampling, with their gradients.
 mod spatial;

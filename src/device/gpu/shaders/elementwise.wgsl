@@ -40,6 +40,76 @@ fn erf(x: f32) -> f32 {
     return select(-y, y, x >= 0.0);
 }
 
+// Built at run time: naga's constant evaluator refuses NaN and infinite literals.
+fn nan() -> f32 {
+    var bits = 0x7fc00000u;
+    return bitcast<f32>(bits);
+}
+
+fn inf() -> f32 {
+    var bits = 0x7f800000u;
+    return bitcast<f32>(bits);
+}
+
+// Whether x is +0 or -0, tested on the bits so that no compiler's float rules can differ.
+fn is_zero(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0u;
+}
+
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn log1p(x: f32) -> f32 {
+    let u = 1.0 + x;
+    if u == 1.0 {
+        return x;
+    }
+    if u == 0.0 || u == inf() {
+        return log(u);
+    }
+    // ln(u) * x / (u - 1) cancels the rounding of 1 + x (Goldberg's correction).
+    return log(u) * x / (u - 1.0);
+}
+
+// numpy's float power (C's powf): a negative base with a whole exponent keeps the sign an
+// odd exponent gives, with a fractional one it is NaN; x^0 and 1^y are 1; zero and infinite
+// bases and exponents follow C's special cases.
+fn power(a: f32, b: f32) -> f32 {
+    if b == 0.0 || a == 1.0 {
+        return 1.0;
+    }
+    // Explicit: lavapipe's exp2 and log2 do not carry NaN through.
+    if is_nan(a) || is_nan(b) {
+        return nan();
+    }
+    let m = abs(a);
+    if abs(b) == inf() {
+        if m == 1.0 {
+            return 1.0;
+        }
+        return select(0.0, inf(), (m > 1.0) == (b > 0.0));
+    }
+    var r = 0.0;
+    if m == 0.0 {
+        r = select(inf(), 0.0, b > 0.0);
+    } else if m == inf() {
+        r = select(0.0, inf(), b > 0.0);
+    } else {
+        r = exp2(b * log2(m));
+    }
+    let negative = (bitcast<u32>(a) >> 31u) == 1u;
+    if negative {
+        if fract(b) != 0.0 {
+            return select(nan(), r, m == 0.0 || m == inf());
+        }
+        if abs(b) < 16777216.0 && abs(b) % 2.0 == 1.0 {
+            return -r;
+        }
+    }
+    return r;
+}
+
 fn sign_of(x: f32) -> f32 {
     if x > 0.0 {
         return 1.0;
@@ -80,6 +150,15 @@ fn unary(code: u32, x: f32, a: f32, b: f32) -> f32 {
         case 24u: { return 1.0 / x; }
         case 25u: { return round(x); }
         case 26u: { return abs(x) + softplus(-2.0 * abs(x)) - LN_2; }
+        case 27u: { return floor(x); }
+        case 28u: { return ceil(x); }
+        case 29u: { return trunc(x); }
+        case 30u: { return log1p(x); }
+        case 31u: { return expm1(x); }
+        case 32u: { return sin(x); }
+        case 33u: { return cos(x); }
+        case 34u: { return power(x, a); }
+        case 35u: { return select(0.0, 1.0, is_zero(x)); }
         default: { return x; }
     }
 }
@@ -98,7 +177,7 @@ fn derivative(code: u32, x: f32, a: f32, b: f32) -> f32 {
         case 10u: { return 2.0 * x; }
         case 11u: { return 0.5 / sqrt(x); }
         case 12u: { return sign_of(x); }
-        case 13u, 22u, 25u: { return 0.0; }
+        case 13u, 22u, 25u, 27u, 28u, 29u, 35u: { return 0.0; }
         case 14u: { return sigmoid(x); }
         case 15u: { let d = 1.0 + abs(x); return 1.0 / (d * d); }
         case 16u: { return select(a * exp(x), 1.0, x > 0.0); }
@@ -110,6 +189,11 @@ fn derivative(code: u32, x: f32, a: f32, b: f32) -> f32 {
         case 23u: { return select(0.0, 1.0, x >= a && x <= b); }
         case 24u: { return -1.0 / (x * x); }
         case 26u: { return tanh(x); }
+        case 30u: { return 1.0 / (1.0 + x); }
+        case 31u: { return exp(x); }
+        case 32u: { return cos(x); }
+        case 33u: { return -sin(x); }
+        case 34u: { return select(a * power(x, a - 1.0), 0.0, a == 0.0); }
         default: { return 0.0; }
     }
 }
@@ -134,6 +218,45 @@ fn unary_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     out[i] = derivative(p[1], in0[i], pf(2u), pf(3u)) * in1[i];
 }
 
+// +0 or -0 with the sign of s.
+fn signed_zero(s: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(s) & 0x80000000u);
+}
+
+// C's fmod. WGSL's `%` is `a - b * trunc(a / b)`, which is NaN for an infinite divisor
+// where fmod gives `a`.
+fn fmod(a: f32, b: f32) -> f32 {
+    if abs(b) == inf() && abs(a) != inf() {
+        return a;
+    }
+    return a % b;
+}
+
+// numpy's float divmod, (a // b, a % b), as `ops/elementwise.rs` computes it.
+fn divmod(a: f32, b: f32) -> vec2<f32> {
+    var m = fmod(a, b);
+    if b == 0.0 {
+        return vec2<f32>(a / b, nan());
+    }
+    var div = (a - m) / b;
+    if !is_zero(m) {
+        if (b < 0.0) != (m < 0.0) {
+            m += b;
+            div -= 1.0;
+        }
+    } else {
+        m = signed_zero(b);
+    }
+    var q = signed_zero(a / b);
+    if !is_zero(div) {
+        q = floor(div);
+        if div - q > 0.5 {
+            q += 1.0;
+        }
+    }
+    return vec2<f32>(q, m);
+}
+
 fn binary(code: u32, a: f32, b: f32) -> f32 {
     switch code {
         case 0u: { return a + b; }
@@ -145,6 +268,12 @@ fn binary(code: u32, a: f32, b: f32) -> f32 {
         case 6u: { return select(0.0, 1.0, a == b); }
         case 7u: { return select(0.0, 1.0, a > b); }
         case 8u: { return select(0.0, 1.0, a >= b); }
+        case 9u: { return select(1.0, 0.0, a == b); }
+        case 10u: { return select(0.0, 1.0, a < b); }
+        case 11u: { return select(0.0, 1.0, a <= b); }
+        case 12u: { return power(a, b); }
+        case 13u: { return divmod(a, b).y; }
+        case 14u: { return divmod(a, b).x; }
         default: { return 0.0; }
     }
 }
@@ -170,6 +299,36 @@ fn binary_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         ib += c * p[19u + ax];
     }
     out[i] = binary(p[1], in0[ia], in1[ib]);
+}
+
+// out = in1 where in0 (the condition) is not zero, else in2, each read through its
+// broadcast strides; a NaN condition is not zero.
+// p: [n, rank, dims[8], cond_strides[8], a_strides[8], b_strides[8]]
+@compute @workgroup_size(256)
+fn where_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    let rank = p[1];
+    var rest = i;
+    var ic = 0u;
+    var ia = 0u;
+    var ib = 0u;
+    for (var k = 0u; k < rank; k++) {
+        let ax = rank - 1u - k;
+        let d = p[2u + ax];
+        let c = rest % d;
+        rest = rest / d;
+        ic += c * p[10u + ax];
+        ia += c * p[18u + ax];
+        ib += c * p[26u + ax];
+    }
+    if is_zero(in0[ic]) {
+        out[i] = in2[ib];
+    } else {
+        out[i] = in1[ia];
+    }
 }
 
 // p: [n, value]

@@ -14,11 +14,29 @@ fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
 
-fn combine(kind: u32, a: f32, b: f32) -> f32 {
-    if kind == 2u {
-        return max(a, b);
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Where a reduction of `kind` starts: -inf for max, +inf for min, 1 for a product, else 0.
+fn identity(kind: u32) -> f32 {
+    switch kind {
+        case 2u: { return neg_inf(); }
+        case 4u: { return -neg_inf(); }
+        case 5u: { return 1.0; }
+        default: { return 0.0; }
     }
-    return a + b;
+}
+
+// Max and min carry NaN, as the CPU's do (spelt out: WGSL leaves a NaN operand of max and
+// min unspecified).
+fn combine(kind: u32, a: f32, b: f32) -> f32 {
+    switch kind {
+        case 2u: { return select(a, b, b > a || is_nan(b)); }
+        case 4u: { return select(a, b, b < a || is_nan(b)); }
+        case 5u: { return a * b; }
+        default: { return a + b; }
+    }
 }
 
 // Tree-combines `part` into part[0]; every thread must call it.
@@ -33,7 +51,8 @@ fn tree(kind: u32, t: u32) {
 }
 
 // out[o] = reduce over the reduced index set of in0.
-// p: [n_out, kind (0 sum, 1 mean, 2 max, 3 sum of squares), count, scale, out_rank, red_rank,
+// p: [n_out, kind (0 sum, 1 mean, 2 max, 3 sum of squares, 4 min, 5 product), count, scale,
+//     out_rank, red_rank,
 //     out_dims[8], out_strides[8], red_dims[8], red_strides[8]]
 // (strides are the input's; the output is contiguous over out_dims)
 @compute @workgroup_size(64)
@@ -53,10 +72,7 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             rest = rest / d;
         }
     }
-    var acc = 0.0;
-    if kind == 2u {
-        acc = neg_inf();
-    }
+    var acc = identity(kind);
     if o < p[0] {
         let rr = p[5];
         for (var j = t; j < count; j += RW) {
@@ -101,10 +117,7 @@ fn reduce_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         base += (rest % d) * p[14u + ax];
         rest = rest / d;
     }
-    var acc = 0.0;
-    if kind == 2u {
-        acc = neg_inf();
-    }
+    var acc = identity(kind);
     let rr = p[5];
     for (var j = 0u; j < p[2]; j++) {
         var rest = j;
@@ -122,6 +135,85 @@ fn reduce_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         acc = acc * pf(3u);
     }
     out[o] = acc;
+}
+
+// The gradient of a product reduction, one thread per reduced group: out[e] = dy[group] *
+// (product of the group's other elements), as an exclusive prefix product times an exclusive
+// suffix product (no division, so exact at zeros). in0 = x, in1 = dy; same p as `reduce`
+// (out is shaped like x, so it shares x's offsets).
+@compute @workgroup_size(256)
+fn prod_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = flat(gid, nwg);
+    if o >= p[0] {
+        return;
+    }
+    var base = 0u;
+    var rest = o;
+    let r = p[4];
+    for (var k = 0u; k < r; k++) {
+        let ax = r - 1u - k;
+        let d = p[6u + ax];
+        base += (rest % d) * p[14u + ax];
+        rest = rest / d;
+    }
+    let rr = p[5];
+    let count = p[2];
+    var acc = 1.0;
+    for (var j = 0u; j < count; j++) {
+        let off = base + red_offset(j, rr);
+        out[off] = acc;
+        acc *= in0[off];
+    }
+    acc = in1[o];
+    for (var jj = 0u; jj < count; jj++) {
+        let off = base + red_offset(count - 1u - jj, rr);
+        out[off] = out[off] * acc;
+        acc *= in0[off];
+    }
+}
+
+// The input offset of reduced element j (over the reduced dims and strides of `reduce`'s p).
+fn red_offset(j: u32, rr: u32) -> u32 {
+    var rest = j;
+    var off = 0u;
+    for (var k = 0u; k < rr; k++) {
+        let ax = rr - 1u - k;
+        let d = p[22u + ax];
+        off += (rest % d) * p[30u + ax];
+        rest = rest / d;
+    }
+    return off;
+}
+
+// A cumulative sum (kind 0) or product (kind 1) along an axis of `len`, one thread per line
+// (`lines` = outer * inner), in the CPU's order; from the end when `reverse` is 1.
+// p: [lines, len, inner, kind, reverse]
+@compute @workgroup_size(256)
+fn cumulative(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let l = flat(gid, nwg);
+    if l >= p[0] {
+        return;
+    }
+    let len = p[1];
+    let inner = p[2];
+    let base = (l / inner) * len * inner + l % inner;
+    var acc = 0.0;
+    for (var s = 0u; s < len; s++) {
+        var a = s;
+        if p[4] == 1u {
+            a = len - 1u - s;
+        }
+        let e = base + a * inner;
+        let v = in0[e];
+        if s == 0u {
+            acc = v;
+        } else if p[3] == 0u {
+            acc = acc + v;
+        } else {
+            acc = acc * v;
+        }
+        out[e] = acc;
+    }
 }
 
 // Softmax over rows of `c`. p: [rows, c]
