@@ -505,6 +505,8 @@ def normalize_axes(axis, ndim: int) -> List[int]:
 
 
 def result_dtype(*values) -> str:
+    if any(isinstance(v, float) for v in values):
+        return _FLOAT
     kinds = [_dtype_of(v) for v in values if not isinstance(v, (bool, int, float))]
     kinds = kinds or [_dtype_of(v) for v in values]
     if _FLOAT in kinds:

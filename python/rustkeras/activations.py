@@ -10,6 +10,7 @@ from typing import Callable, Union
 import numpy as np
 
 from rustkeras import _core
+from rustkeras import _symbolic
 
 NAMES = (
     "linear", "identity", "relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "softplus",
@@ -19,11 +20,19 @@ NAMES = (
 
 def _make(name: str) -> Callable:
     def fn(x):
-        return _core.activation(name, np.ascontiguousarray(x, dtype=np.float32))
+        mode, trace = _symbolic.find_trace((x,))
+        if mode == "eager":
+            return _core.activation(name, np.ascontiguousarray(x, dtype=np.float32))
+        if mode == "keras":
+            from rustkeras.layers.lambda_layer import functional_op
+
+            return functional_op(fn, (x,), {})
+        t = _symbolic.to_tensor(x, trace)
+        return _symbolic.SymbolicTensor(trace, trace.graph.activation(t.node, name))
 
     fn.__name__ = name
     fn.__qualname__ = name
-    fn.__doc__ = f"The `{name}` activation, applied elementwise (softmax: over the last axis)."
+    fn.__doc__ = f"The `{name}` activation, applied elementwise (softmax: over the last axis), on arrays or as an op inside a traced function."
     return fn
 
 

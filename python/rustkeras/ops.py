@@ -84,7 +84,7 @@ def _sample_dims(x: SymbolicTensor, shape) -> List[int]:
     shape = [(-1 if d is None else int(d)) for d in shape]
     if not x.batched:
         return _resolve_minus_one(shape, int(np.prod(x.dims, dtype=np.int64)), x)
-    if not shape or shape[0] != -1:
+    if len(shape) < 2 and x.dims or not shape or shape[0] != -1:
         raise NotImplementedError(
             f"reshape of a batched tensor of shape {x.shape} to {tuple(shape)}: the first entry must be -1 or None "
             "(the batch axis, kept as it is); rustkeras cannot reshape across the batch axis."
