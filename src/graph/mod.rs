@@ -406,3 +406,53 @@ impl Graph {
         Ok(map[output])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equivalent_nodes_are_the_same_op_on_equivalent_inputs() {
+        let mut g = Graph::new();
+        let x = g.input(Shape::batched(&[3]));
+        let a = g.unary(UnaryOp::Relu, x).unwrap();
+        let b = g.unary(UnaryOp::Relu, x).unwrap();
+        let a2 = g.scale(a, 2.0).unwrap();
+        let b2 = g.scale(b, 2.0).unwrap();
+        let c2 = g.scale(b, 3.0).unwrap();
+        assert!(g.equivalent(a2, b2));
+        assert!(!g.equivalent(a2, c2));
+        let y = g.input(Shape::batched(&[3]));
+        assert!(!g.equivalent(x, y), "two inputs are never the same value");
+    }
+
+    #[test]
+    fn inline_copies_a_fragment_onto_given_inputs_and_variables() {
+        // Fragment: mean((a - b)^2 * w) over the last axis, w a variable.
+        let mut f = Graph::new();
+        let a = f.input(Shape::batched(&[2]));
+        let b = f.input(Shape::batched(&[2]));
+        let w = f.declare_var(&[2]);
+        let wn = f.param(w);
+        let d = f.sub(a, b).unwrap();
+        let sq = f.unary(UnaryOp::Square, d).unwrap();
+        let wsq = f.mul(sq, wn).unwrap();
+        let out = f.reduce_last(ReduceKind::Mean, wsq, false).unwrap();
+
+        let mut g = Graph::new();
+        let x = g.input(Shape::batched(&[2]));
+        let y = g.input(Shape::batched(&[2]));
+        let v = g.declare_var(&[2]);
+        let o = g.inline(&f, &[x, y], &[v], out).unwrap();
+        assert_eq!(g.shape(o), &Shape::batched(&[]));
+        let mut p = crate::program::Program::plan(&g, &[o], 2).unwrap();
+        let xs = [1.0, 2.0, 3.0, 4.0];
+        let ys = [0.0, 0.0, 1.0, 1.0];
+        let ws = [1.0, 0.5];
+        p.run(&[&ws], &[&xs, &ys], &crate::ops::Ctx::default()).unwrap();
+        assert_eq!(p.read(o), vec![(1.0 + 0.5 * 4.0) / 2.0, (4.0 + 0.5 * 9.0) / 2.0]);
+        // Inputs of other shapes than the fragment was traced for are refused.
+        let z = g.input(Shape::batched(&[3]));
+        assert!(g.inline(&f, &[z, z], &[v], out).is_err());
+    }
+}
