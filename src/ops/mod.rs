@@ -47,6 +47,7 @@ pub mod conv;
 pub mod pad;
 pub mod pool;
 
+pub mod batch_matmul;
 pub mod concat;
 pub mod cumulative;
 pub mod elementwise;
@@ -81,6 +82,12 @@ pub enum Op {
     Binary(BinaryOp),
     /// 2-D product over the last axis; see `matmul.rs` for the three supported forms.
     MatMul {
+        ta: bool,
+        tb: bool,
+    },
+    /// numpy's `matmul` of operands of rank >= 2, leading axes broadcast; see
+    /// `batch_matmul.rs`.
+    BatchMatMul {
         ta: bool,
         tb: bool,
     },
@@ -257,6 +264,11 @@ op_table! {
         infer: matmul::infer(*ta, *tb, ins[0], ins[1]),
         vjp: matmul::vjp(g, *ta, *tb, x[0], x[1], dy)?,
         cpu: matmul::forward(*ta, *tb, &ins[0], &ins[1], out),
+    }
+    Op::BatchMatMul { ta, tb } => {
+        infer: batch_matmul::infer(*ta, *tb, ins[0], ins[1]),
+        vjp: batch_matmul::vjp(g, *ta, *tb, x[0], x[1], dy)?,
+        cpu: batch_matmul::forward(*ta, *tb, &ins[0], &ins[1], out, out_dims),
     }
     Op::Reduce { kind, axes, keepdims } => {
         infer: reduce::infer(ins[0], axes, *keepdims),
