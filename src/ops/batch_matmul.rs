@@ -123,10 +123,9 @@ pub fn vjp(
     ])
 }
 
-/// One matrix operand as the GEMM reads it: `(rows, cols)` of the product's view, its row and
-/// column strides, and its size in floats.
+/// One matrix operand as the GEMM reads it: the column count of the product's view, its row
+/// and column strides, and its size in floats.
 struct Mat {
-    rows: usize,
     cols: usize,
     rs: usize,
     cs: usize,
@@ -138,7 +137,6 @@ fn mat(dims: &[usize], t: bool) -> Mat {
     let (h, w) = (dims[r - 2], dims[r - 1]);
     if t {
         Mat {
-            rows: w,
             cols: h,
             rs: 1,
             cs: w,
@@ -146,7 +144,6 @@ fn mat(dims: &[usize], t: bool) -> Mat {
         }
     } else {
         Mat {
-            rows: h,
             cols: w,
             rs: w,
             cs: 1,
