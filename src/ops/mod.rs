@@ -76,6 +76,11 @@ pub enum Op {
     Scalar(f32),
     /// A tensor of zeros (the gradient of a node that does not depend on a variable).
     Zeros,
+    /// Each element's index along `axis`, as f32 (a fixed node with an explicit shape; see
+    /// [`Graph::iota`]).
+    Iota {
+        axis: usize,
+    },
     Unary(UnaryOp),
     /// `dx = f'(x) * dy` with inputs `(x, dy)`.
     UnaryGrad(UnaryOp),
@@ -244,6 +249,11 @@ op_table! {
         infer: unreachable_shape(op),
         vjp: SmallVec::new(),
         cpu: out.fill(0.0),
+    }
+    Op::Iota { axis } => {
+        infer: unreachable_shape(op),
+        vjp: SmallVec::new(),
+        cpu: index::iota(*axis, out, out_dims),
     }
     Op::Unary(u) => {
         infer: Ok(ins[0].clone()),

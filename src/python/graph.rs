@@ -364,6 +364,12 @@ impl PyGraph {
         })
     }
 
+    /// A fixed node of `dims` holding each element's index along `axis` as a float (numpy's
+    /// `arange` along one axis, broadcast along the others).
+    fn iota(&mut self, dims: Vec<usize>, axis: usize) -> PyResult<NodeId> {
+        Ok(self.graph()?.iota(&dims, axis)?)
+    }
+
     /// Whether the node's per-sample shape has a batch axis.
     fn batched(&mut self, node: NodeId) -> PyResult<bool> {
         let g = self.graph()?;

@@ -500,6 +500,11 @@ pub(crate) fn record(
         Op::Input(_) | Op::Param(_) => unreachable!("inputs and params are read in place"),
         Op::Scalar(v) => fill(rec, out, n, *v),
         Op::Zeros => fill(rec, out, n, 0.0),
+        Op::Iota { axis } => {
+            let (len, inner) = (out_dims[*axis], numel(&out_dims[axis + 1..]));
+            let p = [n as u32, len as u32, inner as u32];
+            rec.launch(ELEMENTWISE, "iota", &p, out, &[], n);
+        }
         Op::Unary(u) => {
             let (code, a, b) = unary_code(*u);
             let p = [n as u32, code, bits(a), bits(b)];
