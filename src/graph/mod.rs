@@ -211,6 +211,17 @@ impl Graph {
         self.push_unchecked(Op::Zeros, shape)
     }
 
+    /// A fixed node of `dims` holding each element's index along `axis` (numpy's
+    /// `arange(dims[axis])` broadcast along the other axes).
+    pub fn iota(&mut self, dims: &[usize], axis: usize) -> Result<NodeId> {
+        if axis >= dims.len() || dims.contains(&0) {
+            return crate::value_error!(
+                "iota: expected a non-empty shape and an axis inside it, received dims {dims:?} and axis {axis}"
+            );
+        }
+        Ok(self.push_unchecked(Op::Iota { axis }, Shape::fixed(dims)))
+    }
+
     pub fn scalar(&mut self, value: f32) -> NodeId {
         self.push_unchecked(Op::Scalar(value), Shape::scalar())
     }

@@ -359,7 +359,7 @@ mod tests {
             (FloorMod, 0.0, -3.0, -0.0),
             (FloorMod, 1.0, 0.0, nan),
             (FloorMod, -1.0, inf, inf),
-            (FloorMod, 1.0, 0.1, 0.099_999_986),
+            (FloorMod, 1.0, 0.1, 0.099_999_99),
             (FloorDiv, 5.0, 3.0, 1.0),
             (FloorDiv, -5.0, 3.0, -2.0),
             (FloorDiv, 5.0, -3.0, -2.0),

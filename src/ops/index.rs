@@ -1,6 +1,7 @@
-//! Index ops along the last axis: argmax, picking one entry per row by an index tensor
-//! (and its scatter VJP), and top-k membership. Indices travel as f32 holding integers;
-//! an index outside the axis yields NaN instead of reading out of bounds.
+//! Index ops: `iota` (each element's index along an axis), and along the last axis argmax,
+//! picking one entry per row by an index tensor (and its scatter VJP), and top-k membership.
+//! Indices travel as f32 holding integers; an index outside the axis yields NaN instead of
+//! reading out of bounds.
 
 use super::In;
 use crate::error::Result;
@@ -74,5 +75,34 @@ pub fn in_top_k(pred: &In<'_>, target: &[f32], k: usize, out: &mut [f32]) {
             Some(t) => f32::from(r.iter().filter(|&&v| v > r[t]).count() < k),
             None => f32::NAN,
         };
+    }
+}
+
+/// `out[i]` is `i`'s index along `axis` of `out_dims`.
+pub fn iota(axis: usize, out: &mut [f32], out_dims: &[usize]) {
+    let len = out_dims[axis];
+    let inner: usize = out_dims[axis + 1..].iter().product();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = ((i / inner) % len) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Graph;
+
+    #[test]
+    fn iota_counts_along_its_axis() {
+        let mut out = [0.0; 6];
+        iota(0, &mut out, &[2, 3]);
+        assert_eq!(out, [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+        iota(1, &mut out, &[2, 3]);
+        assert_eq!(out, [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]);
+        let mut g = Graph::new();
+        let i = g.iota(&[2, 3], 1).unwrap();
+        assert_eq!(g.shape(i), &Shape::fixed(&[2, 3]));
+        assert!(g.iota(&[2, 3], 2).is_err());
+        assert!(g.iota(&[], 0).is_err());
     }
 }

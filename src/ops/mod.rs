@@ -5,10 +5,10 @@
 //!
 //! # Where an op is registered
 //!
-//! Every [`Op`] variant has exactly one row in the `op_table!` at the end of this file. The
-//! row names, side by side, its shape rule, its VJP, the scratch floats its CPU kernel needs
-//! (0 when the row leaves it out) and the kernel itself, so adding an op is one variant and
-//! one row. The macro turns the rows into [`infer_shape`], [`vjp`], [`scratch_len`] and
+//! Every [`Op`] variant (declared in `op.rs`) has exactly one row in the `op_table!` at the
+//! end of this file. The row names, side by side, its shape rule, its VJP, the scratch floats
+//! its CPU kernel needs (0 when the row leaves it out) and the kernel itself, so adding an op
+//! is one variant and one row. The macro turns the rows into [`infer_shape`], [`vjp`], [`scratch_len`] and
 //! [`forward`], each a plain `match` on `&Op` with one arm per row and no wildcard: a variant
 //! without a row does not compile, and dispatch costs what a hand-written `match` costs (no
 //! boxing, no function pointers, no allocation).
@@ -36,7 +36,7 @@
 use smallvec::SmallVec;
 
 use crate::error::Result;
-use crate::graph::{Graph, NodeId, Shape, VarId};
+use crate::graph::{Graph, NodeId, Shape};
 
 // Declared first: a `macro_rules!` macro is visible only below its module's declaration.
 #[macro_use]
@@ -47,11 +47,13 @@ pub mod conv;
 pub mod pad;
 pub mod pool;
 
+pub mod batch_matmul;
 pub mod concat;
 pub mod cumulative;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
+mod op;
 pub mod random;
 pub mod reduce;
 pub mod select;
@@ -63,134 +65,9 @@ pub mod embedding;
 pub mod recurrent;
 
 pub use elementwise::BinaryOp;
+pub use op::Op;
 pub use reduce::ReduceKind;
 pub use unary::UnaryOp;
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    /// The i-th fed tensor.
-    Input(usize),
-    /// A model variable, read in place from the variable store.
-    Param(VarId),
-    Scalar(f32),
-    /// A tensor of zeros (the gradient of a node that does not depend on a variable).
-    Zeros,
-    Unary(UnaryOp),
-    /// `dx = f'(x) * dy` with inputs `(x, dy)`.
-    UnaryGrad(UnaryOp),
-    Binary(BinaryOp),
-    /// 2-D product over the last axis; see `matmul.rs` for the three supported forms.
-    MatMul {
-        ta: bool,
-        tb: bool,
-    },
-    Reduce {
-        kind: ReduceKind,
-        axes: SmallVec<[usize; 4]>,
-        keepdims: bool,
-    },
-    /// The VJP of a product reduction: inputs `(x, dy)` with `dy` in the kept-dims shape,
-    /// output shaped like `x`; exact where `x` holds zeros (see `reduce.rs`).
-    ReduceProdGrad {
-        axes: SmallVec<[usize; 4]>,
-    },
-    /// Cumulative sum or product along `axis` (counted with the batch axis as 0), from the
-    /// end when `reverse`; see `cumulative.rs`.
-    Cumulative {
-        kind: cumulative::Cumulative,
-        axis: usize,
-        reverse: bool,
-    },
-    /// Sums a broadcast result back down to a shape (the VJP of broadcasting).
-    SumTo(Shape),
-    /// Broadcasts (numpy rules) to a shape.
-    BroadcastTo(Shape),
-    /// Broadcasts and divides by the repeat count (the VJP of a mean).
-    BroadcastMean(Shape),
-    /// Same data, new per-sample dims (batchedness is kept).
-    Reshape(Vec<usize>),
-    /// Permutes the per-sample axes (the batch axis stays first).
-    Transpose(Vec<usize>),
-    /// A fixed `(B, ..)` tensor read as a batch of `B` samples `(..)` (a stateful layer's
-    /// state variable); planning for any other batch size is an error.
-    ToBatched,
-    /// A batch of samples `(..)` stored as a fixed `(B, ..)` tensor (the value a stateful
-    /// layer writes back); planning for a batch size other than `B` is an error.
-    FromBatched(usize),
-    /// Joins its inputs along `axis` (counted with the batch axis as 0); see `concat.rs`.
-    Concat {
-        axis: usize,
-    },
-    /// `len` entries of `axis` from `start` (the VJP of `Concat`).
-    SliceAxis {
-        axis: usize,
-        start: usize,
-        len: usize,
-    },
-    /// The input placed at `start` of an axis of `full` entries, zeros elsewhere.
-    UnsliceAxis {
-        axis: usize,
-        start: usize,
-        full: usize,
-    },
-    /// Softmax over the last axis; `SoftmaxGrad` takes `(y, dy)`.
-    Softmax,
-    SoftmaxGrad,
-    /// Inverted dropout in training, identity at inference. The mask is a pure function of
-    /// (seed, step, node, element), so the backward pass regenerates it instead of storing it.
-    Dropout {
-        rate: f32,
-        key: u64,
-    },
-    DropoutGrad {
-        rate: f32,
-        key: u64,
-    },
-    /// `a` in training, `b` at inference (e.g. batch vs moving statistics); the gradient
-    /// flows to `a` only.
-    TrainSelect,
-    /// `a` where `cond` is not zero, else `b`: inputs `(cond, a, b)`, broadcast together; see
-    /// `select.rs`.
-    Where,
-    /// Index of the maximum along the last axis, as f32.
-    ArgMax,
-    /// `x[..., idx[...]]` over the last axis with inputs `(x, idx)`.
-    TakeLast,
-    /// The VJP of `TakeLast`: inputs `(dy, idx)`, output shaped like `x`.
-    ScatterLast(Shape),
-    /// 1.0 where `target` (an index) is among the top-k of `pred` along the last axis.
-    InTopK(usize),
-    // recurrent family
-    /// A fused SimpleRNN/LSTM/GRU loop: inputs `(projection, recurrent_kernel, [bias], [mask])`,
-    /// output the packed per-step buffer; see `recurrent.rs`.
-    Rnn(recurrent::RnnSpec),
-    /// Backpropagation through time: inputs `(recurrent_kernel, packed, d_packed, [mask])`.
-    RnnGrad(recurrent::RnnSpec),
-    /// The recurrent kernel's gradient: inputs `(packed, grad)`.
-    RnnKernelGrad(recurrent::RnnSpec),
-    /// A part of a packed buffer (the `h` sequence, the last `h` or `c`).
-    RnnSlice(recurrent::Slice),
-    /// The VJP of `RnnSlice`: `dy` placed into zeros of the packed shape.
-    RnnUnslice(recurrent::Slice, Shape),
-    /// Rows of a table `(V, D)` picked by indices: inputs `(table, idx)`.
-    Gather,
-    /// The VJP of `Gather` for the table: inputs `(dy, idx)`, output shaped like the table.
-    ScatterAddRows(Shape),
-    // convolution family
-    /// Convolution of `(x, kernel)`; see `conv.rs`.
-    Conv(conv::ConvSpec),
-    /// The input gradient of `Conv`: inputs `(dy, kernel)`, output shaped like `x`.
-    ConvGradInput(conv::ConvSpec, Shape),
-    /// The kernel gradient of `Conv`: inputs `(x, dy)`.
-    ConvGradKernel(conv::ConvSpec),
-    /// Max or average pooling; `PoolGrad` takes `(x, dy)`.
-    Pool(pool::PoolSpec),
-    PoolGrad(pool::PoolSpec),
-    /// Zero padding (positive amounts) and cropping (negative amounts) of spatial axes.
-    Pad(pad::PadSpec),
-    /// Nearest-neighbour upsampling of spatial axes.
-    UpSample(pad::UpSampleSpec),
-}
 
 /// A kernel's view of one input: its data and concrete dims.
 pub struct In<'a> {
@@ -238,6 +115,11 @@ op_table! {
         vjp: SmallVec::new(),
         cpu: out.fill(0.0),
     }
+    Op::Iota { axis } => {
+        infer: unreachable_shape(op),
+        vjp: SmallVec::new(),
+        cpu: index::iota(*axis, out, out_dims),
+    }
     Op::Unary(u) => {
         infer: Ok(ins[0].clone()),
         vjp: one(unary::unary_vjp(g, *u, x[0], node, dy)?),
@@ -257,6 +139,11 @@ op_table! {
         infer: matmul::infer(*ta, *tb, ins[0], ins[1]),
         vjp: matmul::vjp(g, *ta, *tb, x[0], x[1], dy)?,
         cpu: matmul::forward(*ta, *tb, &ins[0], &ins[1], out),
+    }
+    Op::BatchMatMul { ta, tb } => {
+        infer: batch_matmul::infer(*ta, *tb, ins[0], ins[1]),
+        vjp: batch_matmul::vjp(g, *ta, *tb, x[0], x[1], dy)?,
+        cpu: batch_matmul::forward(*ta, *tb, &ins[0], &ins[1], out, out_dims),
     }
     Op::Reduce { kind, axes, keepdims } => {
         infer: reduce::infer(ins[0], axes, *keepdims),

@@ -231,7 +231,7 @@ impl UnaryOp {
             Sin => x.cos(),
             Cos => -x.sin(),
             // A zero exponent makes a constant: its slope is 0 even where x^-1 is infinite.
-            PowScalar(p) if p == 0.0 => 0.0,
+            PowScalar(0.0) => 0.0,
             PowScalar(p) => p * x.powf(p - 1.0),
         }
     }

@@ -105,6 +105,19 @@ impl PyGraph {
         Ok(g.matmul(a, b, ta, tb)?)
     }
 
+    /// numpy's `matmul` for operands of rank >= 2 (counting the batch axis): `(..., m, k) @
+    /// (..., k, n) -> (..., m, n)`, leading axes broadcast numpy-style; `ta`/`tb` transpose
+    /// the last two axes of `a`/`b`. Covers Keras' `batch_dot` (both batched), a batched
+    /// tensor times a weight of any rank, and a batched `(B, k)` times a `(k, n)` weight. The
+    /// batch axis must stay first in the result and cannot be contracted (ValueError).
+    #[pyo3(signature = (a, b, ta=false, tb=false))]
+    fn batch_matmul(&mut self, a: NodeId, b: NodeId, ta: bool, tb: bool) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, a)?;
+        node_check(g, b)?;
+        Ok(g.push(Op::BatchMatMul { ta, tb }, &[a, b])?)
+    }
+
     fn add(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
         let g = self.graph()?;
         node_check(g, a)?;
@@ -349,6 +362,12 @@ impl PyGraph {
         } else {
             g.unary(UnaryOp::AddScalar(value), z)?
         })
+    }
+
+    /// A fixed node of `dims` holding each element's index along `axis` as a float (numpy's
+    /// `arange` along one axis, broadcast along the others).
+    fn iota(&mut self, dims: Vec<usize>, axis: usize) -> PyResult<NodeId> {
+        Ok(self.graph()?.iota(&dims, axis)?)
     }
 
     /// Whether the node's per-sample shape has a batch axis.

@@ -430,6 +430,48 @@ fn scatter_add_rows(
     Ok(())
 }
 
+/// numpy's matmul: one 2-D product per workgroup layer z, the operands' offsets found from z
+/// (see `batch_matmul` in matmul.wgsl).
+fn batch_matmul(
+    rec: &mut Recorder<'_>,
+    ta: bool,
+    tb: bool,
+    ins: &[(GpuBuffer, &[usize])],
+    out: &GpuBuffer,
+    out_dims: &[usize],
+) -> Result<()> {
+    let p = crate::ops::batch_matmul::plan(ta, tb, ins[0].1, ins[1].1, out_dims);
+    check_rank("a batched matrix product", &p.lead)?;
+    let count = numel(&p.lead);
+    let (gx, gy) = (p.n.div_ceil(64), p.m.div_ceil(64));
+    let max = rec.ctx.limits.max_compute_workgroups_per_dimension as usize;
+    if gx > max || gy > max || count > max {
+        return crate::value_error!(
+            "a batch of {count} {}x{} matrix products is larger than the GPU's dispatch grid allows; use a smaller batch size",
+            p.m,
+            p.n
+        );
+    }
+    let [sam, sak, sbk, sbn] = p.strides;
+    let mut words: Vec<u32> = [p.m, p.n, p.k, sam, sak, sbk, sbn, p.lead.len()]
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
+    words.extend(words8(&p.lead));
+    words.extend(words8(&p.a_lead));
+    words.extend(words8(&p.b_lead));
+    let groups = [gx as u32, gy as u32, count as u32];
+    rec.launch_groups(
+        MATMUL,
+        "batch_matmul",
+        &words,
+        out,
+        &[&ins[0].0, &ins[1].0],
+        groups,
+    );
+    Ok(())
+}
+
 /// A grid of `n` workgroups, split over x and y when wider than the device allows.
 fn workgroups(rec: &Recorder<'_>, n: usize) -> [u32; 3] {
     let max = rec.ctx.limits.max_compute_workgroups_per_dimension as usize;
@@ -458,6 +500,11 @@ pub(crate) fn record(
         Op::Input(_) | Op::Param(_) => unreachable!("inputs and params are read in place"),
         Op::Scalar(v) => fill(rec, out, n, *v),
         Op::Zeros => fill(rec, out, n, 0.0),
+        Op::Iota { axis } => {
+            let (len, inner) = (out_dims[*axis], numel(&out_dims[axis + 1..]));
+            let p = [n as u32, len as u32, inner as u32];
+            rec.launch(ELEMENTWISE, "iota", &p, out, &[], n);
+        }
         Op::Unary(u) => {
             let (code, a, b) = unary_code(*u);
             let p = [n as u32, code, bits(a), bits(b)];
@@ -510,6 +557,7 @@ pub(crate) fn record(
             let groups = [p[1].div_ceil(64) as u32, gy as u32, 1];
             rec.launch_groups(MATMUL, "matmul", &words, out, &[x(0), x(1)], groups);
         }
+        Op::BatchMatMul { ta, tb } => batch_matmul(rec, *ta, *tb, ins, out, out_dims)?,
         Op::Conv(spec) => {
             let cout = *dims(1).last().expect("rank checked at build");
             let bufs: SmallVec<[&GpuBuffer; 3]> = ins.iter().map(|(b, _)| b).collect();

@@ -325,6 +325,8 @@ fn a_bench_gemm_runs_and_checks_its_result() {
     assert!(gflops > 0.0);
 }
 
+/// numpy's matmul with broadcast leading axes.
+mod batch_matmul;
 /// The convolution family.
 mod conv;
 /// Rounding, math functions, powers, comparisons, modulo and `where`.

@@ -341,6 +341,16 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     out[i] = pf(1u);
 }
 
+// Each element's index along an axis of `len`, followed by `inner` elements. p: [n, len, inner]
+@compute @workgroup_size(256)
+fn iota(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[0] {
+        return;
+    }
+    out[i] = f32((i / p[2]) % p[1]);
+}
+
 // `in0` in training, `in1` at inference. p: [n]
 @compute @workgroup_size(256)
 fn train_select(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

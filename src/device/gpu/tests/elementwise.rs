@@ -193,3 +193,14 @@ fn pow_and_floor_mod_gradients_match_the_cpu() {
         );
     }
 }
+
+#[test]
+fn iota_matches_the_cpu_on_every_axis() {
+    let mut g = Graph::new();
+    let mut outs = Vec::new();
+    for axis in 0..3 {
+        outs.push(g.iota(&[3, 5, 70], axis).unwrap());
+    }
+    outs.push(g.iota(&[1], 0).unwrap());
+    compare(&g, &outs, 1, &[], &[], false, 0.0);
+}
