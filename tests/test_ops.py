@@ -198,3 +198,30 @@ def test_symbolic_shapes_and_errors():
     with pytest.raises(TypeError, match="numpy"):
         Sequential([Input((3,)), Lambda(lambda t: np.asarray(t))])
     assert math.isclose(float(ops.sum(np.ones((2, 3)))), 6.0)
+
+
+K_NAMES = """dot batch_dot sum mean max min prod std var argmax argmin exp log sqrt square abs sign pow clip maximum
+minimum equal not_equal greater less cast relu sigmoid hard_sigmoid tanh softmax softplus elu concatenate stack reshape
+permute_dimensions transpose expand_dims squeeze flatten repeat tile gather one_hot zeros ones zeros_like ones_like
+variable constant placeholder eval get_value set_value batch_get_value int_shape shape ndim epsilon floatx
+categorical_crossentropy binary_crossentropy""".split()
+
+OPS_NAMES = """dot matmul sum mean max min prod std var argmax argmin exp log sqrt square abs sign power clip maximum minimum
+equal not_equal greater less cast relu sigmoid hard_sigmoid tanh softmax softplus elu concatenate stack reshape transpose
+expand_dims squeeze ravel repeat tile take one_hot zeros ones zeros_like ones_like shape ndim categorical_crossentropy
+binary_crossentropy where einsum linspace arange log1p expm1 logsumexp top_k norm convert_to_numpy
+convert_to_tensor""".split()
+
+
+def test_the_backend_and_ops_name_lists_are_complete():
+    assert [n for n in K_NAMES if not callable(getattr(K, n, None))] == []
+    assert [n for n in OPS_NAMES if not callable(getattr(ops, n, None))] == []
+
+
+def test_k_crossentropies_in_keras_argument_order():
+    t = np.array([[0.0, 1.0, 0.0]], "float32")
+    p = np.array([[0.2, 0.7, 0.1]], "float32")
+    np.testing.assert_allclose(K.categorical_crossentropy(t, p), [-np.log(0.7)], rtol=1e-6)
+    np.testing.assert_allclose(K.binary_crossentropy(t, p), -(t * np.log(p) + (1 - t) * np.log(1 - p)), rtol=1e-5)
+    np.testing.assert_allclose(ops.sparse_categorical_crossentropy(np.array([1]), np.log(p), from_logits=True),
+                               [-np.log(0.7)], rtol=1e-5)

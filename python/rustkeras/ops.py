@@ -1219,6 +1219,39 @@ def average(x, axis=None, weights=None):
     return divide(sum(multiply(x, w), axis=axis), sum(multiply(ones_like(x), w), axis=axis))
 
 
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Per-sample categorical crossentropy (Keras 3's `ops.categorical_crossentropy`)."""
+    from rustkeras import losses
+
+    return losses.categorical_crossentropy_ext(target, output, from_logits=from_logits, axis=axis)
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Per-sample sparse categorical crossentropy (integer targets)."""
+    from rustkeras import losses
+
+    return losses.sparse_categorical_crossentropy_ext(target, output, from_logits=from_logits, axis=axis)
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """Elementwise binary crossentropy (Keras 3's `ops.binary_crossentropy`: not averaged)."""
+    from rustkeras import backend
+
+    return backend.binary_crossentropy(target, output, from_logits=from_logits)
+
+
+@op
+def ravel(x):
+    """Every value in one axis (a batched tensor keeps its batch axis: Keras would merge it,
+    which rustkeras cannot while the batch size is unknown)."""
+    x = S.t(x)
+    if x.batched:
+        raise NotImplementedError(
+            f"ravel of a batched tensor of shape {x.shape} would merge the batch axis; use "
+            "ops.reshape(x, (-1, n)) to flatten each sample.")
+    return flatten_all(x)
+
+
 @op
 def dropout(x, rate, noise_shape=None, seed=None):
     raise NotImplementedError("ops.dropout is not supported by rustkeras; use the Dropout layer.")
