@@ -378,3 +378,39 @@ def test_k_backend_variables_and_eval():
     np.testing.assert_allclose(K.batch_dot(np.ones((2, 3)), np.ones((2, 3))), [[3.0], [3.0]])
     x3, y3 = np.ones((2, 3, 4)), np.ones((2, 4, 5))
     np.testing.assert_allclose(K.batch_dot(x3, y3, axes=(2, 1)), np.einsum("bij,bjk->bik", x3, y3))
+
+
+def test_user_code_trains_the_same_on_the_gpu():
+    from rustkeras import config
+
+    def build():
+        set_random_seed(11)
+        i = Input((6,))
+        h = MyDense(8)(i)
+        h = Lambda(lambda t: ops.where(t > 0, t, t * 0.1))(h)
+        out = MyLayer(3)(h)
+        m = Model(i, out)
+        weights = np.array([1.0, 2.0, 3.0], "float32")
+        m.compile(optimizer=rustkeras.optimizers.SGD(0.05),
+                  loss=lambda yt, yp: ops.mean(ops.square(yt - yp) * weights, axis=-1),
+                  metrics=[my_metric_fn])
+        return m
+
+    x, y = data()
+    results = {}
+    try:
+        for backend in ("cpu", "gpu"):
+            config.set_backend(backend)
+            assert K.backend() == backend
+            m = build()
+            h = m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+            results[backend] = (h.history, m.get_weights(), m.predict(x, verbose=0))
+    finally:
+        config.set_backend("cpu")
+    (hc, wc, pc), (hg, wg, pg) = results["cpu"], results["gpu"]
+    assert set(hc) == set(hg) == {"loss", "my_metric_fn"}
+    for k in hc:
+        np.testing.assert_allclose(hc[k], hg[k], rtol=1e-4)
+    for a, b in zip(wc, wg):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pc, pg, rtol=1e-4, atol=1e-5)
