@@ -304,6 +304,40 @@ impl PyGraph {
         )?)
     }
 
+    /// Indices (as floats) of the `k` largest entries along the last axis, largest first, ties
+    /// to the lower index (`numpy.argsort(-x, kind="stable")[..., :k]`), NaN counted as larger
+    /// than every number. Shaped like `x` with `k` as its last axis; no gradient.
+    fn top_k_indices(&mut self, x: NodeId, k: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::TopKIndices(k), &[x])?)
+    }
+
+    /// numpy's `take_along_axis(x, idx, -1)`: `out[..., j] = x[..., idx[..., j]]`. `idx` has
+    /// `x`'s batchedness and leading axes and any last length; the result is shaped like
+    /// `idx`. Negative indices count from the end; an index that is not a whole number in
+    /// `[-n, n)` gives NaN (and a NaN gradient row). The gradient flows to `x` only.
+    fn take_along(&mut self, x: NodeId, idx: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        node_check(g, idx)?;
+        Ok(g.push(Op::TakeAlong, &[x, idx])?)
+    }
+
+    /// numpy's `take(x, idx, axis)`: shaped `x.shape[:axis] + idx.shape + x.shape[axis+1:]`,
+    /// `axis` counted with the batch axis as 0. Supported: a fixed `x` with fixed indices
+    /// (any axis) or batched indices (axis 0; the result is batched), and a batched `x` with
+    /// fixed indices along an axis >= 1. Negative indices count from the end; an index that
+    /// is not a whole number in `[-n, n)` gives NaN entries and a NaN gradient. The gradient
+    /// flows to `x` only.
+    #[pyo3(name = "take")]
+    fn take_(&mut self, x: NodeId, idx: NodeId, axis: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        node_check(g, idx)?;
+        Ok(g.push(Op::Take { axis }, &[x, idx])?)
+    }
+
     /// `a` while training, `b` at inference.
     fn train_select(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
         let g = self.graph()?;
