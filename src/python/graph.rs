@@ -90,6 +90,25 @@ impl PyGraph {
         Ok(g.push(Op::SliceAxis { axis, start, len }, &[x])?)
     }
 
+    /// A node's shape as `(batched, dims)`: whether it has a leading batch axis, and its
+    /// per-sample dims (the batch axis left out).
+    fn shape_of(&mut self, node: NodeId) -> PyResult<(bool, Vec<usize>)> {
+        let g = self.graph()?;
+        node_check(g, node)?;
+        let s = g.shape(node);
+        Ok((s.batched, s.dims.clone()))
+    }
+
+    /// `x` broadcast numpy-style to per-sample `dims`, with a batch axis in front when
+    /// `batched` (a fixed node may broadcast to a batched shape, not the reverse). Its
+    /// gradient sums back to `x`'s shape.
+    #[pyo3(signature = (x, dims, batched=false))]
+    fn broadcast_to(&mut self, x: NodeId, dims: Vec<usize>, batched: bool) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::BroadcastTo(Shape { batched, dims }), &[x])?)
+    }
+
     /// Per-sample dims of a node (the batch axis left out).
     fn dims(&mut self, node: NodeId) -> PyResult<Vec<usize>> {
         let g = self.graph()?;
