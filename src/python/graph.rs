@@ -193,9 +193,10 @@ impl PyGraph {
             "cos" => UnaryOp::Cos,
             "pow" => UnaryOp::PowScalar(param),
             "logical_not" => UnaryOp::LogicalNot,
-            other => match crate::activations::unary_of(other)? {
-                Some(u) => u,
-                None => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
+            // Activation names; an unknown name gets this op's message, not the activations'.
+            other => match crate::activations::unary_of(other) {
+                Ok(Some(u)) => u,
+                _ => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
             },
         };
         Ok(g.unary(u, x)?)
