@@ -1,7 +1,9 @@
 //! Index ops: `iota` (each element's index along an axis), and along the last axis argmax,
-//! picking one entry per row by an index tensor (and its scatter VJP), and top-k membership.
-//! Indices travel as f32 holding integers; an index outside the axis yields NaN instead of
-//! reading out of bounds.
+//! the indices of the top k, picking one entry per row by an index tensor (and its scatter
+//! VJP), and top-k membership. Indices travel as f32 holding integers; an index outside the
+//! axis yields NaN instead of reading out of bounds.
+
+use std::cmp::Ordering;
 
 use super::In;
 use crate::error::Result;
@@ -87,6 +89,57 @@ pub fn iota(axis: usize, out: &mut [f32], out_dims: &[usize]) {
     }
 }
 
+pub fn infer_top_k(x: &Shape, k: usize) -> Result<Shape> {
+    let Some(c) = x.last() else {
+        return crate::value_error!(
+            "top_k needs a last axis besides the batch axis, received shape {}",
+            x.display()
+        );
+    };
+    if k == 0 || k > c {
+        return crate::value_error!(
+            "top_k: k must be between 1 and the last axis ({c}) of {}, received k={k}",
+            x.display()
+        );
+    }
+    let mut out = x.clone();
+    *out.dims.last_mut().expect("checked above") = k;
+    Ok(out)
+}
+
+/// The top-k order of a row's elements `i` and `j`: larger first, NaN before every number
+/// (NaN counts as the largest), ties (NaN with NaN, -0 with +0) by the lower index.
+fn top_order(r: &[f32], i: usize, j: usize) -> Ordering {
+    let (a, b) = (r[i], r[j]);
+    match (a.is_nan(), b.is_nan()) {
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (true, true) => i.cmp(&j),
+        (false, false) => b.partial_cmp(&a).expect("neither is NaN").then(i.cmp(&j)),
+    }
+}
+
+/// The indices of each row's `k` largest entries, largest first, as
+/// `numpy.argsort(-x, kind="stable")[..., :k]` gives them for rows without NaN (NaN counts as
+/// larger than every number here). `scratch` holds one row of candidate indices.
+pub fn top_k_indices(x: &In<'_>, k: usize, out: &mut [f32], scratch: &mut [f32]) {
+    let c = width(x);
+    let order = &mut scratch[..c];
+    for (o, r) in out.chunks_mut(k).zip(x.data.chunks(c)) {
+        order
+            .iter_mut()
+            .enumerate()
+            .for_each(|(j, v)| *v = j as f32);
+        // The order is total (ties fall to the index), so unstable algorithms are exact.
+        let by = |a: &f32, b: &f32| top_order(r, *a as usize, *b as usize);
+        if k < c {
+            order.select_nth_unstable_by(k - 1, by);
+        }
+        order[..k].sort_unstable_by(by);
+        o.copy_from_slice(&order[..k]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +157,46 @@ mod tests {
         assert_eq!(g.shape(i), &Shape::fixed(&[2, 3]));
         assert!(g.iota(&[2, 3], 2).is_err());
         assert!(g.iota(&[], 0).is_err());
+    }
+
+    #[test]
+    fn top_k_matches_a_stable_argsort() {
+        let x = [3.0, 1.0, 3.0, -0.0, 0.0, 7.0, f32::NAN, 1.0];
+        let mut scratch = [0.0; 8];
+        let mut out = [0.0; 5];
+        let inp = In {
+            data: &x,
+            dims: &[1, 8],
+        };
+        top_k_indices(&inp, 5, &mut out, &mut scratch);
+        // NaN first, then 7, the two 3s in index order, then the first 1.
+        assert_eq!(out, [6.0, 5.0, 0.0, 2.0, 1.0]);
+        let mut all = [0.0; 8];
+        top_k_indices(&inp, 8, &mut all, &mut scratch);
+        assert_eq!(all, [6.0, 5.0, 0.0, 2.0, 1.0, 7.0, 3.0, 4.0]);
+        // Every k of random rows against a stable sort of the negated values.
+        let rows: Vec<f32> = (0..60).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+        for k in 1..=12 {
+            let mut out = vec![0.0; 5 * k];
+            let inp = In {
+                data: &rows,
+                dims: &[5, 12],
+            };
+            let mut scratch = [0.0; 12];
+            top_k_indices(&inp, k, &mut out, &mut scratch);
+            for (r, o) in rows.chunks(12).zip(out.chunks(k)) {
+                let mut want: Vec<usize> = (0..12).collect();
+                want.sort_by(|&i, &j| r[j].partial_cmp(&r[i]).unwrap());
+                let want: Vec<f32> = want[..k].iter().map(|&i| i as f32).collect();
+                assert_eq!(o, &want[..]);
+            }
+        }
+        assert!(infer_top_k(&Shape::batched(&[4]), 5).is_err());
+        assert!(infer_top_k(&Shape::batched(&[4]), 0).is_err());
+        assert!(infer_top_k(&Shape::batched(&[]), 1).is_err());
+        assert_eq!(
+            infer_top_k(&Shape::fixed(&[2, 4]), 3).unwrap(),
+            Shape::fixed(&[2, 3])
+        );
     }
 }

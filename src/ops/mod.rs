@@ -59,6 +59,7 @@ pub mod reduce;
 pub mod select;
 pub mod shape;
 pub mod softmax;
+pub mod take;
 pub mod unary;
 // recurrent family
 pub mod embedding;
@@ -266,6 +267,35 @@ op_table! {
         infer: index::infer_take(ins[0], ins[1]),
         vjp: x.iter().map(|_| None).collect(),
         cpu: index::in_top_k(&ins[0], ins[1].data, *k, out),
+    }
+    Op::TopKIndices(k) => {
+        infer: index::infer_top_k(ins[0], *k),
+        vjp: one(None),
+        scratch: *in_dims[0].last().expect("rank checked at build"),
+        cpu: index::top_k_indices(&ins[0], *k, out, scratch),
+    }
+    Op::TakeAlong => {
+        infer: take::infer_take_along(ins[0], ins[1]),
+        vjp: {
+            let dx = g.push(Op::ScatterAlong(g.shape(x[0]).clone()), &[dy, x[1]])?;
+            smallvec::smallvec![Some(dx), None]
+        },
+        cpu: take::take_along(&ins[0], &ins[1], out),
+    }
+    Op::ScatterAlong(s) => {
+        infer: Ok(s.clone()),
+        vjp: no_second_order(op)?,
+        cpu: take::scatter_along(ins[0].data, &ins[1], out, out_dims),
+    }
+    Op::Take { axis } => {
+        infer: take::infer_take(ins[0], ins[1], *axis),
+        vjp: take::take_vjp(g, *axis, x[0], x[1], dy)?,
+        cpu: take::take(&ins[0], ins[1].data, *axis, out),
+    }
+    Op::TakeGrad { axis, shape } => {
+        infer: Ok(shape.clone()),
+        vjp: no_second_order(op)?,
+        cpu: take::take_grad(ins[0].data, ins[1].data, *axis, out, out_dims),
     }
 
     // recurrent family

@@ -112,6 +112,24 @@ pub enum Op {
     ScatterLast(Shape),
     /// 1.0 where `target` (an index) is among the top-k of `pred` along the last axis.
     InTopK(usize),
+    /// Indices (as f32) of the `k` largest entries along the last axis, largest first, ties
+    /// to the lower index, NaN counted as the largest; see `index.rs`.
+    TopKIndices(usize),
+    /// `out[.., j] = x[.., idx[.., j]]` over the last axis with inputs `(x, idx)`, `idx`
+    /// having `x`'s leading axes (numpy's `take_along_axis`); see `take.rs`.
+    TakeAlong,
+    /// The VJP of `TakeAlong`: inputs `(dy, idx)`, output shaped like `x`.
+    ScatterAlong(Shape),
+    /// numpy's `take(x, idx, axis)` with inputs `(x, idx)` (axis counted with the batch axis
+    /// as 0); see `take.rs` for the batched and fixed forms it supports.
+    Take {
+        axis: usize,
+    },
+    /// The VJP of `Take`: inputs `(dy, idx)`, `dy` scatter-added into zeros of `x`'s shape.
+    TakeGrad {
+        axis: usize,
+        shape: Shape,
+    },
     // recurrent family
     /// A fused SimpleRNN/LSTM/GRU loop: inputs `(projection, recurrent_kernel, [bias], [mask])`,
     /// output the packed per-step buffer; see `recurrent.rs`.

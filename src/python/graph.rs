@@ -90,6 +90,25 @@ impl PyGraph {
         Ok(g.push(Op::SliceAxis { axis, start, len }, &[x])?)
     }
 
+    /// A node's shape as `(batched, dims)`: whether it has a leading batch axis, and its
+    /// per-sample dims (the batch axis left out).
+    fn shape_of(&mut self, node: NodeId) -> PyResult<(bool, Vec<usize>)> {
+        let g = self.graph()?;
+        node_check(g, node)?;
+        let s = g.shape(node);
+        Ok((s.batched, s.dims.clone()))
+    }
+
+    /// `x` broadcast numpy-style to per-sample `dims`, with a batch axis in front when
+    /// `batched` (a fixed node may broadcast to a batched shape, not the reverse). Its
+    /// gradient sums back to `x`'s shape.
+    #[pyo3(signature = (x, dims, batched=false))]
+    fn broadcast_to(&mut self, x: NodeId, dims: Vec<usize>, batched: bool) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::BroadcastTo(Shape { batched, dims }), &[x])?)
+    }
+
     /// Per-sample dims of a node (the batch axis left out).
     fn dims(&mut self, node: NodeId) -> PyResult<Vec<usize>> {
         let g = self.graph()?;
@@ -174,9 +193,10 @@ impl PyGraph {
             "cos" => UnaryOp::Cos,
             "pow" => UnaryOp::PowScalar(param),
             "logical_not" => UnaryOp::LogicalNot,
-            other => match crate::activations::unary_of(other)? {
-                Some(u) => u,
-                None => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
+            // Activation names; an unknown name gets this op's message, not the activations'.
+            other => match crate::activations::unary_of(other) {
+                Ok(Some(u)) => u,
+                _ => return Err(PyValueError::new_err(format!("unknown unary op '{other}'"))),
             },
         };
         Ok(g.unary(u, x)?)
@@ -302,6 +322,40 @@ impl PyGraph {
             },
             &[x],
         )?)
+    }
+
+    /// Indices (as floats) of the `k` largest entries along the last axis, largest first, ties
+    /// to the lower index (`numpy.argsort(-x, kind="stable")[..., :k]`), NaN counted as larger
+    /// than every number. Shaped like `x` with `k` as its last axis; no gradient.
+    fn top_k_indices(&mut self, x: NodeId, k: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        Ok(g.push(Op::TopKIndices(k), &[x])?)
+    }
+
+    /// numpy's `take_along_axis(x, idx, -1)`: `out[..., j] = x[..., idx[..., j]]`. `idx` has
+    /// `x`'s batchedness and leading axes and any last length; the result is shaped like
+    /// `idx`. Negative indices count from the end; an index that is not a whole number in
+    /// `[-n, n)` gives NaN (and a NaN gradient row). The gradient flows to `x` only.
+    fn take_along(&mut self, x: NodeId, idx: NodeId) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        node_check(g, idx)?;
+        Ok(g.push(Op::TakeAlong, &[x, idx])?)
+    }
+
+    /// numpy's `take(x, idx, axis)`: shaped `x.shape[:axis] + idx.shape + x.shape[axis+1:]`,
+    /// `axis` counted with the batch axis as 0. Supported: a fixed `x` with fixed indices
+    /// (any axis) or batched indices (axis 0; the result is batched), and a batched `x` with
+    /// fixed indices along an axis >= 1. Negative indices count from the end; an index that
+    /// is not a whole number in `[-n, n)` gives NaN entries and a NaN gradient. The gradient
+    /// flows to `x` only.
+    #[pyo3(name = "take")]
+    fn take_(&mut self, x: NodeId, idx: NodeId, axis: usize) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        node_check(g, x)?;
+        node_check(g, idx)?;
+        Ok(g.push(Op::Take { axis }, &[x, idx])?)
     }
 
     /// `a` while training, `b` at inference.

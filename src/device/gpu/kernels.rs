@@ -4,6 +4,7 @@
 //! does not compile until it has one (with its parity test in `tests/`).
 
 mod conv;
+mod index;
 mod pool;
 mod recurrent;
 
@@ -768,6 +769,22 @@ pub(crate) fn record(
                 &[x(0), x(1)],
                 n,
             );
+        }
+        Op::TopKIndices(k) => index::top_k(rec, x(0), dims(0), *k, out),
+        Op::TakeAlong => {
+            let c = *dims(0).last().expect("rank checked at build");
+            let m = *dims(1).last().expect("rank checked at build");
+            index::take_along(rec, x(0), c, x(1), m, out, n);
+        }
+        Op::ScatterAlong(_) => {
+            let m = *dims(1).last().expect("rank checked at build");
+            index::scatter_along(rec, x(0), x(1), m, out, out_dims);
+        }
+        Op::Take { axis } => {
+            index::take(rec, x(0), dims(0), *axis, x(1), numel(dims(1)), out, n);
+        }
+        Op::TakeGrad { axis, .. } => {
+            index::take_grad(rec, x(0), x(1), numel(dims(1)), *axis, out, out_dims)?;
         }
         Op::Pool(spec) => pool::forward(rec, spec, x(0), dims(0), out, n)?,
         Op::PoolGrad(spec) => pool::backward(rec, spec, x(0), dims(0), x(1), out)?,

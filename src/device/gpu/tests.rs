@@ -333,6 +333,8 @@ mod conv;
 mod elementwise;
 /// The embedding gather and its scatter-add gradient.
 mod embedding;
+/// Top-k indices, take and take_along, with their gradients.
+mod index;
 /// Whole models trained on both devices.
 mod models;
 /// Pooling and global pooling.
