@@ -27,6 +27,17 @@ use compile::Compiled;
 pub use compile::{CompileSpec, Fragment, OutputSpec, CUSTOM};
 pub use fit::{BatchEnd, Dataset, EpochLogs, Hook, NoHook};
 
+/// An optimizer's state, as [`Model::optimizer_state`] reads it.
+pub struct OptimizerState {
+    /// Keras' raw `iterations` (every step, accumulation-only ones included).
+    pub iterations: u64,
+    pub learning_rate: f32,
+    /// The slots in Keras' order (`optimizer.variables[2:]`): name, the index (among
+    /// [`Model::trainable_vars`]) of the variable it belongs to (None for a scalar of the
+    /// optimizer's own), values.
+    pub slots: Vec<(&'static str, Option<usize>, Vec<f32>)>,
+}
+
 /// `u64::MAX` while no seed was set.
 static DEFAULT_SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
 
@@ -397,6 +408,79 @@ impl Model {
             c.optimizer.pull_gpu_state();
             &c.optimizer
         })
+    }
+
+    /// The variables the optimizer updates, in the order it holds their slots.
+    pub fn trainable_vars(&self) -> Vec<VarId> {
+        (0..self.vars.len())
+            .filter(|&v| self.trainable[v])
+            .collect()
+    }
+
+    /// What a resumed `fit` needs besides the weights and the optimizer: the seed of the
+    /// dropout masks and the shuffling, the training steps taken (each step's masks are drawn
+    /// from the seed and the step) and the epochs run (each epoch's order is drawn from the
+    /// seed and the epoch), as `(seed, step, epoch)`.
+    pub fn engine_state(&self) -> (u64, u64, u64) {
+        (self.seed, self.step, self.epoch)
+    }
+
+    /// Restores [`Model::engine_state`].
+    pub fn set_engine_state(&mut self, seed: u64, step: u64, epoch: u64) {
+        self.seed = seed;
+        self.step = step;
+        self.epoch = epoch;
+    }
+
+    /// The optimizer's state as Keras saves it: raw `iterations`, the learning rate, then its
+    /// slots for Keras' variable order `order` (Keras' trainable variable
+    /// `j` is `trainable_vars()[order[j]]`); the slots are read back from the GPU. `None`
+    /// while the model is not compiled.
+    pub fn optimizer_state(&mut self, order: &[usize]) -> Result<Option<OptimizerState>> {
+        let Some(o) = self.optimizer_with_slots() else {
+            return Ok(None);
+        };
+        let slots = o
+            .slot_variables_in_order(order)?
+            .into_iter()
+            .zip(o.slot_owners(order))
+            .map(|((name, v), owner)| (name, owner, v.to_vec()))
+            .collect();
+        Ok(Some(OptimizerState {
+            iterations: o.raw_iterations(),
+            learning_rate: o.learning_rate(),
+            slots,
+        }))
+    }
+
+    /// Restores the optimizer's iterations, learning rate and slots (in Keras' variable order
+    /// `order`, see [`Model::optimizer_state`]); with no slots, the optimizer starts afresh at
+    /// `iterations`, as Keras' unbuilt optimizer does.
+    pub fn load_optimizer_state(
+        &mut self,
+        iterations: u64,
+        learning_rate: f32,
+        order: &[usize],
+        slots: &[&[f32]],
+    ) -> Result<()> {
+        let lens: Vec<usize> = self
+            .trainable_vars()
+            .iter()
+            .map(|&v| self.graph.var_shapes[v].iter().product())
+            .collect();
+        let Some(c) = self.compiled.as_mut() else {
+            return crate::value_error!("the model is not compiled: it has no optimizer to load");
+        };
+        let o = &mut c.optimizer;
+        if slots.is_empty() {
+            o.reset(iterations);
+        } else {
+            o.load_variables_in_order(iterations, &lens, order, slots)?;
+        }
+        o.set_learning_rate(learning_rate);
+        // Training programs on the GPU recorded the slots' buffers; they are replaced.
+        self.forget_programs();
+        Ok(())
     }
 
     /// One optimizer step on a batch of `batch` rows; writes the logs (see `log_names`) into

@@ -409,3 +409,61 @@ fn carried_state_is_written_after_every_batch() {
         .unwrap_err();
     assert!(format!("{e}").contains("batch size 2"), "{e}");
 }
+
+/// A model whose training draws random masks (dropout) and whose two variables the optimizer
+/// holds in var order.
+fn dropout_model(seed: u64) -> (Model, [VarId; 2]) {
+    let mut g = Graph::new();
+    let x = g.input(Shape::batched(&[3]));
+    let w = g.declare_var(&[3, 2]);
+    let b = g.declare_var(&[2]);
+    let (wn, bn) = (g.param(w), g.param(b));
+    let h = g
+        .push(crate::ops::Op::Dropout { rate: 0.5, key: 7 }, &[x])
+        .unwrap();
+    let y = g.matmul(h, wn, false, false).unwrap();
+    let y = g.add(y, bn).unwrap();
+    let mut m = Model::new(g, vec![x], vec![y], seed).unwrap();
+    m.set_var(w, &[0.1, -0.2, 0.3, 0.4, -0.5, 0.6]).unwrap();
+    m.compile(spec("mse", "adam", 0.05)).unwrap();
+    (m, [w, b])
+}
+
+#[test]
+fn engine_and_optimizer_state_resume_a_fit_exactly() {
+    let x: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+    let y: Vec<f32> = (0..16).map(|i| (i as f32 * 0.11).cos()).collect();
+    let d = Dataset::single(&x, &y, None, 8);
+    let (mut a, vars) = dropout_model(11);
+    a.fit_epoch(&d, 3, true, &mut NoHook).unwrap();
+    // Keras lists b before w: the saved slots follow that order.
+    let order = [1, 0];
+    let st = a.optimizer_state(&order).unwrap().unwrap();
+    assert_eq!(st.iterations, 3);
+    assert_eq!(
+        st.slots.iter().map(|s| s.1).collect::<Vec<_>>(),
+        [Some(1), Some(1), Some(0), Some(0)]
+    );
+    let (mut b, _) = dropout_model(99);
+    for &v in &vars {
+        b.set_var(v, &a.var(v)).unwrap();
+    }
+    let (seed, step, epoch) = a.engine_state();
+    b.set_engine_state(seed, step, epoch);
+    let slots: Vec<&[f32]> = st.slots.iter().map(|s| &s.2[..]).collect();
+    b.load_optimizer_state(st.iterations, st.learning_rate, &order, &slots)
+        .unwrap();
+    for _ in 0..2 {
+        let la = a.fit_epoch(&d, 3, true, &mut NoHook).unwrap();
+        let lb = b.fit_epoch(&d, 3, true, &mut NoHook).unwrap();
+        assert_eq!(la, lb);
+    }
+    for &v in &vars {
+        assert_eq!(a.var(v), b.var(v));
+    }
+    assert_eq!(
+        b.optimizer_mut().map(|o| o.iterations()),
+        Some(9),
+        "3 steps an epoch"
+    );
+}

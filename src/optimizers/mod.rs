@@ -398,18 +398,24 @@ impl Optimizer {
     }
 
     /// Keras 3's order of `optimizer.variables` after `iterations` and `learning_rate`:
-    /// EMA averages, gradient accumulators, the rule's slots, Nadam's `u_product`.
-    fn layout(&self, n_vars: usize) -> Vec<(&'static str, Place)> {
+    /// EMA averages, gradient accumulators, the rule's slots, Nadam's `u_product`. Keras'
+    /// variable `j` is this optimizer's variable `order[j]` (Keras orders them as the model
+    /// lists its weights, which need not be the order the optimizer was built with).
+    fn layout(&self, order: &[usize]) -> Vec<(&'static str, Place)> {
         let mut out = Vec::new();
         if self.ema.is_some() {
-            out.extend((0..n_vars).map(|i| ("average", Place::Average(i))));
+            out.extend(order.iter().map(|&i| ("average", Place::Average(i))));
         }
         if self.accumulation_steps.is_some() {
-            out.extend((0..n_vars).map(|i| ("gradient_accumulator", Place::Accumulated(i))));
+            out.extend(
+                order
+                    .iter()
+                    .map(|&i| ("gradient_accumulator", Place::Accumulated(i))),
+            );
         }
         let spec = self.rule.slots();
         for group in self.rule.slot_groups() {
-            for i in 0..n_vars {
+            for &i in order {
                 for &k in group.iter() {
                     if let Some((name, _)) = spec[k] {
                         out.push((name, Place::Slot(i, k)));
@@ -423,14 +429,56 @@ impl Optimizer {
         out
     }
 
+    /// Drops the slots (they are made anew at the next step, as at the first) and sets Keras'
+    /// raw `iterations`.
+    pub fn reset(&mut self, iterations: u64) {
+        self.state = None;
+        self.gpu = None;
+        self.raw_iterations = iterations;
+        if let Rule::Nadam(r) = &mut self.rule {
+            r.u_product = 1.0;
+        }
+    }
+
+    /// For each entry of [`Optimizer::slot_variables_in_order`], the optimizer variable it
+    /// belongs to (None for Nadam's `u_product`, a scalar of its own).
+    pub fn slot_owners(&self, order: &[usize]) -> Vec<Option<usize>> {
+        if self.state.is_none() {
+            return Vec::new();
+        }
+        self.layout(order)
+            .into_iter()
+            .map(|(_, place)| match place {
+                Place::Average(i) | Place::Accumulated(i) | Place::Slot(i, _) => Some(i),
+                Place::UProduct => None,
+            })
+            .collect()
+    }
+
+    /// Keras' raw `iterations` variable: every `apply`, including accumulation-only ones (what
+    /// a `.keras` file's `optimizer/vars/0` holds).
+    pub fn raw_iterations(&self) -> u64 {
+        self.raw_iterations
+    }
+
     /// Keras 3's `optimizer.variables[2:]` (what follows `iterations` and `learning_rate`
     /// in a `.keras` file's `optimizer/vars`), as `(slot name, values)` in Keras' order;
     /// empty before the first step, as Keras' list is before `build`.
     pub fn slot_variables(&self) -> Vec<(&'static str, &[f32])> {
+        let n = self.state.as_ref().map_or(0, |s| s.lens.len());
+        self.slot_variables_in_order(&(0..n).collect::<Vec<_>>())
+            .unwrap_or_default()
+    }
+
+    /// [`Optimizer::slot_variables`] for Keras' variable order `order` (Keras' variable `j`
+    /// is this optimizer's variable `order[j]`; a permutation of all of them).
+    pub fn slot_variables_in_order(&self, order: &[usize]) -> Result<Vec<(&'static str, &[f32])>> {
         let Some(state) = &self.state else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        self.layout(state.lens.len())
+        check_order(order, state.lens.len())?;
+        Ok(self
+            .layout(order)
             .into_iter()
             .map(|(name, place)| {
                 let values: &[f32] = match (place, &self.rule) {
@@ -442,7 +490,7 @@ impl Optimizer {
                 };
                 (name, values)
             })
-            .collect()
+            .collect())
     }
 
     /// Restores a saved state: Keras' raw `iterations` and the values `slot_variables`
@@ -453,7 +501,26 @@ impl Optimizer {
         lens: &[usize],
         values: &[&[f32]],
     ) -> Result<()> {
-        let layout = self.layout(lens.len());
+        self.load_variables_in_order(
+            iterations,
+            lens,
+            &(0..lens.len()).collect::<Vec<_>>(),
+            values,
+        )
+    }
+
+    /// [`Optimizer::load_variables`] with the values in Keras' variable order `order` (as
+    /// [`Optimizer::slot_variables_in_order`] lists them). Slots that lived on the GPU are
+    /// dropped there and uploaded anew, from this state, at the next step.
+    pub fn load_variables_in_order(
+        &mut self,
+        iterations: u64,
+        lens: &[usize],
+        order: &[usize],
+        values: &[&[f32]],
+    ) -> Result<()> {
+        check_order(order, lens.len())?;
+        let layout = self.layout(order);
         if layout.len() != values.len() {
             return Err(Error::Value(format!(
                 "This optimizer has {} variables for {} model variables, but {} were given.",
@@ -484,6 +551,7 @@ impl Optimizer {
             r.u_product = u;
         }
         self.state = Some(state);
+        self.gpu = None;
         self.raw_iterations = iterations;
         Ok(())
     }
@@ -518,6 +586,26 @@ impl Optimizer {
             })
             .collect()
     }
+}
+
+/// Checks that `order` is a permutation of `0..n`.
+fn check_order(order: &[usize], n: usize) -> Result<()> {
+    let mut seen = vec![false; n];
+    for &i in order {
+        if i >= n || std::mem::replace(&mut seen[i], true) {
+            return Err(Error::Value(format!(
+                "The optimizer's variable order must list each of its {n} variables once; \
+                 received {order:?}."
+            )));
+        }
+    }
+    if order.len() != n {
+        return Err(Error::Value(format!(
+            "The optimizer has {n} variables; the variable order lists {}.",
+            order.len()
+        )));
+    }
+    Ok(())
 }
 
 fn sweep_all<K: Kernel>(

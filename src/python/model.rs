@@ -367,6 +367,71 @@ impl PyModel {
             .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
     }
 
+    /// The variables the optimizer updates, in the order it holds their slots.
+    fn trainable_vars(&self) -> Vec<VarId> {
+        self.m.trainable_vars()
+    }
+
+    /// `(seed, step, epoch)`: what a resumed `fit` needs to draw the same dropout masks and
+    /// shuffles as an uninterrupted one.
+    fn engine_state(&self) -> (u64, u64, u64) {
+        self.m.engine_state()
+    }
+
+    fn set_engine_state(&mut self, seed: u64, step: u64, epoch: u64) {
+        self.m.set_engine_state(seed, step, epoch)
+    }
+
+    /// The optimizer's state as Keras saves it: `(raw iterations, learning rate, [(slot name,
+    /// owner, float32 array), ...])` with the slots in Keras' order for the variable order
+    /// `order` (Keras' trainable variable `j` is `trainable_vars()[order[j]]`; a slot's owner is
+    /// its variable's index in `trainable_vars()`, None for a scalar of the optimizer's own);
+    /// None when not compiled.
+    #[allow(clippy::type_complexity)]
+    fn optimizer_state<'py>(
+        &mut self,
+        py: Python<'py>,
+        order: Vec<usize>,
+    ) -> PyResult<
+        Option<(
+            u64,
+            f32,
+            Vec<(
+                &'static str,
+                Option<usize>,
+                Bound<'py, numpy::PyArray1<f32>>,
+            )>,
+        )>,
+    > {
+        let Some(st) = self.m.optimizer_state(&order)? else {
+            return Ok(None);
+        };
+        let slots = st
+            .slots
+            .into_iter()
+            .map(|(name, owner, v)| (name, owner, numpy::PyArray1::from_vec(py, v)))
+            .collect();
+        Ok(Some((st.iterations, st.learning_rate, slots)))
+    }
+
+    /// Restores what `optimizer_state` returned (slots as float32 arrays, in the same order).
+    fn load_optimizer_state(
+        &mut self,
+        iterations: u64,
+        learning_rate: f32,
+        order: Vec<usize>,
+        slots: Vec<numpy::PyReadonlyArrayDyn<'_, f32>>,
+    ) -> PyResult<()> {
+        let values = slots
+            .iter()
+            .map(|a| Ok(super::arrays::as_f32(a, "slots")?.to_vec()))
+            .collect::<PyResult<Vec<_>>>()?;
+        let views: Vec<&[f32]> = values.iter().map(|v| &v[..]).collect();
+        Ok(self
+            .m
+            .load_optimizer_state(iterations, learning_rate, &order, &views)?)
+    }
+
     /// One epoch; returns the epoch's mean logs. `x` is an array or a list (one per input);
     /// `y` and `sample_weight` an array or a list with one entry per output (None for an
     /// output without targets). `hook(batch, batches, logs)` is called at most every
