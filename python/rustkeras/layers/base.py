@@ -38,6 +38,20 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
+def dtype_name(dtype) -> Optional[str]:
+    """The dtype a layer's `dtype` argument names: a name, or the name inside a Keras 3
+    `DTypePolicy` config (`{"class_name": "DTypePolicy", "config": {"name": "float32"}}`), or a
+    numpy dtype."""
+    if isinstance(dtype, dict) and dtype.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+        return (dtype.get("config") or {}).get("name")
+    if dtype is None or isinstance(dtype, str):
+        return dtype
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return repr(dtype)
+
+
 def invalid(arg: str, expected: str, value: Any) -> ValueError:
     return ValueError(f"Invalid value received for argument `{arg}`. Expected {expected}. Received: {arg}={value!r}")
 
@@ -80,7 +94,7 @@ class Layer:
         batch_size = kwargs.pop("batch_size", None)
         if kwargs:
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
-        if dtype not in (None, "float32"):
+        if dtype_name(dtype) not in (None, "float32"):
             raise not_supported(type(self).__name__, f"dtype={dtype!r} (only float32)")
         if batch_input_shape is not None:
             input_shape = tuple(batch_input_shape)[1:]

@@ -8,7 +8,7 @@ from rustkeras import _seed
 from rustkeras import activations as _activations
 from rustkeras import initializers as _initializers
 from rustkeras import regularizers as _regularizers
-from rustkeras.layers.base import Layer, invalid, not_supported
+from rustkeras.layers.base import Layer, dtype_name, invalid, not_supported
 from rustkeras.layers.node import KerasTensor, Node
 
 
@@ -206,32 +206,47 @@ class Reshape(Layer):
         return cfg
 
 
+# The dtypes a model input may declare. The engine computes in float32: an integer input's
+# values (an Embedding's indices) are truncated to integers first, as Keras' cast does.
+INPUT_DTYPES = ("float32", "float16", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8",
+                "uint16", "uint32", "bool")
+
+
 class InputLayer(Layer):
     """The model's input: `InputLayer(input_shape=(784,))` or `InputLayer(shape=(784,))`.
-    Its `output` is the KerasTensor a functional model starts from."""
+    Its `output` is the KerasTensor a functional model starts from.
 
-    def __init__(self, shape=None, batch_size=None, name=None, **kwargs):
+    Args:
+        dtype: the input's dtype (default float32); `"int32"` in front of an Embedding.
+    """
+
+    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, **kwargs):
         if shape is not None:
             kwargs["input_shape"] = shape
         if kwargs.get("batch_shape") is not None:
             batch_shape = tuple(kwargs.pop("batch_shape"))
             kwargs["input_shape"] = batch_shape[1:]
             batch_size = batch_shape[0] if batch_size is None else batch_size
+        name_of = dtype_name(dtype) or "float32"
+        if name_of not in INPUT_DTYPES:
+            raise invalid("dtype", f"one of {INPUT_DTYPES}", dtype)
         super().__init__(name=name, batch_size=batch_size, **kwargs)
+        self.dtype = name_of
         if self._input_shape_arg is None:
             raise ValueError("InputLayer needs `shape` (or `input_shape`). Received: shape=None")
         self.batch_size = self._batch_size_arg
         self.input_shape = self.output_shape = (None,) + self._input_shape_arg
         self.built = True
         node = Node(self, [], {})
-        node.outputs = [KerasTensor((self.batch_size,) + self._input_shape_arg, (self, 0, 0), name=self.name)]
+        node.outputs = [KerasTensor((self.batch_size,) + self._input_shape_arg, (self, 0, 0), name=self.name,
+                                    dtype=self.dtype)]
         self._inbound_nodes.append(node)
 
     def _graph_call(self, graph, x, in_dims):
         return x
 
     def get_config(self):
-        return {"name": self.name, "batch_shape": (self.batch_size,) + self._input_shape_arg, "dtype": "float32"}
+        return {"name": self.name, "batch_shape": (self.batch_size,) + self._input_shape_arg, "dtype": self.dtype}
 
     @classmethod
     def from_config(cls, config):

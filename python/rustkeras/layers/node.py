@@ -21,13 +21,15 @@ class KerasTensor:
 
     Attributes:
         shape: e.g. `(None, 784)`.
-        dtype: always "float32".
+        dtype: a model input's declared dtype (`Input(dtype="int32")`), else "float32" (what
+            every layer computes in).
         name: the input's name for model inputs, else a unique `keras_tensor_N`.
     """
 
-    def __init__(self, shape: Tuple[Optional[int], ...], history: Tuple[Any, int, int], name: Optional[str] = None):
+    def __init__(self, shape: Tuple[Optional[int], ...], history: Tuple[Any, int, int], name: Optional[str] = None,
+                 dtype: str = "float32"):
         self.shape = tuple(shape)
-        self.dtype = "float32"
+        self.dtype = dtype
         # (producing layer, index of the call among the layer's calls, index among its outputs)
         self._keras_history = history
         self.name = name or f"keras_tensor_{next(_tensor_ids)}"
@@ -47,7 +49,7 @@ class KerasTensor:
         return layer._inbound_nodes[node_index]
 
     def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype=float32, name={self.name}>"
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
     # Operators become layers of the functional model (as `ops.*` on KerasTensors do).
     def _ops(self):
