@@ -60,8 +60,17 @@ def get(class_name: str, custom_objects=None):
 
 
 def layer_from_config(entry, custom_objects=None):
-    """A layer from a config entry `{"class_name", "config", ["registered_name"]}`: the class
-    is found by `get` (custom objects first); a Lambda also looks its function up there."""
+    """A layer from a config entry `{"class_name", "config", ["registered_name"]}` (as rustkeras
+    or Keras 3 writes it): the class is found by `get` (custom objects first); a Lambda also
+    looks its function up there; a model entry (`Functional`, `Sequential`) gives the model,
+    which acts as a layer."""
+    from rustkeras._saving import keras_config
+
+    if not isinstance(entry, dict) or "class_name" not in entry:
+        raise ValueError(f"A layer config must be a dict with a `class_name`. Received: {entry!r}")
+    entry = keras_config.layer_entry_from_keras(entry)
+    if keras_config.is_model_entry(entry) or _names_model_class(entry, custom_objects):
+        return keras_config.model_from_entry(entry, custom_objects, top=False)
     name = entry.get("registered_name") or entry["class_name"]
     try:
         cls = get(name, custom_objects)
@@ -71,3 +80,15 @@ def layer_from_config(entry, custom_objects=None):
     if cls is Lambda:
         return Lambda.from_config(cfg, custom_objects=custom_objects)
     return cls.from_config(cfg)
+
+
+def _names_model_class(entry, custom_objects) -> bool:
+    """Whether the entry names a (subclassed) model class known by name."""
+    from rustkeras.models.training import Trainer
+    from rustkeras.saving import get_registered_object
+
+    for name in (entry.get("registered_name"), entry.get("class_name")):
+        cls = get_registered_object(name, custom_objects) if isinstance(name, str) else None
+        if cls is not None:
+            return isinstance(cls, type) and issubclass(cls, Trainer)
+    return False

@@ -13,24 +13,35 @@ from typing import Any, Dict
 from rustkeras.models.functional import Model
 from rustkeras.models.sequential import Sequential
 
-__all__ = ["Model", "Sequential", "model_from_config", "model_from_json"]
+__all__ = ["Model", "Sequential", "load_model", "model_from_config", "model_from_json", "save_model"]
 
 
 def model_from_config(config: Dict[str, Any], custom_objects=None) -> Model:
-    """A new (untrained) model from `{"class_name": ..., "config": ...}`."""
-    kind = config.get("class_name")
-    if kind == "Sequential":
-        return Sequential.from_config(config["config"], custom_objects=custom_objects)
-    if kind in ("Functional", "Model"):
-        return Model.from_config(config["config"], custom_objects=custom_objects)
-    from rustkeras.saving import get_registered_object
+    """A new (untrained) model from `{"class_name": ..., "config": ...}` (a model's entry, as
+    rustkeras' or Keras 3's `to_json()` writes it)."""
+    from rustkeras._saving import keras_config
 
-    cls = get_registered_object(config.get("registered_name") or kind, custom_objects)
-    if cls is not None and hasattr(cls, "from_config"):
-        return cls.from_config(config["config"])
-    raise ValueError(f"Unknown model class: {kind!r} (rustkeras builds Sequential and functional models)")
+    return keras_config.model_from_entry(config, custom_objects)
 
 
 def model_from_json(json_string: str, custom_objects=None) -> Model:
-    """A new (untrained) model from `model.to_json()`."""
-    return model_from_config(json.loads(json_string), custom_objects)
+    """A new (untrained) model from `model.to_json()` (rustkeras' or Keras 3's)."""
+    try:
+        config = json.loads(json_string)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model_from_json: the string is not valid JSON ({e})") from None
+    return model_from_config(config, custom_objects)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):  # noqa: A002 - Keras' name
+    """A model from a `.keras` file (or Keras 2's legacy `.h5`); see `rustkeras.saving.load_model`."""
+    from rustkeras import saving
+
+    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+
+
+def save_model(model, filepath, overwrite=True, zipped=None, **kwargs) -> None:
+    """`model.save(filepath)`; see `rustkeras.saving.save_model`."""
+    from rustkeras import saving
+
+    saving.save_model(model, filepath, overwrite=overwrite, zipped=zipped, **kwargs)

@@ -301,6 +301,9 @@ class Model(Trainer):
         checks = [getattr(n.layer, "_validate_input", None) for n in self._nodes if any(p is t for p in n.parents)]
         return [c for c in checks if c is not None]
 
+    def _input_dtype(self, i: int) -> str:
+        return "float32" if self._is_subclassed() else self._inputs[i].dtype
+
     def _outputs_as_list(self) -> bool:
         if self._is_subclassed():
             io = self.__dict__.get("_sub_io")
@@ -328,7 +331,7 @@ class Model(Trainer):
     def _tensor_config(self, t: KerasTensor) -> Dict[str, Any]:
         layer, node, tensor_index = _history(t)
         return {"class_name": "__keras_tensor__",
-                "config": {"shape": list(t.shape), "dtype": "float32",
+                "config": {"shape": list(t.shape), "dtype": t.dtype,
                            "keras_history": [layer.name, self._node_index(node), tensor_index]}}
 
     def get_config(self) -> Dict[str, Any]:
@@ -339,16 +342,17 @@ class Model(Trainer):
             raise NotImplementedError(
                 f'Model "{self.name}" ({type(self).__name__}) is a subclassed model: define get_config() (and '
                 "from_config()) to serialize it, as Keras requires.")
+        from rustkeras._saving import keras_config
+
         serialize = lambda v: self._tensor_config(v) if isinstance(v, KerasTensor) else v  # noqa: E731
         entries = []
         for layer in self._layers:
             calls = [n for n in self._nodes if n.layer is layer]
-            entries.append({
-                "module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
-                "registered_name": None, "name": layer.name,
-                "inbound_nodes": [{"args": [map_structure(serialize, n.call_inputs)],
-                                   "kwargs": map_structure(serialize, n.kwargs)} for n in calls],
-            })
+            entry = keras_config.serialize_layer(layer)
+            entry["name"] = layer.name
+            entry["inbound_nodes"] = [{"args": [map_structure(serialize, n.call_inputs)],
+                                       "kwargs": map_structure(serialize, n.kwargs)} for n in calls]
+            entries.append(entry)
 
         def ends(tensors, as_list):
             refs = [self._tensor_config(t)["config"]["keras_history"] for t in tensors]
@@ -412,8 +416,10 @@ class Model(Trainer):
                    name=config.get("name"), trainable=config.get("trainable", True))
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps({"module": "keras", "class_name": "Functional", "config": self.get_config(),
-                           "keras_version": "3", "backend": "rustkeras"}, **kwargs)
+        """The model's Keras 3 JSON (what `model_from_json` and Keras' `model_from_json` read)."""
+        from rustkeras._saving import keras_config
+
+        return json.dumps(keras_config.model_entry(self), **kwargs)
 
     def __repr__(self):
         return f"<Functional name={self.name}, built={self.built}>"

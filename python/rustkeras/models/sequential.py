@@ -231,6 +231,13 @@ class Sequential(Model):
     def _outputs_as_list(self) -> bool:
         return False
 
+    def _input_dtype(self, i: int) -> str:
+        merge = self._merge_first()
+        if merge is not None:
+            branch, j = merge._input_entries()[i]
+            return branch._input_dtype(j)
+        return self._input_layer.dtype if self._input_layer is not None else "float32"
+
     def _summary_rows(self):
         return [(f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}", "")
                 for l in self._layers]
@@ -238,30 +245,39 @@ class Sequential(Model):
     # -- config ---------------------------------------------------------------------------
 
     def get_config(self) -> Dict[str, Any]:
+        """Keras 3's Sequential config: an InputLayer entry (when the input shape is known),
+        then each layer as Keras 3 serializes it."""
+        from rustkeras._saving import keras_config
+
         entries = []
         dims = self._input_dims()
         if dims is not None:
             il = self._input_layer or InputLayer(shape=dims, batch_size=self._fixed_batch_size(),
                                                  name=f"{self.name}_input")
-            entries.append({"module": "keras.layers", "class_name": "InputLayer", "config": il.get_config()})
+            entries.append(keras_config.serialize_layer(il))
         for l in self._layers:
-            cfg = l.get_config()
-            cfg.pop("batch_input_shape", None) if dims is not None else None
-            entries.append({"module": "keras.layers", "class_name": type(l).__name__, "config": cfg})
-        return {"name": self.name, "trainable": self.trainable, "layers": entries}
+            entry = keras_config.serialize_layer(l)
+            if dims is not None and not keras_config.is_model_entry(entry):
+                entry["config"].pop("batch_input_shape", None)
+            entries.append(entry)
+        return {"name": self.name, "trainable": self.trainable, "dtype": keras_config.dtype_policy(),
+                "layers": entries}
 
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "Sequential":  # type: ignore[override]
-        model = cls(name=config.get("name"))
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for entry in config.get("layers", []):
             cfg = dict(entry.get("config", {}))
-            cfg["name"] = unique_name(cfg["name"]) if any(l.name == cfg.get("name") for l in model._layers) else cfg.get("name")
+            if any(l.name == cfg.get("name") for l in model._layers):
+                cfg["name"] = unique_name(cfg["name"])
             model.add(_layers.layer_from_config({**entry, "config": cfg}, custom_objects))
         return model
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps({"module": "keras", "class_name": "Sequential", "config": self.get_config(),
-                           "keras_version": "3", "backend": "rustkeras"}, **kwargs)
+        """The model's Keras 3 JSON (what `model_from_json` and Keras' `model_from_json` read)."""
+        from rustkeras._saving import keras_config
+
+        return json.dumps(keras_config.model_entry(self), **kwargs)
 
     def __repr__(self):
         return f"<Sequential name={self.name}, built={self.built}>"

@@ -43,6 +43,7 @@ class Trainer:
         # into another model later; these stay this model's variables).
         self._weight_map: List[Tuple[Layer, list]] = []
         self._compile_args: Optional[Dict[str, Any]] = None
+        self._compile_raw: Optional[Dict[str, Any]] = None
         self.optimizer = None
         self.loss = None
         self.stop_training = False
@@ -66,6 +67,10 @@ class Trainer:
 
     def _outputs_as_list(self) -> bool:
         return len(self._output_names()) > 1
+
+    def _input_dtype(self, i: int) -> str:
+        """The dtype input `i` declares (`Input(dtype="int32")`); the engine gets float32."""
+        return "float32"
 
     def _require_built(self, x: Optional[np.ndarray] = None) -> None:
         if self._core is None:
@@ -174,6 +179,8 @@ class Trainer:
         self.optimizer = _optimizers.get(optimizer)
         self.loss = loss
         self._compile_args = args
+        # What compile was given, for the saved `compile_config`.
+        self._compile_raw = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
         if self._core is not None:
             self._compile_core()
 
@@ -251,6 +258,10 @@ class Trainer:
                 raise ValueError("Expected non-empty input data `x`, received an array with 0 samples")
             for check in self._input_validators(i):
                 check(arr)
+            dtype = self._input_dtype(i)
+            if dtype != "float32" and np.dtype(dtype).kind in "iub" and arr.dtype != np.dtype(dtype):
+                # An integer input (`Input(dtype="int32")`) takes its data cast as Keras casts it.
+                arr = arr.astype(dtype)
             out.append(np.ascontiguousarray(arr, dtype=np.float32))
         _data.check_cardinality(out)
         return out
@@ -454,6 +465,45 @@ class Trainer:
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, None)
         return self._result(dict(zip(self.metrics_names, self._core.test_on_batch(xs, ys, sws))), return_dict)
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def save(self, filepath, overwrite: bool = True, zipped: Optional[bool] = None, **kwargs) -> None:
+        """Saves the model to a Keras 3 `.keras` file (config, weights, optimizer state); see
+        `rustkeras.saving.save_model`.
+
+        Example:
+            model.save("model.keras")
+            restored = rustkeras.saving.load_model("model.keras")
+        """
+        from rustkeras import saving
+
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+    def save_weights(self, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+        """Saves the weights (and optimizer state) to a `.weights.h5` file, in Keras 3's layout."""
+        from rustkeras import saving
+
+        saving.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+
+    def load_weights(self, filepath, skip_mismatch: bool = False, **kwargs) -> None:
+        """Loads weights from a `.weights.h5`, `.keras` or legacy `.h5` file. A compiled model
+        also takes the optimizer state and training counters the file holds."""
+        from rustkeras import saving
+
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+    def get_compile_config(self) -> Optional[Dict[str, Any]]:
+        """What `compile` was given, as Keras 3 serializes it (None before `compile`)."""
+        from rustkeras._saving import keras_config
+
+        return keras_config.compile_config(self)
+
+    def compile_from_config(self, config: Dict[str, Any]) -> None:
+        """Compiles the model from `get_compile_config()`'s dict."""
+        from rustkeras._saving import keras_config
+
+        keras_config.compile_from_config(self, config)
 
     # -- weights and structure ------------------------------------------------------------
 
