@@ -66,8 +66,11 @@ class _Pad(Layer):
         return _core.pad(graph, x, self.rank, self.data_format, before, after)
 
     def get_config(self) -> Dict[str, Any]:
+        # Keras' forms: one (before, after) pair for the 1D layers; Cropping1D has no data_format.
         cfg = super().get_config()
-        cfg.update({self.arg: self.pairs, "data_format": self.data_format})
+        cfg[self.arg] = self.pairs[0] if self.rank == 1 else self.pairs
+        if not (self.rank == 1 and self.sign < 0):
+            cfg["data_format"] = self.data_format
         return cfg
 
 
@@ -129,7 +132,9 @@ class _UpSampling(Layer):
 
     def get_config(self) -> Dict[str, Any]:
         cfg = super().get_config()
-        cfg.update({"size": self.size[0] if self.rank == 1 else self.size, "data_format": self.data_format})
+        cfg["size"] = self.size[0] if self.rank == 1 else self.size
+        if self.rank > 1:  # Keras' UpSampling1D has no data_format (it is always channels-last)
+            cfg["data_format"] = self.data_format
         if self.rank == 2:
             cfg["interpolation"] = "nearest"
         return cfg
