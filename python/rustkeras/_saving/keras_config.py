@@ -380,11 +380,7 @@ def model_from_entry(entry: Dict[str, Any], custom_objects=None, top: bool = Tru
         if cls is None or not isinstance(cls, type) or not issubclass(cls, Model):
             raise ValueError(f"Unknown model class: {kind!r}. A subclassed model must be passed in "
                              "`custom_objects` or registered with `register_keras_serializable`.")
-        if cls.from_config.__func__ is Model.from_config.__func__ and "layers" not in config:
-            # As Keras: a subclass that does not define from_config gets its config as arguments.
-            model = cls(**config)
-        else:
-            model = cls.from_config(config)
+        model = cls.from_config(config)
     shape = (entry.get("build_config") or {}).get("input_shape")
     if not model.built and shape is not None:
         model.build(tuple(shape) if shape and not isinstance(shape[0], (list, tuple)) else [tuple(s) for s in shape])

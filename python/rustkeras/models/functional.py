@@ -330,9 +330,10 @@ class Model(Trainer):
 
     def _tensor_config(self, t: KerasTensor) -> Dict[str, Any]:
         layer, node, tensor_index = _history(t)
+        index = self._node_index(node) + (1 if _calls_count_from_one(getattr(layer, "model", None)) else 0)
         return {"class_name": "__keras_tensor__",
                 "config": {"shape": list(t.shape), "dtype": t.dtype,
-                           "keras_history": [layer.name, self._node_index(node), tensor_index]}}
+                           "keras_history": [layer.name, index, tensor_index]}}
 
     def get_config(self) -> Dict[str, Any]:
         """Keras 3's functional config: each layer with the calls (`inbound_nodes`) that feed it,
@@ -365,7 +366,15 @@ class Model(Trainer):
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "Model":
         """A new (untrained) model from `get_config()`: the layers are made from their configs
-        and called again as the config's `inbound_nodes` say."""
+        and called again as the config's `inbound_nodes` say. (A subclass's own config, one
+        without layers, is passed to its constructor, as Keras does.)"""
+        if not isinstance(config, dict):
+            raise ValueError(f"Model config: expected a dict. Received: {type(config).__name__}")
+        if not all(k in config for k in ("layers", "input_layers", "output_layers")):
+            if cls is not Model and "layers" not in config:
+                return cls(**config)
+            raise ValueError("Model config: a functional model's config needs `layers`, `input_layers` and "
+                             f"`output_layers`. Received keys: {sorted(config)}")
         created: Dict[str, Layer] = {}
         outputs: Dict[tuple, list] = {}
         pending = []
@@ -377,18 +386,34 @@ class Model(Trainer):
                 outputs[(name, 0)] = [layer.output]
             pending += [(name, k, call) for k, call in enumerate(entry.get("inbound_nodes", []))]
 
+        def key(ref):
+            if not isinstance(ref, (list, tuple)) or len(ref) < 3 or not all(
+                    isinstance(i, int) and not isinstance(i, bool) for i in ref[1:3]):
+                raise ValueError(f"Model config: a tensor reference must be [layer name, call, output]. Received: "
+                                 f"{ref!r}")
+            # As in Keras, a functional model's call 0 is the model's own (the history counts from 1).
+            return (ref[0], ref[1] - (1 if _calls_count_from_one(created.get(ref[0])) else 0))
+
         def tensor(ref):
-            name, node_index, tensor_index = ref
-            return outputs[(name, node_index)][tensor_index]
+            outs = outputs.get(key(ref))
+            if outs is None or not 0 <= ref[2] < len(outs):
+                raise ValueError(f"Model config: no layer call produces the tensor {list(ref)}")
+            return outs[ref[2]]
+
+        def history(v):
+            cfg = v.get("config")
+            if not isinstance(cfg, dict) or "keras_history" not in cfg:
+                raise ValueError(f"Model config: a tensor reference lacks its `keras_history`. Received: {v!r}")
+            return cfg["keras_history"]
 
         def resolve(v):
             if isinstance(v, dict) and v.get("class_name") == "__keras_tensor__":
-                return tensor(v["config"]["keras_history"])
+                return tensor(history(v))
             return v
 
         def ready(v):
             return all(not (isinstance(x, dict) and x.get("class_name") == "__keras_tensor__")
-                       or tuple(x["config"]["keras_history"][:2]) in outputs for x in _leaves(v))
+                       or key(history(x)) in outputs for x in _leaves(v))
 
         while pending:
             progressed = False
@@ -423,6 +448,14 @@ class Model(Trainer):
 
     def __repr__(self):
         return f"<Functional name={self.name}, built={self.built}>"
+
+
+def _calls_count_from_one(layer) -> bool:
+    """Whether a layer is a functional model: Keras counts its calls in another model from 1
+    (its call 0 is its own construction)."""
+    from rustkeras.models.sequential import Sequential
+
+    return isinstance(layer, Model) and not isinstance(layer, Sequential) and not layer._is_subclassed()
 
 
 def _leaves(v) -> list:
