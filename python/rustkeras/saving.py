@@ -216,10 +216,7 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
                          "calling it on some data or by using `build()`.")
     if not files.proceed_with_overwrite(path, overwrite):
         return
-    h5py = weights_h5.h5py_module()
-    with files.atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            weights_h5.write(model, f)
+    weights_h5.save_file(model, path)
 
 
 def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None:

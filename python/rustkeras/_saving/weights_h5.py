@@ -30,6 +30,8 @@ import numpy as np
 _ENGINE_GROUP = "rustkeras_engine"
 # The attribute of a layer's `vars` group that holds the seed of its random masks.
 _KEY_ATTR = "rustkeras_key"
+# The root attribute of BackupAndRestore's training metadata (JSON).
+_METADATA_ATTR = "rustkeras_training_metadata"
 _ENGINE_KEYS = ("seed", "step", "epoch")
 _CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
 
@@ -379,6 +381,40 @@ def _read_int(group, key: str, what: str) -> int:
     if value < 0:
         raise ValueError(f"{what}: expected a non-negative integer, the file has {value}")
     return value
+
+
+def save_file(model, path: str, training_metadata: Optional[Dict[str, Any]] = None) -> None:
+    """Writes a `.weights.h5` file atomically; `training_metadata` (BackupAndRestore's epoch and
+    batch) goes into the same file, so that it always describes the weights beside it."""
+    import json
+
+    from rustkeras._saving import files
+
+    h5py = h5py_module()
+    with files.atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            write(model, f)
+            if training_metadata is not None:
+                f.attrs[_METADATA_ATTR] = json.dumps(training_metadata)
+
+
+def training_metadata(path: str) -> Optional[Dict[str, Any]]:
+    """The `training_metadata` `save_file` stored in a weights file, if any."""
+    import json
+
+    h5py = h5py_module()
+    with h5py.File(path, "r") as f:
+        if _METADATA_ATTR not in f.attrs:
+            return None
+        value = f.attrs[_METADATA_ATTR]
+    text = value.decode("utf-8") if isinstance(value, bytes) else value
+    if not isinstance(text, str) or len(text) > 1 << 16:
+        raise ValueError(f"Invalid weights file {path}: its training metadata is not a short JSON string")
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"Invalid weights file {path}: its training metadata is not valid JSON ({e})") from None
+    return data if isinstance(data, dict) else None
 
 
 def write(model, f) -> None:

@@ -96,6 +96,11 @@ class Lambda(Layer):
     def from_config(cls, config, custom_objects=None, safe_mode=True):
         cfg = dict(config)
         fn = cfg.pop("function", None)
+        if isinstance(fn, dict) and fn.get("class_name") == "__lambda__":
+            raise ValueError(
+                f'Lambda "{cfg.get("name")}": the config holds the function as Python bytecode; rustkeras never '
+                "runs code from a file (whatever `safe_mode`). Rebuild the layer in code, or save the function by "
+                "name (a def, registered or passed in `custom_objects`).")
         name = fn.get("config") if isinstance(fn, dict) else fn
         found = (custom_objects or {}).get(name) if isinstance(name, str) else None
         if found is None and callable(fn):

@@ -365,6 +365,10 @@ class Trainer:
         self.stop_training = False
         self.history = history
         cbs.call("on_train_begin", {})
+        # A callback that restored a backup (BackupAndRestore) says where training resumes.
+        resumed = self.__dict__.pop("_initial_epoch", None)
+        if resumed is not None:
+            initial_epoch = int(resumed)
         logs: Dict[str, float] = {}
         try:
             for epoch in range(initial_epoch, epochs):
