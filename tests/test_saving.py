@@ -201,6 +201,49 @@ def test_a_loaded_model_resumes_fit_as_if_never_interrupted(tmp_path, optimizer)
     assert resumed.optimizer.iterations == whole.optimizer.iterations
 
 
+@pytest.fixture
+def gpu():
+    from rustkeras import config
+
+    config.set_backend("gpu")
+    yield
+    config.set_backend("cpu")
+
+
+def test_on_the_gpu_a_loaded_model_resumes_fit_exactly(tmp_path, gpu):
+    x, y = _data()
+    set_random_seed(4)
+    whole = _dropout_model()
+    h_whole = whole.fit(x, y, epochs=3, batch_size=7, verbose=0).history
+    set_random_seed(4)
+    part = _dropout_model()
+    part.fit(x, y, epochs=1, batch_size=7, verbose=0)
+    part.save(tmp_path / "gpu.keras")
+    resumed = load_model(tmp_path / "gpu.keras")
+    assert resumed._core.device() == "gpu"
+    h = resumed.fit(x, y, epochs=3, initial_epoch=1, batch_size=7, verbose=0).history
+    assert h["loss"] == h_whole["loss"][1:]
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_model_saved_on_the_gpu_loads_on_the_cpu(tmp_path, gpu):
+    from rustkeras import config
+
+    x, y = _data()
+    m = _dropout_model()
+    m.fit(x, y, epochs=1, verbose=0)
+    m.save(tmp_path / "gpu.keras")
+    config.set_backend("cpu")
+    loaded = load_model(tmp_path / "gpu.keras")
+    assert loaded._core.device() == "cpu"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    m.save_weights(tmp_path / "a.weights.h5")
+    loaded.save_weights(tmp_path / "b.weights.h5")
+    for a, b in zip(_optimizer_datasets(tmp_path / "a.weights.h5"), _optimizer_datasets(tmp_path / "b.weights.h5")):
+        np.testing.assert_array_equal(a, b)
+
+
 def _optimizer_datasets(path):
     with h5py.File(path) as f:
         group = f["optimizer/vars"]
@@ -375,6 +418,15 @@ def test_malformed_keras_files_raise_clean_errors(small):
         {"class_name": "Sequential", "config": {"layers": [{"class_name": "Frobnicate", "config": {}}]}})})
     with pytest.raises(ValueError, match="Frobnicate"):
         load_model(d / "unknown.keras")
+    _rezip(good, d / "deep.keras", replace={"config.json": b"[" * 100000 + b"]" * 100000})
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_model(d / "deep.keras")
+    # Valid JSON, but models nested in models deeper than any loader recurses.
+    n = 300
+    deep = '{"class_name": "Sequential", "config": {"layers": [' * n + '{"class_name": "Dense"}' + "]}}" * n
+    _rezip(good, d / "deep2.keras", replace={"config.json": deep})
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_model(d / "deep2.keras")
     _rezip(good, d / "noweights.keras", replace={"model.weights.h5": None})
     with pytest.raises(ValueError, match="model.weights.h5"):
         load_model(d / "noweights.keras")
@@ -580,6 +632,11 @@ def test_integer_inputs_take_data_as_keras_casts_it():
         Input((3,), dtype="complex64")
     with pytest.raises(NotImplementedError, match="float16"):
         Dense(2, dtype="float16")
+
+
+def test_configs_with_numpy_numbers_save():
+    m = Sequential([Input((3,)), Dense(np.int64(2))])
+    assert json.loads(m.to_json())["config"]["layers"][1]["config"]["units"] == 2
 
 
 def test_keras_3_json_is_what_model_from_json_reads():

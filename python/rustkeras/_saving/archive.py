@@ -43,7 +43,7 @@ def _weights_bytes(model) -> bytes:
 def _members(model) -> Dict[str, bytes]:
     """The three members, serialized (an error here leaves every file untouched)."""
     return {METADATA: json.dumps(_metadata()).encode(),
-            CONFIG: json.dumps(keras_config.model_entry(model)).encode(),
+            CONFIG: keras_config.to_json(keras_config.model_entry(model)).encode(),
             WEIGHTS: _weights_bytes(model)}
 
 
@@ -117,6 +117,8 @@ def _read_json(read, name: str, what: str):
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise ValueError(f"Invalid .keras file: {name} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError(f"Invalid .keras file: {name} is nested too deeply") from None
 
 
 def _model_from_config_json(config, custom_objects, compile: bool):
@@ -124,7 +126,10 @@ def _model_from_config_json(config, custom_objects, compile: bool):
         raise ValueError(f"Invalid .keras file: {CONFIG} must hold a JSON object")
     compile_config = config.get("compile_config")
     entry = {k: v for k, v in config.items() if k != "compile_config"}
-    model = keras_config.model_from_entry(entry, custom_objects)
+    try:
+        model = keras_config.model_from_entry(entry, custom_objects)
+    except RecursionError:
+        raise ValueError(f"Invalid .keras file: {CONFIG} is nested too deeply") from None
     if compile and isinstance(compile_config, dict):
         keras_config.compile_from_config(model, compile_config, custom_objects)
     return model

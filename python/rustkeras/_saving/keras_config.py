@@ -50,6 +50,24 @@ WRITER_KEY = "backend"
 WRITER = "rustkeras"
 
 
+def to_json(entry, **kwargs) -> str:
+    """JSON text of a config; numpy scalars and arrays (a user's `units=np.int64(4)`) as numbers
+    and lists."""
+    import json
+
+    import numpy as np
+
+    def default(obj):
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        raise TypeError(f"Cannot save a config holding an object of type {type(obj).__name__}: {obj!r}. "
+                        "A layer's get_config() must return plain values (numbers, strings, lists, dicts).")
+
+    return json.dumps(entry, default=default, **kwargs)
+
+
 def dtype_policy(name: str = "float32") -> Dict[str, Any]:
     """A Keras 3 `DTypePolicy` config for a dtype name."""
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name}, "registered_name": None}
@@ -158,12 +176,15 @@ def _builtin_layer_class(cls) -> bool:
     return cls.__module__.startswith("rustkeras.") and getattr(_layers, cls.__name__, None) is cls
 
 
-def _class_entry(cls, builtin_module: str, builtin: bool) -> Dict[str, Any]:
+def _class_entry(cls, builtin_module: str, builtin: bool, config) -> Dict[str, Any]:
+    """`{module, class_name, config, registered_name}`: Keras' module for rustkeras' own classes,
+    the class's module and registered name (`package>Name`, else the class name) for user code."""
     from rustkeras.saving import get_registered_name
 
     if builtin:
-        return {"module": builtin_module, "class_name": cls.__name__, "registered_name": None}
-    return {"module": cls.__module__, "class_name": cls.__name__, "registered_name": get_registered_name(cls)}
+        return {"module": builtin_module, "class_name": cls.__name__, "config": config, "registered_name": None}
+    return {"module": cls.__module__, "class_name": cls.__name__, "config": config,
+            "registered_name": get_registered_name(cls)}
 
 
 def _keras_layer_config(cfg: Dict[str, Any], input_layer: bool = False) -> Dict[str, Any]:
@@ -193,24 +214,24 @@ def serialize_layer(layer) -> Dict[str, Any]:
     if isinstance(layer, _ModelLayer):
         layer = layer.model
     if isinstance(layer, Trainer):
-        return model_entry(layer, with_compile=False)
-    entry = _class_entry(type(layer), "keras.layers", _builtin_layer_class(type(layer)))
-    entry["config"] = _keras_layer_config(layer.get_config(), isinstance(layer, InputLayer))
-    return {"module": entry["module"], "class_name": entry["class_name"], "config": entry["config"],
-            "registered_name": entry["registered_name"]}
+        return model_entry(layer, top=False)
+    config = _keras_layer_config(layer.get_config(), isinstance(layer, InputLayer))
+    return _class_entry(type(layer), "keras.layers", _builtin_layer_class(type(layer)), config)
 
 
-def model_entry(model, with_compile: bool = True) -> Dict[str, Any]:
-    """A model's top-level Keras 3 entry: `{module, class_name, config, registered_name,
-    build_config[, compile_config]}`, plus rustkeras' writer marker."""
+def model_entry(model, top: bool = True) -> Dict[str, Any]:
+    """A model's Keras 3 entry: `{module, class_name, config, registered_name, build_config}`;
+    at the top (not nested in another model's config), also `compile_config` and rustkeras'
+    writer marker."""
     from rustkeras.models.sequential import Sequential
 
+    config = model.get_config()
     if isinstance(model, Sequential):
-        entry = {"module": "keras", "class_name": "Sequential", "registered_name": None}
+        entry = {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None}
         shape = model.input_shape if model._merge_first() is None else None
         build = {"input_shape": list(shape) if shape is not None else None}
     elif model.__dict__.get("_subclassed"):
-        entry = _class_entry(type(model), "keras", False)
+        entry = _class_entry(type(model), "keras", False, config)
         io = model.__dict__.get("_sub_io")
         if io is None:
             build = None
@@ -218,12 +239,12 @@ def model_entry(model, with_compile: bool = True) -> Dict[str, Any]:
             shapes = [[None] + list(s) for s in io[0]]
             build = {"input_shape": shapes if io[1] else shapes[0]}
     else:
-        entry = {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional"}
+        entry = {"module": "keras.src.models.functional", "class_name": "Functional", "config": config,
+                 "registered_name": "Functional"}
         build = {"input_shape": None}
-    entry["config"] = model.get_config()
     if build is not None:
         entry["build_config"] = build
-    if with_compile:
+    if top:
         cc = compile_config(model)
         if cc is not None:
             entry["compile_config"] = cc
@@ -262,10 +283,7 @@ def _serialize_entry(value, kind: str):
         return _function_entry(value, keras_module, builtin)
     cls = type(value)
     builtin = cls.__module__.startswith("rustkeras.") and (getattr(module, cls.__name__, None) is cls)
-    entry = _class_entry(cls, keras_module, builtin)
-    entry["config"] = value.get_config()
-    return {"module": entry["module"], "class_name": entry["class_name"], "config": entry["config"],
-            "registered_name": entry["registered_name"]}
+    return _class_entry(cls, keras_module, builtin, value.get_config())
 
 
 def compile_config(model) -> Optional[Dict[str, Any]]:

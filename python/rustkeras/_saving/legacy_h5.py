@@ -238,9 +238,11 @@ def load_model(source, custom_objects=None, compile: bool = True):
                              "`model.load_weights(filepath)`.")
         try:
             entry = json.loads(_attr_text(f.attrs["model_config"]))
-        except ValueError as e:
+            model = keras_config.model_from_entry(_k2_model_config(entry), custom_objects)
+        except RecursionError:
+            raise ValueError("Invalid .h5 file: model_config is nested too deeply") from None
+        except json.JSONDecodeError as e:
             raise ValueError(f"Invalid .h5 file: model_config is not valid JSON ({e})") from None
-        model = keras_config.model_from_entry(_k2_model_config(entry), custom_objects)
         load_weights(model, f)
         if compile and "training_config" in f.attrs:
             try:

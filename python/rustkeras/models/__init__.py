@@ -30,7 +30,12 @@ def model_from_json(json_string: str, custom_objects=None) -> Model:
         config = json.loads(json_string)
     except (TypeError, ValueError) as e:
         raise ValueError(f"model_from_json: the string is not valid JSON ({e})") from None
-    return model_from_config(config, custom_objects)
+    except RecursionError:
+        raise ValueError("model_from_json: the JSON is nested too deeply") from None
+    try:
+        return model_from_config(config, custom_objects)
+    except RecursionError:
+        raise ValueError("model_from_json: the config is nested too deeply") from None
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):  # noqa: A002 - Keras' name

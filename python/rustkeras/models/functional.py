@@ -12,7 +12,6 @@ The model walks the calls from its outputs back to its inputs and builds one eng
 the order the calls were made; a layer called more than once shares its weights.
 """
 
-import json
 from typing import Any, Dict, List, Optional
 
 from rustkeras import _core
@@ -444,7 +443,7 @@ class Model(Trainer):
         """The model's Keras 3 JSON (what `model_from_json` and Keras' `model_from_json` read)."""
         from rustkeras._saving import keras_config
 
-        return json.dumps(keras_config.model_entry(self), **kwargs)
+        return keras_config.to_json(keras_config.model_entry(self), **kwargs)
 
     def __repr__(self):
         return f"<Functional name={self.name}, built={self.built}>"

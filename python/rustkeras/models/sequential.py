@@ -10,7 +10,6 @@
 Training, inference and weights come from `Model`'s shared base (`training.Trainer`).
 """
 
-import json
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -277,7 +276,7 @@ class Sequential(Model):
         """The model's Keras 3 JSON (what `model_from_json` and Keras' `model_from_json` read)."""
         from rustkeras._saving import keras_config
 
-        return json.dumps(keras_config.model_entry(self), **kwargs)
+        return keras_config.to_json(keras_config.model_entry(self), **kwargs)
 
     def __repr__(self):
         return f"<Sequential name={self.name}, built={self.built}>"
