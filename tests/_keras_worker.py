@@ -9,6 +9,8 @@ Usage: python _keras_worker.py jobs.json — each job is a dict with an `op`:
 - "load": loads a `.keras` file and writes its predictions on `x`, its weights and its
   optimizer's variables to `out`.
 - "json": rebuilds a model from a JSON file and a `.weights.h5` file, writes predictions.
+- "compiled": saves a model compiled with loss and metric objects (catalog.keras_compile_variant)
+  and writes its evaluation on `x` and `y` (JSON).
 """
 
 import json
@@ -64,6 +66,18 @@ def run(job):
                 optimizer[f"opt{i}"] = np.asarray(v.numpy())
         weights = {f"w{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
         _save_arrays(job["out"], _predictions(model, x), {**optimizer, **weights})
+    elif op == "compiled":
+        # Models compiled with loss and metric objects, per-output dicts and loss weights;
+        # their evaluation on (x, y) goes to `out` as JSON.
+        model = catalog.SHARED[job["name"]][0](keras)
+        catalog.randomize(model, 3)
+        catalog.keras_compile_variant(keras, model, job["name"])
+        model.save(job["path"])
+        with np.load(job["y"]) as d:
+            y = [d[f"y{i}"] for i in range(len(d.files))]
+        logs = model.evaluate(x, y if len(y) > 1 else y[0], batch_size=len(y[0]), verbose=0, return_dict=True)
+        with open(job["out"], "w") as f:
+            json.dump({k: float(v) for k, v in logs.items()}, f)
     elif op == "json":
         with open(job["json"]) as f:
             model = keras.models.model_from_json(f.read())

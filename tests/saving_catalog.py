@@ -151,6 +151,17 @@ def compile_for_training(model) -> None:
     model.compile(optimizer="adam", loss=["mse"] * len(outputs) if len(outputs) > 1 else "mse")
 
 
+def keras_compile_variant(keras, model, name: str) -> None:
+    """Keras' compile with objects and dicts rather than names (for "dense" and "merging")."""
+    if name == "dense":
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                      metrics=["accuracy", keras.metrics.CategoricalAccuracy(), "mae"])
+    else:
+        model.compile(optimizer="rmsprop", loss={"score": "mse", "side": keras.losses.MeanAbsoluteError()},
+                      loss_weights={"score": 1.0, "side": 0.5}, metrics={"score": ["mae"]})
+
+
 def targets(model, x):
     """Targets of the model's output shapes (for a short fit that fills the optimizer's slots)."""
     outs = model.predict(x, verbose=0)

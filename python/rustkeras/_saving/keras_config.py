@@ -339,10 +339,39 @@ def _deserialize_entry(value, kind: str, custom_objects):
             break
     if cls is None and str(value.get("module", "")).startswith("keras"):
         cls = getattr(module, str(cls_name), None)
+        if cls is None and kind == "metrics":
+            name = _metric_name_of(str(cls_name), cfg)
+            if name is not None:
+                return name
     if cls is None or not hasattr(cls, "from_config"):
         raise ValueError(f"compile_config: the {kind[:-1]} class {cls_name!r} is not known; pass it in "
                          "`custom_objects`.")
     return cls.from_config(dict(cfg or {}))
+
+
+# Keras' metric classes that compute a named metric, and their arguments at the defaults the
+# named metric has.
+_METRIC_DEFAULTS = {"BinaryAccuracy": {"threshold": 0.5}, "TopKCategoricalAccuracy": {"k": 5},
+                    "SparseTopKCategoricalAccuracy": {"k": 5, "from_sorted_ids": False}}
+
+
+def _metric_name_of(class_name: str, config) -> Optional[str]:
+    """The metric name a Keras metric object stands for (`CategoricalAccuracy()` is
+    "categorical_accuracy", `MeanSquaredError()` "mean_squared_error") when its arguments are
+    the defaults and its name is that name; else None."""
+    import rustkeras.metrics as _metrics
+    from rustkeras._saving.weights_h5 import snake_case
+
+    name = snake_case(class_name)
+    if not isinstance(config, dict) or config.get("name", name) != name:
+        return None
+    if {k: v for k, v in config.items() if k not in ("dtype", "name")} != _METRIC_DEFAULTS.get(class_name, {}):
+        return None
+    try:
+        _metrics.resolve_name(name)
+    except ValueError:
+        return None
+    return name
 
 
 def compile_from_config(model, config: Dict[str, Any], custom_objects=None) -> bool:
