@@ -261,6 +261,12 @@ impl Optimizer {
         }
     }
 
+    /// Keras' `_iterations`: every `apply`, accumulation-only ones included (what a `.keras`
+    /// file's `optimizer/vars/0` holds).
+    pub fn raw_iterations(&self) -> u64 {
+        self.raw_iterations
+    }
+
     /// The base learning rate, before Keras 1 `decay`.
     pub fn learning_rate(&self) -> f32 {
         self.learning_rate
@@ -453,12 +459,6 @@ impl Optimizer {
                 Place::UProduct => None,
             })
             .collect()
-    }
-
-    /// Keras' raw `iterations` variable: every `apply`, including accumulation-only ones (what
-    /// a `.keras` file's `optimizer/vars/0` holds).
-    pub fn raw_iterations(&self) -> u64 {
-        self.raw_iterations
     }
 
     /// Keras 3's `optimizer.variables[2:]` (what follows `iterations` and `learning_rate`
