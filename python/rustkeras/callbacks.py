@@ -351,7 +351,7 @@ class BackupAndRestore(Callback):
 
         if not os.path.exists(weights_path):
             return
-        self.model.load_weights(weights_path)
+        weights_h5.load_file(self.model, weights_path)
         # The weights file carries the epoch it was saved at; Keras' JSON beside it is read
         # for a backup rustkeras did not write.
         metadata = weights_h5.training_metadata(weights_path)

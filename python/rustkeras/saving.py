@@ -242,8 +242,7 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
     if path.endswith(".weights.h5"):
         if by_name is not None:
             raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {path}")
-        with h5py.File(path, "r") as f:
-            weights_h5.read(model, f, skip_mismatch=skip_mismatch)
+        weights_h5.load_file(model, path, skip_mismatch=skip_mismatch)
         return
     if path.endswith((".h5", ".hdf5")):
         with h5py.File(path, "r") as f:

@@ -398,6 +398,13 @@ def save_file(model, path: str, training_metadata: Optional[Dict[str, Any]] = No
                 f.attrs[_METADATA_ATTR] = json.dumps(training_metadata)
 
 
+def load_file(model, path: str, skip_mismatch: bool = False) -> None:
+    """Reads a weights file written by `save_file` (whatever its name) into `model`."""
+    h5py = h5py_module()
+    with h5py.File(path, "r") as f:
+        read(model, f, skip_mismatch=skip_mismatch)
+
+
 def training_metadata(path: str) -> Optional[Dict[str, Any]]:
     """The `training_metadata` `save_file` stored in a weights file, if any."""
     import json
