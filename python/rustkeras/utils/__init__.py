@@ -7,6 +7,7 @@ Example:
 """
 
 from rustkeras.utils.numerical_utils import normalize, to_categorical
+from rustkeras.utils.py_dataset import PyDataset, Sequence
 from rustkeras.utils.random_utils import set_random_seed
 
-__all__ = ["normalize", "set_random_seed", "to_categorical"]
+__all__ = ["PyDataset", "Sequence", "normalize", "set_random_seed", "to_categorical"]
