@@ -1,4 +1,5 @@
-"""Utilities with the Keras 3 names: `to_categorical`, `normalize`, `set_random_seed`.
+"""Utilities with the Keras 3 names: `to_categorical`, `normalize`, `set_random_seed`, `PyDataset`
+(Keras 2's `Sequence`), `pad_sequences`, `timeseries_dataset_from_array`.
 
 Example:
 
@@ -9,5 +10,8 @@ Example:
 from rustkeras.utils.numerical_utils import normalize, to_categorical
 from rustkeras.utils.py_dataset import PyDataset, Sequence
 from rustkeras.utils.random_utils import set_random_seed
+from rustkeras.utils.sequence_utils import pad_sequences
+from rustkeras.utils.timeseries import timeseries_dataset_from_array
 
-__all__ = ["PyDataset", "Sequence", "normalize", "set_random_seed", "to_categorical"]
+__all__ = ["PyDataset", "Sequence", "normalize", "pad_sequences", "set_random_seed", "timeseries_dataset_from_array",
+           "to_categorical"]
