@@ -71,7 +71,8 @@ def _steps(name: str, value) -> Optional[int]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"Invalid value received for argument `{name}`. Expected an integer > 0. Received: {name}={value!r}")
+        raise ValueError(f"Invalid value received for argument `{name}`. Expected an integer > 0. "
+                         f"Received: {name}={value!r}")
     return int(value)
 
 
@@ -623,8 +624,8 @@ def fit_feeds(model, x, y, sample_weight, class_weight, batch_size, shuffle, ste
                 val = _stream_feed(model, validation_data, None, None, None, validation_steps, False,
                                    validation_batch_size, "validation")
             elif not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight), "
-                                 "a generator or a PyDataset")
+                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                 "val_sample_weight), a generator or a PyDataset")
             else:
                 val_arrays = model._prep(validation_data[0], validation_data[1],
                                          validation_data[2] if len(validation_data) == 3 else None, None)
