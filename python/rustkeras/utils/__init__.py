@@ -1,5 +1,6 @@
 """Utilities with the Keras 3 names: `to_categorical`, `normalize`, `set_random_seed`, `PyDataset`
-(Keras 2's `Sequence`), `pad_sequences`, `timeseries_dataset_from_array`.
+(Keras 2's `Sequence`), `pad_sequences`, `timeseries_dataset_from_array`, `plot_model`, `model_to_dot`
+and `plot_history` (pictures of a model and of a training history).
 
 Example:
 
@@ -8,10 +9,11 @@ Example:
 """
 
 from rustkeras.utils.numerical_utils import normalize, to_categorical
+from rustkeras.utils.plotting import model_to_dot, plot_history, plot_model
 from rustkeras.utils.py_dataset import PyDataset, Sequence
 from rustkeras.utils.random_utils import set_random_seed
 from rustkeras.utils.sequence_utils import pad_sequences
 from rustkeras.utils.timeseries import timeseries_dataset_from_array
 
-__all__ = ["PyDataset", "Sequence", "normalize", "pad_sequences", "set_random_seed", "timeseries_dataset_from_array",
-           "to_categorical"]
+__all__ = ["PyDataset", "Sequence", "model_to_dot", "normalize", "pad_sequences", "plot_history", "plot_model",
+           "set_random_seed", "timeseries_dataset_from_array", "to_categorical"]
