@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from rustkeras.layers import Dense, Input, concatenate
+from rustkeras.layers import Concatenate, Dense, Input
 from rustkeras.models import Model, Sequential
 from rustkeras.utils import model_to_dot, plot_history, plot_model
 
@@ -61,22 +61,21 @@ def test_missing_libraries_are_named(monkeypatch, tmp_path):
 
 def functional():
     a, b = Input((4,), name="left"), Input((3,), name="right")
-    h = concatenate([Dense(2, activation="relu", name="l")(a), Dense(2, name="r")(b)])
+    h = Concatenate(name="cat")([Dense(2, activation="relu", name="l")(a), Dense(2, name="r")(b)])
     return Model([a, b], Dense(1, activation="sigmoid", name="out")(h))
 
 
 def test_model_to_dot_draws_layers_and_connections():
     dot = model_to_dot(functional(), show_shapes=True, show_layer_activations=True, show_trainable=True)
     labels = {n.get_name(): n.get("label") for n in dot.get_nodes() if n.get_name().startswith("layer")}
-    names = {k: next(n for n in ("left", "right", "l", "r", "concatenate", "out") if f"<b>{n} (" in v)
+    names = {k: next(n for n in ("left", "right", "l", "r", "cat", "out") if f"<b>{n} (" in v)
              for k, v in labels.items()}
     edges = sorted((names[e.get_source()], names[e.get_destination()]) for e in dot.get_edges())
-    assert edges == [("concatenate", "out"), ("l", "concatenate"), ("left", "l"), ("r", "concatenate"),
-                     ("right", "r")]
+    assert edges == [("cat", "out"), ("l", "cat"), ("left", "l"), ("r", "cat"), ("right", "r")]
     out = next(v for k, v in labels.items() if names[k] == "out")
     assert "Input shape: (None, 4)" in out and "Output shape: (None, 1)" in out
     assert "Activation: sigmoid" in out and "Trainable: True" in out
-    assert "Input shape: [(None, 2), (None, 2)]" in next(v for k, v in labels.items() if names[k] == "concatenate")
+    assert "Input shape: [(None, 2), (None, 2)]" in next(v for k, v in labels.items() if names[k] == "cat")
 
 
 def test_plot_model_writes_dot_source_without_graphviz(tmp_path):
