@@ -1,4 +1,4 @@
-"""Trains a simple deep MLP on Fashion-MNIST (Keras' mnist_mlp example).
+r"""Trains a simple deep MLP on Fashion-MNIST (Keras' mnist_mlp example).
 
 Two hidden layers of 512 units with dropout; RMSprop; 10 epochs at batch 128.
 Keras reaches about 89% test accuracy on Fashion-MNIST with this model.
@@ -14,7 +14,8 @@ images (the full sets are 60,000 and 10,000), for a quick run, e.g. on a softwar
 `--plot history.png` draws the loss and accuracy per epoch, training and validation (matplotlib);
 `fashion_mnist_mlp_history.png` beside this file comes from
 
-    python examples/fashion_mnist_mlp.py --epochs 12 --subset 12000 --seed 1 --plot examples/fashion_mnist_mlp_history.png
+    python examples/fashion_mnist_mlp.py --epochs 12 --subset 12000 --seed 1 \
+        --plot examples/fashion_mnist_mlp_history.png
 """
 
 import argparse

@@ -175,7 +175,8 @@ def plot_history(history, to_file: Optional[str] = None, dpi: int = 100):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("You must install matplotlib (`pip install matplotlib`) for `plot_history` to work.") from None
+        raise ImportError("You must install matplotlib (`pip install matplotlib`) for `plot_history` to "
+                          "work.") from None
     logs: Dict[str, List[float]] = history.history if hasattr(history, "history") else history
     if not isinstance(logs, dict) or not logs:
         raise ValueError(f"plot_history: `history` must be the History that fit returns or a non-empty dict of "
