@@ -17,7 +17,6 @@ get the layers they held from `rustkeras.layers`.
 
 import importlib
 import importlib.util
-import sys
 import types
 from typing import Dict, List
 

@@ -22,6 +22,7 @@ Every feed offers what the loops call:
 """
 
 import collections
+import collections.abc
 import itertools
 import math
 import multiprocessing
