@@ -3,11 +3,15 @@ the running metrics; off a terminal, and at verbose=2, it prints one line per ep
 
 import sys
 import time
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
+
+import numpy as np
 
 
-def format_logs(logs: Dict[str, float]) -> str:
-    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+def format_logs(logs: Dict[str, Any]) -> str:
+    """`name: value` pairs; a metric with several values (one per class or threshold) shows
+    their mean, as Keras' progress bar does."""
+    return " - ".join(f"{k}: {float(np.mean(v)):.4f}" for k, v in logs.items())
 
 
 class Progbar:

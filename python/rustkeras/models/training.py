@@ -153,16 +153,16 @@ class Trainer:
             optimizer: a name or an optimizer object.
             loss: a name or function (every output), a list (one per output) or a dict by output
                 name; None in a list or dict: that output has no loss.
-            metrics: a list, a list of lists (one per output) or a dict by output name.
+            metrics: a list, a list of lists (one per output) or a dict by output name, of metric
+                names, classes, instances or functions; sample weights do not apply to them.
             loss_weights: a list or a dict by output name: each output loss's factor in the total.
+            weighted_metrics: as `metrics`, weighted by the sample weights (and class weights).
         """
         for k in ("sample_weight_mode", "target_tensors"):
             if kwargs.pop(k, None) is not None:
                 raise NotImplementedError(f"compile: the argument `{k}` is not supported by rustkeras.")
         if kwargs:
             raise ValueError(f"Invalid keyword argument(s) in `compile()`: {tuple(kwargs)}")
-        if weighted_metrics is not None:
-            raise NotImplementedError("compile: the argument `weighted_metrics` is not supported by rustkeras yet.")
         has_extra = self._has_added_losses()
         if loss is None and not has_extra:
             raise ValueError("compile: a `loss` is required for training. Received: loss=None")
@@ -171,6 +171,7 @@ class Trainer:
             "losses": _compile.losses(loss, names, allow_none=has_extra),
             "loss_weights": _compile.loss_weights(loss_weights, names),
             "metrics": _compile.metrics(metrics, names),
+            "weighted_metrics": _compile.metrics(weighted_metrics, names, "weighted_metrics"),
         }
         self.optimizer = _optimizers.get(optimizer)
         self.loss = loss
@@ -190,34 +191,30 @@ class Trainer:
         if len(a["losses"]) != self._core.num_outputs():
             raise ValueError(f"compile: the model has {self._core.num_outputs()} outputs, but was compiled "
                              f"for {len(a['losses'])}")
-        losses, metrics = self._traced_entries(a)
-        self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs)
+        losses, metrics, weighted = self._traced_entries(a)
+        self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs, weighted)
         # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
         self.optimizer._model_core = self._core
 
     def _traced_entries(self, a):
-        """compile's losses and metrics for the engine: names as they are, and each function
-        (or Loss/Metric object) traced on symbolic tensors of the output's shapes."""
-        losses, metrics = [], []
-        for i, (loss, ms) in enumerate(zip(a["losses"], a["metrics"])):
+        """compile's losses and metrics for the engine: names as they are, built-in metric
+        objects described, and each function (or Loss/Metric object) traced on symbolic tensors
+        of the output's shapes."""
+        losses, metrics, weighted = [], [], []
+        for i, (loss, ms, wms) in enumerate(zip(a["losses"], a["metrics"], a["weighted_metrics"])):
             pred_dims = list(self._core.output_dims(i))
+            every = list(ms) + list(wms)
             sparse = isinstance(loss, str) and _losses.is_sparse(loss) or (
-                loss is None and ms and all(isinstance(m, str) and m.startswith("sparse_") for m in ms))
+                loss is None and every and all(_metrics.is_sparse(m) for m in every))
             true_dims = pred_dims[:-1] if sparse else pred_dims
             if loss is None or isinstance(loss, str):
                 losses.append(loss)
             else:
                 losses.append(_compile.trace_function(_losses.callable_of(loss), _compile.entry_name(loss),
                                                       true_dims, pred_dims))
-            out = []
-            for m in ms:
-                if isinstance(m, str):
-                    out.append(m)
-                else:
-                    out.append(_compile.trace_function(_metrics.callable_of(m), _compile.entry_name(m), true_dims,
-                                                       pred_dims))
-            metrics.append(out)
-        return losses, metrics
+            metrics.append([_compile.engine_entry(m, true_dims, pred_dims) for m in ms])
+            weighted.append([_compile.engine_entry(m, true_dims, pred_dims) for m in wms])
+        return losses, metrics, weighted
 
     def _require_compiled(self) -> None:
         if self._compile_args is None:
@@ -229,7 +226,30 @@ class Trainer:
         if self._core is not None:
             return list(self._core.log_names())
         return ["loss"] + [m if isinstance(m, str) else _compile.entry_name(m)
-                           for ms in self._compile_args["metrics"] for m in ms]
+                           for key in ("metrics", "weighted_metrics") for ms in self._compile_args[key] for m in ms]
+
+    def _log_layout(self) -> List[Tuple[str, Tuple[int, ...]]]:
+        """Each log's name and the dims of its value (`()` for a scalar)."""
+        return [(n, tuple(d)) for n, d in zip(self.metrics_names, self._core.log_dims())]
+
+    @staticmethod
+    def _split_logs(layout, vals) -> Dict[str, Any]:
+        """The engine's flat log values by name: a float, or a float32 array for a metric with
+        one value per threshold or per class (F1Score, Precision with several thresholds)."""
+        out: Dict[str, Any] = {}
+        k = 0
+        for name, dims in layout:
+            if dims:
+                n = int(np.prod(dims))
+                out[name] = np.asarray(vals[k:k + n], dtype=np.float32).reshape(dims)
+                k += n
+            else:
+                out[name] = vals[k]
+                k += 1
+        return out
+
+    def _logs(self, vals) -> Dict[str, Any]:
+        return self._split_logs(self._log_layout(), vals)
 
     # -- data -----------------------------------------------------------------------------
 
@@ -332,7 +352,7 @@ class Trainer:
         history = _callbacks.History()
         cbs = _callbacks.CallbackList(list(callbacks or []) + [history], self,
                                       {"verbose": verbose, "epochs": epochs, "steps": steps})
-        names = self.metrics_names
+        layout = self._log_layout()
         batch_hooks = cbs.has_batch_hooks()
         self.stop_training = False
         self.history = history
@@ -348,7 +368,7 @@ class Trainer:
                 bar = Progbar(steps, verbose)
 
                 def hook(b, total, vals, bar=bar):
-                    batch_logs = dict(zip(names, vals))
+                    batch_logs = self._split_logs(layout, vals)
                     if batch_hooks:
                         for c in cbs.callbacks:
                             c.on_train_batch_begin(b, {})
@@ -360,10 +380,10 @@ class Trainer:
 
                 wants_hook = batch_hooks or bar.dynamic
                 vals = train.train_epoch(hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
-                logs = dict(zip(names, vals))
+                logs = self._split_logs(layout, vals)
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     vvals = val.test()
-                    logs.update({"val_" + k: v for k, v in zip(names, vvals)})
+                    logs.update({"val_" + k: v for k, v in self._split_logs(layout, vvals).items()})
                 bar.update(train.last_steps, logs, finalize=True)
                 cbs.call("on_epoch_end", epoch, logs)
                 if self.stop_training:
@@ -394,18 +414,18 @@ class Trainer:
         # Data: arrays, generators and PyDatasets become feeds of batches (models/_adapter.py).
         feed = _adapter.evaluate_feed(self, x, y, sample_weight, batch_size, steps)
         bar = Progbar(feed.steps, verbose)
-        names = self.metrics_names
+        layout = self._log_layout()
 
         def hook(b, n, vals):
             if n is None or b + 1 < n:
-                bar.update(b + 1, dict(zip(names, vals)))
+                bar.update(b + 1, self._split_logs(layout, vals))
 
         try:
             vals = feed.test(hook if bar.dynamic else None)
         finally:
             feed.close()
             self._core.release_data()
-        logs = dict(zip(names, vals))
+        logs = self._split_logs(layout, vals)
         bar.update(feed.last_steps, logs, finalize=True)
         return self._result(logs, return_dict)
 
@@ -436,12 +456,12 @@ class Trainer:
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
         vals = self._core.train_on_batch(xs, ys, sws)
-        return self._result(dict(zip(self.metrics_names, vals)), return_dict)
+        return self._result(self._logs(vals), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, None)
-        return self._result(dict(zip(self.metrics_names, self._core.test_on_batch(xs, ys, sws))), return_dict)
+        return self._result(self._logs(self._core.test_on_batch(xs, ys, sws)), return_dict)
 
     # -- weights and structure ------------------------------------------------------------
 
