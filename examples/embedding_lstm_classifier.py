@@ -15,7 +15,7 @@ import numpy as np
 
 from rustkeras.layers import LSTM, Dense, Embedding
 from rustkeras.models import Sequential
-from rustkeras.utils import set_random_seed
+from rustkeras.utils import plot_history, set_random_seed
 
 VOCAB, MAXLEN = 2000, 40
 
@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--samples", type=int, default=8000, help="training sequences (the test set is a quarter)")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
 
     set_random_seed(args.seed)
@@ -53,9 +56,14 @@ def main() -> None:
     model.add(Dense(1, activation="sigmoid"))
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.summary()
-    model.fit(x_train, y_train, batch_size=64, epochs=args.epochs, validation_data=(x_test, y_test), verbose=2)
+    history = model.fit(x_train, y_train, batch_size=64, epochs=args.epochs, validation_data=(x_test, y_test),
+                        verbose=2)
     loss, acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
     print(f"test accuracy {acc:.4f} (loss {loss:.4f})")
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from rustkeras.datasets import fashion_mnist
 from rustkeras.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from rustkeras.models import Sequential
 from rustkeras.optimizers import Adam
+from rustkeras.utils import plot_history
 
 NUM_CLASSES = 10
 IMG_ROWS, IMG_COLS = 28, 28
@@ -29,6 +30,9 @@ def main() -> None:
     parser.add_argument("--test-samples", type=int, default=10000, help="test on the first N images")
     parser.add_argument("--data-format", default=None, choices=["channels_last", "channels_first"],
                         help="default: image_data_format from the config file")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
     if args.data_format:
         rustkeras.config.set_image_data_format(args.data_format)
@@ -65,7 +69,7 @@ def main() -> None:
     model.summary()
 
     model.compile(loss="categorical_crossentropy", optimizer=Adam(), metrics=["accuracy"])
-    model.fit(
+    history = model.fit(
         x_train,
         y_train,
         batch_size=args.batch_size,
@@ -76,6 +80,10 @@ def main() -> None:
     score = model.evaluate(x_test, y_test, verbose=0)
     print("Test loss:", score[0])
     print("Test accuracy:", score[1])
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

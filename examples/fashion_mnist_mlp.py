@@ -1,15 +1,21 @@
-"""Trains a simple deep MLP on Fashion-MNIST (Keras' mnist_mlp example).
+r"""Trains a simple deep MLP on Fashion-MNIST (Keras' mnist_mlp example).
 
 Two hidden layers of 512 units with dropout; RMSprop; 10 epochs at batch 128.
 Keras reaches about 89% test accuracy on Fashion-MNIST with this model.
 
 Run:
-    python examples/fashion_mnist_mlp.py [--epochs 10] [--batch-size 128] [--subset N] [--seed S]
+    python examples/fashion_mnist_mlp.py [--epochs 10] [--batch-size 128] [--subset N] [--seed S] [--plot FILE]
 
 `--subset N` trains on the first N training images and tests on the first N // 6 test
 images (the full sets are 60,000 and 10,000), for a quick run, e.g. on a software GPU:
 
     RUSTKERAS_BACKEND=gpu python examples/fashion_mnist_mlp.py --epochs 2 --subset 6000
+
+`--plot history.png` draws the loss and accuracy per epoch, training and validation (matplotlib);
+`fashion_mnist_mlp_history.png` beside this file comes from
+
+    python examples/fashion_mnist_mlp.py --epochs 12 --subset 12000 --seed 1 \
+        --plot examples/fashion_mnist_mlp_history.png
 """
 
 import argparse
@@ -19,6 +25,7 @@ from rustkeras.datasets import fashion_mnist
 from rustkeras.layers import Dense, Dropout
 from rustkeras.models import Sequential
 from rustkeras.optimizers import RMSprop
+from rustkeras.utils import plot_history
 
 NUM_CLASSES = 10
 
@@ -31,6 +38,9 @@ def main() -> None:
                         help="train on the first N training images and test on the first N // 6")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed weights, dropout and shuffling (the same seed gives the same run on either backend)")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
     if args.subset is not None and args.subset < 6:
         parser.error("--subset must be at least 6")
@@ -63,7 +73,7 @@ def main() -> None:
         optimizer=RMSprop(),
         metrics=["accuracy"],
     )
-    model.fit(
+    history = model.fit(
         x_train,
         y_train,
         batch_size=args.batch_size,
@@ -74,6 +84,10 @@ def main() -> None:
     score = model.evaluate(x_test, y_test, verbose=0)
     print("Test loss:", score[0])
     print("Test accuracy:", score[1])
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

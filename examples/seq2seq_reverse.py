@@ -16,7 +16,7 @@ import numpy as np
 
 from rustkeras import Model
 from rustkeras.layers import LSTM, Dense, Input
-from rustkeras.utils import set_random_seed
+from rustkeras.utils import plot_history, set_random_seed
 
 VOCAB = 11  # the digits 0-9 and a start symbol (10)
 START = 10
@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=64)
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
     set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -52,7 +55,7 @@ def main() -> None:
     decoder_dense = Dense(VOCAB, activation="softmax", name="next_digit")
     model = Model([encoder_inputs, decoder_inputs], decoder_dense(decoder_seq))
     model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit([enc_x, dec_x], dec_y, batch_size=64, epochs=args.epochs, validation_split=0.1, verbose=2)
+    history = model.fit([enc_x, dec_x], dec_y, batch_size=64, epochs=args.epochs, validation_split=0.1, verbose=2)
 
     # Inference models sharing the trained layers: one decoder step at a time.
     encoder_model = Model(encoder_inputs, [state_h, state_c])
@@ -74,6 +77,10 @@ def main() -> None:
     digit_acc = float((decoded == test_target).mean())
     seq_acc = float((decoded == test_target).all(axis=1).mean())
     print(f"greedy decoding on 1000 new sequences: {digit_acc:.4f} of digits, {seq_acc:.4f} of whole sequences right")
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 
 from rustkeras.layers import LSTM, Dense
 from rustkeras.models import Sequential
-from rustkeras.utils import set_random_seed, to_categorical
+from rustkeras.utils import plot_history, set_random_seed, to_categorical
 
 DATA_DIM = 16
 TIMESTEPS = 8
@@ -41,6 +41,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--stateful", action="store_true", help="the tutorial's stateful stacked LSTM")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
     batch_size = 32 if args.stateful else 64
     if args.stateful:
@@ -68,14 +71,18 @@ def main() -> None:
     model.compile(loss="categorical_crossentropy", optimizer="rmsprop", metrics=["accuracy"])
 
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=batch_size, nb_epoch=args.epochs, validation_data=(x_val, y_val),
-              shuffle=not args.stateful, verbose=2)
+    history = model.fit(x_train, y_train, batch_size=batch_size, nb_epoch=args.epochs,
+                        validation_data=(x_val, y_val), shuffle=not args.stateful, verbose=2)
     seconds = time.perf_counter() - start
     if args.stateful:
         model.reset_states()
     loss, acc = model.evaluate(x_val, y_val, batch_size=batch_size if args.stateful else 256, verbose=0)
     print(f"validation accuracy {acc:.4f} (loss {loss:.4f}) after {args.epochs} epochs, "
           f"{seconds / max(args.epochs, 1):.2f} s/epoch")
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

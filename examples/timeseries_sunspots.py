@@ -20,7 +20,7 @@ import numpy as np
 
 from rustkeras.layers import LSTM, Dense, Dropout
 from rustkeras.models import Sequential
-from rustkeras.utils import set_random_seed
+from rustkeras.utils import plot_history, set_random_seed
 
 MEMORY = 10
 
@@ -39,6 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
 
     import statsmodels.api as sm
@@ -59,7 +62,7 @@ def main() -> None:
     model.add(Dropout(0.3))
     model.add(Dense(1))
     model.compile(loss="mse", optimizer="adam")
-    model.fit(x_train, y_train, batch_size=16, epochs=args.epochs, verbose=0, shuffle=True)
+    history = model.fit(x_train, y_train, batch_size=16, epochs=args.epochs, verbose=0, shuffle=True)
     lstm_pred = model.predict(x_test, verbose=0).ravel() * scale
 
     with warnings.catch_warnings():
@@ -74,6 +77,10 @@ def main() -> None:
     print(f"  LSTM (memory {MEMORY}) test RMSE  {rmse(lstm_pred, true):7.2f}")
     print(f"  ARIMA(9, 0, 1) test RMSE       {rmse(arima_pred, true):7.2f}")
     print(f"  persistence test RMSE          {rmse(series[split - 1:-1], true):7.2f}")
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from rustkeras.layers import (
     ZeroPadding2D,
 )
 from rustkeras.models import Sequential
-from rustkeras.utils import to_categorical
+from rustkeras.utils import plot_history, to_categorical
 
 
 def report(model, x_test, y_test) -> None:
@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--samples", type=int, default=10000, help="training images to use")
     parser.add_argument("--test-samples", type=int, default=10000, help="test images to use")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
 
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
@@ -58,7 +61,7 @@ def main() -> None:
     model.add(Flatten())
     model.add(Dense(10, activation="softmax"))
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, nb_epoch=args.epochs, batch_size=64)
+    history = model.fit(x_train, y_train, nb_epoch=args.epochs, batch_size=64)
     report(model, x_test, y_test)
 
     print("Conv2D: Theano ordering (channels, rows, cols)")
@@ -72,8 +75,12 @@ def main() -> None:
     model.add(Flatten())
     model.add(Dense(10, activation="softmax"))
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(rgb_train, y_train, nb_epoch=args.epochs, batch_size=64)
+    history = model.fit(rgb_train, y_train, nb_epoch=args.epochs, batch_size=64)
     report(model, rgb_test, y_test)
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

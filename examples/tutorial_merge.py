@@ -14,7 +14,7 @@ import argparse
 from rustkeras.datasets import fashion_mnist
 from rustkeras.layers import Dense, Merge
 from rustkeras.models import Sequential
-from rustkeras.utils import set_random_seed, to_categorical
+from rustkeras.utils import plot_history, set_random_seed, to_categorical
 
 
 def halves(x):
@@ -26,6 +26,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--samples", type=int, default=60000, help="train on the first N images (quick runs)")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
     set_random_seed(1337)
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
@@ -44,9 +47,14 @@ def main() -> None:
     final_model.add(Dense(10, activation="softmax"))
     final_model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
     final_model.summary()
-    final_model.fit([top, bottom], to_categorical(y_train, 10), batch_size=32, nb_epoch=args.epochs, verbose=2)
+    history = final_model.fit([top, bottom], to_categorical(y_train, 10), batch_size=32, nb_epoch=args.epochs,
+                              verbose=2)
     loss, acc = final_model.evaluate([top_test, bottom_test], to_categorical(y_test, 10), verbose=0)
     print(f"test accuracy {acc:.4f} (loss {loss:.4f})")
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

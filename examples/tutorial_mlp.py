@@ -13,7 +13,7 @@ import argparse
 from rustkeras.datasets import fashion_mnist
 from rustkeras.layers import Activation, Dense, Dropout
 from rustkeras.models import Sequential
-from rustkeras.utils import to_categorical
+from rustkeras.utils import plot_history, to_categorical
 
 
 def main() -> None:
@@ -21,6 +21,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--samples", type=int, default=60000, help="train on the first N images (quick runs)")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a picture of the training history (loss and metrics per epoch) to FILE, "
+                             "e.g. history.png (needs matplotlib)")
     args = parser.parse_args()
 
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
@@ -37,7 +40,7 @@ def main() -> None:
     model.add(Dense(10, activation="softmax"))
 
     model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(
+    history = model.fit(
         X_train,
         Y_train,
         nb_epoch=args.epochs,
@@ -52,6 +55,10 @@ def main() -> None:
         shapes = [w.shape for w in layer.get_weights()]
         print(f"{layer.name}: weights {shapes}")
         print(f"    config {layer.get_config()}")
+
+    if args.plot:
+        plot_history(history, args.plot)
+        print("training history written to", args.plot)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Usage: python _keras_worker.py jobs.json — each job is a dict with an `op`:
 - "json": rebuilds a model from a JSON file and a `.weights.h5` file, writes predictions.
 - "compiled": saves a model compiled with loss and metric objects (catalog.keras_compile_variant)
   and writes its evaluation on `x` and `y` (JSON).
+- "evaluate": loads a compiled `.keras` file and writes its evaluation on `x` and `y` (JSON).
 """
 
 import json
@@ -73,6 +74,13 @@ def run(job):
         catalog.randomize(model, 3)
         catalog.keras_compile_variant(keras, model, job["name"])
         model.save(job["path"])
+        with np.load(job["y"]) as d:
+            y = [d[f"y{i}"] for i in range(len(d.files))]
+        logs = model.evaluate(x, y if len(y) > 1 else y[0], batch_size=len(y[0]), verbose=0, return_dict=True)
+        with open(job["out"], "w") as f:
+            json.dump({k: float(v) for k, v in logs.items()}, f)
+    elif op == "evaluate":
+        model = keras.saving.load_model(job["path"])
         with np.load(job["y"]) as d:
             y = [d[f"y{i}"] for i in range(len(d.files))]
         logs = model.evaluate(x, y if len(y) > 1 else y[0], batch_size=len(y[0]), verbose=0, return_dict=True)

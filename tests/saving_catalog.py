@@ -156,7 +156,9 @@ def keras_compile_variant(keras, model, name: str) -> None:
     if name == "dense":
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
-                      metrics=["accuracy", keras.metrics.CategoricalAccuracy(), "mae"])
+                      metrics=["accuracy", keras.metrics.CategoricalAccuracy(), "mae", keras.metrics.AUC(),
+                               keras.metrics.Precision(name="prec")],
+                      weighted_metrics=[keras.metrics.MeanSquaredError(name="wmse")])
     else:
         model.compile(optimizer="rmsprop", loss={"score": "mse", "side": keras.losses.MeanAbsoluteError()},
                       loss_weights={"score": 1.0, "side": 0.5}, metrics={"score": ["mae"]})

@@ -419,7 +419,7 @@ def test_data_errors_name_the_input_or_output(data, call, exc, needles):
     ({"loss": "mse", "loss_weights": 2.0}, ValueError, ["loss_weights"]),
     ({"loss": "mse", "metrics": {"o3": ["mae"]}}, ValueError, ["metrics", "'o3'"]),
     ({"loss": "mse", "metrics": [["mae"]]}, ValueError, ["metrics", "2"]),
-    ({"loss": "mse", "weighted_metrics": ["mae"]}, NotImplementedError, ["weighted_metrics"]),
+    ({"loss": "mse", "weighted_metrics": {"o3": ["mae"]}}, ValueError, ["weighted_metrics", "'o3'"]),
 ])
 def test_compile_errors_name_the_argument(kwargs, exc, needles):
     with pytest.raises(exc) as e:

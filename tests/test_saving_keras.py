@@ -154,9 +154,7 @@ def test_keras_restores_the_optimizer_state_rustkeras_saved(rustkeras_saved, nam
 
 
 
-@pytest.mark.parametrize("name", ["dense", "merging"])
-def test_keras_compile_configs_with_objects_and_dicts_evaluate_the_same(tmp_path, name):
-    x, xpath = _x(name, str(tmp_path))
+def _targets_for_variant(tmp_path, name):
     rng = np.random.default_rng(4)
     if name == "dense":
         y = [np.eye(3, dtype="float32")[rng.integers(0, 3, size=9)]]
@@ -164,6 +162,13 @@ def test_keras_compile_configs_with_objects_and_dicts_evaluate_the_same(tmp_path
         y = [rng.normal(size=(9, 3)).astype("float32"), rng.normal(size=(9, 1)).astype("float32")]
     ypath = str(tmp_path / "y.npz")
     np.savez(ypath, **{f"y{i}": a for i, a in enumerate(y)})
+    return y, ypath
+
+
+@pytest.mark.parametrize("name", ["dense", "merging"])
+def test_keras_compile_configs_with_objects_and_dicts_evaluate_the_same(tmp_path, name):
+    x, xpath = _x(name, str(tmp_path))
+    y, ypath = _targets_for_variant(tmp_path, name)
     path, out = str(tmp_path / "m.keras"), str(tmp_path / "logs.json")
     failures = _run_keras(str(tmp_path), [{"op": "compiled", "name": name, "x": xpath, "y": ypath, "path": path,
                                            "out": out}])
@@ -176,4 +181,24 @@ def test_keras_compile_configs_with_objects_and_dicts_evaluate_the_same(tmp_path
     logs = model.evaluate(x, y if len(y) > 1 else y[0], batch_size=9, verbose=0, return_dict=True)
     assert set(logs) == set(expected)
     for k, v in expected.items():
+        assert logs[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
+
+
+@pytest.mark.parametrize("name", ["dense", "merging"])
+def test_rustkeras_compile_configs_evaluate_the_same_in_keras(tmp_path, name):
+    x, xpath = _x(name, str(tmp_path))
+    y, ypath = _targets_for_variant(tmp_path, name)
+    model = catalog.SHARED[name][0](rustkeras)
+    catalog.randomize(model, 3)
+    catalog.keras_compile_variant(rustkeras, model, name)
+    path, out = str(tmp_path / "m.keras"), str(tmp_path / "logs.json")
+    model.save(path)
+    failures = _run_keras(str(tmp_path), [{"op": "evaluate", "name": name, "x": xpath, "y": ypath, "path": path,
+                                           "out": out}])
+    assert not failures, failures
+    with open(out) as f:
+        keras_logs = json.load(f)
+    logs = model.evaluate(x, y if len(y) > 1 else y[0], batch_size=9, verbose=0, return_dict=True)
+    assert set(logs) == set(keras_logs)
+    for k, v in keras_logs.items():
         assert logs[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k

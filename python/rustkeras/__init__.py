@@ -22,12 +22,27 @@ from rustkeras import (  # noqa: F401
     models,
     ops,
     optimizers,
+    preprocessing,
     regularizers,
     saving,
     utils,
 )
 from rustkeras._symbolic import Variable  # noqa: F401
-from rustkeras.layers import Input  # noqa: F401
+from rustkeras.initializers import Initializer  # noqa: F401
+from rustkeras.layers import Input, KerasTensor, Layer  # noqa: F401
+from rustkeras.losses import Loss  # noqa: F401
+from rustkeras.metrics import Metric  # noqa: F401
 from rustkeras.models import Model, Sequential  # noqa: F401
+from rustkeras.optimizers import Optimizer  # noqa: F401
+from rustkeras.regularizers import Regularizer  # noqa: F401
 
 __version__ = "0.1.0"
+
+
+def version() -> str:
+    """The rustkeras version (Keras 3's `keras.version()`)."""
+    return __version__
+
+from rustkeras import _api  # noqa: E402  (last: every public module is imported by now)
+
+_api.publish()

@@ -3,15 +3,20 @@ the running metrics; off a terminal, and at verbose=2, it prints one line per ep
 
 import sys
 import time
-from typing import Dict
+from typing import Any, Dict, Optional
+
+import numpy as np
 
 
-def format_logs(logs: Dict[str, float]) -> str:
-    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+def format_logs(logs: Dict[str, Any]) -> str:
+    """`name: value` pairs; a metric with several values (one per class or threshold) shows
+    their mean, as Keras' progress bar does."""
+    return " - ".join(f"{k}: {float(np.mean(v)):.4f}" for k, v in logs.items())
 
 
 class Progbar:
-    def __init__(self, target: int, verbose: int = 1, stream=None):
+    def __init__(self, target: Optional[int], verbose: int = 1, stream=None):
+        """`target`: the number of steps, or None while unknown (a generator's)."""
         self.target = target
         self.verbose = verbose
         self.stream = stream or sys.stdout
@@ -24,10 +29,15 @@ class Progbar:
         if self.verbose == 0:
             return
         elapsed = time.monotonic() - self.start
-        digits = len(str(self.target))
         if not finalize:
             if not self.dynamic:
                 return
+            if self.target is None:
+                line = f"\r{current}/Unknown - {elapsed:.0f}s"
+                self.stream.write(line + (" - " + format_logs(logs) if logs else ""))
+                self.stream.flush()
+                return
+            digits = len(str(self.target))
             frac = current / max(self.target, 1)
             filled = int(self.width * frac)
             bar = "=" * max(filled - 1, 0) + (">" if filled < self.width else "=") + "." * (self.width - filled)
@@ -38,13 +48,14 @@ class Progbar:
             self.stream.write(line)
             self.stream.flush()
             return
-        per_step = elapsed / max(self.target, 1)
+        # The steps done: the target, or fewer where the data ran out (or the target was unknown).
+        per_step = elapsed / max(current, 1)
         step = f"{per_step * 1000:.0f}ms/step" if per_step >= 1e-3 else f"{per_step * 1e6:.0f}us/step"
         if self.verbose == 1:
-            head = f"{self.target}/{self.target} [{'=' * self.width}]"
+            head = f"{current}/{current} [{'=' * self.width}]"
             line = f"{head} - {elapsed:.0f}s {step}"
         else:
-            line = f"{self.target}/{self.target} - {elapsed:.0f}s - {step}"
+            line = f"{current}/{current} - {elapsed:.0f}s - {step}"
         if logs:
             line += " - " + format_logs(logs)
         self.stream.write(("\r" if self.dynamic else "") + line + "\n")

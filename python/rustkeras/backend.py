@@ -22,6 +22,7 @@ from rustkeras import _core
 from rustkeras import _symbolic as _S
 from rustkeras import ops as _ops
 from rustkeras.config import backend, epsilon, floatx, image_data_format, set_image_data_format
+from rustkeras.config import image_dim_ordering, set_image_dim_ordering  # Keras 1
 
 __all__ = [
     "abs", "argmax", "argmin", "backend", "batch_dot", "batch_flatten", "batch_get_value", "binary_crossentropy",
@@ -33,6 +34,8 @@ __all__ = [
     "reshape", "round", "set_image_data_format", "set_value", "shape", "sigmoid", "sign", "sin", "softmax",
     "softplus", "softsign", "sqrt", "square", "squeeze", "stack", "std", "sum", "tanh", "tile", "transpose",
     "var", "variable", "zeros", "zeros_like",
+    # Keras 1
+    "image_dim_ordering", "set_image_dim_ordering",
 ]
 
 

@@ -3,7 +3,9 @@
 
     {"backend": "cpu", "floatx": "float32", "epsilon": 1e-07, "image_data_format": "channels_last"}
 
-The environment variable `RUSTKERAS_BACKEND` overrides the file's backend.
+The environment variable `RUSTKERAS_BACKEND` overrides the file's backend. Keras 1's
+`"image_dim_ordering": "th"` (Theano's channels-first order, so that `input_shape=(3, 256, 256)`
+is 3 channels of 256x256) or `"tf"` is accepted in place of `image_data_format`.
 
 The "gpu" backend runs models on a Vulkan GPU through wgpu. It is resolved when first
 needed (the first model built, or `backend()`): where no GPU context can be created,
@@ -25,6 +27,8 @@ DEFAULTS: Dict[str, Any] = {
     "image_data_format": "channels_last",
 }
 BACKENDS = ("cpu", "gpu")
+# Keras 1's keras.json key and values, and the image_data_format each stands for.
+DIM_ORDERINGS = {"th": "channels_first", "tf": "channels_last"}
 
 
 def home() -> str:
@@ -48,9 +52,20 @@ def load() -> Dict[str, Any]:
             raise ValueError(f"Could not read the rustkeras config file {path}: {e}") from None
         if not isinstance(data, dict):
             raise ValueError(f"The rustkeras config file {path} must hold a JSON object")
-        unknown = set(data) - set(DEFAULTS)
+        unknown = set(data) - set(DEFAULTS) - {"image_dim_ordering"}
         if unknown:
-            raise ValueError(f"Unknown keys in {path}: {sorted(unknown)}. Expected: {sorted(DEFAULTS)}")
+            raise ValueError(f"Unknown keys in {path}: {sorted(unknown)}. Expected: {sorted(DEFAULTS)} "
+                             "(or Keras 1's 'image_dim_ordering')")
+        data = dict(data)
+        if "image_dim_ordering" in data:
+            ordering = data.pop("image_dim_ordering")
+            if ordering not in DIM_ORDERINGS:
+                raise ValueError(f"Invalid image_dim_ordering {ordering!r} in {path}. Expected 'th' (channels first) "
+                                 "or 'tf' (channels last)")
+            fmt = data.setdefault("image_data_format", DIM_ORDERINGS[ordering])
+            if fmt != DIM_ORDERINGS[ordering]:
+                raise ValueError(f"{path} sets image_dim_ordering={ordering!r} (that is, {DIM_ORDERINGS[ordering]!r}) "
+                                 f"but image_data_format={fmt!r}: keep one of them")
         cfg.update(data)
     env = os.environ.get("RUSTKERAS_BACKEND")
     if env:
@@ -133,6 +148,19 @@ def epsilon() -> float:
 
 def image_data_format() -> str:
     return _config["image_data_format"]
+
+
+def image_dim_ordering() -> str:
+    """Keras 1's name of the image data format: "th" (channels first) or "tf" (channels last)."""
+    return "th" if image_data_format() == "channels_first" else "tf"
+
+
+def set_image_dim_ordering(dim_ordering: str) -> None:
+    """Keras 1's `K.set_image_dim_ordering("th")`: sets the image data format of layers built from now on."""
+    if dim_ordering not in DIM_ORDERINGS:
+        raise ValueError(f"Invalid value received for argument `dim_ordering`. Expected 'th' or 'tf'. "
+                         f"Received: dim_ordering={dim_ordering!r}")
+    set_image_data_format(DIM_ORDERINGS[dim_ordering])
 
 
 def set_image_data_format(fmt: str) -> None:

@@ -460,8 +460,12 @@ mod tests {
         let xs = [1.0, 2.0, 3.0, 4.0];
         let ys = [0.0, 0.0, 1.0, 1.0];
         let ws = [1.0, 0.5];
-        p.run(&[&ws], &[&xs, &ys], &crate::ops::Ctx::default()).unwrap();
-        assert_eq!(p.read(o), vec![(1.0 + 0.5 * 4.0) / 2.0, (4.0 + 0.5 * 9.0) / 2.0]);
+        p.run(&[&ws], &[&xs, &ys], &crate::ops::Ctx::default())
+            .unwrap();
+        assert_eq!(
+            p.read(o),
+            vec![(1.0 + 0.5 * 4.0) / 2.0, (4.0 + 0.5 * 9.0) / 2.0]
+        );
         // Inputs of other shapes than the fragment was traced for are refused.
         let z = g.input(Shape::batched(&[3]));
         assert!(g.inline(&f, &[z, z], &[v], out).is_err());

@@ -4,8 +4,14 @@
 //! targets (a loss or a metric), a labels input and a sample-weight input, and computes
 //! `loss = sum_i w_i * mean(loss_i(y_i, o_i) * sw_i) + regularizers`. The logs are, as in
 //! Keras 3: `loss`; `<output>_loss` for each output with a loss when more than one has one;
-//! then each output's metrics, named `<output>_<metric>` when the model has several outputs.
-//! A single-output model logs `loss` and its metrics by the names the user gave.
+//! then each output's metrics, then each output's weighted metrics, named
+//! `<output>_<metric>` when the model has several outputs. A single-output model logs `loss`
+//! and its metrics by their names; a repeated name gets `_1`, `_2`, ... (a weighted metric
+//! first tries `weighted_<metric>`).
+//!
+//! Each log keeps a vector of sums over the epoch (see [`crate::metrics`]): the graph
+//! computes a batch's sums, the model adds them up on its device, and the log's
+//! [`Finalize`] reads the value when logs are read.
 
 use std::collections::HashMap;
 
@@ -14,7 +20,7 @@ use crate::autodiff;
 use crate::error::Result;
 use crate::graph::{Graph, NodeId, Shape, VarId};
 use crate::losses;
-use crate::metrics::{self, Metric};
+use crate::metrics::{self, Finalize, MetricSpec};
 use crate::ops::{ReduceKind, UnaryOp};
 use crate::optimizers::Optimizer;
 
@@ -33,6 +39,67 @@ pub struct Fragment {
 /// The canonical name of a custom (traced) loss.
 pub const CUSTOM: &str = "custom";
 
+/// One metric of an output: the name it logs under (before the output's prefix) and what
+/// it computes.
+#[derive(Clone, Debug)]
+pub struct MetricEntry {
+    pub name: String,
+    pub kind: MetricKind,
+    /// The model constants the metric reads (filled by `compile`).
+    pub consts: Vec<VarId>,
+}
+
+#[derive(Clone, Debug)]
+pub enum MetricKind {
+    /// The name is the metric: a metric class (`"auc"`, with its defaults), a per-sample
+    /// function (`"accuracy"`, resolved by the shapes) or a loss.
+    Named,
+    Spec(MetricSpec),
+    /// A traced per-sample function, averaged over the samples (Keras' `MeanMetricWrapper`).
+    Traced(Fragment),
+}
+
+impl MetricEntry {
+    /// A metric given by name, logged under that name.
+    pub fn named(name: &str) -> MetricEntry {
+        MetricEntry {
+            name: name.to_string(),
+            kind: MetricKind::Named,
+            consts: Vec::new(),
+        }
+    }
+
+    /// A metric object, logged under `name`.
+    pub fn spec(name: &str, spec: MetricSpec) -> MetricEntry {
+        MetricEntry {
+            name: name.to_string(),
+            kind: MetricKind::Spec(spec),
+            consts: Vec::new(),
+        }
+    }
+
+    /// Whether the metric takes integer class labels.
+    fn sparse(&self) -> bool {
+        match &self.kind {
+            MetricKind::Named => self.name.starts_with("sparse_"),
+            MetricKind::Spec(s) => s.sparse_labels(),
+            MetricKind::Traced(_) => false,
+        }
+    }
+}
+
+impl From<&str> for MetricEntry {
+    fn from(name: &str) -> MetricEntry {
+        MetricEntry::named(name)
+    }
+}
+
+impl From<String> for MetricEntry {
+    fn from(name: String) -> MetricEntry {
+        MetricEntry::named(&name)
+    }
+}
+
 /// What `compile` fixed for one model output.
 #[derive(Clone, Debug, Default)]
 pub struct OutputSpec {
@@ -41,12 +108,12 @@ pub struct OutputSpec {
     pub loss: Option<String>,
     /// The traced loss function, when `loss` is [`CUSTOM`].
     pub custom_loss: Option<Fragment>,
-    /// Traced metric functions, by their name in `metrics`.
-    pub custom_metrics: Vec<(String, Fragment)>,
     /// The loss's factor in the total loss (Keras' `loss_weights`).
     pub loss_weight: f32,
-    /// Metric names, as the user spelled them.
-    pub metrics: Vec<String>,
+    /// compile's `metrics` for this output (sample weights do not apply).
+    pub metrics: Vec<MetricEntry>,
+    /// compile's `weighted_metrics` for this output (weighted by the sample weights).
+    pub weighted_metrics: Vec<MetricEntry>,
 }
 
 impl OutputSpec {
@@ -54,16 +121,22 @@ impl OutputSpec {
     pub fn loss(loss: &str) -> OutputSpec {
         OutputSpec {
             loss: Some(loss.into()),
-            custom_loss: None,
-            custom_metrics: Vec::new(),
             loss_weight: 1.0,
-            metrics: Vec::new(),
+            ..Default::default()
         }
     }
 
     /// Whether the output is fed targets: it has a loss or a metric.
     pub fn has_labels(&self) -> bool {
-        self.loss.is_some() || !self.metrics.is_empty()
+        self.loss.is_some() || !self.metrics.is_empty() || !self.weighted_metrics.is_empty()
+    }
+
+    /// Every metric with whether it is weighted: `metrics`, then `weighted_metrics`.
+    fn all_metrics(&self) -> impl Iterator<Item = (&MetricEntry, bool)> {
+        self.metrics
+            .iter()
+            .map(|m| (m, false))
+            .chain(self.weighted_metrics.iter().map(|m| (m, true)))
     }
 }
 
@@ -94,18 +167,31 @@ impl Compiled {
         match self.losses[i] {
             Some(l) => losses::is_sparse(l),
             None => {
-                let m = &self.spec.outputs[i].metrics;
-                !m.is_empty() && m.iter().all(|n| n.starts_with("sparse_"))
+                let o = &self.spec.outputs[i];
+                o.has_labels() && o.all_metrics().all(|(m, _)| m.sparse())
             }
         }
     }
+}
+
+/// One log of the training graph: the node of a batch's sums, where they go in the epoch's
+/// sums, and how they read.
+pub(super) struct Log {
+    pub node: NodeId,
+    /// Offset and length of its sums in the epoch's sums.
+    pub sums: (usize, usize),
+    /// Offset and length of its value in the logs read out.
+    pub value: (usize, usize),
+    pub finalize: Finalize,
 }
 
 /// The training graph: the forward graph, its losses, metrics and gradients.
 pub(super) struct TrainGraph {
     pub graph: Graph,
     /// What `log_names` names: the total loss (first), per-output losses, metrics.
-    pub logs: Vec<NodeId>,
+    pub logs: Vec<Log>,
+    /// The length of the epoch's sums (all logs').
+    pub sums_len: usize,
     pub grads: Vec<NodeId>,
     pub train_programs: HashMap<usize, super::Planned>,
     pub eval_programs: HashMap<usize, super::Planned>,
@@ -126,37 +212,22 @@ impl Model {
             );
         }
         let mut canonical = Vec::with_capacity(spec.outputs.len());
-        for o in spec.outputs.iter_mut() {
-            let frags = o
-                .custom_loss
-                .iter_mut()
-                .chain(o.custom_metrics.iter_mut().map(|(_, f)| f));
-            for f in frags {
-                if f.constants.len() != f.graph.var_shapes.len() {
-                    return crate::value_error!(
-                        "compile: a traced function has {} variables but {} values",
-                        f.graph.var_shapes.len(),
-                        f.constants.len()
-                    );
-                }
-                let mut vars = Vec::with_capacity(f.constants.len());
-                for (shape, data) in f.graph.var_shapes.iter().zip(&f.constants) {
-                    vars.push(self.add_constant(shape, data.clone())?);
-                }
-                f.vars = vars;
-            }
-        }
-        for (i, o) in spec.outputs.iter().enumerate() {
+        for (i, o) in spec.outputs.iter_mut().enumerate() {
             let loss = match o.loss.as_deref() {
                 Some(CUSTOM) if o.custom_loss.is_some() => Some(CUSTOM),
                 other => other.map(losses::canonical).transpose()?,
             };
-            for m in &o.metrics {
-                if o.custom_metrics.iter().any(|(n, _)| n == m) {
-                    continue;
+            for m in o.metrics.iter_mut().chain(o.weighted_metrics.iter_mut()) {
+                if let MetricKind::Named = m.kind {
+                    // A class name stands for the class with its defaults; other names are
+                    // checked now and resolved by the shapes when the graph is built.
+                    match MetricSpec::from_name(&m.name)? {
+                        Some(spec) => m.kind = MetricKind::Spec(spec),
+                        None => {
+                            metrics::resolve(&m.name, loss.unwrap_or(""), 2, 2, 2, 2)?;
+                        }
+                    }
                 }
-                // Validate the names now; shapes resolve "accuracy" when the graph is built.
-                metrics::resolve(m, loss.unwrap_or(""), 2, 2, 2, 2)?;
             }
             if !o.loss_weight.is_finite() {
                 return crate::value_error!(
@@ -166,6 +237,24 @@ impl Model {
                 );
             }
             canonical.push(loss);
+        }
+        for o in spec.outputs.iter_mut() {
+            if let Some(f) = o.custom_loss.as_mut() {
+                f.vars = self.add_constants(&f.graph.var_shapes, &f.constants)?;
+            }
+            for m in o.metrics.iter_mut().chain(o.weighted_metrics.iter_mut()) {
+                match &mut m.kind {
+                    MetricKind::Traced(f) => {
+                        f.vars = self.add_constants(&f.graph.var_shapes, &f.constants)?;
+                    }
+                    MetricKind::Spec(spec) => {
+                        let (shapes, values): (Vec<_>, Vec<_>) =
+                            spec.constants().into_iter().unzip();
+                        m.consts = self.add_constants(&shapes, &values)?;
+                    }
+                    MetricKind::Named => {}
+                }
+            }
         }
         for &(v, _, _) in &spec.regularizers {
             if v >= self.vars.len() {
@@ -180,6 +269,23 @@ impl Model {
             train: None,
         });
         Ok(())
+    }
+
+    /// New model constants holding `values` (of `shapes`): the arrays a traced function
+    /// closed over, or a metric's thresholds.
+    fn add_constants(&mut self, shapes: &[Vec<usize>], values: &[Vec<f32>]) -> Result<Vec<VarId>> {
+        if shapes.len() != values.len() {
+            return crate::value_error!(
+                "compile: a traced function has {} variables but {} values",
+                shapes.len(),
+                values.len()
+            );
+        }
+        shapes
+            .iter()
+            .zip(values)
+            .map(|(shape, data)| self.add_constant(shape, data.clone()))
+            .collect()
     }
 
     pub fn is_compiled(&self) -> bool {
@@ -232,7 +338,8 @@ impl Model {
         let mut g = self.graph.clone();
         let mut total: Option<NodeId> = None;
         let mut output_losses = Vec::new();
-        let mut metric_nodes = Vec::new();
+        // Each labelled output's targets and sample weights.
+        let mut targets: Vec<Option<(NodeId, NodeId)>> = vec![None; c.spec.outputs.len()];
         for (i, o) in c.spec.outputs.iter().enumerate() {
             if !o.has_labels() {
                 continue;
@@ -240,10 +347,13 @@ impl Model {
             let y_dims = self.label_dims(i)?;
             let y_true = g.input(Shape::batched(&y_dims));
             let sw = g.input(Shape::batched(&[]));
+            targets[i] = Some((y_true, sw));
             let pred = self.outputs[i];
             if let Some(loss) = c.losses[i] {
                 let per = match &o.custom_loss {
-                    Some(f) if loss == CUSTOM => g.inline(&f.graph, &[y_true, pred], &f.vars, f.output)?,
+                    Some(f) if loss == CUSTOM => {
+                        g.inline(&f.graph, &[y_true, pred], &f.vars, f.output)?
+                    }
                     _ => losses::build(&mut g, loss, y_true, pred)?,
                 };
                 let per_rank = g.shape(per).dims.len();
@@ -265,33 +375,23 @@ impl Model {
                     Some(t) => g.add(t, term)?,
                 });
             }
-            let pred_shape = g.shape(pred).clone();
-            for name in &o.metrics {
-                if let Some((_, f)) = o.custom_metrics.iter().find(|(n, _)| n == name) {
-                    let v = g.inline(&f.graph, &[y_true, pred], &f.vars, f.output)?;
-                    metric_nodes.push(g.reduce_all(ReduceKind::Mean, v)?);
+        }
+        // Every output's metrics, then every output's weighted metrics (Keras' order).
+        let mut metric_logs = Vec::new();
+        for weighted in [false, true] {
+            for (i, o) in c.spec.outputs.iter().enumerate() {
+                let Some((y_true, sw)) = targets[i] else {
                     continue;
+                };
+                let entries = if weighted {
+                    &o.weighted_metrics
+                } else {
+                    &o.metrics
+                };
+                for m in entries {
+                    let w = weighted.then_some(sw);
+                    metric_logs.push(self.metric_sums(&mut g, c, i, m, y_true, w)?);
                 }
-                let m = metrics::resolve(
-                    name,
-                    c.losses[i].unwrap_or(""),
-                    y_dims.len() + 1,
-                    y_dims.last().copied().unwrap_or(1),
-                    pred_shape.rank(),
-                    pred_shape.last().unwrap_or(1),
-                )?;
-                let sparse_metric = matches!(
-                    m,
-                    Metric::SparseCategoricalAccuracy | Metric::SparseTopKCategoricalAccuracy(_)
-                );
-                if c.sparse_labels(i) && !sparse_metric {
-                    return crate::value_error!(
-                        "metric '{name}' needs one-hot labels, but the loss '{}' takes integer labels",
-                        c.losses[i].unwrap_or("(none)")
-                    );
-                }
-                let v = metrics::build(&mut g, m, y_true, pred)?;
-                metric_nodes.push(g.reduce_all(ReduceKind::Mean, v)?);
             }
         }
         for &e in &self.extra_losses {
@@ -319,11 +419,28 @@ impl Model {
                 }
             }
         }
-        let mut logs = vec![loss];
+        let mut loss_nodes = vec![loss];
         if output_losses.len() > 1 {
-            logs.extend(output_losses);
+            loss_nodes.extend(output_losses);
         }
-        logs.extend(metric_nodes);
+        let mut logs = Vec::new();
+        let (mut sums_at, mut value_at) = (0, 0);
+        let entries = loss_nodes
+            .into_iter()
+            .map(|n| (n, Finalize::PerRow, Vec::new()))
+            .chain(metric_logs);
+        for (node, finalize, dims) in entries {
+            let n = g.shape(node).numel(1);
+            let width: usize = dims.iter().product();
+            logs.push(Log {
+                node,
+                sums: (sums_at, n),
+                value: (value_at, width),
+                finalize,
+            });
+            sums_at += n;
+            value_at += width;
+        }
         let trainable: Vec<VarId> = (0..self.vars.len())
             .filter(|&v| self.trainable[v])
             .collect();
@@ -331,7 +448,7 @@ impl Model {
         let mut grads = autodiff::gradients(&mut g, loss, &params)?;
         // Each gradient needs a buffer of its own for the optimizer's in-place clipping.
         for i in 0..grads.len() {
-            if grads[..i].contains(&grads[i]) || logs.contains(&grads[i]) {
+            if grads[..i].contains(&grads[i]) || logs.iter().any(|l| l.node == grads[i]) {
                 let dims = g.shape(grads[i]).dims.clone();
                 grads[i] = g.reshape(grads[i], &dims)?;
             }
@@ -340,11 +457,56 @@ impl Model {
         c.train = Some(TrainGraph {
             graph: g,
             logs,
+            sums_len: sums_at,
             grads,
             train_programs: HashMap::new(),
             eval_programs: HashMap::new(),
         });
         Ok(())
+    }
+
+    /// The metric entry `m` of output `i`: the node of a batch's sums (weighted by `sw` when
+    /// given), how they read, and the dims of the value.
+    fn metric_sums(
+        &self,
+        g: &mut Graph,
+        c: &Compiled,
+        i: usize,
+        m: &MetricEntry,
+        y_true: NodeId,
+        sw: Option<NodeId>,
+    ) -> Result<(NodeId, Finalize, Vec<usize>)> {
+        let pred = self.outputs[i];
+        let pred_shape = g.shape(pred).clone();
+        let spec = match &m.kind {
+            MetricKind::Traced(f) => {
+                let v = g.inline(&f.graph, &[y_true, pred], &f.vars, f.output)?;
+                return Ok((metrics::mean_sums(g, v, sw)?, Finalize::Mean, Vec::new()));
+            }
+            MetricKind::Spec(spec) => spec.clone(),
+            MetricKind::Named => {
+                let y_shape = g.shape(y_true).clone();
+                MetricSpec::Mean(metrics::resolve(
+                    &m.name,
+                    c.losses[i].unwrap_or(""),
+                    y_shape.rank(),
+                    y_shape.last().unwrap_or(1),
+                    pred_shape.rank(),
+                    pred_shape.last().unwrap_or(1),
+                )?)
+            }
+        };
+        if c.sparse_labels(i) && !spec.sparse_labels() {
+            return crate::value_error!(
+                "metric '{}' needs targets shaped like the predictions, but output '{}' takes integer labels (loss '{}')",
+                m.name,
+                self.output_names[i],
+                c.losses[i].unwrap_or("(none)")
+            );
+        }
+        let consts: Vec<NodeId> = m.consts.iter().map(|&v| g.param(v)).collect();
+        let node = spec.sums(g, y_true, pred, sw, &consts)?;
+        Ok((node, spec.finalize(), spec.result_dims(&pred_shape.dims)))
     }
 
     /// Names of the values `train_batch`/`test_batch` return, in order (see the module docs).
@@ -359,16 +521,75 @@ impl Model {
                 }
             }
         }
-        for (o, name) in c.spec.outputs.iter().zip(&self.output_names) {
+        let prefixed = |out: &str, m: &str| {
+            if multi {
+                format!("{out}_{m}")
+            } else {
+                m.to_string()
+            }
+        };
+        // How many times each name was taken, for Keras' `_1`, `_2` suffixes.
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        fn take(taken: &mut HashMap<String, usize>, name: String, v: &mut Vec<String>) {
+            let k = taken.entry(name.clone()).or_insert(0);
+            v.push(if *k == 0 { name } else { format!("{name}_{k}") });
+            *k += 1;
+        }
+        for (o, out) in c.spec.outputs.iter().zip(&self.output_names) {
             for m in &o.metrics {
-                v.push(if multi {
-                    format!("{name}_{m}")
-                } else {
-                    m.clone()
-                });
+                take(&mut taken, prefixed(out, &m.name), &mut v);
+            }
+        }
+        for (o, out) in c.spec.outputs.iter().zip(&self.output_names) {
+            for m in &o.weighted_metrics {
+                let mut name = prefixed(out, &m.name);
+                if taken.contains_key(&name) {
+                    name = prefixed(out, &format!("weighted_{}", m.name));
+                }
+                take(&mut taken, name, &mut v);
             }
         }
         Ok(v)
+    }
+
+    /// The dims of each log's value (see `log_names`): `[]` for a scalar, `[n]` for a metric
+    /// with one value per threshold or per class.
+    pub fn log_dims(&self) -> Result<Vec<Vec<usize>>> {
+        let c = self.compiled_ref()?;
+        let names = self.log_names()?;
+        let losses = 1 + if c.losses.iter().filter(|l| l.is_some()).count() > 1 {
+            c.losses.iter().filter(|l| l.is_some()).count()
+        } else {
+            0
+        };
+        let mut dims = vec![Vec::new(); losses];
+        for weighted in [false, true] {
+            for (i, o) in c.spec.outputs.iter().enumerate() {
+                let pred = &self.output_shape(i).dims;
+                let entries = if weighted {
+                    &o.weighted_metrics
+                } else {
+                    &o.metrics
+                };
+                for m in entries {
+                    dims.push(match &m.kind {
+                        MetricKind::Spec(s) => s.result_dims(pred),
+                        _ => Vec::new(),
+                    });
+                }
+            }
+        }
+        debug_assert_eq!(dims.len(), names.len());
+        Ok(dims)
+    }
+
+    /// How many values the logs hold in all (a vector-valued log holds several).
+    pub fn log_width(&self) -> Result<usize> {
+        Ok(self
+            .log_dims()?
+            .iter()
+            .map(|d| d.iter().product::<usize>())
+            .sum())
     }
 
     /// The training graph's feeds: each x, then labels and sample weights of each output that

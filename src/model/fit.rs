@@ -31,14 +31,16 @@ impl<'a> Dataset<'a> {
     }
 }
 
-/// What the per-batch hook sees: running, batch-size-weighted means of the logs.
+/// What the per-batch hook sees: the logs over the epoch's batches so far (flat, as
+/// `Model::log_dims` lays them out).
 pub struct BatchEnd<'a> {
     pub batch: usize,
     pub batches: usize,
     pub logs: &'a [f64],
 }
 
-/// The logs (see `Model::log_names`), averaged over the epoch's samples.
+/// The logs over the epoch (see `Model::log_names`; flat, as `Model::log_dims` lays them
+/// out: a loss is the mean over the samples, a metric its value from the epoch's sums).
 pub type EpochLogs = Vec<f64>;
 
 type Logs = SmallVec<[f64; 8]>;
@@ -244,7 +246,7 @@ impl Model {
         let (n_logs, resident) = if with_y {
             self.ensure_train_graph()?;
             self.reset_log_sums()?;
-            (self.log_names()?.len(), self.resident_index(d)?)
+            (self.log_width()?, self.resident_index(d)?)
         } else {
             (0, None)
         };
@@ -320,7 +322,7 @@ impl Model {
                     Work::Logs(pass) => {
                         self.step(*pass, data, m)?;
                         if hook.wants_logs(b, batches) {
-                            self.read_log_means(&mut running, seen)?;
+                            self.read_logs(&mut running, seen)?;
                         }
                     }
                     Work::Predict { outs, per } => {
@@ -348,7 +350,7 @@ impl Model {
         self.bw = bw;
         result?;
         if with_y {
-            self.read_log_means(&mut running, seen)?;
+            self.read_logs(&mut running, seen)?;
         }
         Ok(running.to_vec())
     }

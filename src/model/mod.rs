@@ -24,7 +24,7 @@ use run::{Batch, LogSums, Pass, Planned};
 use vars::Vars;
 
 use compile::Compiled;
-pub use compile::{CompileSpec, Fragment, OutputSpec, CUSTOM};
+pub use compile::{CompileSpec, Fragment, MetricEntry, MetricKind, OutputSpec, CUSTOM};
 pub use fit::{BatchEnd, Dataset, EpochLogs, Hook, NoHook};
 
 /// An optimizer's state, as [`Model::optimizer_state`] reads it.
@@ -483,8 +483,8 @@ impl Model {
         Ok(())
     }
 
-    /// One optimizer step on a batch of `batch` rows; writes the logs (see `log_names`) into
-    /// `logs`. `xs` holds one array per input; `ys` and `sws` one per output (empty for an
+    /// One optimizer step on a batch of `batch` rows; writes the logs (see `log_names`,
+    /// `log_width` values) into `logs`. `xs` holds one array per input; `ys` and `sws` one per output (empty for an
     /// output without targets).
     pub fn train_batch(
         &mut self,
@@ -522,12 +522,14 @@ impl Model {
         self.ensure_train_graph()?;
         self.reset_log_sums()?;
         self.step(pass, Batch::Host { xs, ys, sws }, batch)?;
-        self.read_log_means(logs, batch)
+        self.read_logs(logs, batch)
     }
 
-    /// Zeroes the running log sums (one per log name).
+    /// Zeroes the running log sums (the training graph must be built).
     pub(super) fn reset_log_sums(&mut self) -> Result<()> {
-        let n = self.log_names()?.len();
+        self.ensure_train_graph()?;
+        let c = self.compiled_ref()?;
+        let n = c.train.as_ref().map_or(0, |t| t.sums_len);
         if self.log_sums.len() != n {
             self.log_sums = LogSums::new(&self.device, n)?;
         }
@@ -535,14 +537,21 @@ impl Model {
         Ok(())
     }
 
-    /// The log sums divided by `seen` rows (read back from the GPU: a synchronisation).
-    pub(super) fn read_log_means(&self, logs: &mut [f64], seen: usize) -> Result<()> {
+    /// The logs' values from their sums after `seen` rows (read back from the GPU: a
+    /// synchronisation), written to `logs` (`log_width` values).
+    pub(super) fn read_logs(&self, logs: &mut [f64], seen: usize) -> Result<()> {
         let sums = self.log_sums.read();
         if let Device::Gpu(ctx) = &self.device {
             ctx.check()?;
         }
-        for (l, s) in logs.iter_mut().zip(sums) {
-            *l = s / seen.max(1) as f64;
+        let c = self.compiled_ref()?;
+        let Some(t) = c.train.as_ref() else {
+            return crate::value_error!("the training graph is not built");
+        };
+        for l in &t.logs {
+            let (s, n) = l.sums;
+            let (v, w) = l.value;
+            l.finalize.read(&sums[s..s + n], seen, &mut logs[v..v + w]);
         }
         Ok(())
     }

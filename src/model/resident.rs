@@ -3,9 +3,11 @@
 //! the device), so a step moves no data across the bus. A dataset too large to bind streams
 //! instead: each batch is gathered on the host and written to the program's feed buffers.
 //!
-//! Datasets are recognised by the addresses and lengths of their arrays; the cache holds the
-//! two most recent (the training and the validation data of one `fit`) and is emptied when
-//! `fit` returns (`Model::release_data`), so arrays changed between calls are read afresh.
+//! Datasets are recognised by the addresses and lengths of their arrays and a fingerprint of
+//! a few of their values (a new array allocated where a freed one was, with other values, is
+//! not mistaken for it); the cache holds the two most recent (the training and the validation
+//! data of one `fit`) and is emptied when `fit` returns (`Model::release_data`), so arrays
+//! changed between calls are read afresh.
 
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use crate::error::Result;
 pub(super) const DEFAULT_LIMIT: usize = 2 << 30;
 
 pub(super) struct Resident {
-    key: Vec<(usize, usize)>,
+    key: Vec<(usize, usize, u64)>,
     /// The training graph's feeds, in its order: each x, then labels and sample weights of
     /// each output with targets.
     pub arrays: Vec<GpuBuffer>,
@@ -30,15 +32,22 @@ pub(super) struct Resident {
     pub generation: u64,
 }
 
-fn key_of(d: &Dataset<'_>) -> Vec<(usize, usize)> {
-    let sw =
-        d.sw.iter()
-            .map(|s| s.map_or((0, 0), |s| (s.as_ptr() as usize, s.len())));
-    d.x.iter()
-        .chain(&d.y)
-        .map(|a| (a.as_ptr() as usize, a.len()))
-        .chain(sw)
-        .collect()
+/// A hash of 64 values spread over `a` (FNV-1a over their bits): cheap, and different for
+/// another array that happens to reuse the same memory.
+fn fingerprint(a: &[f32]) -> u64 {
+    let step = (a.len() / 64).max(1);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for v in a.iter().step_by(step).chain(a.last()) {
+        h ^= u64::from(v.to_bits());
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn key_of(d: &Dataset<'_>) -> Vec<(usize, usize, u64)> {
+    let one = |a: &[f32]| (a.as_ptr() as usize, a.len(), fingerprint(a));
+    let sw = d.sw.iter().map(|s| s.map_or((0, 0, 0), one));
+    d.x.iter().chain(&d.y).map(|a| one(a)).chain(sw).collect()
 }
 
 impl Resident {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use super::compile::Log;
 use super::resident::Resident;
 use super::vars::Vars;
 use super::{Feeds, Model};
@@ -21,7 +22,7 @@ use crate::tensor::Tensor;
 
 impl Model {
     /// Runs one batch of the training graph (a training step, or a test batch) and adds its
-    /// logs, weighted by `batch` rows, to the log sums: plans the program for this batch size
+    /// logs' sums (a loss weighted by `batch` rows) to the epoch's sums: plans the program for this batch size
     /// if missing, runs it, and applies the optimizer and the state updates.
     pub(super) fn step(&mut self, pass: Pass, data: Batch<'_>, batch: usize) -> Result<()> {
         self.ensure_train_graph()?;
@@ -47,7 +48,7 @@ impl Model {
         };
         let (graph, logs, grads) = (&t.graph, &t.logs, &t.grads);
         let outs = || {
-            let mut outs = logs.clone();
+            let mut outs: Vec<NodeId> = logs.iter().map(|l| l.node).collect();
             if training {
                 outs.extend(grads);
             }
@@ -87,8 +88,12 @@ impl Model {
             Device::Cpu => {
                 let p = planned.run_cpu(&self.vars, &feeds, &ctx)?;
                 let sums = self.log_sums.host_mut();
-                for (s, &n) in sums.iter_mut().zip(logs) {
-                    *s += f64::from(p.value(n)[0]) * batch as f64;
+                for l in logs {
+                    let (at, n) = l.sums;
+                    let scale = l.finalize.batch_scale(batch);
+                    for (s, &v) in sums[at..at + n].iter_mut().zip(p.value(l.node)) {
+                        *s += f64::from(v) * scale;
+                    }
                 }
                 if training {
                     let mut grad_views: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
@@ -242,26 +247,29 @@ fn record_updates(
     }
 }
 
-/// Records the addition of each log, weighted by the batch's rows, to the GPU log sums.
+/// Records the addition of each log's sums (a loss weighted by the batch's rows) to the GPU
+/// log sums.
 fn record_log_sums(
     rec: &mut Recorder<'_>,
     sums: &LogSums,
-    logs: &[NodeId],
+    logs: &[Log],
     p: &Program,
     batch: usize,
 ) {
     let LogSums::Gpu(buf, ..) = sums else {
         return;
     };
-    for (k, &n) in logs.iter().enumerate() {
-        let value = p.gpu_value(n).expect("planned");
-        rec.launch_groups(
+    for l in logs {
+        let value = p.gpu_value(l.node).expect("planned");
+        let (at, n) = l.sums;
+        let scale = l.finalize.batch_scale(batch) as f32;
+        rec.launch(
             kernels::ELEMENTWISE,
             "accumulate",
-            &[k as u32, (batch as f32).to_bits()],
+            &[at as u32, scale.to_bits(), n as u32],
             buf,
             &[&value],
-            [1, 1, 1],
+            n,
         );
     }
 }
@@ -391,7 +399,7 @@ pub(super) enum Batch<'a> {
     },
 }
 
-/// The logs' running sums over an epoch, weighted by batch rows, on the model's device: a
+/// The logs' running sums over an epoch (see [`crate::metrics`]), on the model's device: a
 /// GPU model reads them back only when asked (each read is a synchronisation).
 pub(super) enum LogSums {
     Host(Vec<f64>),

@@ -52,7 +52,9 @@ fn eval_graph<'py>(
         )));
     }
     if batch == 0 {
-        return Err(PyValueError::new_err("eval_graph: `batch` must be at least 1"));
+        return Err(PyValueError::new_err(
+            "eval_graph: `batch` must be at least 1",
+        ));
     }
     let var_data = vars
         .iter()
@@ -84,7 +86,12 @@ fn eval_graph<'py>(
     values
         .into_iter()
         .zip(dims)
-        .map(|(v, d)| Ok(numpy::PyArray1::from_vec(py, v).reshape(d)?.to_dyn().clone()))
+        .map(|(v, d)| {
+            Ok(numpy::PyArray1::from_vec(py, v)
+                .reshape(d)?
+                .to_dyn()
+                .clone())
+        })
         .collect()
 }
 

@@ -12,6 +12,7 @@ mod conv;
 mod eval;
 mod functional;
 mod graph;
+mod metrics;
 mod model;
 mod optimizers;
 mod recurrent;
@@ -78,6 +79,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     recurrent::register(m)?;
     conv::register(m)?;
     eval::register(m)?;
+    metrics::register(m)?;
     m.add_function(wrap_pyfunction!(set_seed, m)?)?;
     m.add_function(wrap_pyfunction!(default_seed, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_adapters, m)?)?;

@@ -264,8 +264,10 @@ impl PyModel {
     }
 
     /// Per output: its loss (None for no loss; a name; or `(name, graph, node, constants)`
-    /// for a traced function), loss weight and metrics (names, or such tuples).
-    #[pyo3(signature = (losses, loss_weights, metrics, optimizer_kind, optimizer_params, regularizers))]
+    /// for a traced function), loss weight, metrics and weighted metrics (names, such
+    /// tuples, or `(name, kind, config)` for a metric object, see `metric_spec`).
+    #[pyo3(signature = (losses, loss_weights, metrics, optimizer_kind, optimizer_params, regularizers, weighted_metrics=None))]
+    #[allow(clippy::too_many_arguments)]
     fn compile(
         &mut self,
         losses: Vec<Option<Bound<'_, PyAny>>>,
@@ -274,12 +276,16 @@ impl PyModel {
         optimizer_kind: String,
         optimizer_params: Vec<(String, f64)>,
         regularizers: Vec<(VarId, f32, f32)>,
+        weighted_metrics: Option<Vec<Vec<Bound<'_, PyAny>>>>,
     ) -> PyResult<()> {
         let n = self.m.num_outputs();
+        let weighted_metrics =
+            weighted_metrics.unwrap_or_else(|| (0..n).map(|_| Vec::new()).collect());
         for (what, len) in [
             ("losses", losses.len()),
             ("loss_weights", loss_weights.len()),
             ("metrics", metrics.len()),
+            ("weighted_metrics", weighted_metrics.len()),
         ] {
             if len != n {
                 return Err(PyValueError::new_err(format!(
@@ -288,7 +294,12 @@ impl PyModel {
             }
         }
         let mut outputs = Vec::with_capacity(n);
-        for ((loss, loss_weight), ms) in losses.into_iter().zip(loss_weights).zip(metrics) {
+        for (((loss, loss_weight), ms), wms) in losses
+            .into_iter()
+            .zip(loss_weights)
+            .zip(metrics)
+            .zip(weighted_metrics)
+        {
             let mut spec = OutputSpec {
                 loss_weight,
                 ..Default::default()
@@ -302,13 +313,8 @@ impl PyModel {
                     spec.loss = Some(name);
                 }
             }
-            for m in ms {
-                let (name, frag) = loss_entry(&m)?;
-                if let Some(f) = frag {
-                    spec.custom_metrics.push((name.clone(), f));
-                }
-                spec.metrics.push(name);
-            }
+            spec.metrics = ms.iter().map(metric_entry).collect::<PyResult<_>>()?;
+            spec.weighted_metrics = wms.iter().map(metric_entry).collect::<PyResult<_>>()?;
             outputs.push(spec);
         }
         Ok(self.m.compile(CompileSpec {
@@ -337,6 +343,11 @@ impl PyModel {
 
     fn log_names(&self) -> PyResult<Vec<String>> {
         Ok(self.m.log_names()?)
+    }
+
+    /// The dims of each log's value (`[]` for a scalar); the logs' values come flat.
+    fn log_dims(&self) -> PyResult<Vec<Vec<usize>>> {
+        Ok(self.m.log_dims()?)
     }
 
     fn learning_rate(&mut self) -> PyResult<f32> {
@@ -547,7 +558,7 @@ impl PyModel {
         self.run_labelled(py, x, y, sample_weight, None, 0.0, |m, d, _| {
             m.fit_check(d)?;
             let n = d.n;
-            let mut logs = vec![0.0; m.log_names()?.len()];
+            let mut logs = vec![0.0; m.log_width()?];
             let ones = vec![1.0; n];
             let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
             if train {
@@ -598,6 +609,26 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyGraph>()?;
     m.add_class::<PyModel>()?;
     Ok(())
+}
+
+/// A metric entry of `compile`: a name, a traced function (see `loss_entry`), or
+/// `(name, kind, config)` for a metric object.
+fn metric_entry(obj: &Bound<'_, PyAny>) -> PyResult<crate::model::MetricEntry> {
+    if let Ok((name, kind, config)) =
+        obj.extract::<(String, String, Bound<'_, pyo3::types::PyDict>)>()
+    {
+        let spec = super::metrics::spec(&kind, &config)?;
+        return Ok(crate::model::MetricEntry::spec(&name, spec));
+    }
+    let (name, frag) = loss_entry(obj)?;
+    Ok(match frag {
+        Some(f) => crate::model::MetricEntry {
+            name,
+            kind: crate::model::MetricKind::Traced(f),
+            consts: Vec::new(),
+        },
+        None => crate::model::MetricEntry::named(&name),
+    })
 }
 
 /// A loss or metric entry of `compile`: a name, or `(name, graph, node, constants)` for a

@@ -298,7 +298,7 @@ def compile_config(model) -> Optional[Dict[str, Any]]:
         "loss": _serialize_entry(raw["loss"], "losses"),
         "loss_weights": raw["loss_weights"],
         "metrics": _serialize_entry(raw["metrics"], "metrics"),
-        "weighted_metrics": None,
+        "weighted_metrics": _serialize_entry(raw.get("weighted_metrics"), "metrics"),
         "run_eagerly": False,
         "steps_per_execution": 1,
         "jit_compile": False,
@@ -383,12 +383,11 @@ def compile_from_config(model, config: Dict[str, Any], custom_objects=None) -> b
         optimizer = config.get("optimizer")
         if isinstance(optimizer, dict):
             optimizer = _optimizers.deserialize(clean(optimizer), custom_objects)
-        if config.get("weighted_metrics"):
-            raise NotImplementedError("`weighted_metrics` is not supported by rustkeras yet")
         model.compile(optimizer=optimizer if optimizer is not None else "rmsprop",
                       loss=_deserialize_entry(config.get("loss"), "losses", custom_objects),
                       metrics=_deserialize_entry(config.get("metrics"), "metrics", custom_objects),
-                      loss_weights=config.get("loss_weights"))
+                      loss_weights=config.get("loss_weights"),
+                      weighted_metrics=_deserialize_entry(config.get("weighted_metrics"), "metrics", custom_objects))
     except (ValueError, TypeError, NotImplementedError) as e:
         warnings.warn(f"The model could not be compiled from its saved compile_config ({e}); it is loaded "
                       "uncompiled. Call `compile()` to train it.", stacklevel=3)

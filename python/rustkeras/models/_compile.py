@@ -87,7 +87,13 @@ def loss_weights(weights, names: Sequence[str]) -> List[float]:
 
 
 def _metric_entry(m):
-    return m if _metrics.is_custom(m) else _metrics.resolve_name(m)
+    """A metric name, a metric object (a class is instantiated with its defaults, as Keras
+    does), or a function to trace."""
+    if isinstance(m, type) and issubclass(m, _metrics.Metric):
+        m = m()
+    if _metrics.is_engine_metric(m) or _metrics.is_custom(m):
+        return m
+    return _metrics.resolve_name(m)
 
 
 def _metric_list(value) -> list:
@@ -118,6 +124,16 @@ def trace_function(fn, name: str, true_dims, pred_dims):
     return (name, g, out.node, [v for _, v in trace.constants])
 
 
+def engine_entry(m, true_dims, pred_dims):
+    """A metric of compile's list as the engine's compile takes it: a name as it is, a
+    built-in metric object as `(name, kind, config)`, and user code traced."""
+    if isinstance(m, str):
+        return m
+    if _metrics.is_engine_metric(m):
+        return m._engine_entry()
+    return trace_function(_metrics.callable_of(m), entry_name(m), true_dims, pred_dims)
+
+
 def entry_name(entry) -> str:
     """The name a custom loss or metric is logged under (Keras: the function's name, or a
     Loss or Metric object's `name`)."""
@@ -127,8 +143,9 @@ def entry_name(entry) -> str:
     return getattr(entry, "__name__", None) or type(entry).__name__
 
 
-def metrics(value, names: Sequence[str]) -> list:
-    """The metric names of each output."""
+def metrics(value, names: Sequence[str], arg: str = "metrics") -> list:
+    """The metrics of each output (`arg`: the argument they came in, `metrics` or
+    `weighted_metrics`): names, metric objects, or functions to trace."""
     n = len(names)
     if value is None:
         return [[] for _ in names]
@@ -136,18 +153,18 @@ def metrics(value, names: Sequence[str]) -> list:
         unknown = [k for k in value if k not in names]
         if unknown:
             raise ValueError(
-                f"Invalid `metrics`: {unknown[0]!r} is not the name of a model output. "
+                f"Invalid `{arg}`: {unknown[0]!r} is not the name of a model output. "
                 f"Expected keys among {list(names)}"
             )
         return [_metric_list(value.get(k)) for k in names]
     if not isinstance(value, (list, tuple)):
-        raise TypeError(f"`metrics` must be a list or a dict. Received: metrics={value!r}")
+        raise TypeError(f"`{arg}` must be a list or a dict. Received: {arg}={value!r}")
     nested = any(v is None or isinstance(v, (list, tuple)) for v in value)
     if nested or (n > 1 and len(value) == n):
         if len(value) != n:
             raise ValueError(
-                f"Invalid `metrics`: a list of lists needs one entry per model output ({n}: {list(names)}). "
-                f"Received {len(value)}: metrics={value!r}"
+                f"Invalid `{arg}`: a list of lists needs one entry per model output ({n}: {list(names)}). "
+                f"Received {len(value)}: {arg}={value!r}"
             )
         return [_metric_list(v) for v in value]
     every = _metric_list(value)

@@ -10,6 +10,7 @@
 Training, inference and weights come from `Model`'s shared base (`training.Trainer`).
 """
 
+import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -236,6 +237,25 @@ class Sequential(Model):
             branch, j = merge._input_entries()[i]
             return branch._input_dtype(j)
         return self._input_layer.dtype if self._input_layer is not None else "float32"
+
+    # -- Keras 1/2's Sequential-only inference helpers -------------------------------------------
+
+    def predict_proba(self, x, batch_size: int = 32, verbose=0) -> np.ndarray:
+        """Keras 1/2's `predict_proba`: the predictions, with a warning when they are not
+        probabilities (the last layer is not a softmax or a sigmoid)."""
+        preds = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if preds.min() < 0.0 or preds.max() > 1.0:
+            warnings.warn("Network returning invalid probability values. The last layer might not normalize "
+                          "predictions into probabilities (like softmax or sigmoid would).", stacklevel=2)
+        return preds
+
+    def predict_classes(self, x, batch_size: int = 32, verbose=0) -> np.ndarray:
+        """Keras 1/2's `predict_classes`: the most probable class of each sample (the argmax of
+        several outputs, or a single probability thresholded at 0.5, as int32 of shape (n, 1))."""
+        proba = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if proba.shape[-1] > 1:
+            return proba.argmax(axis=-1)
+        return (proba > 0.5).astype("int32")
 
     def _summary_rows(self):
         return [(f"{l.name} ({type(l).__name__})", str(l.output_shape), f"{l.count_params():,}", "")

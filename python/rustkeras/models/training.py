@@ -5,7 +5,7 @@ The epoch loop runs in Rust with the GIL released; Python is called back only fo
 progress and Ctrl-C (which stops fit between two batches with KeyboardInterrupt).
 """
 
-import math
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,6 +20,7 @@ from rustkeras._progbar import Progbar
 from rustkeras.layers._user import add_loss as _user_add_loss
 from rustkeras.layers._user import sublayers as _user_sublayers
 from rustkeras.layers.base import Layer
+from rustkeras.models import _adapter
 from rustkeras.models import _compile
 from rustkeras.models import _data
 
@@ -157,16 +158,16 @@ class Trainer:
             optimizer: a name or an optimizer object.
             loss: a name or function (every output), a list (one per output) or a dict by output
                 name; None in a list or dict: that output has no loss.
-            metrics: a list, a list of lists (one per output) or a dict by output name.
+            metrics: a list, a list of lists (one per output) or a dict by output name, of metric
+                names, classes, instances or functions; sample weights do not apply to them.
             loss_weights: a list or a dict by output name: each output loss's factor in the total.
+            weighted_metrics: as `metrics`, weighted by the sample weights (and class weights).
         """
         for k in ("sample_weight_mode", "target_tensors"):
             if kwargs.pop(k, None) is not None:
                 raise NotImplementedError(f"compile: the argument `{k}` is not supported by rustkeras.")
         if kwargs:
             raise ValueError(f"Invalid keyword argument(s) in `compile()`: {tuple(kwargs)}")
-        if weighted_metrics is not None:
-            raise NotImplementedError("compile: the argument `weighted_metrics` is not supported by rustkeras yet.")
         has_extra = self._has_added_losses()
         if loss is None and not has_extra:
             raise ValueError("compile: a `loss` is required for training. Received: loss=None")
@@ -175,12 +176,14 @@ class Trainer:
             "losses": _compile.losses(loss, names, allow_none=has_extra),
             "loss_weights": _compile.loss_weights(loss_weights, names),
             "metrics": _compile.metrics(metrics, names),
+            "weighted_metrics": _compile.metrics(weighted_metrics, names, "weighted_metrics"),
         }
         self.optimizer = _optimizers.get(optimizer)
         self.loss = loss
         self._compile_args = args
         # What compile was given, for the saved `compile_config`.
-        self._compile_raw = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights}
+        self._compile_raw = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights,
+                             "weighted_metrics": weighted_metrics}
         if self._core is not None:
             self._compile_core()
 
@@ -196,34 +199,30 @@ class Trainer:
         if len(a["losses"]) != self._core.num_outputs():
             raise ValueError(f"compile: the model has {self._core.num_outputs()} outputs, but was compiled "
                              f"for {len(a['losses'])}")
-        losses, metrics = self._traced_entries(a)
-        self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs)
+        losses, metrics, weighted = self._traced_entries(a)
+        self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs, weighted)
         # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
         self.optimizer._model_core = self._core
 
     def _traced_entries(self, a):
-        """compile's losses and metrics for the engine: names as they are, and each function
-        (or Loss/Metric object) traced on symbolic tensors of the output's shapes."""
-        losses, metrics = [], []
-        for i, (loss, ms) in enumerate(zip(a["losses"], a["metrics"])):
+        """compile's losses and metrics for the engine: names as they are, built-in metric
+        objects described, and each function (or Loss/Metric object) traced on symbolic tensors
+        of the output's shapes."""
+        losses, metrics, weighted = [], [], []
+        for i, (loss, ms, wms) in enumerate(zip(a["losses"], a["metrics"], a["weighted_metrics"])):
             pred_dims = list(self._core.output_dims(i))
+            every = list(ms) + list(wms)
             sparse = isinstance(loss, str) and _losses.is_sparse(loss) or (
-                loss is None and ms and all(isinstance(m, str) and m.startswith("sparse_") for m in ms))
+                loss is None and every and all(_metrics.is_sparse(m) for m in every))
             true_dims = pred_dims[:-1] if sparse else pred_dims
             if loss is None or isinstance(loss, str):
                 losses.append(loss)
             else:
                 losses.append(_compile.trace_function(_losses.callable_of(loss), _compile.entry_name(loss),
                                                       true_dims, pred_dims))
-            out = []
-            for m in ms:
-                if isinstance(m, str):
-                    out.append(m)
-                else:
-                    out.append(_compile.trace_function(_metrics.callable_of(m), _compile.entry_name(m), true_dims,
-                                                       pred_dims))
-            metrics.append(out)
-        return losses, metrics
+            metrics.append([_compile.engine_entry(m, true_dims, pred_dims) for m in ms])
+            weighted.append([_compile.engine_entry(m, true_dims, pred_dims) for m in wms])
+        return losses, metrics, weighted
 
     def _require_compiled(self) -> None:
         if self._compile_args is None:
@@ -235,7 +234,30 @@ class Trainer:
         if self._core is not None:
             return list(self._core.log_names())
         return ["loss"] + [m if isinstance(m, str) else _compile.entry_name(m)
-                           for ms in self._compile_args["metrics"] for m in ms]
+                           for key in ("metrics", "weighted_metrics") for ms in self._compile_args[key] for m in ms]
+
+    def _log_layout(self) -> List[Tuple[str, Tuple[int, ...]]]:
+        """Each log's name and the dims of its value (`()` for a scalar)."""
+        return [(n, tuple(d)) for n, d in zip(self.metrics_names, self._core.log_dims())]
+
+    @staticmethod
+    def _split_logs(layout, vals) -> Dict[str, Any]:
+        """The engine's flat log values by name: a float, or a float32 array for a metric with
+        one value per threshold or per class (F1Score, Precision with several thresholds)."""
+        out: Dict[str, Any] = {}
+        k = 0
+        for name, dims in layout:
+            if dims:
+                n = int(np.prod(dims))
+                out[name] = np.asarray(vals[k:k + n], dtype=np.float32).reshape(dims)
+                k += n
+            else:
+                out[name] = vals[k]
+                k += 1
+        return out
+
+    def _logs(self, vals) -> Dict[str, Any]:
+        return self._split_logs(self._log_layout(), vals)
 
     # -- data -----------------------------------------------------------------------------
 
@@ -318,11 +340,13 @@ class Trainer:
             initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
             validation_freq=1, nb_epoch=None, **kwargs):
         """Trains for `epochs` (Keras 1: `nb_epoch`) epochs; returns a History. `x` and `y` are
-        arrays, lists (in input/output order) or dicts by input/output name."""
+        arrays, lists (in input/output order) or dicts by input/output name; or `x` is a Python
+        generator or a `PyDataset` of batches (`steps_per_epoch` batches an epoch, as in Keras 3).
+        `validation_data` is a tuple of arrays, a generator or a PyDataset."""
+        _pop_show_accuracy("fit", kwargs)
+        _adapter.reject_worker_args("fit", kwargs)
         if kwargs:
             raise TypeError(f"fit() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise NotImplementedError("fit: `steps_per_epoch`/`validation_steps` are not supported for array data.")
         if nb_epoch is not None:
             epochs = nb_epoch
         epochs = 1 if epochs is None else epochs
@@ -332,35 +356,15 @@ class Trainer:
             raise ValueError(f"Invalid value received for argument `shuffle`. Expected True or False. Received: shuffle={shuffle!r}")
         verbose = _data.verbose(verbose)
         self._require_compiled()
-        xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
-        n = xs[0].shape[0]
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight)")
-            val = self._prep(validation_data[0], validation_data[1],
-                             validation_data[2] if len(validation_data) == 3 else None, None)
-        elif validation_split:
-            if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
-                    or not 0 < validation_split < 1:
-                raise ValueError(f"Invalid value received for argument `validation_split`. Expected a float in (0, 1). Received: validation_split={validation_split!r}")
-            split = int(math.ceil(n * (1.0 - validation_split)))
-            if split >= n or split == 0:
-                raise ValueError(f"validation_split={validation_split} leaves no samples on one side of the split of {n} samples")
-            cut = lambda arrays, part: [None if a is None else a[part] for a in arrays]  # noqa: E731
-            val = tuple(cut(a, slice(split, None)) for a in (xs, ys, sws))
-            xs, ys, sws = (cut(a, slice(None, split)) for a in (xs, ys, sws))
-            n = split
-        batch_size = self._batch_for(batch_size, n)
-        val_bs = None if val is None else self._batch_for(
-            batch_size if validation_batch_size is None else validation_batch_size, val[0][0].shape[0],
-            "validation_batch_size")
+        # Data: arrays, generators and PyDatasets become feeds of batches (models/_adapter.py).
+        train, val = _adapter.fit_feeds(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
+                                        validation_split, validation_data, validation_steps, validation_batch_size)
+        steps = train.steps
 
         history = _callbacks.History()
         cbs = _callbacks.CallbackList(list(callbacks or []) + [history], self,
-                                      {"verbose": verbose, "epochs": epochs, "steps": math.ceil(n / batch_size)})
-        names = self.metrics_names
-        steps = math.ceil(n / batch_size)
+                                      {"verbose": verbose, "epochs": epochs, "steps": steps})
+        layout = self._log_layout()
         batch_hooks = cbs.has_batch_hooks()
         self.stop_training = False
         self.history = history
@@ -372,34 +376,38 @@ class Trainer:
         logs: Dict[str, float] = {}
         try:
             for epoch in range(initial_epoch, epochs):
+                if not train.ready():
+                    break
                 cbs.call("on_epoch_begin", epoch, {})
                 if verbose:
                     print(f"Epoch {epoch + 1}/{epochs}", flush=True)
                 bar = Progbar(steps, verbose)
 
                 def hook(b, total, vals, bar=bar):
-                    batch_logs = dict(zip(names, vals))
+                    batch_logs = self._split_logs(layout, vals)
                     if batch_hooks:
                         for c in cbs.callbacks:
                             c.on_train_batch_begin(b, {})
                             c.on_batch_begin(b, {})
                             c.on_train_batch_end(b, batch_logs)
                             c.on_batch_end(b, batch_logs)
-                    if b + 1 < total:
+                    if total is None or b + 1 < total:
                         bar.update(b + 1, batch_logs)
 
                 wants_hook = batch_hooks or bar.dynamic
-                vals = self._core.fit_epoch(xs, ys, sws, int(batch_size), bool(shuffle),
-                                            hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
-                logs = dict(zip(names, vals))
+                vals = train.train_epoch(hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
+                logs = self._split_logs(layout, vals)
                 if val is not None and (epoch + 1) % validation_freq == 0:
-                    vvals = self._core.evaluate(val[0], val[1], val[2], int(val_bs))
-                    logs.update({"val_" + k: v for k, v in zip(names, vvals)})
-                bar.update(steps, logs, finalize=True)
+                    vvals = val.test()
+                    logs.update({"val_" + k: v for k, v in self._split_logs(layout, vvals).items()})
+                bar.update(train.last_steps, logs, finalize=True)
                 cbs.call("on_epoch_end", epoch, logs)
                 if self.stop_training:
                     break
         finally:
+            train.close()
+            if val is not None:
+                val.close()
             # The data the GPU kept for this fit (training and validation sets) is let go.
             self._core.release_data()
         if getattr(self.optimizer, "use_ema", False):
@@ -413,45 +421,46 @@ class Trainer:
                  callbacks=None, return_dict=False, **kwargs):
         """The loss (and per-output losses and metrics) in inference mode: a scalar, or a list
         in `metrics_names` order, or a dict with `return_dict=True`."""
+        _pop_show_accuracy("evaluate", kwargs)
+        _adapter.reject_worker_args("evaluate", kwargs)
         if kwargs:
             raise TypeError(f"evaluate() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
-        if steps is not None:
-            raise NotImplementedError("evaluate: `steps` is not supported for array data.")
         self._require_compiled()
         verbose = _data.verbose(verbose)
-        xs, ys, sws = self._prep(x, y, sample_weight, None)
-        bs = self._batch_for(batch_size, xs[0].shape[0])
-        total = math.ceil(xs[0].shape[0] / bs)
-        bar = Progbar(total, verbose)
-        names = self.metrics_names
+        # Data: arrays, generators and PyDatasets become feeds of batches (models/_adapter.py).
+        feed = _adapter.evaluate_feed(self, x, y, sample_weight, batch_size, steps)
+        bar = Progbar(feed.steps, verbose)
+        layout = self._log_layout()
 
         def hook(b, n, vals):
-            if b + 1 < n:
-                bar.update(b + 1, dict(zip(names, vals)))
+            if n is None or b + 1 < n:
+                bar.update(b + 1, self._split_logs(layout, vals))
 
         try:
-            vals = self._core.evaluate(xs, ys, sws, bs, hook if bar.dynamic else None)
+            vals = feed.test(hook if bar.dynamic else None)
         finally:
+            feed.close()
             self._core.release_data()
-        logs = dict(zip(names, vals))
-        bar.update(total, logs, finalize=True)
+        logs = self._split_logs(layout, vals)
+        bar.update(feed.last_steps, logs, finalize=True)
         return self._result(logs, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         """Model outputs for `x` in inference mode, in batches (default 32): an array, or a
         list of arrays for a model with several outputs."""
+        _adapter.reject_worker_args("predict", kwargs)
         if kwargs:
             raise TypeError(f"predict() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
-        if steps is not None:
-            raise NotImplementedError("predict: `steps` is not supported for array data.")
         verbose = _data.verbose(verbose)
-        xs = self._prep_x(x)
-        bs = self._batch_for(batch_size, xs[0].shape[0])
-        total = math.ceil(xs[0].shape[0] / bs)
-        bar = Progbar(total, verbose)
-        outs = self._core.predict(xs, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)
-                                  if bar.dynamic else None)
-        bar.update(total, {}, finalize=True)
+        # Data: arrays, generators and PyDatasets become feeds of batches (models/_adapter.py).
+        feed = _adapter.predict_feed(self, x, batch_size, steps)
+        bar = Progbar(feed.steps, verbose)
+        try:
+            outs = feed.predict((lambda b, n, v: bar.update(b + 1, {}) if n is None or b + 1 < n else None)
+                                if bar.dynamic else None)
+        finally:
+            feed.close()
+        bar.update(feed.last_steps, {}, finalize=True)
         return self._structure_outputs(outs)
 
     def predict_on_batch(self, x):
@@ -463,12 +472,12 @@ class Trainer:
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
         vals = self._core.train_on_batch(xs, ys, sws)
-        return self._result(dict(zip(self.metrics_names, vals)), return_dict)
+        return self._result(self._logs(vals), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, None)
-        return self._result(dict(zip(self.metrics_names, self._core.test_on_batch(xs, ys, sws))), return_dict)
+        return self._result(self._logs(self._core.test_on_batch(xs, ys, sws)), return_dict)
 
     # -- saving ---------------------------------------------------------------------------
 
@@ -621,6 +630,18 @@ class Trainer:
         from rustkeras.models import _nested
 
         _user_add_loss(_nested._call_adapter(self), loss)
+
+
+def _pop_show_accuracy(method: str, kwargs: Dict[str, Any]) -> None:
+    """Keras 0.x/1's `fit(..., show_accuracy=True)`: accepted with Keras 1's deprecation warning."""
+    if "show_accuracy" in kwargs:
+        kwargs.pop("show_accuracy")
+        warnings.warn(
+            f'{method}: the "show_accuracy" argument is deprecated, instead you should pass the "accuracy" metric to '
+            'the model at compile time: `model.compile(optimizer, loss, metrics=["accuracy"])`',
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
 
 def _with_inner_layers(layers: List[Layer]) -> List[Layer]:

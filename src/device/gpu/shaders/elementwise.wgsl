@@ -464,9 +464,13 @@ fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     out[i] = in0[row * per + i % per];
 }
 
-// Adds a batch's log value, weighted by its row count, to a running sum:
-// out[k] += m * in0[0]. p: [k, m]
-@compute @workgroup_size(1)
-fn accumulate() {
-    out[p[0]] = out[p[0]] + pf(1u) * in0[0];
+// Adds a batch's log sums (a loss weighted by its row count) to the running sums:
+// out[k + i] += m * in0[i] for i < n. p: [k, m, n]
+@compute @workgroup_size(256)
+fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if i >= p[2] {
+        return;
+    }
+    out[p[0] + i] = out[p[0] + i] + pf(1u) * in0[i];
 }

@@ -48,7 +48,7 @@ fn opt_spec(kind: &str, params: &[(&str, f64)], loss: &str, metrics: &[&str]) ->
         outputs: vec![OutputSpec {
             loss: Some(loss.into()),
             loss_weight: 1.0,
-            metrics: metrics.iter().map(|m| m.to_string()).collect(),
+            metrics: metrics.iter().map(|&m| m.into()).collect(),
             ..Default::default()
         }],
         optimizer_kind: kind.into(),

@@ -1,14 +1,17 @@
-//! Metrics as graph compositions giving per-sample values; the model averages them over
-//! the batch and the epoch (weighted by batch size), as Keras' mean metrics do.
+//! Per-sample metric functions as graph compositions (Keras' `binary_accuracy`,
+//! `categorical_accuracy`, ... and the losses used as metrics): the values that
+//! [`super::MetricSpec::Mean`] averages over the epoch, and what `rustkeras.metrics.<name>`
+//! returns on arrays.
 
 use crate::error::Result;
 use crate::graph::{Graph, NodeId};
 use crate::losses;
 use crate::ops::{BinaryOp, Op};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Metric {
-    BinaryAccuracy,
+    /// 1.0 where `y_true == (y_pred > threshold)`, per element.
+    BinaryAccuracy(f32),
     CategoricalAccuracy,
     SparseCategoricalAccuracy,
     TopKCategoricalAccuracy(usize),
@@ -31,14 +34,14 @@ pub fn resolve(
     Ok(match name {
         "accuracy" | "acc" => {
             if pred_last == 1 || loss == "binary_crossentropy" && true_last == pred_last {
-                Metric::BinaryAccuracy
+                Metric::BinaryAccuracy(0.5)
             } else if losses::is_sparse(loss) || true_rank < pred_rank || true_last == 1 {
                 Metric::SparseCategoricalAccuracy
             } else {
                 Metric::CategoricalAccuracy
             }
         }
-        "binary_accuracy" => Metric::BinaryAccuracy,
+        "binary_accuracy" => Metric::BinaryAccuracy(0.5),
         "categorical_accuracy" => Metric::CategoricalAccuracy,
         "sparse_categorical_accuracy" => Metric::SparseCategoricalAccuracy,
         "top_k_categorical_accuracy" => Metric::TopKCategoricalAccuracy(5),
@@ -47,7 +50,8 @@ pub fn resolve(
             Ok(l) => Metric::Loss(l),
             Err(_) => {
                 return crate::value_error!(
-                    "Could not interpret metric identifier: '{other}'. Expected 'accuracy', 'binary_accuracy', \
+                    "Could not interpret metric identifier: '{other}'. Expected a metric class name ('auc', \
+                     'precision', 'recall', 'f1_score', 'root_mean_squared_error', ...), 'accuracy', 'binary_accuracy', \
                      'categorical_accuracy', 'sparse_categorical_accuracy', 'top_k_categorical_accuracy', \
                      'sparse_top_k_categorical_accuracy' or a loss name"
                 )
@@ -78,15 +82,15 @@ pub fn build(g: &mut Graph, m: Metric, y_true: NodeId, y_pred: NodeId) -> Result
         Ok(())
     };
     match m {
-        Metric::BinaryAccuracy
+        Metric::BinaryAccuracy(_)
         | Metric::CategoricalAccuracy
         | Metric::TopKCategoricalAccuracy(_) => same_shape(g)?,
         _ => {}
     }
     match m {
-        Metric::BinaryAccuracy => {
-            let half = g.scalar(0.5);
-            let p = g.binary(BinaryOp::Greater, y_pred, half)?;
+        Metric::BinaryAccuracy(threshold) => {
+            let t = g.scalar(threshold);
+            let p = g.binary(BinaryOp::Greater, y_pred, t)?;
             g.binary(BinaryOp::Equal, y_true, p)
         }
         Metric::CategoricalAccuracy => {
