@@ -138,6 +138,8 @@ def test_save_freq_in_batches_counts_across_epochs(tmp_path):
 def test_checkpoint_argument_errors(tmp_path):
     with pytest.raises(ValueError, match=r"must end in `\.keras`"):
         ModelCheckpoint(tmp_path / "m.h5x")
+    with pytest.raises(NotImplementedError, match="legacy"):
+        ModelCheckpoint(tmp_path / "m.h5")
     with pytest.raises(ValueError, match=r"\.weights\.h5"):
         ModelCheckpoint(tmp_path / "m.keras", save_weights_only=True)
     with pytest.raises(ValueError, match="save_freq"):

@@ -225,6 +225,9 @@ class ModelCheckpoint(Callback):
                 raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided "
                                  f"must end in `.weights.h5` (Keras weights format). Received: "
                                  f"filepath={self.filepath}")
+        elif self.filepath.endswith(".h5"):
+            raise NotImplementedError("ModelCheckpoint: rustkeras does not write the legacy .h5 format (it reads it); "
+                                      f"save to a `.keras` path. Received: filepath={self.filepath}")
         elif not self.filepath.endswith(".keras"):
             raise ValueError("The filepath provided must end in `.keras` (Keras model format). Received: "
                              f"filepath={self.filepath}")
