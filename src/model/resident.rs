@@ -7,7 +7,7 @@
 //! two most recent (the training and the validation data of one `fit`) and is emptied when
 //! `fit` returns (`Model::release_data`), so arrays changed between calls are read afresh.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::fit::Dataset;
 use crate::device::gpu::{kernels, GpuBuffer, GpuContext, Recorder};
@@ -28,6 +28,8 @@ pub(super) struct Resident {
     pub order: GpuBuffer,
     /// Distinguishes uploads, so that recorded gathers know when they are stale.
     pub generation: u64,
+    /// The pass whose row order `order` holds (passes over one dataset can nest).
+    pub order_owner: Weak<()>,
 }
 
 fn key_of(d: &Dataset<'_>) -> Vec<(usize, usize)> {
@@ -78,6 +80,7 @@ impl Resident {
             pers: arrays.iter().map(|&(_, p)| p).collect(),
             order: ctx.alloc(d.n)?,
             generation,
+            order_owner: Weak::new(),
         }))
     }
 

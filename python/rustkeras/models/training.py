@@ -1,8 +1,11 @@
 """What every model shares: compile, fit, evaluate, predict, train/test on a batch, weights,
 summary. `Model` (functional) and `Sequential` differ only in how they build the engine graph.
 
-The epoch loop runs in Rust with the GIL released; Python is called back only for callbacks,
-progress and Ctrl-C (which stops fit between two batches with KeyboardInterrupt).
+The batch loops run in Rust with the GIL released (`_core.Pass`). Python runs between
+batches only where it must: when a callback defines a batch hook every batch runs on its own and the hooks are called with the model free;
+otherwise a whole epoch is one call (returning every `Progbar.interval` seconds when a
+progress bar is drawn on a terminal). Ctrl-C stops any loop between two batches with
+KeyboardInterrupt.
 """
 
 import math
@@ -12,11 +15,11 @@ import numpy as np
 
 from rustkeras import _core, _seed
 from rustkeras import callbacks as _callbacks
+from rustkeras.callbacks import _pythonify
 from rustkeras import config as _config
 from rustkeras import losses as _losses
 from rustkeras import metrics as _metrics
 from rustkeras import optimizers as _optimizers
-from rustkeras._progbar import Progbar
 from rustkeras.layers._user import add_loss as _user_add_loss
 from rustkeras.layers._user import sublayers as _user_sublayers
 from rustkeras.layers.base import Layer
@@ -46,6 +49,8 @@ class Trainer:
         self.optimizer = None
         self.loss = None
         self.stop_training = False
+        self.stop_evaluating = False
+        self.stop_predicting = False
         self.history = None
 
     # -- what subclasses provide ----------------------------------------------------------
@@ -292,9 +297,10 @@ class Trainer:
         return xs, ys, self._prep_weights(ys, n, sample_weight, class_weight)
 
     def _result(self, logs: Dict[str, float], return_dict: bool):
+        names = self.metrics_names
         if return_dict:
-            return logs
-        vals = list(logs.values())
+            return {k: logs[k] for k in names}
+        vals = [logs[k] for k in names]
         return vals[0] if len(vals) == 1 else vals
 
     def _structure_outputs(self, outs: list):
@@ -345,59 +351,93 @@ class Trainer:
             batch_size if validation_batch_size is None else validation_batch_size, val[0][0].shape[0],
             "validation_batch_size")
 
-        history = _callbacks.History()
-        cbs = _callbacks.CallbackList(list(callbacks or []) + [history], self,
-                                      {"verbose": verbose, "epochs": epochs, "steps": math.ceil(n / batch_size)})
-        names = self.metrics_names
         steps = math.ceil(n / batch_size)
-        batch_hooks = cbs.has_batch_hooks()
+        cbs = _callback_list(callbacks, self, add_history=True, verbose=verbose, epochs=epochs, steps=steps)
+        names = self.metrics_names
         self.stop_training = False
-        self.history = history
-        cbs.call("on_train_begin", {})
-        logs: Dict[str, float] = {}
+        cbs.on_train_begin()
+        training_logs: Dict[str, float] = {}
+        finished = False
         try:
             for epoch in range(initial_epoch, epochs):
-                cbs.call("on_epoch_begin", epoch, {})
-                if verbose:
-                    print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-                bar = Progbar(steps, verbose)
-
-                def hook(b, total, vals, bar=bar):
-                    batch_logs = dict(zip(names, vals))
-                    if batch_hooks:
-                        for c in cbs.callbacks:
-                            c.on_train_batch_begin(b, {})
-                            c.on_batch_begin(b, {})
-                            c.on_train_batch_end(b, batch_logs)
-                            c.on_batch_end(b, batch_logs)
-                    if b + 1 < total:
-                        bar.update(b + 1, batch_logs)
-
-                wants_hook = batch_hooks or bar.dynamic
-                vals = self._core.fit_epoch(xs, ys, sws, int(batch_size), bool(shuffle),
-                                            hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
-                logs = dict(zip(names, vals))
+                cbs.on_epoch_begin(epoch)
+                ep = self._core.begin_pass("train", xs, ys, sws, int(batch_size), bool(shuffle))
+                self._run_batches(ep, cbs, "train", names)
+                epoch_logs = _pythonify(dict(zip(names, ep.finish())))
                 if val is not None and (epoch + 1) % validation_freq == 0:
-                    vvals = self._core.evaluate(val[0], val[1], val[2], int(val_bs))
-                    logs.update({"val_" + k: v for k, v in zip(names, vvals)})
-                bar.update(steps, logs, finalize=True)
-                cbs.call("on_epoch_end", epoch, logs)
+                    val_logs = self._test_pass(val, int(val_bs), cbs)
+                    epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
+                training_logs = epoch_logs
                 if self.stop_training:
                     break
+            finished = True
         finally:
             # The data the GPU kept for this fit (training and validation sets) is let go.
             self._core.release_data()
-        if getattr(self.optimizer, "use_ema", False):
-            self._core.finalize_weights()
-        cbs.call("on_train_end", logs)
-        history.params = {"verbose": verbose, "epochs": epochs, "steps": steps}
-        history.model = self
-        return history
+            if getattr(self.optimizer, "use_ema", False) and epochs > 0:
+                self._core.finalize_weights()
+        if finished:
+            cbs.on_train_end(training_logs)
+        return self.history
+
+    def _run_batches(self, ep, cbs, mode: str, names: Optional[List[str]]) -> None:
+        """Runs the batches of pass `ep` ("train", "test" or "predict"), calling Python
+        only where it must: batch by batch when a callback has a batch hook of this mode,
+        each hook called with the model free and the stop flag checked after each batch;
+        otherwise in one call, returning to update a progress bar drawn on a terminal."""
+        stop = {"train": "stop_training", "test": "stop_evaluating", "predict": "stop_predicting"}[mode]
+        every, want_logs = cbs._batch_needs(mode)
+        outputs = ep.outputs if mode == "predict" else None
+
+        def batch_logs(b: int) -> Dict[str, Any]:
+            if outputs is not None:
+                lo, hi = ep.batch_rows(b)
+                outs = [o[lo:hi] for o in outputs]
+                return {"outputs": self._structure_outputs(outs)}
+            return dict(zip(names, ep.logs())) if want_logs else {}
+
+        if not every:
+            progress = cbs._progress()
+            if getattr(self, stop, False):
+                # Stopped before the pass began (at epoch begin): one batch, as Keras runs.
+                ep.run(1)
+            elif progress:
+                interval = min(p._bar().interval for p in progress)
+                while not ep.done:
+                    ep.run(max_seconds=interval)
+                    logs = batch_logs(ep.batch - 1)
+                    for p in progress:
+                        getattr(p, f"on_{mode}_batch_end")(ep.batch - 1, _pythonify(logs))
+            else:
+                ep.run()
+            return
+        begin, end = getattr(cbs, f"on_{mode}_batch_begin"), getattr(cbs, f"on_{mode}_batch_end")
+        while not ep.done:
+            b = ep.batch
+            begin(b)
+            ep.run(1)
+            end(b, batch_logs(b))
+            if getattr(self, stop, False):
+                break
+
+    def _test_pass(self, data, batch_size: int, cbs) -> Dict[str, float]:
+        """One evaluation pass over `data` (xs, ys, sws) with callbacks' test hooks; returns
+        the logs (sorted by name, as Keras hands them out)."""
+        names = self.metrics_names
+        self.stop_evaluating = False
+        cbs.on_test_begin()
+        ep = self._core.begin_pass("test", data[0], data[1], data[2], int(batch_size))
+        self._run_batches(ep, cbs, "test", names)
+        logs = _pythonify(dict(zip(names, ep.finish())))
+        cbs.on_test_end(logs)
+        return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, **kwargs):
         """The loss (and per-output losses and metrics) in inference mode: a scalar, or a list
-        in `metrics_names` order, or a dict with `return_dict=True`."""
+        in `metrics_names` order, or a dict with `return_dict=True`. `callbacks` receive the
+        test hooks (`on_test_begin`, `on_test_batch_begin`/`_end`, `on_test_end`)."""
         if kwargs:
             raise TypeError(f"evaluate() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         if steps is not None:
@@ -407,24 +447,17 @@ class Trainer:
         xs, ys, sws = self._prep(x, y, sample_weight, None)
         bs = self._batch_for(batch_size, xs[0].shape[0])
         total = math.ceil(xs[0].shape[0] / bs)
-        bar = Progbar(total, verbose)
-        names = self.metrics_names
-
-        def hook(b, n, vals):
-            if b + 1 < n:
-                bar.update(b + 1, dict(zip(names, vals)))
-
+        cbs = _callback_list(callbacks, self, verbose=verbose, epochs=1, steps=total)
         try:
-            vals = self._core.evaluate(xs, ys, sws, bs, hook if bar.dynamic else None)
+            logs = self._test_pass((xs, ys, sws), bs, cbs)
         finally:
             self._core.release_data()
-        logs = dict(zip(names, vals))
-        bar.update(total, logs, finalize=True)
         return self._result(logs, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         """Model outputs for `x` in inference mode, in batches (default 32): an array, or a
-        list of arrays for a model with several outputs."""
+        list of arrays for a model with several outputs. `callbacks` receive the predict
+        hooks; `on_predict_batch_end` gets `{"outputs": the batch's outputs}`."""
         if kwargs:
             raise TypeError(f"predict() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         if steps is not None:
@@ -433,10 +466,15 @@ class Trainer:
         xs = self._prep_x(x)
         bs = self._batch_for(batch_size, xs[0].shape[0])
         total = math.ceil(xs[0].shape[0] / bs)
-        bar = Progbar(total, verbose)
-        outs = self._core.predict(xs, bs, (lambda b, n, v: bar.update(b + 1, {}) if b + 1 < n else None)
-                                  if bar.dynamic else None)
-        bar.update(total, {}, finalize=True)
+        cbs = _callback_list(callbacks, self, verbose=verbose, epochs=1, steps=total)
+        self.stop_predicting = False
+        cbs.on_predict_begin()
+        ep = self._core.begin_pass("predict", xs, batch_size=bs)
+        self._run_batches(ep, cbs, "predict", None)
+        rows = ep.rows_done
+        ep.finish()
+        outs = [o if rows == o.shape[0] else o[:rows] for o in ep.outputs]
+        cbs.on_predict_end()
         return self._structure_outputs(outs)
 
     def predict_on_batch(self, x):
@@ -567,6 +605,17 @@ class Trainer:
         from rustkeras.models import _nested
 
         _user_add_loss(_nested._call_adapter(self), loss)
+
+
+def _callback_list(callbacks, model, add_history: bool = False, **params) -> _callbacks.CallbackList:
+    """`callbacks=` as the loops use it: a CallbackList as given, or a list wrapped in one
+    (with a History for fit, and a ProgbarLogger unless `verbose=0`)."""
+    if isinstance(callbacks, _callbacks.CallbackList):
+        return callbacks
+    if isinstance(callbacks, _callbacks.Callback):
+        callbacks = [callbacks]
+    return _callbacks.CallbackList(list(callbacks or []), add_history=add_history,
+                                   add_progbar=params["verbose"] != 0, model=model, **params)
 
 
 def _with_inner_layers(layers: List[Layer]) -> List[Layer]:

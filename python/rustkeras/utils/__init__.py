@@ -1,4 +1,5 @@
-"""Utilities with the Keras 3 names: `to_categorical`, `normalize`, `set_random_seed`.
+"""Utilities with the Keras 3 names: `to_categorical`, `normalize`, `set_random_seed`,
+`Progbar`.
 
 Example:
 
@@ -6,7 +7,8 @@ Example:
     y = to_categorical([0, 2, 1], num_classes=3)   # shape (3, 3), float32
 """
 
+from rustkeras._progbar import Progbar
 from rustkeras.utils.numerical_utils import normalize, to_categorical
 from rustkeras.utils.random_utils import set_random_seed
 
-__all__ = ["normalize", "set_random_seed", "to_categorical"]
+__all__ = ["Progbar", "normalize", "set_random_seed", "to_categorical"]
