@@ -503,6 +503,38 @@ impl PyModel {
         Ok(())
     }
 
+    /// Every optimizer step taken, accumulation-only ones included (a schedule's step).
+    fn raw_iterations(&mut self) -> PyResult<u64> {
+        self.m
+            .optimizer_mut()
+            .map(|o| o.raw_iterations())
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+    }
+
+    /// The rate the next step uses (the schedule's, when one is set).
+    fn current_learning_rate(&mut self) -> PyResult<f32> {
+        self.m
+            .optimizer_mut()
+            .map(|o| o.current_learning_rate())
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+    }
+
+    /// Makes the learning rate follow a schedule (kind and Keras arguments, each a list of
+    /// numbers); None removes it.
+    #[pyo3(signature = (kind, params=Vec::new()))]
+    fn set_learning_rate_schedule(
+        &mut self,
+        kind: Option<&str>,
+        params: Vec<(String, Vec<f64>)>,
+    ) -> PyResult<()> {
+        let s = super::optimizers::schedule(kind, &params)?;
+        self.m
+            .optimizer_mut()
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))?
+            .set_schedule(s);
+        Ok(())
+    }
+
     /// Copies the optimizer's EMA weights into the model (no-op without `use_ema`).
     fn finalize_weights(&mut self) -> PyResult<()> {
         Ok(self.m.finalize_weights()?)

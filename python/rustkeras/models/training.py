@@ -2,7 +2,8 @@
 summary. `Model` (functional) and `Sequential` differ only in how they build the engine graph.
 
 The batch loops run in Rust with the GIL released (`_core.Pass`). Python runs between
-batches only where it must: when a callback defines a batch hook every batch runs on its own and the hooks are called with the model free;
+batches only where it must: when a callback defines a batch hook (or the learning rate is a
+Python callable) every batch runs on its own and the hooks are called with the model free;
 otherwise a whole epoch is one call (returning every `Progbar.interval` seconds when a
 progress bar is drawn on a terminal). Ctrl-C stops any loop between two batches with
 KeyboardInterrupt.
@@ -198,6 +199,7 @@ class Trainer:
         self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs)
         # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
         self.optimizer._model_core = self._core
+        self.optimizer._install_schedule()
 
     def _traced_entries(self, a):
         """compile's losses and metrics for the engine: names as they are, and each function
@@ -383,10 +385,12 @@ class Trainer:
 
     def _run_batches(self, ep, cbs, mode: str, names: Optional[List[str]]) -> None:
         """Runs the batches of pass `ep` ("train", "test" or "predict"), calling Python
-        only where it must: batch by batch when a callback has a batch hook of this mode,
-        each hook called with the model free and the stop flag checked after each batch;
-        otherwise in one call, returning to update a progress bar drawn on a terminal."""
+        only where it must: batch by batch when a callback has a batch hook of this mode
+        (or the learning rate is a Python callable), each hook called with the model free
+        and the stop flag checked after each batch; otherwise in one call, returning to
+        update a progress bar drawn on a terminal."""
         stop = {"train": "stop_training", "test": "stop_evaluating", "predict": "stop_predicting"}[mode]
+        schedule = self.optimizer._python_schedule() is not None if mode == "train" else False
         every, want_logs = cbs._batch_needs(mode)
         outputs = ep.outputs if mode == "predict" else None
 
@@ -397,7 +401,7 @@ class Trainer:
                 return {"outputs": self._structure_outputs(outs)}
             return dict(zip(names, ep.logs())) if want_logs else {}
 
-        if not every:
+        if not (every or schedule):
             progress = cbs._progress()
             if getattr(self, stop, False):
                 # Stopped before the pass began (at epoch begin): one batch, as Keras runs.
@@ -415,6 +419,8 @@ class Trainer:
         begin, end = getattr(cbs, f"on_{mode}_batch_begin"), getattr(cbs, f"on_{mode}_batch_end")
         while not ep.done:
             b = ep.batch
+            if schedule:
+                self.optimizer._apply_python_schedule()
             begin(b)
             ep.run(1)
             end(b, batch_logs(b))
@@ -485,6 +491,8 @@ class Trainer:
         """One gradient step on one batch; returns the batch's loss (and metrics)."""
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
+        if self.optimizer._python_schedule() is not None:
+            self.optimizer._apply_python_schedule()
         vals = self._core.train_on_batch(xs, ys, sws)
         return self._result(dict(zip(self.metrics_names, vals)), return_dict)
 
