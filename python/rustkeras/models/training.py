@@ -360,6 +360,7 @@ class Trainer:
         cbs.on_train_begin()
         training_logs: Dict[str, float] = {}
         finished = False
+        self._fits_running = getattr(self, "_fits_running", 0) + 1
         try:
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
@@ -376,7 +377,9 @@ class Trainer:
             finished = True
         finally:
             # The data the GPU kept for this fit (training and validation sets) is let go.
-            self._core.release_data()
+            self._fits_running -= 1
+            if not self._fits_running:
+                self._core.release_data()
             if getattr(self.optimizer, "use_ema", False) and epochs > 0:
                 self._core.finalize_weights()
         if finished:
@@ -457,7 +460,9 @@ class Trainer:
         try:
             logs = self._test_pass((xs, ys, sws), bs, cbs)
         finally:
-            self._core.release_data()
+            # Inside a fit (a callback evaluating), the fit's data stays on the GPU.
+            if not getattr(self, "_fits_running", 0):
+                self._core.release_data()
         return self._result(logs, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
