@@ -1,8 +1,11 @@
 """Learning-rate schedules (`rustkeras.optimizers.schedules`): each against a numpy reference of
-the formula Keras 3 documents and implements, their configs, and training with one as the
-learning rate (evaluated in Rust per step, or a Python callable once per step)."""
+the formula Keras 3 documents and implements and against values real Keras 3 computed (a
+fixture), their configs, and training with one as the learning rate (evaluated in Rust per
+step, or a Python callable once per step)."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +107,31 @@ def test_config_round_trip(schedule):
     ser = S.serialize(schedule)
     assert ser["module"] == "keras.optimizers.schedules" and ser["class_name"] == type(schedule).__name__
     assert S.deserialize(ser).get_config() == config
+
+
+KERAS_CASES = {
+    "exp": S.ExponentialDecay(0.1, 7, 0.8), "exp_s": S.ExponentialDecay(0.1, 7, 0.8, staircase=True),
+    "inv": S.InverseTimeDecay(0.5, 3, 0.25), "inv_s": S.InverseTimeDecay(0.5, 3, 0.25, staircase=True),
+    "pw": S.PiecewiseConstantDecay([10, 20, 35], [1.0, 0.5, 0.25, 0.1]),
+    "poly": S.PolynomialDecay(0.2, 25),
+    "poly_c": S.PolynomialDecay(0.2, 25, end_learning_rate=0.01, power=0.5, cycle=True),
+    "cos": S.CosineDecay(0.3, 40), "cos_a": S.CosineDecay(0.3, 40, alpha=0.1),
+    "cos_w": S.CosineDecay(0.0, 30, warmup_target=0.5, warmup_steps=12),
+    "cos_wa": S.CosineDecay(0.1, 30, alpha=0.2, warmup_target=0.5, warmup_steps=12),
+    "sgdr": S.CosineDecayRestarts(0.4, 5),
+    "sgdr2": S.CosineDecayRestarts(0.4, 5, t_mul=1.5, m_mul=0.7, alpha=0.05),
+    "sgdr1": S.CosineDecayRestarts(0.4, 6, t_mul=1.0, m_mul=0.5),
+}
+
+
+def test_schedules_match_values_computed_by_keras():
+    """`tests/data/keras_schedules.json` holds the rates real Keras 3 computed (float32) for
+    the same schedules; its `made_by` field is the script that computed them."""
+    fixture = json.loads((Path(__file__).parent / "data" / "keras_schedules.json").read_text())
+    assert set(fixture["values"]) == set(KERAS_CASES)
+    for name, schedule in KERAS_CASES.items():
+        got = [float(schedule(t)) for t in range(60)]
+        np.testing.assert_allclose(got, fixture["values"][name], rtol=2e-5, atol=1e-8, err_msg=name)
 
 
 def test_configs_have_keras_keys():
