@@ -189,7 +189,7 @@ class CallbackList(Callback):
         every = logs = False
         for c in self.callbacks:
             if type(c) is ProgbarLogger:
-                logs = logs or c._shows_batches()
+                logs = logs or c._shows_batches(mode)
                 continue
             if any(c._overrides(h) for h in end):
                 every = logs = True
@@ -197,9 +197,9 @@ class CallbackList(Callback):
                 every = True
         return every, logs
 
-    def _progress(self) -> List["ProgbarLogger"]:
-        """The progress bars that draw batch by batch (on a terminal)."""
-        return [c for c in self.callbacks if type(c) is ProgbarLogger and c._shows_batches()]
+    def _progress(self, mode: str) -> List["ProgbarLogger"]:
+        """The progress bars that draw the batches of a loop in `mode` (on a terminal)."""
+        return [c for c in self.callbacks if type(c) is ProgbarLogger and c._shows_batches(mode)]
 
 
 class History(Callback):
@@ -239,8 +239,9 @@ class ProgbarLogger(Callback):
         self.epochs = params["epochs"]
         self.target = params["steps"]
 
-    def _shows_batches(self) -> bool:
-        return self.verbose == 1 and _is_terminal()
+    def _shows_batches(self, mode: str) -> bool:
+        """Whether it draws the batches of a loop in `mode` (validation inside fit is silent)."""
+        return self.verbose == 1 and not (mode == "test" and self._called_in_fit) and _is_terminal()
 
     def on_train_begin(self, logs=None):
         self._called_in_fit = True

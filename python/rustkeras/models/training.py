@@ -405,7 +405,7 @@ class Trainer:
             return dict(zip(names, ep.logs())) if want_logs else {}
 
         if not (every or schedule):
-            progress = cbs._progress()
+            progress = cbs._progress(mode)
             if getattr(self, stop, False):
                 # Stopped before the pass began (at epoch begin): one batch, as Keras runs.
                 ep.run(1)
