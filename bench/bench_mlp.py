@@ -13,9 +13,11 @@ Two GPU rows run only when named in --frameworks: "rustkeras-gpu" (rustkeras wit
 RUSTKERAS_BACKEND=gpu) and "torch-cuda" (PyTorch on CUDA, data and model on the
 device); each reports a missing GPU instead of measuring the CPU. --subset N trains
 on the first N training images and tests on the first N // 6 (for a software GPU).
+--batch-callback adds a callback with an (empty) `on_train_batch_end` to the Keras-API
+runs, which then call Python after every batch: the cost of a batch hook.
 
 Run:
-    python bench/bench_mlp.py [--epochs 3] [--batch-sizes 128,32] [--threads 2] [--subset N]
+    python bench/bench_mlp.py [--epochs 3] [--batch-sizes 128,32] [--threads 2] [--subset N] [--batch-callback]
                               [--frameworks rustkeras,torch,keras-jax,rustkeras-gpu,torch-cuda]
                               [--out bench/RESULTS.md]
 """
@@ -158,9 +160,9 @@ def train_torch(data, batch_size: int, epochs: int, threads: int, seed: int, dev
     return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": version}
 
 
-def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int) -> dict:
+def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int, batch_callback: bool = False) -> dict:
     """The Keras-API run, shared by Keras 3 and rustkeras: the same code, only
-    the module differs."""
+    the module differs. With `batch_callback`, a callback also has a batch hook."""
     keras.utils.set_random_seed(seed)
     model = keras.models.Sequential()
     model.add(keras.layers.Dense(HIDDEN, activation="relu", input_shape=(784,)))
@@ -187,8 +189,13 @@ def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int) -> dic
             def on_epoch_end(self, epoch, logs=None):
                 epoch_s.append(time.perf_counter() - self.start)
 
+        class EachBatch(callback_base):
+            def on_train_batch_end(self, batch, logs=None):
+                pass
+
+        callbacks = [EpochTimer()] + ([EachBatch()] if batch_callback else [])
         model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
-                  shuffle=True, callbacks=[EpochTimer()])
+                  shuffle=True, callbacks=callbacks)
     else:
         for _ in range(epochs):
             start = time.perf_counter()
@@ -198,11 +205,12 @@ def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int) -> dic
     return {"epoch_s": epoch_s, "test_acc": float(accuracy)}
 
 
-def worker(framework: str, data_path: str, batch_size: int, epochs: int, threads: int, seed: int) -> None:
+def worker(framework: str, data_path: str, batch_size: int, epochs: int, threads: int, seed: int,
+           batch_callback: bool) -> None:
     device = common.torch_device(framework)
     common.train_worker(framework, data_path, threads,
                         lambda data: train_torch(data, batch_size, epochs, threads, seed, device),
-                        lambda keras, data: train_keras_api(keras, data, batch_size, epochs, seed))
+                        lambda keras, data: train_keras_api(keras, data, batch_size, epochs, seed, batch_callback))
 
 
 # ---- the parent: runs the workers, prints the table --------------------------
@@ -214,6 +222,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="128,32")
     parser.add_argument("--subset", type=int, metavar="N",
                         help="train on the first N training images and test on the first N // 6")
+    parser.add_argument("--batch-callback", action="store_true",
+                        help="add a callback with a batch hook to the Keras-API runs")
     common.add_run_args(parser, FRAMEWORKS)
     args = parser.parse_args()
 
@@ -223,7 +233,7 @@ def main() -> None:
         parser.error("--subset must be at least 6")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     if args.worker:
-        worker(args.worker, args.data, batch_sizes[0], args.epochs, args.threads, args.seed)
+        worker(args.worker, args.data, batch_sizes[0], args.epochs, args.threads, args.seed, args.batch_callback)
         return
     frameworks = common.chosen_frameworks(parser, args, KNOWN_FRAMEWORKS)
 
@@ -240,7 +250,7 @@ def main() -> None:
                         __file__, fw,
                         ["--worker", fw, "--data", str(data_path), "--batch-sizes", str(batch),
                          "--epochs", str(args.epochs), "--threads", str(args.threads),
-                         "--seed", str(args.seed)],
+                         "--seed", str(args.seed)] + (["--batch-callback"] if args.batch_callback else []),
                         args.threads, args.timeout,
                     )
                     common.keep_fastest(results, (fw, batch), result)

@@ -46,25 +46,6 @@ def _same_weights(a, b):
     return all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def _model_is_free_in_batch_hooks() -> bool:
-    """Whether a batch callback can read the model's weights during fit (the fit loop releases
-    the model before it calls Python between batches)."""
-    x, y = _data(8)
-    m = _model()
-    read = []
-    probe = LambdaCallback(on_train_batch_end=lambda batch, logs: read.append(m.get_weights()))
-    try:
-        m.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[probe])
-    except RuntimeError:
-        return False
-    return len(read) == 2
-
-
-batch_saves = pytest.mark.skipif(not _model_is_free_in_batch_hooks(),
-                                 reason="saving between batches needs a fit loop that releases the model before "
-                                        "it calls a batch callback")
-
-
 # -- ModelCheckpoint ---------------------------------------------------------------------
 
 
@@ -117,7 +98,6 @@ def test_save_weights_only_writes_a_weights_file(tmp_path):
     assert _same_weights(twin.get_weights(), m.get_weights())
 
 
-@batch_saves
 def test_save_freq_in_batches_counts_across_epochs(tmp_path):
     x, y = _data(40)
     m = _model()
@@ -192,7 +172,6 @@ def test_a_fit_resumed_from_its_backup_ends_as_an_uninterrupted_one(tmp_path):
     assert not backup.exists()
 
 
-@batch_saves
 def test_backups_every_few_batches_and_the_previous_backup(tmp_path):
     x, y = _data()
     backup = tmp_path / "backup"

@@ -296,3 +296,50 @@ def test_every_loss_and_metric_matches(loss, kind):
     assert set(out["gpu"]) == set(out["cpu"])
     for name in out["cpu"]:
         np.testing.assert_allclose(out["gpu"][name], out["cpu"][name], rtol=2e-4, atol=1e-6, err_msg=name)
+
+
+def test_batch_callbacks_steer_a_gpu_model_as_a_cpu_one():
+    """Between GPU batches a callback reads weights, sets the learning rate for the next
+    batch and evaluates the model on the training data (a nested pass over the dataset the
+    epoch keeps on the GPU); the results are the CPU's."""
+    from rustkeras.callbacks import LambdaCallback
+
+    x, y = data()
+    out = {}
+    for backend in ("cpu", "gpu"):
+        model = on(backend, lambda: mlp(dropout=0.0))
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        seen = []
+
+        def end(batch, logs, model=model, seen=seen):
+            seen.append((logs["loss"], model.get_weights()[0][0, 0], model.evaluate(x, y, verbose=0)[0]))
+            model.optimizer.learning_rate = 0.01 * (1 + batch % 3)
+
+        h = model.fit(x, y, epochs=2, batch_size=16, verbose=0, validation_data=(x[:20], y[:20]),
+                      callbacks=[LambdaCallback(on_train_batch_end=end)])
+        out[backend] = (np.array(seen), h.history, model.get_weights())
+    np.testing.assert_allclose(out["gpu"][0], out["cpu"][0], rtol=1e-4, atol=1e-6)
+    for k in out["cpu"][1]:
+        np.testing.assert_allclose(out["gpu"][1][k], out["cpu"][1][k], rtol=1e-4, err_msg=k)
+    for a, b in zip(out["cpu"][2], out["gpu"][2]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_learning_rate_schedule_trains_on_the_gpu_as_on_the_cpu(optimizer):
+    from rustkeras.optimizers import SGD, Adam
+    from rustkeras.optimizers.schedules import CosineDecay
+
+    x, y = data()
+    out = {}
+    for backend in ("cpu", "gpu"):
+        model = on(backend, lambda: mlp(dropout=0.0))
+        schedule = CosineDecay(0.0, 12, warmup_target=0.05, warmup_steps=6)
+        opt = SGD(learning_rate=schedule) if optimizer == "sgd" else Adam(learning_rate=schedule)
+        model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+        h = model.fit(x, y, epochs=4, batch_size=16, verbose=0)
+        out[backend] = (h.history["loss"], model.get_weights(), model.optimizer.learning_rate)
+    np.testing.assert_allclose(out["gpu"][0], out["cpu"][0], rtol=1e-4)
+    for a, b in zip(out["cpu"][1], out["gpu"][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    assert out["gpu"][2] == out["cpu"][2] == pytest.approx(0.0)

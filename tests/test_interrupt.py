@@ -1,10 +1,14 @@
-"""Ctrl-C during a long fit stops it at a batch boundary with KeyboardInterrupt, weights intact."""
+"""Ctrl-C during a long fit, evaluate or predict stops it at a batch boundary with
+KeyboardInterrupt, weights intact: in the Rust loop (no batch callbacks) and between batches
+(a batch callback)."""
 
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+
+import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -17,14 +21,32 @@ SCRIPT = textwrap.dedent(
     class Announce(Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 0:
-                print("training", flush=True)
+                print("running", flush=True)
+
+    class EachBatch(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
 
     x = np.random.default_rng(0).normal(size=(20000, 64)).astype("float32")
     y = x[:, :4].copy()
     model = Sequential([Dense(64, activation="relu", input_shape=(64,)), Dense(4)])
     model.compile(optimizer="sgd", loss="mse")
     try:
-        model.fit(x, y, epochs=100000, batch_size=8, verbose=0, callbacks=[Announce()])
+        if "LOOP" == "fit":
+            model.fit(x, y, epochs=100000, batch_size=8, verbose=0, callbacks=[Announce()])
+        elif "LOOP" == "fit_batch_callback":
+            model.fit(x, y, epochs=100000, batch_size=8, verbose=0, callbacks=[Announce(), EachBatch()])
+        else:
+            # Calls long enough that Ctrl-C lands inside one (a call that ends first is
+            # followed by the next).
+            heavy = Sequential([Dense(512, activation="relu", input_shape=(64,)), Dense(512), Dense(4)])
+            heavy.compile(optimizer="sgd", loss="mse")
+            print("running", flush=True)
+            while True:
+                if "LOOP" == "evaluate":
+                    heavy.evaluate(x, y, batch_size=16, verbose=0)
+                else:
+                    heavy.predict(x, batch_size=16, verbose=0)
     except KeyboardInterrupt:
         ok = all(np.isfinite(w).all() for w in model.get_weights())
         print("interrupted", model.predict(x[:2], verbose=0).shape, ok, flush=True)
@@ -34,10 +56,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_ctrl_c_stops_fit_with_keyboard_interrupt():
-    p = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("loop", ["fit", "fit_batch_callback", "evaluate", "predict"])
+def test_ctrl_c_stops_the_loop_with_keyboard_interrupt(loop):
+    p = subprocess.Popen([sys.executable, "-c", SCRIPT.replace("LOOP", loop)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
     try:
-        assert p.stdout.readline().strip() == "training"
+        assert p.stdout.readline().strip() == "running"
         time.sleep(0.5)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)

@@ -1,7 +1,55 @@
 //! The fit, evaluate and predict loops. They run entirely in Rust: batches are gathered
 //! into buffers the model keeps (one per x array, per y array and per output's sample
-//! weights), so a steady-state epoch allocates nothing. A hook is called after every batch
-//! (the Python binding uses it for progress, callbacks and Ctrl-C).
+//! weights), so a steady-state epoch allocates nothing.
+//!
+//! A pass over a dataset (an epoch, an evaluation, a prediction) is an [`Epoch`] that the
+//! caller holds: `Model::begin_pass` starts it, `Model::run_pass` runs some of its batches
+//! and `Model::end_pass` returns its logs. Between two `run_pass` calls the model is free,
+//! so that callbacks can read and change it; a [`Hook`] called after every batch decides
+//! when `run_pass` returns (the Python binding checks for Ctrl-C there, and pauses for the
+//! progress bar and for callbacks). `fit_epoch`, `evaluate` and `predict` run a whole pass.
+//!
+//! ```
+//! use rustkeras::graph::{Graph, Shape};
+//! use rustkeras::model::{CompileSpec, Control, Dataset, Hook, Model, OutputSpec, PassKind};
+//!
+//! let mut g = Graph::new();
+//! let x = g.input(Shape::batched(&[1]));
+//! let w = g.declare_var(&[1, 1]);
+//! let wn = g.param(w);
+//! let y = g.matmul(x, wn, false, false).unwrap();
+//! let mut m = Model::new(g, vec![x], vec![y], 0).unwrap();
+//! m.compile(CompileSpec {
+//!     outputs: vec![OutputSpec::loss("mse")],
+//!     optimizer_kind: "sgd".into(),
+//!     optimizer_params: vec![("learning_rate".into(), 0.1)],
+//!     regularizers: vec![],
+//! })
+//! .unwrap();
+//!
+//! /// Pauses after every batch, as the Python binding does for a batch callback.
+//! struct EachBatch;
+//! impl Hook for EachBatch {
+//!     fn batch_end(&mut self, _: usize, _: usize) -> rustkeras::Result<Control> {
+//!         Ok(Control::Pause)
+//!     }
+//! }
+//!
+//! let (xs, ys) = ([1.0f32, 2.0, 3.0, 4.0], [2.0f32, 4.0, 6.0, 8.0]);
+//! let d = Dataset::single(&xs, &ys, None, 4);
+//! let mut epoch = m.begin_pass(PassKind::Train, &d, 2, false).unwrap();
+//! while !epoch.is_done() {
+//!     m.run_pass(&mut epoch, &d, &mut [], usize::MAX, &mut EachBatch).unwrap();
+//!     // The model is free here: halve the learning rate after every batch.
+//!     let o = m.optimizer_mut().unwrap();
+//!     o.set_learning_rate(o.learning_rate() / 2.0);
+//! }
+//! assert_eq!(epoch.batch(), 2);
+//! let logs = m.end_pass(epoch).unwrap();
+//! assert!(logs[0] > 0.0);
+//! ```
+
+use std::sync::{Arc, Weak};
 
 use smallvec::SmallVec;
 
@@ -31,55 +79,101 @@ impl<'a> Dataset<'a> {
     }
 }
 
-/// What the per-batch hook sees: the logs over the epoch's batches so far (flat, as
-/// `Model::log_dims` lays them out).
-pub struct BatchEnd<'a> {
-    pub batch: usize,
-    pub batches: usize,
-    pub logs: &'a [f64],
-}
-
-/// The logs over the epoch (see `Model::log_names`; flat, as `Model::log_dims` lays them
-/// out: a loss is the mean over the samples, a metric its value from the epoch's sums).
+/// The logs over the pass (see `Model::log_names`; flat, as `Model::log_dims` lays them
+/// out: a loss is the mean over the samples, a metric its value from the pass's sums).
 pub type EpochLogs = Vec<f64>;
 
-type Logs = SmallVec<[f64; 8]>;
 /// Per-array sizes and slices; inline for up to 8 inputs or outputs.
 type Sizes = SmallVec<[usize; 8]>;
 type Slices<'a> = SmallVec<[&'a [f32]; 8]>;
 
-/// What the batch loop does with each batch.
-enum Work<'o, 'a> {
-    /// Runs the training graph (a training step, or a test batch) and sums its logs.
-    Logs(Pass),
-    /// Writes each output's rows into `outs` (`per` values a row).
-    Predict {
-        outs: &'o mut [&'a mut [f32]],
-        per: Sizes,
-    },
+/// What a pass over a dataset does with each batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassKind {
+    /// An epoch of `fit`: one training step per batch, rows in the epoch's order.
+    Train,
+    /// `evaluate`: the logs in inference mode, rows in sequence.
+    Test,
+    /// `predict`: every output for each row, in sequence.
+    Predict,
 }
 
-/// What the loops call after every batch.
+/// What a hook tells the batch loop after a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Run the next batch.
+    Continue,
+    /// Return to the caller after this batch; the pass resumes at the next one.
+    Pause,
+}
+
+/// What the batch loop calls after every batch, while it holds the model: a hook only
+/// decides whether the loop goes on (and may fail, e.g. on Ctrl-C). Code that needs the
+/// model (callbacks) runs between two `Model::run_pass` calls instead.
 pub trait Hook {
-    /// Whether the next `batch_end` needs current logs (on a GPU, reading them back is a
-    /// synchronisation, so a hook that only checks for Ctrl-C says no).
-    fn wants_logs(&mut self, _batch: usize, _batches: usize) -> bool {
-        true
-    }
-
-    fn batch_end(&mut self, b: &BatchEnd<'_>) -> Result<()>;
+    fn batch_end(&mut self, batch: usize, batches: usize) -> Result<Control>;
 }
 
-/// A hook that does nothing (Rust callers without progress or callbacks).
+/// A hook that lets the loop run to the end (Rust callers without progress or callbacks).
 pub struct NoHook;
 
 impl Hook for NoHook {
-    fn wants_logs(&mut self, _batch: usize, _batches: usize) -> bool {
-        false
+    fn batch_end(&mut self, _batch: usize, _batches: usize) -> Result<Control> {
+        Ok(Control::Continue)
+    }
+}
+
+/// A pass over a dataset in progress (an epoch of `fit`, an `evaluate`, a `predict`): its
+/// row order, the next batch and the rows seen. It lives outside the model, so that the
+/// caller can run the batches in chunks and use the model freely in between. The running
+/// log sums stay on the model's device; the pass's token tells the model whose they are
+/// (see `Model::claim_log_sums`).
+pub struct Epoch {
+    kind: PassKind,
+    /// The rows of a training epoch, shuffled or in sequence (None: in sequence).
+    order: Option<Vec<usize>>,
+    batch_size: usize,
+    n: usize,
+    next: usize,
+    seen: usize,
+    token: Arc<()>,
+}
+
+impl Epoch {
+    pub fn kind(&self) -> PassKind {
+        self.kind
     }
 
-    fn batch_end(&mut self, _b: &BatchEnd<'_>) -> Result<()> {
-        Ok(())
+    /// The index of the next batch to run (the number of batches run so far).
+    pub fn batch(&self) -> usize {
+        self.next
+    }
+
+    pub fn batches(&self) -> usize {
+        self.n.div_ceil(self.batch_size)
+    }
+
+    /// The number of rows the pass covers.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// The rows of the batches run so far.
+    pub fn rows_done(&self) -> usize {
+        self.seen
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.next >= self.batches()
+    }
+
+    /// Positions `lo..hi` of batch `b` in the pass's order.
+    pub fn batch_rows(&self, b: usize) -> std::ops::Range<usize> {
+        (b * self.batch_size).min(self.n)..((b + 1) * self.batch_size).min(self.n)
+    }
+
+    fn owner(&self) -> Weak<()> {
+        Arc::downgrade(&self.token)
     }
 }
 
@@ -192,82 +286,116 @@ impl Model {
         fit(&mut self.bw, (0..self.outputs.len()).map(|_| rows), 1.0);
     }
 
-    /// One pass over the data in batches (shuffled when asked), updating the weights.
-    pub fn fit_epoch(
+    /// Starts a pass over `d` in batches of `batch_size` rows (the last one may be smaller);
+    /// a training pass shuffles its rows when asked, from the model's seed and epoch count.
+    pub fn begin_pass(
         &mut self,
+        kind: PassKind,
         d: &Dataset<'_>,
         batch_size: usize,
         shuffle: bool,
-        hook: &mut dyn Hook,
-    ) -> Result<EpochLogs> {
-        self.epoch += 1;
-        let mut order: Vec<usize> = (0..d.n).collect();
-        if shuffle {
-            let mut rng = Rng::new(self.seed ^ self.epoch.wrapping_mul(0x9e37_79b9));
-            for i in (1..d.n).rev() {
-                order.swap(i, rng.below(i + 1));
-            }
-        }
-        self.run_batches(Work::Logs(Pass::Train), d, batch_size, Some(&order), hook)
-    }
-
-    /// The logs over the data in inference mode (batch-size-weighted means).
-    pub fn evaluate(
-        &mut self,
-        d: &Dataset<'_>,
-        batch_size: usize,
-        hook: &mut dyn Hook,
-    ) -> Result<EpochLogs> {
-        self.run_batches(Work::Logs(Pass::Test), d, batch_size, None, hook)
-    }
-
-    /// The batch loop of `fit_epoch`, `evaluate` and `predict`: rows in `order` (or in
-    /// sequence) are gathered into the model's reused buffers (or on the GPU, from a dataset
-    /// kept there), and each batch runs the training graph, its logs accumulating on the
-    /// model's device (read back when the hook asks for them and at the end), or the forward
-    /// graph, its outputs written to the caller's buffers.
-    fn run_batches(
-        &mut self,
-        mut work: Work<'_, '_>,
-        d: &Dataset<'_>,
-        batch_size: usize,
-        order: Option<&[usize]>,
-        hook: &mut dyn Hook,
-    ) -> Result<EpochLogs> {
+    ) -> Result<Epoch> {
         check_batch_size(batch_size)?;
-        let with_y = matches!(work, Work::Logs(_));
-        let (xper, yper) = self.check_dataset(d, with_y)?;
-        let bs = batch_size.min(d.n);
-        if order.is_some() {
-            self.ensure_buffers(bs, &xper, &yper);
-        } else {
-            self.ensure_buffers(bs, &[], &[]);
-        }
-        let (n_logs, resident) = if with_y {
+        let labelled = kind != PassKind::Predict;
+        self.check_dataset(d, labelled)?;
+        let order = (kind == PassKind::Train).then(|| {
+            self.epoch += 1;
+            let mut order: Vec<usize> = (0..d.n).collect();
+            if shuffle {
+                let mut rng = Rng::new(self.seed ^ self.epoch.wrapping_mul(0x9e37_79b9));
+                for i in (1..d.n).rev() {
+                    order.swap(i, rng.below(i + 1));
+                }
+            }
+            order
+        });
+        let e = Epoch {
+            kind,
+            order,
+            batch_size: batch_size.min(d.n),
+            n: d.n,
+            next: 0,
+            seen: 0,
+            token: Arc::new(()),
+        };
+        if labelled {
             self.ensure_train_graph()?;
-            self.reset_log_sums()?;
-            (self.log_width()?, self.resident_index(d)?)
+            self.claim_log_sums(&e.owner(), true)?;
+        }
+        Ok(e)
+    }
+
+    /// Runs the next batches of pass `e` over `d` (the dataset it began with): at most
+    /// `max_batches`, fewer when the pass ends or `hook` pauses. Prediction writes each
+    /// output's rows into `outs` (one buffer per output, holding all rows). Returns the
+    /// number of batches run.
+    pub fn run_pass(
+        &mut self,
+        e: &mut Epoch,
+        d: &Dataset<'_>,
+        outs: &mut [&mut [f32]],
+        max_batches: usize,
+        hook: &mut dyn Hook,
+    ) -> Result<usize> {
+        if d.n != e.n {
+            return crate::value_error!(
+                "this pass covers {} rows, received a dataset of {}",
+                e.n,
+                d.n
+            );
+        }
+        let labelled = e.kind != PassKind::Predict;
+        let (xper, yper) = self.check_dataset(d, labelled)?;
+        let oper: Sizes = if labelled {
+            Sizes::new()
         } else {
-            (0, None)
+            self.check_outputs(outs, d.n)?
+        };
+        if e.order.is_some() {
+            self.ensure_buffers(e.batch_size, &xper, &yper);
+        } else {
+            self.ensure_buffers(e.batch_size, &[], &[]);
+        }
+        let owner = e.owner();
+        let resident = if labelled {
+            self.ensure_train_graph()?;
+            self.claim_log_sums(&owner, false)?;
+            self.resident_index(d)?
+        } else {
+            None
         };
         if let Some(index) = resident {
-            match order {
-                Some(order) => self.set_resident_order(index, order),
-                None => self.set_resident_order(index, &(0..d.n).collect::<Vec<_>>()),
+            if !self.resident_order_of(index, &owner) {
+                let sequence: Vec<usize>;
+                let order = match &e.order {
+                    Some(o) => o.as_slice(),
+                    None => {
+                        sequence = (0..d.n).collect();
+                        &sequence
+                    }
+                };
+                self.set_resident_order(index, order, owner.clone());
             }
         }
-        let batches = d.n.div_ceil(bs);
-        let mut running: Logs = SmallVec::from_elem(0.0, n_logs);
+        let pass = match e.kind {
+            PassKind::Train => Some(Pass::Train),
+            PassKind::Test => Some(Pass::Test),
+            PassKind::Predict => None,
+        };
+        let batches = e.batches();
+        let last = e.next.saturating_add(max_batches).min(batches);
         let mut bx = std::mem::take(&mut self.bx);
         let mut by = std::mem::take(&mut self.by);
         let mut bw = std::mem::take(&mut self.bw);
-        let mut seen = 0;
+        let start = e.next;
         let result = (|| -> Result<()> {
-            for b in 0..batches {
-                let (lo, hi) = (b * bs, ((b + 1) * bs).min(d.n));
+            while e.next < last {
+                let b = e.next;
+                let rows = e.batch_rows(b);
+                let (lo, hi) = (rows.start, rows.end);
                 let m = hi - lo;
                 let (xs, ys, sws): (Slices<'_>, Slices<'_>, Slices<'_>);
-                let data = match (resident, order) {
+                let data = match (resident, &e.order) {
                     // The rows are gathered on the GPU.
                     (Some(index), _) => Batch::Resident { index, start: lo },
                     (None, Some(order)) => {
@@ -317,31 +445,25 @@ impl Model {
                         }
                     }
                 };
-                seen += m;
-                match &mut work {
-                    Work::Logs(pass) => {
-                        self.step(*pass, data, m)?;
-                        if hook.wants_logs(b, batches) {
-                            self.read_logs(&mut running, seen)?;
-                        }
-                    }
-                    Work::Predict { outs, per } => {
+                match pass {
+                    Some(pass) => self.step(pass, data, m)?,
+                    None => {
                         let Batch::Host { xs, .. } = data else {
                             unreachable!("prediction reads host arrays")
                         };
                         let mut o: SmallVec<[&mut [f32]; 8]> = outs
                             .iter_mut()
-                            .zip(per.iter())
+                            .zip(oper.iter())
                             .map(|(v, p)| &mut v[lo * p..hi * p])
                             .collect();
                         self.predict_batch(xs, m, &mut o)?;
                     }
                 }
-                hook.batch_end(&BatchEnd {
-                    batch: b,
-                    batches,
-                    logs: &running,
-                })?;
+                e.next += 1;
+                e.seen += m;
+                if hook.batch_end(b, batches)? == Control::Pause {
+                    break;
+                }
             }
             Ok(())
         })();
@@ -349,10 +471,63 @@ impl Model {
         self.by = by;
         self.bw = bw;
         result?;
-        if with_y {
-            self.read_logs(&mut running, seen)?;
+        Ok(e.next - start)
+    }
+
+    /// The logs of pass `e` so far: batch-size-weighted means over the rows run (read back
+    /// from the GPU: a synchronisation). Empty for a prediction.
+    pub fn pass_logs(&mut self, e: &Epoch) -> Result<EpochLogs> {
+        if e.kind == PassKind::Predict {
+            return Ok(Vec::new());
         }
-        Ok(running.to_vec())
+        self.claim_log_sums(&e.owner(), false)?;
+        let mut logs = vec![0.0; self.log_width()?];
+        self.read_logs(&mut logs, e.seen)?;
+        Ok(logs)
+    }
+
+    /// Ends pass `e` (whether or not all its batches ran) and returns its logs.
+    pub fn end_pass(&mut self, e: Epoch) -> Result<EpochLogs> {
+        let logs = self.pass_logs(&e)?;
+        self.log_owner = Weak::new();
+        Ok(logs)
+    }
+
+    /// Runs the rest of pass `e`, whatever `hook` says.
+    fn finish_pass(
+        &mut self,
+        mut e: Epoch,
+        d: &Dataset<'_>,
+        outs: &mut [&mut [f32]],
+        hook: &mut dyn Hook,
+    ) -> Result<EpochLogs> {
+        while !e.is_done() {
+            self.run_pass(&mut e, d, outs, usize::MAX, hook)?;
+        }
+        self.end_pass(e)
+    }
+
+    /// One pass over the data in batches (shuffled when asked), updating the weights.
+    pub fn fit_epoch(
+        &mut self,
+        d: &Dataset<'_>,
+        batch_size: usize,
+        shuffle: bool,
+        hook: &mut dyn Hook,
+    ) -> Result<EpochLogs> {
+        let e = self.begin_pass(PassKind::Train, d, batch_size, shuffle)?;
+        self.finish_pass(e, d, &mut [], hook)
+    }
+
+    /// The logs over the data in inference mode (batch-size-weighted means).
+    pub fn evaluate(
+        &mut self,
+        d: &Dataset<'_>,
+        batch_size: usize,
+        hook: &mut dyn Hook,
+    ) -> Result<EpochLogs> {
+        let e = self.begin_pass(PassKind::Test, d, batch_size, false)?;
+        self.finish_pass(e, d, &mut [], hook)
     }
 
     /// Every output for `n` rows of the inputs `xs`; output `i` is written row-major into
@@ -365,6 +540,21 @@ impl Model {
         outs: &mut [&mut [f32]],
         hook: &mut dyn Hook,
     ) -> Result<()> {
+        let d = Dataset {
+            x: xs.to_vec(),
+            y: Vec::new(),
+            sw: Vec::new(),
+            n,
+        };
+        let e = self.begin_pass(PassKind::Predict, &d, batch_size, false)?;
+        self.check_outputs(outs, n)?;
+        self.finish_pass(e, &d, outs, hook)?;
+        Ok(())
+    }
+
+    /// Checks that `outs` holds one buffer of `n` rows per output; returns the values per
+    /// row of each.
+    fn check_outputs(&self, outs: &[&mut [f32]], n: usize) -> Result<Sizes> {
         let oper: Sizes = (0..self.outputs.len())
             .map(|i| self.output_shape(i).dims.iter().product())
             .collect();
@@ -384,20 +574,7 @@ impl Model {
                 );
             }
         }
-        let d = Dataset {
-            x: xs.to_vec(),
-            y: Vec::new(),
-            sw: Vec::new(),
-            n,
-        };
-        self.run_batches(
-            Work::Predict { outs, per: oper },
-            &d,
-            batch_size,
-            None,
-            hook,
-        )?;
-        Ok(())
+        Ok(oper)
     }
 }
 

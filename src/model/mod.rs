@@ -4,6 +4,7 @@
 //! and replayed by the fit, evaluate and predict loops in `fit.rs`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 use smallvec::SmallVec;
 
@@ -25,7 +26,7 @@ use vars::Vars;
 
 use compile::Compiled;
 pub use compile::{CompileSpec, Fragment, MetricEntry, MetricKind, OutputSpec, CUSTOM};
-pub use fit::{BatchEnd, Dataset, EpochLogs, Hook, NoHook};
+pub use fit::{Control, Dataset, Epoch, EpochLogs, Hook, NoHook, PassKind};
 
 /// An optimizer's state, as [`Model::optimizer_state`] reads it.
 pub struct OptimizerState {
@@ -76,6 +77,10 @@ pub struct Model {
     trainable: Vec<bool>,
     device: Device,
     log_sums: LogSums,
+    /// The pass whose running sums `log_sums` holds (see [`Model::claim_log_sums`]), and
+    /// the sums of passes set aside while another used them.
+    log_owner: Weak<()>,
+    log_stash: Vec<(Weak<()>, Vec<f64>)>,
     /// Datasets kept on the GPU during a `fit` (see `resident.rs`).
     resident: Vec<resident::Resident>,
     resident_limit: usize,
@@ -125,6 +130,8 @@ impl Model {
             trainable,
             device: Device::default(),
             log_sums: LogSums::Host(Vec::new()),
+            log_owner: Weak::new(),
+            log_stash: Vec::new(),
             resident: Vec::new(),
             resident_limit: resident::DEFAULT_LIMIT,
             uploads: 0,
@@ -267,10 +274,17 @@ impl Model {
         Ok(Some(self.resident.len() - 1))
     }
 
-    /// Writes the row order of the coming pass for the resident dataset `index`.
-    pub(super) fn set_resident_order(&self, index: usize, order: &[usize]) {
+    /// Whether the row order of the resident dataset `index` is the one pass `owner` wrote.
+    pub(super) fn resident_order_of(&self, index: usize, owner: &Weak<()>) -> bool {
+        self.resident[index].order_owner.ptr_eq(owner)
+    }
+
+    /// Writes the row order of pass `owner` for the resident dataset `index`.
+    pub(super) fn set_resident_order(&mut self, index: usize, order: &[usize], owner: Weak<()>) {
         if let Device::Gpu(ctx) = &self.device {
-            self.resident[index].set_order(ctx, order);
+            let r = &mut self.resident[index];
+            r.set_order(ctx, order);
+            r.order_owner = owner;
         }
     }
 
@@ -520,20 +534,58 @@ impl Model {
         logs: &mut [f64],
     ) -> Result<()> {
         self.ensure_train_graph()?;
-        self.reset_log_sums()?;
+        let token = Arc::new(());
+        self.claim_log_sums(&Arc::downgrade(&token), true)?;
         self.step(pass, Batch::Host { xs, ys, sws }, batch)?;
         self.read_logs(logs, batch)
     }
 
-    /// Zeroes the running log sums (the training graph must be built).
-    pub(super) fn reset_log_sums(&mut self) -> Result<()> {
+    /// Makes the running log sums those of pass `owner`: zeroed when `fresh` (a pass
+    /// begins), else the pass's own sums. Passes can nest (a callback evaluates in the
+    /// middle of an epoch): the sums of a pass still running are set aside when another
+    /// claims them, and put back when it resumes. A pass that was dropped unfinished (an
+    /// exception) leaves nothing behind: its token is gone.
+    pub(super) fn claim_log_sums(&mut self, owner: &Weak<()>, fresh: bool) -> Result<()> {
         self.ensure_train_graph()?;
-        let c = self.compiled_ref()?;
-        let n = c.train.as_ref().map_or(0, |t| t.sums_len);
+        let n = self
+            .compiled
+            .as_ref()
+            .and_then(|c| c.train.as_ref())
+            .map_or(0, |t| t.sums_len);
+        if self.log_owner.ptr_eq(owner) && self.log_sums.len() == n {
+            if fresh {
+                self.log_sums.reset();
+            }
+            return Ok(());
+        }
+        if self.log_owner.strong_count() > 0 && !self.log_owner.ptr_eq(owner) {
+            let sums = self.log_sums.read();
+            if let Device::Gpu(ctx) = &self.device {
+                ctx.check()?;
+            }
+            self.log_stash.push((self.log_owner.clone(), sums));
+        }
+        self.log_stash.retain(|(w, _)| w.strong_count() > 0);
         if self.log_sums.len() != n {
             self.log_sums = LogSums::new(&self.device, n)?;
         }
         self.log_sums.reset();
+        self.log_owner = owner.clone();
+        if fresh {
+            return Ok(());
+        }
+        let Some(i) = self.log_stash.iter().position(|(w, _)| w.ptr_eq(owner)) else {
+            return crate::value_error!(
+                "the model was recompiled during this pass; its running logs are lost"
+            );
+        };
+        let (_, sums) = self.log_stash.swap_remove(i);
+        if sums.len() != n {
+            return crate::value_error!(
+                "the model was recompiled during this pass; its running logs are lost"
+            );
+        }
+        self.log_sums.write(&sums);
         Ok(())
     }
 

@@ -9,7 +9,7 @@
 //! data of one `fit`) and is emptied when `fit` returns (`Model::release_data`), so arrays
 //! changed between calls are read afresh.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::fit::Dataset;
 use crate::device::gpu::{kernels, GpuBuffer, GpuContext, Recorder};
@@ -30,6 +30,8 @@ pub(super) struct Resident {
     pub order: GpuBuffer,
     /// Distinguishes uploads, so that recorded gathers know when they are stale.
     pub generation: u64,
+    /// The pass whose row order `order` holds (passes over one dataset can nest).
+    pub order_owner: Weak<()>,
 }
 
 /// A hash of 64 values spread over `a` (FNV-1a over their bits): cheap, and different for
@@ -87,6 +89,7 @@ impl Resident {
             pers: arrays.iter().map(|&(_, p)| p).collect(),
             order: ctx.alloc(d.n)?,
             generation,
+            order_owner: Weak::new(),
         }))
     }
 

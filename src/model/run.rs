@@ -435,6 +435,15 @@ impl LogSums {
         }
     }
 
+    pub(super) fn write(&mut self, sums: &[f64]) {
+        match self {
+            LogSums::Host(v) => v.copy_from_slice(sums),
+            LogSums::Gpu(b, ctx, _) => {
+                ctx.write(b, &sums.iter().map(|&s| s as f32).collect::<Vec<f32>>())
+            }
+        }
+    }
+
     pub(super) fn read(&self) -> Vec<f64> {
         match self {
             LogSums::Host(v) => v.clone(),

@@ -467,3 +467,93 @@ fn engine_and_optimizer_state_resume_a_fit_exactly() {
         "3 steps an epoch"
     );
 }
+
+/// Eight rows of a two-feature regression.
+fn regression_rows() -> (Vec<f32>, Vec<f32>) {
+    let xs: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+    let ys: Vec<f32> = xs.chunks(2).map(|r| r[0] - 2.0 * r[1] + 0.5).collect();
+    (xs, ys)
+}
+
+fn regression_model() -> (Model, VarId, VarId) {
+    let (mut m, w, b) = dense_model(2, 1);
+    m.set_var(w, &[0.3, -0.1]).unwrap();
+    m.set_var(b, &[0.0]).unwrap();
+    m.compile(spec("mse", "sgd", 0.1)).unwrap();
+    (m, w, b)
+}
+
+#[test]
+fn a_pass_in_chunks_keeps_its_logs_across_a_nested_pass() {
+    let (xs, ys) = regression_rows();
+    let d = Dataset::single(&xs, &ys, None, 8);
+    let (mut whole, w, b) = regression_model();
+    let want = whole.fit_epoch(&d, 3, false, &mut NoHook).unwrap();
+    let (mut m, _, _) = regression_model();
+    let mut e = m.begin_pass(PassKind::Train, &d, 3, false).unwrap();
+    let mut evals = Vec::new();
+    while !e.is_done() {
+        assert_eq!(m.run_pass(&mut e, &d, &mut [], 1, &mut NoHook).unwrap(), 1);
+        // Between batches: an evaluation claims the log sums, then the epoch takes them back.
+        evals.push(m.evaluate(&d, 5, &mut NoHook).unwrap()[0]);
+    }
+    assert_eq!((e.batch(), e.rows_done()), (3, 8));
+    let got = m.end_pass(e).unwrap();
+    assert!((got[0] - want[0]).abs() < 1e-9, "{got:?} vs {want:?}");
+    assert_eq!(m.var(w), whole.var(w));
+    assert_eq!(m.var(b), whole.var(b));
+    assert!(evals[2] < evals[0], "{evals:?}");
+    assert!(m.log_stash.is_empty());
+}
+
+#[test]
+fn a_dropped_pass_leaves_nothing_behind() {
+    let (xs, ys) = regression_rows();
+    let d = Dataset::single(&xs, &ys, None, 8);
+    let (mut m, _, _) = regression_model();
+    let mut e = m.begin_pass(PassKind::Train, &d, 2, false).unwrap();
+    m.run_pass(&mut e, &d, &mut [], 1, &mut NoHook).unwrap();
+    drop(e);
+    let logs = m.evaluate(&d, 8, &mut NoHook).unwrap();
+    let mut one = [0.0];
+    m.test_batch(&[&xs], &[&ys], &[&[1.0; 8]], 8, &mut one)
+        .unwrap();
+    assert!((logs[0] - one[0]).abs() < 1e-9);
+    assert!(m.log_stash.is_empty());
+}
+
+#[test]
+fn a_hook_pauses_the_loop_and_the_pass_resumes_where_it_stopped() {
+    struct PauseEvery(usize);
+    impl Hook for PauseEvery {
+        fn batch_end(&mut self, batch: usize, _: usize) -> Result<Control> {
+            Ok(if (batch + 1).is_multiple_of(self.0) {
+                Control::Pause
+            } else {
+                Control::Continue
+            })
+        }
+    }
+    let (xs, _) = regression_rows();
+    let (mut m, _, _) = regression_model();
+    let d = Dataset {
+        x: vec![&xs],
+        y: Vec::new(),
+        sw: Vec::new(),
+        n: 8,
+    };
+    let mut out = vec![0.0f32; 8];
+    let mut e = m.begin_pass(PassKind::Predict, &d, 1, false).unwrap();
+    let mut runs = Vec::new();
+    while !e.is_done() {
+        runs.push(
+            m.run_pass(&mut e, &d, &mut [&mut out], usize::MAX, &mut PauseEvery(3))
+                .unwrap(),
+        );
+    }
+    assert_eq!(runs, [3, 3, 2]);
+    let mut whole = vec![0.0f32; 8];
+    m.predict(&[&xs], 8, 8, &mut [&mut whole], &mut NoHook)
+        .unwrap();
+    assert_eq!(out, whole);
+}

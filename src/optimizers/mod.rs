@@ -6,6 +6,8 @@
 //! `clipvalue`), decoupled weight decay, the update rule, then the weights' moving average
 //! when `use_ema` is set. Slots (momentums, velocities, ...) are created at the first step.
 //! Keras 1's `decay` is honoured too: the step's rate is `lr / (1 + decay * iterations)`.
+//! A learning-rate [`Schedule`] (Keras' `keras.optimizers.schedules`) replaces the fixed
+//! rate: each step's rate is the schedule at the iteration count, computed in Rust.
 //!
 //! ```
 //! use rustkeras::optimizers::Optimizer;
@@ -24,11 +26,13 @@ mod adamax;
 mod gpu;
 mod nadam;
 mod rmsprop;
+mod schedule;
 mod sgd;
 mod spec;
 mod sweep;
 
 use crate::error::{Error, Result};
+pub use schedule::Schedule;
 use spec::Args;
 use sweep::{sum_squares, sweep, GradOp, Kernel, Prologue, SlotSpec, MAX_SLOTS};
 
@@ -112,6 +116,8 @@ pub struct Optimizer {
     kind: &'static str,
     rule: Rule,
     learning_rate: f32,
+    /// Replaces `learning_rate` (and `decay`) when set.
+    schedule: Option<Schedule>,
     decay: f64,
     weight_decay: Option<f32>,
     clip: Clip,
@@ -232,6 +238,7 @@ impl Optimizer {
             kind,
             rule,
             learning_rate,
+            schedule: None,
             decay,
             weight_decay: weight_decay.map(|w| w as f32),
             clip,
@@ -261,8 +268,8 @@ impl Optimizer {
         }
     }
 
-    /// Keras' `_iterations`: every `apply`, accumulation-only ones included (what a `.keras`
-    /// file's `optimizer/vars/0` holds).
+    /// Keras' `_iterations`: every `apply`, accumulation-only ones included (schedules are
+    /// evaluated at this count; a `.keras` file's `optimizer/vars/0` holds it).
     pub fn raw_iterations(&self) -> u64 {
         self.raw_iterations
     }
@@ -276,8 +283,21 @@ impl Optimizer {
         self.learning_rate = lr;
     }
 
-    /// The rate the next step will use: `lr / (1 + decay * iterations)`.
+    /// Makes the learning rate follow `schedule` (None: the fixed rate again).
+    pub fn set_schedule(&mut self, schedule: Option<Schedule>) {
+        self.schedule = schedule;
+    }
+
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_ref()
+    }
+
+    /// The rate the next step will use: the schedule at Keras' raw iteration count (every
+    /// `apply`, as Keras' `_iterations`), else `lr / (1 + decay * iterations)`.
     pub fn current_learning_rate(&self) -> f32 {
+        if let Some(s) = &self.schedule {
+            return s.at(self.raw_iterations);
+        }
         if self.decay == 0.0 {
             self.learning_rate
         } else {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -13,48 +13,31 @@ pub(crate) use super::graph::{node_check, PyGraph};
 use crate::error::Error;
 use crate::graph::{NodeId, VarId};
 use crate::initializers::InitParams;
-use crate::model::{BatchEnd, CompileSpec, Dataset, Model, OutputSpec};
+use crate::model::{CompileSpec, Control, Dataset, Epoch, Hook, Model, OutputSpec, PassKind};
 
-/// Runs the per-batch hook: checks for Ctrl-C on every batch and calls the Python callable
-/// (if any) at most every `every`, and always on the last batch. A Python exception is kept
-/// in `err` and surfaces after the loop unwinds.
-struct Hook {
-    callable: Option<Py<PyAny>>,
-    every: Duration,
-    last: Instant,
+/// How often the batch loop checks for Ctrl-C (it needs the GIL for that).
+const SIGNAL_EVERY: Duration = Duration::from_millis(10);
+
+/// The hook of every loop binding: checks for Ctrl-C every `SIGNAL_EVERY` (a Python
+/// exception is kept in `err` and raised once the loop has unwound) and pauses the loop once
+/// `pause_after` has passed since the call began. It never calls Python code that could
+/// touch the model: callbacks run between two calls, with the model free.
+struct ChunkHook {
+    started: Instant,
+    checked: Instant,
+    pause_after: Option<Duration>,
     err: Option<PyErr>,
 }
 
-impl Hook {
-    fn new(callable: Option<Py<PyAny>>, every_s: f64) -> Hook {
-        Hook {
-            callable,
-            every: Duration::from_secs_f64(every_s.max(0.0)),
-            last: Instant::now(),
+impl ChunkHook {
+    fn new(pause_after_s: Option<f64>) -> ChunkHook {
+        let now = Instant::now();
+        ChunkHook {
+            started: now,
+            checked: now,
+            pause_after: pause_after_s.map(|s| Duration::from_secs_f64(s.max(0.0))),
             err: None,
         }
-    }
-
-    fn due(&self, batch: usize, batches: usize) -> bool {
-        batch + 1 == batches || self.last.elapsed() >= self.every
-    }
-
-    fn call(&mut self, b: &BatchEnd<'_>) -> crate::Result<()> {
-        let due = self.due(b.batch, b.batches);
-        let r = Python::attach(|py| -> PyResult<()> {
-            py.check_signals()?;
-            if let (true, Some(f)) = (due, &self.callable) {
-                f.call1(py, (b.batch, b.batches, b.logs.to_vec()))?;
-            }
-            Ok(())
-        });
-        if due {
-            self.last = Instant::now();
-        }
-        r.map_err(|e| {
-            self.err = Some(e);
-            Error::Value("interrupted by Python".into())
-        })
     }
 
     fn finish<T>(self, r: crate::Result<T>) -> PyResult<T> {
@@ -65,14 +48,179 @@ impl Hook {
     }
 }
 
-impl crate::model::Hook for Hook {
-    /// Logs are read back (a GPU synchronisation) only for the batches Python sees.
-    fn wants_logs(&mut self, batch: usize, batches: usize) -> bool {
-        self.callable.is_some() && self.due(batch, batches)
+impl Hook for ChunkHook {
+    fn batch_end(&mut self, _batch: usize, _batches: usize) -> crate::Result<Control> {
+        let now = Instant::now();
+        if now.duration_since(self.checked) >= SIGNAL_EVERY {
+            self.checked = now;
+            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                self.err = Some(e);
+                return Err(Error::Value("interrupted by Python".into()));
+            }
+        }
+        Ok(match self.pause_after {
+            Some(d) if now.duration_since(self.started) >= d => Control::Pause,
+            _ => Control::Continue,
+        })
+    }
+}
+
+type Arrays = Vec<Option<Py<PyArrayDyn<f32>>>>;
+
+fn owned(named: &[super::arrays::Named<'_>]) -> Arrays {
+    named
+        .iter()
+        .map(|(_, a)| a.as_ref().map(|a| (**a).clone().unbind()))
+        .collect()
+}
+
+/// `rustkeras._core.Pass`: an epoch of `fit`, an `evaluate` or a `predict` in progress (see
+/// `Model::begin_pass`). `run` runs some batches with the GIL released and returns, so that
+/// Python can call callbacks between batches with the model free; the pass keeps its arrays
+/// (and, for `predict`, the output arrays it fills).
+#[pyclass(name = "Pass", module = "rustkeras._core")]
+pub struct PyPass {
+    model: Py<PyModel>,
+    x: Arrays,
+    y: Arrays,
+    sw: Arrays,
+    outs: Vec<Py<PyArrayDyn<f32>>>,
+    state: Option<Epoch>,
+}
+
+impl PyPass {
+    fn state(&self) -> PyResult<&Epoch> {
+        self.state
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("this pass has finished"))
     }
 
-    fn batch_end(&mut self, b: &BatchEnd<'_>) -> crate::Result<()> {
-        self.call(b)
+    fn model<'py>(&self, py: Python<'py>) -> PyResult<PyRefMut<'py, PyModel>> {
+        self.model.bind(py).try_borrow_mut().map_err(|_| {
+            PyRuntimeError::new_err(
+                "the model is in use by another call and cannot run this pass now",
+            )
+        })
+    }
+}
+
+/// Borrows a pass's arrays (None where absent) for one call.
+fn borrow_all<'py>(
+    py: Python<'py>,
+    arrays: &Arrays,
+    what: &str,
+) -> PyResult<Vec<super::arrays::Named<'py>>> {
+    arrays
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let name = format!("{what}[{i}]");
+            let a = a
+                .as_ref()
+                .map(|a| a.bind(py).try_readonly())
+                .transpose()
+                .map_err(|_| {
+                    PyRuntimeError::new_err(format!("`{name}` is being written by another call"))
+                })?;
+            Ok((name, a))
+        })
+        .collect()
+}
+
+#[pymethods]
+impl PyPass {
+    /// Runs the next batches: at most `max_batches` (all that are left when None), and
+    /// returns early once `max_seconds` have passed. Returns the number of batches run.
+    #[pyo3(signature = (max_batches=None, max_seconds=None))]
+    fn run(
+        &mut self,
+        py: Python<'_>,
+        max_batches: Option<usize>,
+        max_seconds: Option<f64>,
+    ) -> PyResult<usize> {
+        let mut model = self.model(py)?;
+        let x = borrow_all(py, &self.x, "x")?;
+        let y = borrow_all(py, &self.y, "y")?;
+        let sw = borrow_all(py, &self.sw, "sample_weight")?;
+        let d = dataset(&x, &y, &sw)?;
+        let mut outs = self
+            .outs
+            .iter()
+            .map(|o| {
+                o.bind(py).try_readwrite().map_err(|_| {
+                    PyRuntimeError::new_err("predict: the output arrays are in use by another call")
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let mut views = outs
+            .iter_mut()
+            .map(|o| {
+                o.as_slice_mut()
+                    .map_err(|_| PyValueError::new_err("predict: output arrays must be contiguous"))
+            })
+            .collect::<PyResult<Vec<&mut [f32]>>>()?;
+        let state = self
+            .state
+            .as_mut()
+            .ok_or_else(|| PyRuntimeError::new_err("this pass has finished"))?;
+        let m = &mut model.m;
+        let mut hook = ChunkHook::new(max_seconds);
+        let max = max_batches.unwrap_or(usize::MAX);
+        let r = py.detach(|| m.run_pass(state, &d, &mut views, max, &mut hook));
+        hook.finish(r)
+    }
+
+    /// The running logs (batch-size-weighted means over the batches run so far).
+    fn logs(&self, py: Python<'_>) -> PyResult<Vec<f64>> {
+        let mut model = self.model(py)?;
+        let state = self.state()?;
+        let m = &mut model.m;
+        Ok(py.detach(|| m.pass_logs(state))?)
+    }
+
+    /// Ends the pass and returns its logs (empty for a prediction: see `outputs`).
+    fn finish(&mut self, py: Python<'_>) -> PyResult<Vec<f64>> {
+        let mut model = self.model(py)?;
+        let state = self
+            .state
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this pass has finished"))?;
+        let m = &mut model.m;
+        Ok(py.detach(|| m.end_pass(state))?)
+    }
+
+    /// The index of the next batch (the number of batches run so far).
+    #[getter]
+    fn batch(&self) -> PyResult<usize> {
+        Ok(self.state()?.batch())
+    }
+
+    #[getter]
+    fn batches(&self) -> PyResult<usize> {
+        Ok(self.state()?.batches())
+    }
+
+    #[getter]
+    fn done(&self) -> PyResult<bool> {
+        Ok(self.state()?.is_done())
+    }
+
+    /// The number of rows the batches run so far covered.
+    #[getter]
+    fn rows_done(&self) -> PyResult<usize> {
+        Ok(self.state()?.rows_done())
+    }
+
+    /// `(start, stop)` of batch `b`'s rows (for a prediction, the rows of the outputs).
+    fn batch_rows(&self, b: usize) -> PyResult<(usize, usize)> {
+        let r = self.state()?.batch_rows(b);
+        Ok((r.start, r.end))
+    }
+
+    /// A prediction's output arrays, one per model output (rows not run yet are zeros).
+    #[getter]
+    fn outputs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.outs.iter().map(|o| o.bind(py).clone()))
     }
 }
 
@@ -366,6 +514,38 @@ impl PyModel {
         Ok(())
     }
 
+    /// Every optimizer step taken, accumulation-only ones included (a schedule's step).
+    fn raw_iterations(&mut self) -> PyResult<u64> {
+        self.m
+            .optimizer_mut()
+            .map(|o| o.raw_iterations())
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+    }
+
+    /// The rate the next step uses (the schedule's, when one is set).
+    fn current_learning_rate(&mut self) -> PyResult<f32> {
+        self.m
+            .optimizer_mut()
+            .map(|o| o.current_learning_rate())
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+    }
+
+    /// Makes the learning rate follow a schedule (kind and Keras arguments, each a list of
+    /// numbers); None removes it.
+    #[pyo3(signature = (kind, params=Vec::new()))]
+    fn set_learning_rate_schedule(
+        &mut self,
+        kind: Option<&str>,
+        params: Vec<(String, Vec<f64>)>,
+    ) -> PyResult<()> {
+        let s = super::optimizers::schedule(kind, &params)?;
+        self.m
+            .optimizer_mut()
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))?
+            .set_schedule(s);
+        Ok(())
+    }
+
     /// Copies the optimizer's EMA weights into the model (no-op without `use_ema`).
     fn finalize_weights(&mut self) -> PyResult<()> {
         Ok(self.m.finalize_weights()?)
@@ -443,30 +623,71 @@ impl PyModel {
             .load_optimizer_state(iterations, learning_rate, &order, &views)?)
     }
 
-    /// One epoch; returns the epoch's mean logs. `x` is an array or a list (one per input);
-    /// `y` and `sample_weight` an array or a list with one entry per output (None for an
-    /// output without targets). `hook(batch, batches, logs)` is called at most every
-    /// `hook_every_s` seconds and on the last batch.
-    #[pyo3(signature = (x, y, sample_weight, batch_size, shuffle, hook=None, hook_every_s=0.05))]
+    /// Begins an epoch of training (`kind` "train"), an evaluation ("test") or a prediction
+    /// ("predict") over `x` (an array or a list, one per input), `y` and `sample_weight` (an
+    /// array or a list with one entry per output, None for an output without targets;
+    /// ignored for a prediction). Returns a `Pass` whose `run` runs the batches.
+    #[pyo3(signature = (kind, x, y=None, sample_weight=None, batch_size=32, shuffle=false))]
     #[allow(clippy::too_many_arguments)]
-    fn fit_epoch(
-        &mut self,
-        py: Python<'_>,
+    fn begin_pass(
+        slf: &Bound<'_, Self>,
+        kind: &str,
         x: &Bound<'_, PyAny>,
-        y: &Bound<'_, PyAny>,
+        y: Option<&Bound<'_, PyAny>>,
         sample_weight: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
         shuffle: bool,
-        hook: Option<Py<PyAny>>,
-        hook_every_s: f64,
-    ) -> PyResult<Vec<f64>> {
-        self.run_labelled(py, x, y, sample_weight, hook, hook_every_s, |m, d, h| {
-            m.fit_epoch(d, batch_size, shuffle, h)
+    ) -> PyResult<PyPass> {
+        let py = slf.py();
+        let kind = match kind {
+            "train" => PassKind::Train,
+            "test" => PassKind::Test,
+            "predict" => PassKind::Predict,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                "begin_pass: `kind` must be 'train', 'test' or 'predict'. Received: kind={other:?}"
+            )))
+            }
+        };
+        let mut this = slf.try_borrow_mut().map_err(|_| {
+            PyRuntimeError::new_err(
+                "the model is in use by another call and cannot begin a pass now",
+            )
+        })?;
+        let n_out = this.m.num_outputs();
+        let (x, y, sw) = if kind == PassKind::Predict {
+            (x_arrays(x)?, Vec::new(), Vec::new())
+        } else {
+            let y = y.ok_or_else(|| {
+                PyValueError::new_err("begin_pass: `y` is required for training and evaluation")
+            })?;
+            labelled(x, y, sample_weight, n_out)?
+        };
+        let d = dataset(&x, &y, &sw)?;
+        let outs = if kind == PassKind::Predict {
+            (0..n_out)
+                .map(|i| {
+                    let mut dims = vec![d.n];
+                    dims.extend(this.m.output_shape(i).dims.iter().copied());
+                    PyArrayDyn::<f32>::zeros(py, dims, false).unbind()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let state = this.m.begin_pass(kind, &d, batch_size, shuffle)?;
+        Ok(PyPass {
+            model: slf.clone().unbind(),
+            x: owned(&x),
+            y: owned(&y),
+            sw: owned(&sw),
+            outs,
+            state: Some(state),
         })
     }
 
-    #[pyo3(signature = (x, y, sample_weight, batch_size, hook=None, hook_every_s=0.05))]
-    #[allow(clippy::too_many_arguments)]
+    /// The logs of a whole evaluation (no callbacks; Ctrl-C interrupts it).
+    #[pyo3(signature = (x, y, sample_weight=None, batch_size=32))]
     fn evaluate(
         &mut self,
         py: Python<'_>,
@@ -474,23 +695,20 @@ impl PyModel {
         y: &Bound<'_, PyAny>,
         sample_weight: Option<&Bound<'_, PyAny>>,
         batch_size: usize,
-        hook: Option<Py<PyAny>>,
-        hook_every_s: f64,
     ) -> PyResult<Vec<f64>> {
-        self.run_labelled(py, x, y, sample_weight, hook, hook_every_s, |m, d, h| {
+        self.run_labelled(py, x, y, sample_weight, |m, d, h| {
             m.evaluate(d, batch_size, h)
         })
     }
 
-    /// Every output for `x` (an array or a list, one per input), as a list of arrays.
-    #[pyo3(signature = (x, batch_size, hook=None, hook_every_s=0.05))]
+    /// Every output for `x` (an array or a list, one per input), as a list of arrays (no
+    /// callbacks; Ctrl-C interrupts it).
+    #[pyo3(signature = (x, batch_size=32))]
     fn predict<'py>(
         &mut self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         batch_size: usize,
-        hook: Option<Py<PyAny>>,
-        hook_every_s: f64,
     ) -> PyResult<Bound<'py, PyList>> {
         let x = x_arrays(x)?;
         let d = dataset(&x, &[], &[])?;
@@ -506,7 +724,7 @@ impl PyModel {
             .iter()
             .map(|s| vec![0.0f32; s.iter().product()])
             .collect();
-        self.run(py, &d, hook, hook_every_s, |m, d, h| {
+        self.run(py, &d, |m, d, h| {
             let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
             m.predict(&d.x, n, batch_size, &mut views, h)
         })?;
@@ -555,7 +773,7 @@ impl PyModel {
         sample_weight: Option<&Bound<'_, PyAny>>,
         train: bool,
     ) -> PyResult<Vec<f64>> {
-        self.run_labelled(py, x, y, sample_weight, None, 0.0, |m, d, _| {
+        self.run_labelled(py, x, y, sample_weight, |m, d, _| {
             m.fit_check(d)?;
             let n = d.n;
             let mut logs = vec![0.0; m.log_width()?];
@@ -578,28 +796,23 @@ impl PyModel {
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
         sample_weight: Option<&Bound<'_, PyAny>>,
-        hook: Option<Py<PyAny>>,
-        hook_every_s: f64,
-        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut Hook) -> crate::Result<T> + Send,
+        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut ChunkHook) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
         let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
         let d = dataset(&x, &y, &sw)?;
-        self.run(py, &d, hook, hook_every_s, f)
+        self.run(py, &d, f)
     }
 
-    /// The one path of every loop binding: `f` runs on the model with the GIL released,
-    /// calling back into Python only through the hook; the hook's Python exception (Ctrl-C,
-    /// a failing callback) is raised first, then the engine's error.
+    /// A whole loop in one call: `f` runs on the model with the GIL released; Ctrl-C
+    /// (checked by the hook) is raised first, then the engine's error.
     fn run<T: Send>(
         &mut self,
         py: Python<'_>,
         d: &Dataset<'_>,
-        hook: Option<Py<PyAny>>,
-        hook_every_s: f64,
-        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut Hook) -> crate::Result<T> + Send,
+        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut ChunkHook) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
         let m = &mut self.m;
-        let mut h = Hook::new(hook, hook_every_s);
+        let mut h = ChunkHook::new(None);
         let r = py.detach(|| f(m, d, &mut h));
         h.finish(r)
     }
@@ -608,6 +821,7 @@ impl PyModel {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyGraph>()?;
     m.add_class::<PyModel>()?;
+    m.add_class::<PyPass>()?;
     Ok(())
 }
 

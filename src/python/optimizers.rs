@@ -5,7 +5,7 @@ use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::optimizers::Optimizer;
+use crate::optimizers::{Optimizer, Schedule};
 
 #[pyclass(name = "Optimizer", module = "rustkeras._core")]
 struct PyOptimizer {
@@ -139,6 +139,12 @@ impl PyOptimizer {
         self.inner.iterations()
     }
 
+    /// Every step taken, accumulation-only ones included (a schedule's step).
+    #[getter]
+    fn raw_iterations(&self) -> u64 {
+        self.inner.raw_iterations()
+    }
+
     #[getter]
     fn learning_rate(&self) -> f32 {
         self.inner.learning_rate()
@@ -149,13 +155,41 @@ impl PyOptimizer {
         self.inner.set_learning_rate(lr);
     }
 
-    /// The rate the next step uses (after Keras 1 `decay`).
+    /// The rate the next step uses (the schedule's, or after Keras 1 `decay`).
     #[getter]
     fn current_learning_rate(&self) -> f32 {
         self.inner.current_learning_rate()
     }
+
+    /// Makes the learning rate follow a schedule (see `schedule_value`); None removes it.
+    #[pyo3(signature = (kind, params=Vec::new()))]
+    fn set_schedule(
+        &mut self,
+        kind: Option<&str>,
+        params: Vec<(String, Vec<f64>)>,
+    ) -> PyResult<()> {
+        self.inner.set_schedule(schedule(kind, &params)?);
+        Ok(())
+    }
+}
+
+/// A schedule from its kind and Keras arguments (each a list of numbers), or None.
+pub(crate) fn schedule(
+    kind: Option<&str>,
+    params: &[(String, Vec<f64>)],
+) -> PyResult<Option<Schedule>> {
+    kind.map(|k| Schedule::from_spec(k, params))
+        .transpose()
+        .map_err(PyErr::from)
+}
+
+/// The learning rate of schedule `kind` with Keras arguments `params` at `step`.
+#[pyfunction]
+fn schedule_value(kind: &str, params: Vec<(String, Vec<f64>)>, step: u64) -> PyResult<f32> {
+    Ok(Schedule::from_spec(kind, &params)?.at(step))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyOptimizer>()
+    m.add_class::<PyOptimizer>()?;
+    m.add_function(wrap_pyfunction!(schedule_value, m)?)
 }

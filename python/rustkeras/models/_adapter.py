@@ -123,11 +123,18 @@ class ArrayFeed:
     def ready(self) -> bool:
         return True
 
-    def train_epoch(self, hook, every_s: float) -> List[float]:
+    def begin(self, mode: str):
+        """The engine's pass (`_core.Pass`) over this feed's next batches: for "train" the
+        next epoch's, for "test" and "predict" the first `steps` batches."""
         core = self.model._core
+        if mode != "train":
+            xs, ys, sws = self._first()
+            if mode == "test":
+                return core.begin_pass("test", xs, ys, sws, self.batch_size)
+            return core.begin_pass("predict", xs, batch_size=self.batch_size)
         if self.whole:
             self.last_steps = self.num_batches
-            return core.fit_epoch(*self.arrays, self.batch_size, self.shuffle, hook, every_s)
+            return core.begin_pass("train", *self.arrays, self.batch_size, self.shuffle)
         if self._order is None:
             self._order = (np.random.default_rng(_seed.next_seed()).permutation(self.n) if self.shuffle
                            else np.arange(self.n))
@@ -140,10 +147,7 @@ class ArrayFeed:
         if self._seen >= self.num_batches:
             self._order = None
         self.last_steps = k
-        # The engine keeps a fit's arrays on the GPU, known by their address: this epoch's rows are
-        # new arrays, perhaps where last epoch's were, so the kept ones are let go first.
-        core.release_data()
-        return core.fit_epoch(*self._rows(rows), self.batch_size, False, hook, every_s)
+        return core.begin_pass("train", *self._rows(rows), self.batch_size, False)
 
     def _first(self) -> Tuple[list, list, list]:
         """The arrays of the first `steps` batches (all of them without `steps`)."""
@@ -154,12 +158,6 @@ class ArrayFeed:
             return self.arrays
         self.last_steps = self.steps
         return self._rows(slice(0, self.steps * self.batch_size))
-
-    def test(self, hook=None, every_s: float = 0.05) -> List[float]:
-        return self.model._core.evaluate(*self._first(), self.batch_size, hook, every_s)
-
-    def predict(self, hook=None, every_s: float = 0.05) -> list:
-        return self.model._core.predict(self._first()[0], self.batch_size, hook, every_s)
 
     def close(self) -> None:
         pass
@@ -507,65 +505,92 @@ class StreamFeed:
             raise ValueError("You cannot specify `class_weight` and `sample_weight` at the same time.")
         return self.model._prep(x, y, sw, self.class_weight)
 
-    def _loop(self, run: Callable[[Any], Tuple[Optional[np.ndarray], int]], hook, every_s: float):
-        sums, seen, b = None, 0, 0
-        last_call = time.monotonic()
-        for batch, last in self._epochs.batches():
-            vals, m = run(batch)
-            if vals is not None:
-                sums = vals * m if sums is None else sums + vals * m
-            seen += m
-            if hook is not None and (last or every_s <= 0 or time.monotonic() - last_call >= every_s):
-                total = b + 1 if last and self.steps is None else self.steps
-                hook(b, total, [] if sums is None else [float(v) for v in sums / seen])
-                last_call = time.monotonic()
-            b += 1
-        self.last_steps = b
-        if b == 0:
-            raise ValueError(
-                f"{self.purpose}: the {self.what} yielded no batches"
-                + (" (it ran out of data before; a generator is read once: loop over your data inside it, or "
-                   "use a PyDataset)" if self.what == "generator" else "")
-            )
-        return sums, seen
-
-    def train_epoch(self, hook, every_s: float) -> List[float]:
-        core = self.model._core
-
-        def run(batch):
-            xs, ys, sws = self._prep(batch)
-            return np.asarray(core.train_on_batch(xs, ys, sws), dtype=np.float64), xs[0].shape[0]
-
-        sums, seen = self._loop(run, hook, every_s)
-        return [float(v) for v in sums / seen]
-
-    def test(self, hook=None, every_s: float = 0.05) -> List[float]:
-        self._epochs.restart()
-        core = self.model._core
-
-        def run(batch):
-            xs, ys, sws = self._prep(batch)
-            return np.asarray(core.test_on_batch(xs, ys, sws), dtype=np.float64), xs[0].shape[0]
-
-        sums, seen = self._loop(run, hook, every_s)
-        return [float(v) for v in sums / seen]
-
-    def predict(self, hook=None, every_s: float = 0.05) -> list:
-        self._epochs.restart()
-        core = self.model._core
-        outs: List[list] = []
-
-        def run(batch):
-            xs = self.model._prep_x(_unpack(batch, self.what)[0])
-            m = xs[0].shape[0]
-            outs.append(list(core.predict(xs, m)))
-            return None, m
-
-        self._loop(run, hook, every_s)
-        return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
+    def begin(self, mode: str) -> "_StreamPass":
+        """A pass over the next epoch's batches ("train") or from the start ("test",
+        "predict"), run batch by batch through the engine."""
+        if mode != "train":
+            self._epochs.restart()
+        return _StreamPass(self, mode)
 
     def close(self) -> None:
         self.source.close()
+
+
+class _StreamPass:
+    """A pass over a generator or PyDataset with the interface of the engine's `_core.Pass`
+    (`run`, `done`, `batch`, `logs`, `finish`, `rows_done`, `batch_rows`, `outputs`): each
+    batch, fetched in the background, runs as one engine step (train_on_batch, test_on_batch
+    or predict); the logs are the means of the batches' logs weighted by their sizes."""
+
+    def __init__(self, feed: "StreamFeed", mode: str):
+        self.feed = feed
+        self.mode = mode
+        self._batches = feed._epochs.batches()
+        self._sums: Optional[np.ndarray] = None
+        self._seen = 0
+        self._parts: List[list] = []
+        self._bounds: List[Tuple[int, int]] = []
+        self.batch = 0
+        self.done = False
+
+    def run(self, max_batches: Optional[int] = None, max_seconds: Optional[float] = None) -> int:
+        start = time.monotonic()
+        k = 0
+        while not self.done and (max_batches is None or k < max_batches):
+            try:
+                batch, last = next(self._batches)
+            except StopIteration:
+                self.done = True
+                break
+            self._one(batch)
+            k += 1
+            self.done = bool(last)
+            if max_seconds is not None and time.monotonic() - start >= max_seconds:
+                break
+        return k
+
+    def _one(self, batch) -> None:
+        model = self.feed.model
+        core = model._core
+        if self.mode == "predict":
+            xs = model._prep_x(_unpack(batch, self.feed.what)[0])
+            m = xs[0].shape[0]
+            self._parts.append(list(core.predict(xs, m)))
+        else:
+            xs, ys, sws = self.feed._prep(batch)
+            m = xs[0].shape[0]
+            step = core.train_on_batch if self.mode == "train" else core.test_on_batch
+            vals = np.asarray(step(xs, ys, sws), dtype=np.float64) * m
+            self._sums = vals if self._sums is None else self._sums + vals
+        self._bounds.append((self._seen, self._seen + m))
+        self._seen += m
+        self.batch += 1
+
+    def logs(self) -> List[float]:
+        return [] if self._sums is None else [float(v) for v in self._sums / max(self._seen, 1)]
+
+    def finish(self) -> List[float]:
+        self.feed.last_steps = self.batch
+        if self.batch == 0:
+            raise ValueError(
+                f"{self.feed.purpose}: the {self.feed.what} yielded no batches"
+                + (" (it ran out of data before; a generator is read once: loop over your data inside it, or "
+                   "use a PyDataset)" if self.feed.what == "generator" else "")
+            )
+        return self.logs()
+
+    @property
+    def rows_done(self) -> int:
+        return self._seen
+
+    def batch_rows(self, b: int) -> Tuple[int, int]:
+        return self._bounds[b]
+
+    @property
+    def outputs(self) -> list:
+        if not self._parts:
+            return []
+        return [np.concatenate(parts, axis=0) for parts in zip(*self._parts)]
 
 
 def _stream_feed(model, data, y, sample_weight, class_weight, steps, shuffle, batch_size, purpose: str):

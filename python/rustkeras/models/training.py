@@ -1,8 +1,12 @@
 """What every model shares: compile, fit, evaluate, predict, train/test on a batch, weights,
 summary. `Model` (functional) and `Sequential` differ only in how they build the engine graph.
 
-The epoch loop runs in Rust with the GIL released; Python is called back only for callbacks,
-progress and Ctrl-C (which stops fit between two batches with KeyboardInterrupt).
+The batch loops run in Rust with the GIL released (`_core.Pass`). Python runs between
+batches only where it must: when a callback defines a batch hook (or the learning rate is a
+Python callable) every batch runs on its own and the hooks are called with the model free;
+otherwise a whole epoch is one call (returning every `Progbar.interval` seconds when a
+progress bar is drawn on a terminal). Ctrl-C stops any loop between two batches with
+KeyboardInterrupt.
 """
 
 import warnings
@@ -12,11 +16,11 @@ import numpy as np
 
 from rustkeras import _core, _seed
 from rustkeras import callbacks as _callbacks
+from rustkeras.callbacks import _pythonify
 from rustkeras import config as _config
 from rustkeras import losses as _losses
 from rustkeras import metrics as _metrics
 from rustkeras import optimizers as _optimizers
-from rustkeras._progbar import Progbar
 from rustkeras.layers._user import add_loss as _user_add_loss
 from rustkeras.layers._user import sublayers as _user_sublayers
 from rustkeras.layers.base import Layer
@@ -48,6 +52,8 @@ class Trainer:
         self.optimizer = None
         self.loss = None
         self.stop_training = False
+        self.stop_evaluating = False
+        self.stop_predicting = False
         self.history = None
 
     # -- what subclasses provide ----------------------------------------------------------
@@ -203,6 +209,7 @@ class Trainer:
         self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs, weighted)
         # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
         self.optimizer._model_core = self._core
+        self.optimizer._install_schedule()
 
     def _traced_entries(self, a):
         """compile's losses and metrics for the engine: names as they are, built-in metric
@@ -325,9 +332,10 @@ class Trainer:
         return xs, ys, self._prep_weights(ys, n, sample_weight, class_weight)
 
     def _result(self, logs: Dict[str, float], return_dict: bool):
+        names = self.metrics_names
         if return_dict:
-            return logs
-        vals = list(logs.values())
+            return {k: logs[k] for k in names}
+        vals = [logs[k] for k in names]
         return vals[0] if len(vals) == 1 else vals
 
     def _structure_outputs(self, outs: list):
@@ -361,66 +369,109 @@ class Trainer:
                                         validation_split, validation_data, validation_steps, validation_batch_size)
         steps = train.steps
 
-        history = _callbacks.History()
-        cbs = _callbacks.CallbackList(list(callbacks or []) + [history], self,
-                                      {"verbose": verbose, "epochs": epochs, "steps": steps})
+        cbs = _callback_list(callbacks, self, add_history=True, verbose=verbose, epochs=epochs, steps=steps)
         layout = self._log_layout()
-        batch_hooks = cbs.has_batch_hooks()
         self.stop_training = False
-        self.history = history
-        cbs.call("on_train_begin", {})
+        cbs.on_train_begin()
+        training_logs: Dict[str, float] = {}
+        finished = False
+        self._fits_running = getattr(self, "_fits_running", 0) + 1
         # A callback that restored a backup (BackupAndRestore) says where training resumes.
         resumed = self.__dict__.pop("_initial_epoch", None)
         if resumed is not None:
             initial_epoch = int(resumed)
-        logs: Dict[str, float] = {}
         try:
             for epoch in range(initial_epoch, epochs):
                 if not train.ready():
                     break
-                cbs.call("on_epoch_begin", epoch, {})
-                if verbose:
-                    print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-                bar = Progbar(steps, verbose)
-
-                def hook(b, total, vals, bar=bar):
-                    batch_logs = self._split_logs(layout, vals)
-                    if batch_hooks:
-                        for c in cbs.callbacks:
-                            c.on_train_batch_begin(b, {})
-                            c.on_batch_begin(b, {})
-                            c.on_train_batch_end(b, batch_logs)
-                            c.on_batch_end(b, batch_logs)
-                    if total is None or b + 1 < total:
-                        bar.update(b + 1, batch_logs)
-
-                wants_hook = batch_hooks or bar.dynamic
-                vals = train.train_epoch(hook if wants_hook else None, 0.0 if batch_hooks else 0.05)
-                logs = self._split_logs(layout, vals)
+                cbs.on_epoch_begin(epoch)
+                ep = train.begin("train")
+                self._run_batches(ep, cbs, "train", layout)
+                _note_steps(cbs, ep)
+                epoch_logs = _pythonify(self._split_logs(layout, ep.finish()))
                 if val is not None and (epoch + 1) % validation_freq == 0:
-                    vvals = val.test()
-                    logs.update({"val_" + k: v for k, v in self._split_logs(layout, vvals).items()})
-                bar.update(train.last_steps, logs, finalize=True)
-                cbs.call("on_epoch_end", epoch, logs)
+                    val_logs = self._test_pass(val, cbs)
+                    epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
+                training_logs = epoch_logs
                 if self.stop_training:
                     break
+            finished = True
         finally:
             train.close()
             if val is not None:
                 val.close()
             # The data the GPU kept for this fit (training and validation sets) is let go.
-            self._core.release_data()
-        if getattr(self.optimizer, "use_ema", False):
-            self._core.finalize_weights()
-        cbs.call("on_train_end", logs)
-        history.params = {"verbose": verbose, "epochs": epochs, "steps": steps}
-        history.model = self
-        return history
+            self._fits_running -= 1
+            if not self._fits_running:
+                self._core.release_data()
+            if getattr(self.optimizer, "use_ema", False) and epochs > 0:
+                self._core.finalize_weights()
+        if finished:
+            cbs.on_train_end(training_logs)
+        return self.history
+
+    def _run_batches(self, ep, cbs, mode: str, layout) -> None:
+        """Runs the batches of pass `ep` ("train", "test" or "predict"), calling Python
+        only where it must: batch by batch when a callback has a batch hook of this mode
+        (or the learning rate is a Python callable), each hook called with the model free
+        and the stop flag checked after each batch; otherwise in one call, returning to
+        update a progress bar drawn on a terminal."""
+        stop = {"train": "stop_training", "test": "stop_evaluating", "predict": "stop_predicting"}[mode]
+        schedule = self.optimizer._python_schedule() is not None if mode == "train" else False
+        every, want_logs = cbs._batch_needs(mode)
+
+        def batch_logs(b: int) -> Dict[str, Any]:
+            if mode == "predict":
+                lo, hi = ep.batch_rows(b)
+                outs = [o[lo:hi] for o in ep.outputs]
+                return {"outputs": self._structure_outputs(outs)}
+            return self._split_logs(layout, ep.logs()) if want_logs else {}
+
+        if not (every or schedule):
+            progress = cbs._progress(mode)
+            if getattr(self, stop, False):
+                # Stopped before the pass began (at epoch begin): one batch, as Keras runs.
+                ep.run(1)
+            elif progress:
+                interval = min(p._bar().interval for p in progress)
+                while not ep.done:
+                    ep.run(max_seconds=interval)
+                    logs = batch_logs(ep.batch - 1)
+                    for p in progress:
+                        getattr(p, f"on_{mode}_batch_end")(ep.batch - 1, _pythonify(logs))
+            else:
+                ep.run()
+            return
+        begin, end = getattr(cbs, f"on_{mode}_batch_begin"), getattr(cbs, f"on_{mode}_batch_end")
+        while not ep.done:
+            b = ep.batch
+            if schedule:
+                self.optimizer._apply_python_schedule()
+            begin(b)
+            ep.run(1)
+            end(b, batch_logs(b))
+            if getattr(self, stop, False):
+                break
+
+    def _test_pass(self, feed, cbs) -> Dict[str, float]:
+        """One evaluation pass over a feed (models/_adapter.py) with callbacks' test hooks;
+        returns the logs (sorted by name, as Keras hands them out)."""
+        layout = self._log_layout()
+        self.stop_evaluating = False
+        cbs.on_test_begin()
+        ep = feed.begin("test")
+        self._run_batches(ep, cbs, "test", layout)
+        _note_steps(cbs, ep)
+        logs = _pythonify(self._split_logs(layout, ep.finish()))
+        cbs.on_test_end(logs)
+        return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, **kwargs):
         """The loss (and per-output losses and metrics) in inference mode: a scalar, or a list
-        in `metrics_names` order, or a dict with `return_dict=True`."""
+        in `metrics_names` order, or a dict with `return_dict=True`. `callbacks` receive the
+        test hooks (`on_test_begin`, `on_test_batch_begin`/`_end`, `on_test_end`)."""
         _pop_show_accuracy("evaluate", kwargs)
         _adapter.reject_worker_args("evaluate", kwargs)
         if kwargs:
@@ -429,38 +480,39 @@ class Trainer:
         verbose = _data.verbose(verbose)
         # Data: arrays, generators and PyDatasets become feeds of batches (models/_adapter.py).
         feed = _adapter.evaluate_feed(self, x, y, sample_weight, batch_size, steps)
-        bar = Progbar(feed.steps, verbose)
-        layout = self._log_layout()
-
-        def hook(b, n, vals):
-            if n is None or b + 1 < n:
-                bar.update(b + 1, self._split_logs(layout, vals))
-
+        cbs = _callback_list(callbacks, self, verbose=verbose, epochs=1, steps=feed.steps)
         try:
-            vals = feed.test(hook if bar.dynamic else None)
+            logs = self._test_pass(feed, cbs)
         finally:
             feed.close()
-            self._core.release_data()
-        logs = self._split_logs(layout, vals)
-        bar.update(feed.last_steps, logs, finalize=True)
+            # Inside a fit (a callback evaluating), the fit's data stays on the GPU.
+            if not getattr(self, "_fits_running", 0):
+                self._core.release_data()
         return self._result(logs, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, **kwargs):
         """Model outputs for `x` in inference mode, in batches (default 32): an array, or a
-        list of arrays for a model with several outputs."""
+        list of arrays for a model with several outputs. `callbacks` receive the predict
+        hooks; `on_predict_batch_end` gets `{"outputs": the batch's outputs}`."""
         _adapter.reject_worker_args("predict", kwargs)
         if kwargs:
             raise TypeError(f"predict() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         verbose = _data.verbose(verbose)
         # Data: arrays, generators and PyDatasets become feeds of batches (models/_adapter.py).
         feed = _adapter.predict_feed(self, x, batch_size, steps)
-        bar = Progbar(feed.steps, verbose)
+        cbs = _callback_list(callbacks, self, verbose=verbose, epochs=1, steps=feed.steps)
+        self.stop_predicting = False
         try:
-            outs = feed.predict((lambda b, n, v: bar.update(b + 1, {}) if n is None or b + 1 < n else None)
-                                if bar.dynamic else None)
+            cbs.on_predict_begin()
+            ep = feed.begin("predict")
+            self._run_batches(ep, cbs, "predict", None)
+            rows = ep.rows_done
+            _note_steps(cbs, ep)
+            ep.finish()
+            outs = [o if rows == o.shape[0] else o[:rows] for o in ep.outputs]
         finally:
             feed.close()
-        bar.update(feed.last_steps, {}, finalize=True)
+        cbs.on_predict_end()
         return self._structure_outputs(outs)
 
     def predict_on_batch(self, x):
@@ -471,6 +523,8 @@ class Trainer:
         """One gradient step on one batch; returns the batch's loss (and metrics)."""
         self._require_compiled()
         xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
+        if self.optimizer._python_schedule() is not None:
+            self.optimizer._apply_python_schedule()
         vals = self._core.train_on_batch(xs, ys, sws)
         return self._result(self._logs(vals), return_dict)
 
@@ -642,6 +696,25 @@ def _pop_show_accuracy(method: str, kwargs: Dict[str, Any]) -> None:
             DeprecationWarning,
             stacklevel=3,
         )
+
+
+def _note_steps(cbs, ep) -> None:
+    """Tells the progress bars how many batches a pass ran (the count a bar of unknown length
+    shows at its end, and what it shows when no batch hook updated it)."""
+    for c in cbs.callbacks:
+        if isinstance(c, _callbacks.ProgbarLogger):
+            c.seen = max(c.seen, ep.batch)
+
+
+def _callback_list(callbacks, model, add_history: bool = False, **params) -> _callbacks.CallbackList:
+    """`callbacks=` as the loops use it: a CallbackList as given, or a list wrapped in one
+    (with a History for fit, and a ProgbarLogger unless `verbose=0`)."""
+    if isinstance(callbacks, _callbacks.CallbackList):
+        return callbacks
+    if isinstance(callbacks, _callbacks.Callback):
+        callbacks = [callbacks]
+    return _callbacks.CallbackList(list(callbacks or []), add_history=add_history,
+                                   add_progbar=params["verbose"] != 0, model=model, **params)
 
 
 def _with_inner_layers(layers: List[Layer]) -> List[Layer]:

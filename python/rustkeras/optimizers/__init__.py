@@ -5,6 +5,11 @@ The classes take Keras 3's constructor arguments and defaults, plus the Keras 1 
 classic tutorials use. A model compiles an optimizer through ``_spec()``; users can also
 step numpy arrays directly with ``apply_gradients``.
 
+``learning_rate`` may also be a schedule from :mod:`rustkeras.optimizers.schedules`
+(evaluated in Rust at every step), a ``LearningRateSchedule`` of your own, or a plain
+callable (Keras 3 calls it with no argument; one that takes an argument receives the step).
+The last two cost one Python call per training step.
+
 Example:
     >>> import numpy as np
     >>> from rustkeras.optimizers import SGD
@@ -19,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import inspect
 import numbers
 import re
 from typing import Any, Iterable, Optional
@@ -26,6 +32,9 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from rustkeras import _core
+from rustkeras import saving as _saving
+from rustkeras.optimizers import schedules
+from rustkeras.optimizers.schedules import LearningRateSchedule
 
 __all__ = [
     "Optimizer",
@@ -40,6 +49,7 @@ __all__ = [
     "get",
     "serialize",
     "deserialize",
+    "schedules",
 ]
 
 _name_uids: collections.defaultdict = collections.defaultdict(int)
@@ -138,11 +148,17 @@ class Optimizer:
         decay = kwargs.pop("decay", None)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
-        if callable(learning_rate):
-            raise NotImplementedError(
-                "Learning rate schedules and callables are not supported yet; pass a float "
-                f"`learning_rate`. Received: learning_rate={learning_rate!r}"
-            )
+        if isinstance(learning_rate, dict):
+            learning_rate = _deserialize_learning_rate(learning_rate)
+        self._schedule = None
+        if isinstance(learning_rate, LearningRateSchedule) or callable(learning_rate):
+            if decay:
+                raise ValueError(
+                    "The Keras 1 argument `decay` cannot be combined with a learning rate schedule. "
+                    f"Received: decay={decay!r}, learning_rate={learning_rate!r}"
+                )
+            self._schedule = learning_rate
+            learning_rate = 0.0
         self.name = name if name is not None else _auto_name(type(self).__name__)
         self.weight_decay = _as_optional_float("weight_decay", weight_decay)
         self.clipnorm = _as_optional_float("clipnorm", clipnorm)
@@ -161,6 +177,7 @@ class Optimizer:
         self._initial_learning_rate = _as_float("learning_rate", learning_rate)
         # Building the Rust optimizer validates every value once, with Keras' messages.
         self._core = _core.Optimizer(*self._spec())
+        self._install_schedule()
 
     def _spec(self) -> tuple:
         """``(kind, [(Keras argument name, float), ...])`` for the Rust engine."""
@@ -184,17 +201,84 @@ class Optimizer:
             params.append(("decay", self.decay))
         return self._kind, params
 
+    def _rust_schedule(self) -> Optional[tuple]:
+        """``(kind, params)`` of a built-in schedule, which Rust evaluates at every step."""
+        spec = getattr(self._schedule, "_spec", None)
+        return spec() if spec is not None else None
+
+    def _python_schedule(self):
+        """The schedule or callable Python must evaluate before every step, or None."""
+        if self._schedule is None or self._rust_schedule() is not None:
+            return None
+        return self._schedule
+
+    def _install_schedule(self) -> None:
+        """Hands a built-in schedule (or none) to the Rust optimizers (own and model's)."""
+        spec = self._rust_schedule()
+        kind, params = spec if spec is not None else (None, [])
+        self._core.set_schedule(kind, params)
+        model = getattr(self, "_model_core", None)
+        if model is not None:
+            model.set_learning_rate_schedule(kind, params)
+
+    def _raw_iterations(self) -> int:
+        model = getattr(self, "_model_core", None)
+        return int(model.raw_iterations() if model is not None else self._core.raw_iterations)
+
+    def _scheduled_value(self) -> float:
+        """The Python schedule's (or callable's) rate for the next step."""
+        fn = self._schedule
+        if isinstance(fn, LearningRateSchedule):
+            value = fn(self._raw_iterations())
+        elif _takes_step(fn):
+            value = fn(self._raw_iterations())
+        else:
+            value = fn()
+        value = float(np.asarray(value))
+        if not value >= 0 or value == float("inf"):
+            raise _invalid("learning_rate", value, "a float >= 0 from the learning rate schedule")
+        return value
+
+    def _apply_python_schedule(self) -> None:
+        """Before a step: sets the rate of a Python schedule or callable (one Python call)."""
+        value = self._scheduled_value()
+        self._core.learning_rate = value
+        model = getattr(self, "_model_core", None)
+        if model is not None:
+            model.set_learning_rate(value)
+
     @property
     def learning_rate(self) -> float:
-        """The base learning rate (float32, as Keras stores it); settable. Once compiled into a
-        model, this reads and sets the rate the model trains with."""
+        """The learning rate (float32, as Keras stores it); settable. Once compiled into a
+        model, this reads and sets the rate the model trains with. With a schedule, the rate
+        of the next step (a schedule cannot be set to a float, as in Keras)."""
         model = getattr(self, "_model_core", None)
+        if self._schedule is not None:
+            if self._python_schedule() is not None:
+                return self._scheduled_value()
+            return float(model.current_learning_rate() if model is not None else self._core.current_learning_rate)
         if model is not None:
             return float(model.learning_rate())
         return float(self._core.learning_rate)
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
+        if isinstance(value, dict):
+            value = _deserialize_learning_rate(value)
+        if isinstance(value, LearningRateSchedule) or callable(value):
+            self._schedule = value
+            self._install_schedule()
+            return
+        if isinstance(self._schedule, LearningRateSchedule):
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
+                "constructor argument, hence its learning rate is not settable. If you need the learning "
+                "rate to be settable, you should instantiate the optimizer with a float `learning_rate` "
+                "argument."
+            )
+        if self._schedule is not None:
+            self._schedule = None
+            self._install_schedule()
         value = _as_float("learning_rate", value)
         if not value >= 0 or value == float("inf"):
             raise _invalid("learning_rate", value, "a float >= 0")
@@ -244,6 +328,8 @@ class Optimizer:
                 "for every variable at every step."
             )
         grads = [np.ascontiguousarray(g, dtype=np.float32) for g in grads]
+        if self._python_schedule() is not None:
+            self._apply_python_schedule()
         self._core.apply(grads, variables)
 
     def finalize_variable_values(self, var_list: Iterable) -> None:
@@ -258,7 +344,7 @@ class Optimizer:
         """
         config = {
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": self._learning_rate_config(),
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "global_clipnorm": self.global_clipnorm,
@@ -274,9 +360,29 @@ class Optimizer:
             config["decay"] = self.decay
         return config
 
+    def _learning_rate_config(self):
+        """The learning rate as Keras 3's ``get_config`` writes it: a float, a serialized
+        schedule, or a serialized function."""
+        if isinstance(self._schedule, LearningRateSchedule):
+            return schedules.serialize(self._schedule)
+        if self._schedule is not None:
+            fn = self._schedule
+            return {
+                "module": getattr(fn, "__module__", None),
+                "class_name": "function",
+                "config": getattr(fn, "__name__", repr(fn)),
+                "registered_name": _saving.get_registered_name(fn),
+            }
+        return self.learning_rate
+
     @classmethod
     def from_config(cls, config: dict, custom_objects: Optional[dict] = None) -> "Optimizer":
-        """Builds an optimizer from ``get_config()``'s dict (no slot state is restored)."""
+        """Builds an optimizer from ``get_config()``'s dict (no slot state is restored); a
+        serialized schedule or function is looked up as Keras does (built-in schedules,
+        ``custom_objects``, ``custom_object_scope``, registered objects)."""
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = _deserialize_learning_rate(config["learning_rate"], custom_objects)
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -620,6 +726,30 @@ class Nadam(Adamax):
     _kind = "nadam"
 
 
+def _takes_step(fn) -> bool:
+    """Whether a learning-rate callable takes an argument (the step); Keras 3 calls one
+    with none."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _deserialize_learning_rate(config: dict, custom_objects: Optional[dict] = None):
+    if config.get("class_name") == "function":
+        names = [config.get("registered_name"), config.get("config")]
+        for name in names:
+            fn = _saving.get_registered_object(name, custom_objects) if name else None
+            if fn is not None:
+                return fn
+        raise ValueError(
+            f"Could not find the learning rate function {config.get('config')!r}: pass it in "
+            "`custom_objects` or register it with `register_keras_serializable`."
+        )
+    return schedules.deserialize(config, custom_objects)
+
+
 _ALL = {
     cls.__name__.lower(): cls
     for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax, Nadam, AdamW)
@@ -661,6 +791,8 @@ def deserialize(config: dict, custom_objects: Optional[dict] = None) -> Optimize
         cls = _ALL.get(str(class_name).lower())
     if cls is None:
         raise ValueError(f"Could not interpret optimizer identifier: {class_name}")
+    if isinstance(cls, type) and issubclass(cls, Optimizer):
+        return cls.from_config(dict(config.get("config") or {}), custom_objects)
     return cls.from_config(dict(config.get("config") or {}))
 
 
