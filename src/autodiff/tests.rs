@@ -20,8 +20,11 @@ pub(crate) struct Case {
     pub range: (f32, f32),
     /// Values on a shuffled grid, further apart than the finite-difference step (for max).
     pub distinct: bool,
-    pub build: Box<dyn Fn(&mut Graph, &[NodeId]) -> NodeId>,
+    pub build: Build,
 }
+
+/// Builds a case's graph from its input nodes and returns the output node.
+pub(crate) type Build = Box<dyn Fn(&mut Graph, &[NodeId]) -> NodeId>;
 
 pub(crate) fn case(
     shapes: &[Shape],

@@ -39,10 +39,7 @@ fn one_sgd_step_follows_the_analytic_mse_gradient() {
     // Predictions 0.1 and -0.525; loss = mean(err^2); dL/dw = 2/N * X^T err.
     let err = [0.1 - 1.0, -0.525 - 0.0];
     assert!((logs[0] - (err[0] * err[0] + err[1] * err[1]) / 2.0).abs() < 1e-6);
-    let gw = [
-        (err[0] * 1.0 + err[1] * -1.0),
-        (err[0] * 2.0 + err[1] * 0.5),
-    ];
+    let gw = [(err[0] * 1.0 - err[1]), (err[0] * 2.0 + err[1] * 0.5)];
     let gb = err[0] + err[1];
     let want_w = [0.5 - 0.1 * gw[0], -0.25 - 0.1 * gw[1]];
     for (got, want) in m.var(w).iter().zip(want_w) {

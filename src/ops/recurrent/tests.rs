@@ -162,7 +162,7 @@ fn compare_with(
         .output;
     let mut p = Program::plan(&g, &[built.output, last], batch).unwrap();
     let xs = rand(batch * steps * inp, 1, 1.0);
-    let vars = vec![
+    let vars = [
         rand(inp * gu, 2, 0.5),
         rand(u * gu, 3, 0.5 * (8.0 / u as f32).sqrt().min(1.0)),
         rand(bias_len(&spec), 4, 0.5),
