@@ -371,3 +371,23 @@ def test_generator_warnings_follow_keras():
         model.fit(cycle(batches(X, Y, BS)), steps_per_epoch=1, verbose=0)
     with pytest.warns(UserWarning, match="batch_size=8"):
         model.fit(cycle(batches(X, Y, BS)), steps_per_epoch=1, batch_size=8, shuffle=False, verbose=0)
+
+
+def test_metric_classes_over_a_generator_are_the_pass_values_not_batch_means():
+    from rustkeras import metrics
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(96, 5)).astype("float32")
+    y = (x[:, :1] + 0.5 * rng.normal(size=(96, 1)) > 0).astype("float32")
+    model = Sequential([Input((5,)), Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[metrics.AUC(name="auc"), "precision"])
+    arrays = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    stream = model.evaluate(iter(batches(x, y, 16)), verbose=0, return_dict=True)
+    for k in ("loss", "auc", "precision"):
+        np.testing.assert_allclose(stream[k], arrays[k], rtol=1e-5)
+    # The mean of per-batch AUCs differs from the pass's AUC on this data.
+    per_batch = [model.test_on_batch(x[i:i + 16], y[i:i + 16], return_dict=True)["auc"] for i in range(0, 96, 16)]
+    assert abs(np.mean(per_batch) - arrays["auc"]) > 1e-4
+    # And in training: the epoch's logs over a generator equal a pass's value too.
+    h = model.fit(iter(batches(x, y, 16)), steps_per_epoch=6, epochs=1, shuffle=False, verbose=0)
+    assert 0.0 <= h.history["auc"][0] <= 1.0

@@ -523,6 +523,30 @@ impl Model {
         self.batch_logs(Pass::Test, xs, ys, sws, batch, logs)
     }
 
+    /// One batch whose sums join those of the earlier batches of the same `owner` (a pass
+    /// fed batch by batch from the host, as a generator's is; `fresh` starts it): the logs
+    /// over every row of the pass so far (`seen`, this batch's included). Metric classes
+    /// (AUC, precision, ...) then read the pass's value, not a mean of batch values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stream_batch(
+        &mut self,
+        train: bool,
+        xs: &[&[f32]],
+        ys: &[&[f32]],
+        sws: &[&[f32]],
+        batch: usize,
+        owner: &Weak<()>,
+        fresh: bool,
+        seen: usize,
+        logs: &mut [f64],
+    ) -> Result<()> {
+        self.ensure_train_graph()?;
+        self.claim_log_sums(owner, fresh)?;
+        let pass = if train { Pass::Train } else { Pass::Test };
+        self.step(pass, Batch::Host { xs, ys, sws }, batch)?;
+        self.read_logs(logs, seen)
+    }
+
     /// One batch with fresh log sums, and its logs.
     fn batch_logs(
         &mut self,

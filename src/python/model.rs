@@ -1,6 +1,7 @@
 //! `rustkeras._core.Model`: weights, compile, and the fit/evaluate/predict loops, run with the
 //! GIL released, for models with one or more inputs and outputs.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -752,6 +753,45 @@ impl PyModel {
         self.on_batch(py, x, y, sample_weight, true)
     }
 
+    /// One batch of a pass fed from the host (a generator's): its sums join those of the
+    /// pass's earlier batches, and the logs over the pass so far are returned.
+    #[pyo3(signature = (stream, x, y, sample_weight=None, train=true))]
+    fn stream_batch(
+        &mut self,
+        py: Python<'_>,
+        stream: &Bound<'_, PyStream>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+        train: bool,
+    ) -> PyResult<Vec<f64>> {
+        let (owner, fresh, before) = {
+            let s = stream.borrow();
+            (Arc::downgrade(&s.token), s.seen == 0, s.seen)
+        };
+        let (logs, n) = self.run_labelled(py, x, y, sample_weight, |m, d, _| {
+            m.fit_check(d)?;
+            let n = d.n;
+            let mut logs = vec![0.0; m.log_width()?];
+            let ones = vec![1.0; n];
+            let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
+            m.stream_batch(
+                train,
+                &d.x,
+                &d.y,
+                &sws,
+                n,
+                &owner,
+                fresh,
+                before + n,
+                &mut logs,
+            )?;
+            Ok((logs, n))
+        })?;
+        stream.borrow_mut().seen = before + n;
+        Ok(logs)
+    }
+
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn test_on_batch(
         &mut self,
@@ -820,6 +860,7 @@ impl PyModel {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyGraph>()?;
+    m.add_class::<PyStream>()?;
     m.add_class::<PyModel>()?;
     m.add_class::<PyPass>()?;
     Ok(())
@@ -877,4 +918,29 @@ fn loss_entry(obj: &Bound<'_, PyAny>) -> PyResult<(String, Option<crate::model::
             vars: Vec::new(),
         }),
     ))
+}
+
+/// `rustkeras._core.Stream`: the identity of a pass fed batch by batch from the host (see
+/// `Model.stream_batch`); its running sums live in the model while it is alive.
+#[pyclass(name = "Stream", module = "rustkeras._core")]
+pub struct PyStream {
+    token: Arc<()>,
+    seen: usize,
+}
+
+#[pymethods]
+impl PyStream {
+    #[new]
+    fn new() -> Self {
+        PyStream {
+            token: Arc::new(()),
+            seen: 0,
+        }
+    }
+
+    /// Rows run so far.
+    #[getter]
+    fn seen(&self) -> usize {
+        self.seen
+    }
 }

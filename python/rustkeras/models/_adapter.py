@@ -520,13 +520,18 @@ class _StreamPass:
     """A pass over a generator or PyDataset with the interface of the engine's `_core.Pass`
     (`run`, `done`, `batch`, `logs`, `finish`, `rows_done`, `batch_rows`, `outputs`): each
     batch, fetched in the background, runs as one engine step (train_on_batch, test_on_batch
-    or predict); the logs are the means of the batches' logs weighted by their sizes."""
+    or predict); the logs are the pass's, from sums the engine keeps over its batches."""
 
     def __init__(self, feed: "StreamFeed", mode: str):
+        from rustkeras import _core
+
         self.feed = feed
         self.mode = mode
         self._batches = feed._epochs.batches()
-        self._sums: Optional[np.ndarray] = None
+        # The engine keeps the pass's running sums under this stream's identity, so that a
+        # metric class's value is the pass's (AUC over every row), as for arrays.
+        self._stream = _core.Stream()
+        self._logs: List[float] = []
         self._seen = 0
         self._parts: List[list] = []
         self._bounds: List[Tuple[int, int]] = []
@@ -559,15 +564,13 @@ class _StreamPass:
         else:
             xs, ys, sws = self.feed._prep(batch)
             m = xs[0].shape[0]
-            step = core.train_on_batch if self.mode == "train" else core.test_on_batch
-            vals = np.asarray(step(xs, ys, sws), dtype=np.float64) * m
-            self._sums = vals if self._sums is None else self._sums + vals
+            self._logs = list(core.stream_batch(self._stream, xs, ys, sws, self.mode == "train"))
         self._bounds.append((self._seen, self._seen + m))
         self._seen += m
         self.batch += 1
 
     def logs(self) -> List[float]:
-        return [] if self._sums is None else [float(v) for v in self._sums / max(self._seen, 1)]
+        return list(self._logs)
 
     def finish(self) -> List[float]:
         self.feed.last_steps = self.batch
