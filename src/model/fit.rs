@@ -489,7 +489,11 @@ impl Model {
     /// Ends pass `e` (whether or not all its batches ran) and returns its logs.
     pub fn end_pass(&mut self, e: Epoch) -> Result<EpochLogs> {
         let logs = self.pass_logs(&e)?;
-        self.log_owner = Weak::new();
+        // Only the pass that holds the running sums lets them go: a prediction ending in
+        // the middle of a fit's epoch (a callback's, or another thread's) leaves the fit's.
+        if self.log_owner.ptr_eq(&e.owner()) {
+            self.log_owner = Weak::new();
+        }
         Ok(logs)
     }
 

@@ -504,6 +504,28 @@ fn a_pass_in_chunks_keeps_its_logs_across_a_nested_pass() {
 }
 
 #[test]
+fn a_prediction_ended_between_batches_leaves_the_epochs_logs() {
+    let (xs, ys) = regression_rows();
+    let d = Dataset::single(&xs, &ys, None, 8);
+    let (mut whole, _, _) = regression_model();
+    let want = whole.fit_epoch(&d, 3, false, &mut NoHook).unwrap();
+    let (mut m, _, _) = regression_model();
+    let p = Dataset::single(&xs, &[], None, 8);
+    let mut e = m.begin_pass(PassKind::Train, &d, 3, false).unwrap();
+    while !e.is_done() {
+        m.run_pass(&mut e, &d, &mut [], 1, &mut NoHook).unwrap();
+        // Between batches (a callback's or another thread's prediction): a whole pass.
+        let mut out = vec![0.0f32; 8];
+        let mut q = m.begin_pass(PassKind::Predict, &p, 4, false).unwrap();
+        m.run_pass(&mut q, &p, &mut [&mut out], usize::MAX, &mut NoHook)
+            .unwrap();
+        assert!(m.end_pass(q).unwrap().is_empty());
+    }
+    let got = m.end_pass(e).unwrap();
+    assert!((got[0] - want[0]).abs() < 1e-9, "{got:?} vs {want:?}");
+}
+
+#[test]
 fn a_dropped_pass_leaves_nothing_behind() {
     let (xs, ys) = regression_rows();
     let d = Dataset::single(&xs, &ys, None, 8);
