@@ -1,7 +1,7 @@
 //! `rustkeras._core.Model`: weights, compile, and the fit/evaluate/predict loops, run with the
 //! GIL released, for models with one or more inputs and outputs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -79,6 +79,11 @@ fn owned(named: &[super::arrays::Named<'_>]) -> Arrays {
 /// `Model::begin_pass`). `run` runs some batches with the GIL released and returns, so that
 /// Python can call callbacks between batches with the model free; the pass keeps its arrays
 /// (and, for `predict`, the output arrays it fills).
+///
+/// Threads: a pass belongs to the Python call that began it; its own state (`state`, the
+/// arrays) is guarded by PyO3's borrow flag (a second thread using the same pass at once
+/// gets a RuntimeError from PyO3), and each of its methods reaches the model only through
+/// the model's lock (see `PyModel`), so other calls on the model may run between them.
 #[pyclass(name = "Pass", module = "rustkeras._core")]
 pub struct PyPass {
     model: Py<PyModel>,
@@ -96,12 +101,8 @@ impl PyPass {
             .ok_or_else(|| PyRuntimeError::new_err("this pass has finished"))
     }
 
-    fn model<'py>(&self, py: Python<'py>) -> PyResult<PyRefMut<'py, PyModel>> {
-        self.model.bind(py).try_borrow_mut().map_err(|_| {
-            PyRuntimeError::new_err(
-                "the model is in use by another call and cannot run this pass now",
-            )
-        })
+    fn model(&self) -> &PyModel {
+        self.model.get()
     }
 }
 
@@ -139,7 +140,7 @@ impl PyPass {
         max_batches: Option<usize>,
         max_seconds: Option<f64>,
     ) -> PyResult<usize> {
-        let mut model = self.model(py)?;
+        let model = self.model.get();
         let x = borrow_all(py, &self.x, "x")?;
         let y = borrow_all(py, &self.y, "y")?;
         let sw = borrow_all(py, &self.sw, "sample_weight")?;
@@ -164,30 +165,25 @@ impl PyPass {
             .state
             .as_mut()
             .ok_or_else(|| PyRuntimeError::new_err("this pass has finished"))?;
-        let m = &mut model.m;
         let mut hook = ChunkHook::new(max_seconds);
         let max = max_batches.unwrap_or(usize::MAX);
-        let r = py.detach(|| m.run_pass(state, &d, &mut views, max, &mut hook));
+        let r = py.detach(|| model.lock().run_pass(state, &d, &mut views, max, &mut hook));
         hook.finish(r)
     }
 
     /// The running logs (batch-size-weighted means over the batches run so far).
     fn logs(&self, py: Python<'_>) -> PyResult<Vec<f64>> {
-        let mut model = self.model(py)?;
         let state = self.state()?;
-        let m = &mut model.m;
-        Ok(py.detach(|| m.pass_logs(state))?)
+        Ok(self.model().with(py, |m| m.pass_logs(state))?)
     }
 
     /// Ends the pass and returns its logs (empty for a prediction: see `outputs`).
     fn finish(&mut self, py: Python<'_>) -> PyResult<Vec<f64>> {
-        let mut model = self.model(py)?;
         let state = self
             .state
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this pass has finished"))?;
-        let m = &mut model.m;
-        Ok(py.detach(|| m.end_pass(state))?)
+        Ok(self.model().with(py, |m| m.end_pass(state))?)
     }
 
     /// The index of the next batch (the number of batches run so far).
@@ -225,30 +221,70 @@ impl PyPass {
     }
 }
 
-#[pyclass(name = "Model", module = "rustkeras._core")]
+/// `rustkeras._core.Model`, shared between Python threads.
+///
+/// Thread safety: the class is `frozen` (PyO3 keeps no borrow flag, so a second thread never
+/// meets "Already mutably borrowed"), and the engine model sits behind a mutex. Invariants:
+/// - Every access to the engine model holds `m`'s lock, so calls from several threads run
+///   one after another, each seeing the model as the previous call left it (its cached
+///   programs, buffers and optimizer state are never touched by two threads at once).
+/// - The lock is only ever waited for with the GIL released (`with` and `PyPass::run` take
+///   it inside `py.detach`), while the hook of a running loop may take the GIL with the
+///   lock held (for Ctrl-C). So the order is always lock, then GIL: a thread holding the
+///   GIL never waits for the lock, and two threads cannot deadlock on the pair.
+/// - No Python code runs with the lock held: callbacks run between `Pass.run` calls, each
+///   of which takes and releases the lock, so a callback may call the model again.
+/// - Calls that need two models' locks (`share_var`) take them in address order.
+///
+/// A whole `fit` spans many calls (its passes and callbacks); whether another thread may
+/// train or evaluate the model meanwhile is decided in Python (`_one_thread` in
+/// rustkeras/models/training.py).
+#[pyclass(name = "Model", module = "rustkeras._core", frozen)]
 pub struct PyModel {
-    m: Model,
+    m: Mutex<Model>,
 }
 
 impl PyModel {
-    fn input_index(&self, i: usize) -> PyResult<usize> {
-        if i >= self.m.num_inputs() {
+    /// The engine model, waiting for the call of another thread to end. Only called with
+    /// the GIL released (see the invariants above). The engine reports failures as errors;
+    /// should a panic poison the lock anyway (PyO3 raises it as an exception), the model is
+    /// still handed out, so that later calls raise the engine's errors rather than panic.
+    fn lock(&self) -> MutexGuard<'_, Model> {
+        self.m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the engine model with the GIL released and the model's lock held.
+    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Model) -> T + Send) -> T {
+        py.detach(|| f(&mut self.lock()))
+    }
+
+    fn input_index(&self, py: Python<'_>, i: usize) -> PyResult<usize> {
+        let n = self.with(py, |m| m.num_inputs());
+        if i >= n {
             return Err(PyValueError::new_err(format!(
-                "input {i} does not exist: the model has {} inputs",
-                self.m.num_inputs()
+                "input {i} does not exist: the model has {n} inputs"
             )));
         }
         Ok(i)
     }
 
-    fn output_index(&self, i: usize) -> PyResult<usize> {
-        if i >= self.m.num_outputs() {
+    fn output_index(&self, py: Python<'_>, i: usize) -> PyResult<usize> {
+        let n = self.with(py, |m| m.num_outputs());
+        if i >= n {
             return Err(PyValueError::new_err(format!(
-                "output {i} does not exist: the model has {} outputs",
-                self.m.num_outputs()
+                "output {i} does not exist: the model has {n} outputs"
             )));
         }
         Ok(i)
+    }
+
+    fn var_index(&self, py: Python<'_>, v: VarId) -> PyResult<VarId> {
+        if v >= self.with(py, |m| m.num_vars()) {
+            return Err(PyValueError::new_err(format!(
+                "variable {v} does not exist"
+            )));
+        }
+        Ok(v)
     }
 }
 
@@ -274,59 +310,54 @@ impl PyModel {
         Model::check_io(g, &inputs, &outputs)?;
         let g = graph.take()?;
         Ok(PyModel {
-            m: Model::new(g, inputs, outputs, seed)?,
+            m: Mutex::new(Model::new(g, inputs, outputs, seed)?),
         })
     }
 
-    fn num_inputs(&self) -> usize {
-        self.m.num_inputs()
+    fn num_inputs(&self, py: Python<'_>) -> usize {
+        self.with(py, |m| m.num_inputs())
     }
 
-    fn num_outputs(&self) -> usize {
-        self.m.num_outputs()
-    }
-
-    #[pyo3(signature = (i=0))]
-    fn input_dims(&self, i: usize) -> PyResult<Vec<usize>> {
-        Ok(self.m.input_shape(self.input_index(i)?).dims.clone())
+    fn num_outputs(&self, py: Python<'_>) -> usize {
+        self.with(py, |m| m.num_outputs())
     }
 
     #[pyo3(signature = (i=0))]
-    fn output_dims(&self, i: usize) -> PyResult<Vec<usize>> {
-        Ok(self.m.output_shape(self.output_index(i)?).dims.clone())
+    fn input_dims(&self, py: Python<'_>, i: usize) -> PyResult<Vec<usize>> {
+        let i = self.input_index(py, i)?;
+        Ok(self.with(py, |m| m.input_shape(i).dims.clone()))
+    }
+
+    #[pyo3(signature = (i=0))]
+    fn output_dims(&self, py: Python<'_>, i: usize) -> PyResult<Vec<usize>> {
+        let i = self.output_index(py, i)?;
+        Ok(self.with(py, |m| m.output_shape(i).dims.clone()))
     }
 
     /// Names the per-output logs (`<name>_loss`, `<name>_<metric>`).
-    fn set_output_names(&mut self, names: Vec<String>) -> PyResult<()> {
-        Ok(self.m.set_output_names(names)?)
+    fn set_output_names(&self, py: Python<'_>, names: Vec<String>) -> PyResult<()> {
+        Ok(self.with(py, |m| m.set_output_names(names))?)
     }
 
-    fn output_names(&self) -> Vec<String> {
-        self.m.output_names().to_vec()
+    fn output_names(&self, py: Python<'_>) -> Vec<String> {
+        self.with(py, |m| m.output_names().to_vec())
     }
 
-    fn var_shape(&self, v: VarId) -> PyResult<Vec<usize>> {
-        if v >= self.m.num_vars() {
-            return Err(PyValueError::new_err(format!(
-                "variable {v} does not exist"
-            )));
-        }
-        Ok(self.m.var_shape(v).to_vec())
+    fn var_shape(&self, py: Python<'_>, v: VarId) -> PyResult<Vec<usize>> {
+        let v = self.var_index(py, v)?;
+        Ok(self.with(py, |m| m.var_shape(v).to_vec()))
     }
 
     #[pyo3(signature = (v, name, seed, **params))]
     fn initialize(
-        &mut self,
+        &self,
+        py: Python<'_>,
         v: VarId,
         name: &str,
         seed: u64,
         params: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        if v >= self.m.num_vars() {
-            return Err(PyValueError::new_err(format!(
-                "variable {v} does not exist"
-            )));
-        }
+        let v = self.var_index(py, v)?;
         let mut p = InitParams::default();
         if let Some(d) = params {
             for (k, val) in d.iter() {
@@ -351,65 +382,85 @@ impl PyModel {
                 *slot = Some(val);
             }
         }
-        Ok(self.m.initialize_var(v, name, &p, seed)?)
+        Ok(self.with(py, |m| m.initialize_var(v, name, &p, seed))?)
     }
 
     fn get_var<'py>(&self, py: Python<'py>, v: VarId) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        if v >= self.m.num_vars() {
-            return Err(PyValueError::new_err(format!(
-                "variable {v} does not exist"
-            )));
-        }
-        let a = numpy::PyArray1::from_vec(py, self.m.var(v));
-        Ok(a.reshape(self.m.var_shape(v).to_vec())?.to_dyn().clone())
+        let v = self.var_index(py, v)?;
+        let (data, shape) = self.with(py, |m| (m.var(v), m.var_shape(v).to_vec()));
+        let a = numpy::PyArray1::from_vec(py, data);
+        Ok(a.reshape(shape)?.to_dyn().clone())
     }
 
-    fn set_var(&mut self, v: VarId, value: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
-        if v >= self.m.num_vars() {
-            return Err(PyValueError::new_err(format!(
-                "variable {v} does not exist"
-            )));
-        }
-        if value.shape() != self.m.var_shape(v) {
+    fn set_var(
+        &self,
+        py: Python<'_>,
+        v: VarId,
+        value: PyReadonlyArrayDyn<'_, f32>,
+    ) -> PyResult<()> {
+        let v = self.var_index(py, v)?;
+        let expected = self.with(py, |m| m.var_shape(v).to_vec());
+        if value.shape() != expected {
             return Err(PyValueError::new_err(format!(
                 "weight shape mismatch: expected {:?}, received {:?}",
-                self.m.var_shape(v),
+                expected,
                 value.shape()
             )));
         }
         let data = value.as_array().iter().copied().collect::<Vec<f32>>();
-        Ok(self.m.set_var(v, &data)?)
+        Ok(self.with(py, |m| m.set_var(v, &data))?)
     }
 
     /// Makes variable `v` the very variable `ov` of `other` (a layer shared by two models
     /// keeps one set of weights).
-    fn share_var(&mut self, v: VarId, other: &Bound<'_, PyModel>, ov: VarId) -> PyResult<()> {
-        let other = other.try_borrow().map_err(|_| {
-            PyValueError::new_err("share_var: a model cannot share a variable with itself")
-        })?;
-        Ok(self.m.share_var(v, &other.m, ov)?)
+    fn share_var(
+        &self,
+        py: Python<'_>,
+        v: VarId,
+        other: &Bound<'_, PyModel>,
+        ov: VarId,
+    ) -> PyResult<()> {
+        let other = other.get();
+        if std::ptr::eq(self, other) {
+            return Err(PyValueError::new_err(
+                "share_var: a model cannot share a variable with itself",
+            ));
+        }
+        // Two locks: taken in address order, so that two threads sharing in opposite
+        // directions cannot each hold one and wait for the other.
+        Ok(py.detach(|| {
+            let (mut a, b) = if (self as *const PyModel) < (other as *const PyModel) {
+                let a = self.lock();
+                (a, other.lock())
+            } else {
+                let b = other.lock();
+                (self.lock(), b)
+            };
+            a.share_var(v, &b, ov)
+        })?)
     }
 
     /// Forgets the datasets kept on the GPU during a fit (called when `fit` returns).
-    fn release_data(&mut self) {
-        self.m.release_data()
+    fn release_data(&self, py: Python<'_>) {
+        self.with(py, |m| m.release_data())
     }
 
-    fn set_trainable(&mut self, v: VarId, trainable: bool) {
-        self.m.set_trainable(v, trainable)
+    fn set_trainable(&self, py: Python<'_>, v: VarId, trainable: bool) {
+        self.with(py, |m| m.set_trainable(v, trainable))
     }
 
     /// Selects the device by backend name ("cpu" or "gpu"); the variables move there.
-    fn set_device(&mut self, name: &str) -> PyResult<()> {
-        Ok(self.m.set_device(crate::device::Device::from_name(name)?)?)
+    fn set_device(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        let d = crate::device::Device::from_name(name)?;
+        Ok(self.with(py, |m| m.set_device(d))?)
     }
 
-    fn device(&self) -> &'static str {
-        self.m.device().name()
+    fn device(&self, py: Python<'_>) -> &'static str {
+        self.with(py, |m| m.device().name())
     }
 
-    fn set_seed(&mut self, seed: u64) {
-        self.m.set_seed(seed)
+    fn set_seed(&self, py: Python<'_>, seed: u64) {
+        self.with(py, |m| m.set_seed(seed))
     }
 
     /// Per output: its loss (None for no loss; a name; or `(name, graph, node, constants)`
@@ -418,7 +469,8 @@ impl PyModel {
     #[pyo3(signature = (losses, loss_weights, metrics, optimizer_kind, optimizer_params, regularizers, weighted_metrics=None))]
     #[allow(clippy::too_many_arguments)]
     fn compile(
-        &mut self,
+        &self,
+        py: Python<'_>,
         losses: Vec<Option<Bound<'_, PyAny>>>,
         loss_weights: Vec<f32>,
         metrics: Vec<Vec<Bound<'_, PyAny>>>,
@@ -427,7 +479,7 @@ impl PyModel {
         regularizers: Vec<(VarId, f32, f32)>,
         weighted_metrics: Option<Vec<Vec<Bound<'_, PyAny>>>>,
     ) -> PyResult<()> {
-        let n = self.m.num_outputs();
+        let n = self.num_outputs(py);
         let weighted_metrics =
             weighted_metrics.unwrap_or_else(|| (0..n).map(|_| Vec::new()).collect());
         for (what, len) in [
@@ -466,112 +518,95 @@ impl PyModel {
             spec.weighted_metrics = wms.iter().map(metric_entry).collect::<PyResult<_>>()?;
             outputs.push(spec);
         }
-        Ok(self.m.compile(CompileSpec {
+        let spec = CompileSpec {
             outputs,
             optimizer_kind,
             optimizer_params,
             regularizers,
-        })?)
+        };
+        Ok(self.with(py, |m| m.compile(spec))?)
     }
 
     /// Scalar nodes of the model's graph (layers' `add_loss`) added to the training loss.
-    fn set_extra_losses(&mut self, nodes: Vec<NodeId>) -> PyResult<()> {
-        Ok(self.m.set_extra_losses(nodes)?)
+    fn set_extra_losses(&self, py: Python<'_>, nodes: Vec<NodeId>) -> PyResult<()> {
+        Ok(self.with(py, |m| m.set_extra_losses(nodes))?)
     }
 
     /// Per-sample dims of output `i`'s targets (empty when it takes none).
     #[pyo3(signature = (i=0))]
-    fn label_dims(&self, i: usize) -> PyResult<Vec<usize>> {
-        Ok(self.m.label_dims(self.output_index(i)?)?)
+    fn label_dims(&self, py: Python<'_>, i: usize) -> PyResult<Vec<usize>> {
+        let i = self.output_index(py, i)?;
+        Ok(self.with(py, |m| m.label_dims(i))?)
     }
 
     /// Whether output `i` is fed targets (it has a loss or a metric).
-    fn has_labels(&self, i: usize) -> PyResult<bool> {
-        Ok(self.m.has_labels(self.output_index(i)?)?)
+    fn has_labels(&self, py: Python<'_>, i: usize) -> PyResult<bool> {
+        let i = self.output_index(py, i)?;
+        Ok(self.with(py, |m| m.has_labels(i))?)
     }
 
-    fn log_names(&self) -> PyResult<Vec<String>> {
-        Ok(self.m.log_names()?)
+    fn log_names(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(self.with(py, |m| m.log_names())?)
     }
 
     /// The dims of each log's value (`[]` for a scalar); the logs' values come flat.
-    fn log_dims(&self) -> PyResult<Vec<Vec<usize>>> {
-        Ok(self.m.log_dims()?)
+    fn log_dims(&self, py: Python<'_>) -> PyResult<Vec<Vec<usize>>> {
+        Ok(self.with(py, |m| m.log_dims())?)
     }
 
-    fn learning_rate(&mut self) -> PyResult<f32> {
-        self.m
-            .optimizer_mut()
-            .map(|o| o.learning_rate())
-            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+    fn learning_rate(&self, py: Python<'_>) -> PyResult<f32> {
+        self.optimizer(py, |o| o.learning_rate())
     }
 
-    fn set_learning_rate(&mut self, lr: f32) -> PyResult<()> {
-        let o = self
-            .m
-            .optimizer_mut()
-            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))?;
-        o.set_learning_rate(lr);
-        Ok(())
+    fn set_learning_rate(&self, py: Python<'_>, lr: f32) -> PyResult<()> {
+        self.optimizer(py, |o| o.set_learning_rate(lr))
     }
 
     /// Every optimizer step taken, accumulation-only ones included (a schedule's step).
-    fn raw_iterations(&mut self) -> PyResult<u64> {
-        self.m
-            .optimizer_mut()
-            .map(|o| o.raw_iterations())
-            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+    fn raw_iterations(&self, py: Python<'_>) -> PyResult<u64> {
+        self.optimizer(py, |o| o.raw_iterations())
     }
 
     /// The rate the next step uses (the schedule's, when one is set).
-    fn current_learning_rate(&mut self) -> PyResult<f32> {
-        self.m
-            .optimizer_mut()
-            .map(|o| o.current_learning_rate())
-            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+    fn current_learning_rate(&self, py: Python<'_>) -> PyResult<f32> {
+        self.optimizer(py, |o| o.current_learning_rate())
     }
 
     /// Makes the learning rate follow a schedule (kind and Keras arguments, each a list of
     /// numbers); None removes it.
     #[pyo3(signature = (kind, params=Vec::new()))]
     fn set_learning_rate_schedule(
-        &mut self,
+        &self,
+        py: Python<'_>,
         kind: Option<&str>,
         params: Vec<(String, Vec<f64>)>,
     ) -> PyResult<()> {
         let s = super::optimizers::schedule(kind, &params)?;
-        self.m
-            .optimizer_mut()
-            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))?
-            .set_schedule(s);
-        Ok(())
+        self.optimizer(py, |o| o.set_schedule(s))
     }
 
     /// Copies the optimizer's EMA weights into the model (no-op without `use_ema`).
-    fn finalize_weights(&mut self) -> PyResult<()> {
-        Ok(self.m.finalize_weights()?)
+    fn finalize_weights(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(self.with(py, |m| m.finalize_weights())?)
     }
 
-    fn iterations(&mut self) -> PyResult<u64> {
-        self.m
-            .optimizer_mut()
-            .map(|o| o.iterations())
-            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
+    fn iterations(&self, py: Python<'_>) -> PyResult<u64> {
+        self.optimizer(py, |o| o.iterations())
     }
 
     /// The variables the optimizer updates, in the order it holds their slots.
-    fn trainable_vars(&self) -> Vec<VarId> {
-        self.m.trainable_vars()
+    fn trainable_vars(&self, py: Python<'_>) -> Vec<VarId> {
+        self.with(py, |m| m.trainable_vars())
     }
 
     /// `(seed, step, epoch)`: what a resumed `fit` needs to draw the same dropout masks and
     /// shuffles as an uninterrupted one.
-    fn engine_state(&self) -> (u64, u64, u64) {
-        self.m.engine_state()
+    fn engine_state(&self, py: Python<'_>) -> (u64, u64, u64) {
+        self.with(py, |m| m.engine_state())
     }
 
-    fn set_engine_state(&mut self, seed: u64, step: u64, epoch: u64) {
-        self.m.set_engine_state(seed, step, epoch)
+    fn set_engine_state(&self, py: Python<'_>, seed: u64, step: u64, epoch: u64) {
+        self.with(py, |m| m.set_engine_state(seed, step, epoch))
     }
 
     /// The optimizer's state as Keras saves it: `(raw iterations, learning rate, [(slot name,
@@ -581,7 +616,7 @@ impl PyModel {
     /// None when not compiled.
     #[allow(clippy::type_complexity)]
     fn optimizer_state<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         order: Vec<usize>,
     ) -> PyResult<
@@ -595,7 +630,7 @@ impl PyModel {
             )>,
         )>,
     > {
-        let Some(st) = self.m.optimizer_state(&order)? else {
+        let Some(st) = self.with(py, |m| m.optimizer_state(&order))? else {
             return Ok(None);
         };
         let slots = st
@@ -608,7 +643,8 @@ impl PyModel {
 
     /// Restores what `optimizer_state` returned (slots as float32 arrays, in the same order).
     fn load_optimizer_state(
-        &mut self,
+        &self,
+        py: Python<'_>,
         iterations: u64,
         learning_rate: f32,
         order: Vec<usize>,
@@ -619,9 +655,9 @@ impl PyModel {
             .map(|a| Ok(super::arrays::as_f32(a, "slots")?.to_vec()))
             .collect::<PyResult<Vec<_>>>()?;
         let views: Vec<&[f32]> = values.iter().map(|v| &v[..]).collect();
-        Ok(self
-            .m
-            .load_optimizer_state(iterations, learning_rate, &order, &views)?)
+        Ok(self.with(py, |m| {
+            m.load_optimizer_state(iterations, learning_rate, &order, &views)
+        })?)
     }
 
     /// Begins an epoch of training (`kind` "train"), an evaluation ("test") or a prediction
@@ -650,12 +686,8 @@ impl PyModel {
             )))
             }
         };
-        let mut this = slf.try_borrow_mut().map_err(|_| {
-            PyRuntimeError::new_err(
-                "the model is in use by another call and cannot begin a pass now",
-            )
-        })?;
-        let n_out = this.m.num_outputs();
+        let this = slf.get();
+        let n_out = this.num_outputs(py);
         let (x, y, sw) = if kind == PassKind::Predict {
             (x_arrays(x)?, Vec::new(), Vec::new())
         } else {
@@ -666,17 +698,23 @@ impl PyModel {
         };
         let d = dataset(&x, &y, &sw)?;
         let outs = if kind == PassKind::Predict {
-            (0..n_out)
-                .map(|i| {
-                    let mut dims = vec![d.n];
-                    dims.extend(this.m.output_shape(i).dims.iter().copied());
-                    PyArrayDyn::<f32>::zeros(py, dims, false).unbind()
-                })
+            let n = d.n;
+            let dims = this.with(py, |m| {
+                (0..n_out)
+                    .map(|i| {
+                        let mut dims = vec![n];
+                        dims.extend(m.output_shape(i).dims.iter().copied());
+                        dims
+                    })
+                    .collect::<Vec<_>>()
+            });
+            dims.into_iter()
+                .map(|dims| PyArrayDyn::<f32>::zeros(py, dims, false).unbind())
                 .collect()
         } else {
             Vec::new()
         };
-        let state = this.m.begin_pass(kind, &d, batch_size, shuffle)?;
+        let state = this.with(py, |m| m.begin_pass(kind, &d, batch_size, shuffle))?;
         Ok(PyPass {
             model: slf.clone().unbind(),
             x: owned(&x),
@@ -690,7 +728,7 @@ impl PyModel {
     /// The logs of a whole evaluation (no callbacks; Ctrl-C interrupts it).
     #[pyo3(signature = (x, y, sample_weight=None, batch_size=32))]
     fn evaluate(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
@@ -706,7 +744,7 @@ impl PyModel {
     /// callbacks; Ctrl-C interrupts it).
     #[pyo3(signature = (x, batch_size=32))]
     fn predict<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         batch_size: usize,
@@ -714,13 +752,15 @@ impl PyModel {
         let x = x_arrays(x)?;
         let d = dataset(&x, &[], &[])?;
         let n = d.n;
-        let shapes: Vec<Vec<usize>> = (0..self.m.num_outputs())
-            .map(|i| {
-                let mut dims = vec![n];
-                dims.extend(self.m.output_shape(i).dims.iter().copied());
-                dims
-            })
-            .collect();
+        let shapes: Vec<Vec<usize>> = self.with(py, |m| {
+            (0..m.num_outputs())
+                .map(|i| {
+                    let mut dims = vec![n];
+                    dims.extend(m.output_shape(i).dims.iter().copied());
+                    dims
+                })
+                .collect()
+        });
         let mut outs: Vec<Vec<f32>> = shapes
             .iter()
             .map(|s| vec![0.0f32; s.iter().product()])
@@ -744,7 +784,7 @@ impl PyModel {
 
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn train_on_batch(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
@@ -757,7 +797,7 @@ impl PyModel {
     /// pass's earlier batches, and the logs over the pass so far are returned.
     #[pyo3(signature = (stream, x, y, sample_weight=None, train=true))]
     fn stream_batch(
-        &mut self,
+        &self,
         py: Python<'_>,
         stream: &Bound<'_, PyStream>,
         x: &Bound<'_, PyAny>,
@@ -794,7 +834,7 @@ impl PyModel {
 
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn test_on_batch(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
@@ -806,7 +846,7 @@ impl PyModel {
 
 impl PyModel {
     fn on_batch(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
@@ -831,14 +871,14 @@ impl PyModel {
     /// `run` on data with targets: `x`, `y` and `sample_weight` parsed into a dataset.
     #[allow(clippy::too_many_arguments)]
     fn run_labelled<T: Send>(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
         sample_weight: Option<&Bound<'_, PyAny>>,
         f: impl FnOnce(&mut Model, &Dataset<'_>, &mut ChunkHook) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
-        let (x, y, sw) = labelled(x, y, sample_weight, self.m.num_outputs())?;
+        let (x, y, sw) = labelled(x, y, sample_weight, self.num_outputs(py))?;
         let d = dataset(&x, &y, &sw)?;
         self.run(py, &d, f)
     }
@@ -846,15 +886,24 @@ impl PyModel {
     /// A whole loop in one call: `f` runs on the model with the GIL released; Ctrl-C
     /// (checked by the hook) is raised first, then the engine's error.
     fn run<T: Send>(
-        &mut self,
+        &self,
         py: Python<'_>,
         d: &Dataset<'_>,
         f: impl FnOnce(&mut Model, &Dataset<'_>, &mut ChunkHook) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
-        let m = &mut self.m;
         let mut h = ChunkHook::new(None);
-        let r = py.detach(|| f(m, d, &mut h));
+        let r = self.with(py, |m| f(m, d, &mut h));
         h.finish(r)
+    }
+
+    /// Runs `f` on the compiled model's optimizer (with the model's lock, GIL released).
+    fn optimizer<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut crate::optimizers::Optimizer) -> T + Send,
+    ) -> PyResult<T> {
+        self.with(py, |m| m.optimizer_mut().map(f))
+            .ok_or_else(|| PyValueError::new_err("the model is not compiled"))
     }
 }
 

@@ -9,6 +9,8 @@ progress bar is drawn on a terminal). Ctrl-C stops any loop between two batches 
 KeyboardInterrupt.
 """
 
+import functools
+import threading
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,6 +31,45 @@ from rustkeras.models import _compile
 from rustkeras.models import _data
 
 Arrays = List[Optional[np.ndarray]]
+
+# Threads. Each engine call holds the engine model's lock (see `PyModel` in
+# src/python/model.rs), so single calls from several threads (`predict`, `predict_on_batch`,
+# `train_on_batch`, weights) wait for each other and never race. A `fit` or an `evaluate`,
+# though, is many engine calls (passes, callbacks between batches) over state kept in Python
+# and in the engine between them (a pass's running sums, `_fits_running`, data kept on the
+# GPU until the fit ends); another thread's fit or evaluation in between would mix into it.
+# So a model runs at most one of them at a time: the thread that runs one owns the model
+# until it returns (its callbacks may evaluate or fit the model again: ownership is per
+# thread and counts nested calls), and a fit or evaluate from another thread meanwhile
+# raises RuntimeError instead of waiting (waiting on a training that may be long would look
+# like a hang). `_OWNER_LOCK` guards the owner record, held only to test and set it.
+_OWNER_LOCK = threading.Lock()
+
+
+def _one_thread(what: str, doing: str):
+    """Makes a Trainer method own the model while it runs (see above)."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            me = threading.get_ident()
+            with _OWNER_LOCK:
+                owner = self.__dict__.get("_owner")
+                if owner is not None and owner[0] != me:
+                    raise RuntimeError(
+                        f"{what}: model '{getattr(self, 'name', type(self).__name__)}' is already being {owner[1]} "
+                        f"in another thread; a model runs one fit or evaluate at a time (use one model per thread)")
+                self.__dict__["_owner"] = (me, owner[1] if owner else doing, (owner[2] if owner else 0) + 1)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                with _OWNER_LOCK:
+                    me, doing_now, depth = self.__dict__["_owner"]
+                    self.__dict__["_owner"] = (me, doing_now, depth - 1) if depth > 1 else None
+
+        return run
+
+    return wrap
 
 
 class Trainer:
@@ -343,6 +384,7 @@ class Trainer:
 
     # -- training -------------------------------------------------------------------------
 
+    @_one_thread("fit", "trained")
     def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
             initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
@@ -467,6 +509,7 @@ class Trainer:
         cbs.on_test_end(logs)
         return logs
 
+    @_one_thread("evaluate", "evaluated")
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, **kwargs):
         """The loss (and per-output losses and metrics) in inference mode: a scalar, or a list
