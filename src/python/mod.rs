@@ -71,6 +71,13 @@ fn bench_gpu_gemm(py: Python<'_>, n: usize, iters: usize) -> PyResult<f64> {
     Ok(py.detach(|| crate::device::gpu::bench_gemm(n, iters))?)
 }
 
+/// Bytes of GPU memory held by live models (buffers taken from the pool and not given back;
+/// 0 when the GPU was never used). Dropping a model gives its buffers back.
+#[pyfunction]
+fn gpu_bytes_in_use() -> u64 {
+    crate::device::gpu::buffer::bytes_in_use()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optimizers::register(m)?;
@@ -85,5 +92,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_adapters, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_status, m)?)?;
     m.add_function(wrap_pyfunction!(bench_gpu_gemm, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_bytes_in_use, m)?)?;
     Ok(())
 }

@@ -4,7 +4,19 @@
 //! re-planning for another batch size reuses device memory instead of allocating more.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+/// Bytes of pooled buffers handed out and not yet returned (over every pool): a buffer is
+/// counted from `take` until its last view is dropped, so that a dropped model is seen to
+/// give its device memory back. Updated with relaxed atomics: it is a statistic that no
+/// other memory access depends on.
+static BYTES_IN_USE: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of GPU buffers in use (taken from a pool and not yet returned to it).
+pub fn bytes_in_use() -> u64 {
+    BYTES_IN_USE.load(Ordering::Relaxed)
+}
 
 const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
@@ -70,6 +82,7 @@ impl BufferPool {
                 mapped_at_creation: false,
             }),
         };
+        BYTES_IN_USE.fetch_add((class * 4) as u64, Ordering::Relaxed);
         GpuBuffer {
             inner: Arc::new(Pooled {
                 buffer: Some(buffer),
@@ -90,6 +103,7 @@ struct Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
+        BYTES_IN_USE.fetch_sub((self.class * 4) as u64, Ordering::Relaxed);
         if let (Some(b), Some(pool)) = (self.buffer.take(), self.pool.upgrade()) {
             if let Ok(mut free) = pool.free.lock() {
                 free.entry(self.class).or_default().push(b);
