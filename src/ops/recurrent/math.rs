@@ -103,17 +103,30 @@ fn activate_generic(u: UnaryOp, v: &mut [f32]) {
     }
 }
 
+/// The slope of a flat piece: 0, or NaN at a NaN output (the slope at NaN is NaN).
+#[inline(always)]
+fn nan_or_zero(y: f32) -> f32 {
+    if y.is_nan() {
+        y
+    } else {
+        0.0
+    }
+}
+
 #[inline(always)]
 fn derivative_generic(u: UnaryOp, y: &[f32], out: &mut [f32]) {
     let o = out.iter_mut().zip(y);
     match u {
         UnaryOp::Tanh => o.for_each(|(o, &y)| *o = 1.0 - y * y),
         UnaryOp::Sigmoid => o.for_each(|(o, &y)| *o = y * (1.0 - y)),
-        UnaryOp::HardSigmoid => {
-            o.for_each(|(o, &y)| *o = if y > 0.0 && y < 1.0 { 1.0 / 6.0 } else { y - y })
-        }
-        // `y - y` is 0, or NaN where y is NaN: the slope at NaN is NaN.
-        UnaryOp::Relu => o.for_each(|(o, &y)| *o = if y > 0.0 { 1.0 } else { y - y }),
+        UnaryOp::HardSigmoid => o.for_each(|(o, &y)| {
+            *o = if y > 0.0 && y < 1.0 {
+                1.0 / 6.0
+            } else {
+                nan_or_zero(y)
+            }
+        }),
+        UnaryOp::Relu => o.for_each(|(o, &y)| *o = if y > 0.0 { 1.0 } else { nan_or_zero(y) }),
         _ => o.for_each(|(o, _)| *o = 1.0),
     }
 }
