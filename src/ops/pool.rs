@@ -125,11 +125,18 @@ fn for_each_window(spec: &PoolSpec, g: &Geo, mut f: impl FnMut(usize, &[usize]))
     }
 }
 
-/// Index of the first maximum of `x[s * ss + off]` over the window.
+/// Whether `v` takes the place of the window's best `best` so far: it is larger, or NaN
+/// (a NaN wins the window, and the first NaN stays, as numpy's `argmax`).
+#[inline(always)]
+fn beats(v: f32, best: f32) -> bool {
+    !best.is_nan() && (v > best || v.is_nan())
+}
+
+/// Index of the first maximum of `x[s * ss + off]` over the window (the first NaN if any).
 fn argmax(x: &[f32], win: &[usize], ss: usize, off: usize) -> usize {
     let mut best = win[0];
     for &s in &win[1..] {
-        if x[s * ss + off] > x[best * ss + off] {
+        if beats(x[s * ss + off], x[best * ss + off]) {
             best = s;
         }
     }
@@ -148,7 +155,10 @@ fn pool_sample(spec: &PoolSpec, g: &Geo, x: &[f32], y: &mut [f32]) {
             for ci in 0..c {
                 let xc = &x[ci * s_in..][..s_in];
                 y[ci * p_out + p] = match spec.kind {
-                    PoolKind::Max => win.iter().map(|&s| xc[s]).fold(f32::NEG_INFINITY, f32::max),
+                    PoolKind::Max => win
+                        .iter()
+                        .map(|&s| xc[s])
+                        .fold(f32::NEG_INFINITY, super::unary::nan_max),
                     PoolKind::Avg => win.iter().map(|&s| xc[s]).sum::<f32>() / n,
                 };
             }
@@ -162,7 +172,10 @@ fn pool_sample(spec: &PoolSpec, g: &Geo, x: &[f32], y: &mut [f32]) {
             for &s in win {
                 let xs = &x[s * c..][..c];
                 match spec.kind {
-                    PoolKind::Max => yo.iter_mut().zip(xs).for_each(|(a, &b)| *a = a.max(b)),
+                    PoolKind::Max => yo
+                        .iter_mut()
+                        .zip(xs)
+                        .for_each(|(a, &b)| *a = super::unary::nan_max(*a, b)),
                     PoolKind::Avg => yo.iter_mut().zip(xs).for_each(|(a, &b)| *a += b),
                 }
             }
@@ -199,7 +212,7 @@ fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f
                 for &s in &win[1..] {
                     let xs = &x[s * c + c0..][..n];
                     for j in 0..n {
-                        if xs[j] > best_v[j] {
+                        if beats(xs[j], best_v[j]) {
                             best_v[j] = xs[j];
                             best_s[j] = s;
                         }
@@ -358,6 +371,38 @@ pub(crate) mod tests {
             )),
             [3.0, 8.0 / 3.0, 10.0 / 3.0, 3.0, 3.5]
         );
+    }
+
+    #[test]
+    fn a_window_holding_nan_gives_nan_and_its_gradient_goes_to_the_nan() {
+        let nan = f32::NAN;
+        // Windows of 2, stride 2 over 1 x 6, channels_last then channels_first (one channel).
+        let x = [1.0, nan, nan, 3.0, f32::NEG_INFINITY, 2.0];
+        let dims = [1, 1, 6, 1];
+        for cf in [false, true] {
+            let sp = spec(PoolKind::Max, 2, cf, &[1, 2], &[1, 2], Padding::Valid);
+            let dims = if cf { [1, 1, 1, 6] } else { dims };
+            let xin = In {
+                data: &x,
+                dims: &dims,
+            };
+            let mut y = [0.0; 3];
+            forward(&sp, &xin, &mut y);
+            assert!(y[0].is_nan() && y[1].is_nan() && y[2] == 2.0, "{y:?}");
+            let dy = [1.0, 2.0, 3.0];
+            let mut dx = [0.0; 6];
+            backward(
+                &sp,
+                &xin,
+                &In {
+                    data: &dy,
+                    dims: &[1, 1, 3, 1][..],
+                },
+                &mut dx,
+            );
+            // The first NaN of each window wins it, as numpy's argmax.
+            assert_eq!(dx, [0.0, 1.0, 2.0, 0.0, 0.0, 3.0], "channels_first {cf}");
+        }
     }
 
     #[test]

@@ -103,14 +103,17 @@ pub fn vjp(
     match kind {
         ReduceKind::Sum => g.push(Op::BroadcastTo(xs), &[dyk]),
         ReduceKind::Mean => g.push(Op::BroadcastMean(xs), &[dyk]),
-        // Every element equal to the extreme gets the whole gradient (ties share it fully).
+        // Every element equal to the extreme gets the whole gradient (ties share it fully);
+        // so does every NaN, which made the extreme NaN (`x != x` marks it).
         ReduceKind::Max | ReduceKind::Min => {
             let yk = if keepdims {
                 y
             } else {
                 g.reshape(y, &kept.dims)?
             };
-            let mask = g.binary(BinaryOp::Equal, x, yk)?;
+            let hit = g.binary(BinaryOp::Equal, x, yk)?;
+            let nan = g.binary(BinaryOp::NotEqual, x, x)?;
+            let mask = g.add(hit, nan)?;
             g.mul(mask, dyk)
         }
         ReduceKind::Prod => g.push(

@@ -20,7 +20,10 @@ fn rows_of(x: &In<'_>) -> usize {
 pub fn forward(x: &In<'_>, out: &mut [f32]) {
     let c = rows_of(x);
     let row = |(o, r): (&mut [f32], &[f32])| {
-        let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let m = r
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, super::unary::nan_max);
         let mut s = 0.0;
         for (o, &v) in o.iter_mut().zip(r) {
             *o = (v - m).exp();

@@ -95,6 +95,44 @@ fn erf(x: f32) -> f32 {
     (if x >= 0.0 { y } else { -y }) as f32
 }
 
+/// `v`, or NaN where `x` is NaN: piecewise formulas whose comparisons would send NaN down a
+/// finite branch use it, so that NaN propagates as in numpy.
+#[inline(always)]
+fn keep_nan(x: f32, v: f32) -> f32 {
+    if x.is_nan() {
+        x
+    } else {
+        v
+    }
+}
+
+/// numpy's `clip(x, lo, hi) = minimum(maximum(x, lo), hi)`: NaN stays NaN, and `lo > hi` gives
+/// `hi` (where `f32::clamp` would panic).
+#[inline(always)]
+pub fn clip(x: f32, lo: f32, hi: f32) -> f32 {
+    keep_nan(x, x.max(lo).min(hi))
+}
+
+/// numpy's `maximum`: NaN if either side is NaN.
+#[inline(always)]
+pub fn nan_max(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// numpy's `minimum`: NaN if either side is NaN.
+#[inline(always)]
+pub fn nan_min(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.min(b)
+    }
+}
+
 const INV_SQRT2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
@@ -104,9 +142,9 @@ impl UnaryOp {
         use UnaryOp::*;
         match self {
             Identity => x,
-            Relu => x.max(0.0),
+            Relu => keep_nan(x, x.max(0.0)),
             Sigmoid => sigmoid(x),
-            HardSigmoid => (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            HardSigmoid => clip(x / 6.0 + 0.5, 0.0, 1.0),
             Tanh => x.tanh(),
             Exp => x.exp(),
             Log => x.ln(),
@@ -122,7 +160,7 @@ impl UnaryOp {
                 } else if x < 0.0 {
                     -1.0
                 } else {
-                    0.0
+                    keep_nan(x, 0.0)
                 }
             }
             Softplus => softplus(x),
@@ -152,7 +190,7 @@ impl UnaryOp {
                     0.0
                 }
             }
-            Clip(lo, hi) => x.clamp(lo, hi),
+            Clip(lo, hi) => clip(x, lo, hi),
             Reciprocal => 1.0 / x,
             Round => x.round_ties_even(),
             LogCosh => x.abs() + softplus(-2.0 * x.abs()) - std::f32::consts::LN_2,
@@ -173,18 +211,12 @@ impl UnaryOp {
         use UnaryOp::*;
         match self {
             Identity | AddScalar(_) => 1.0,
-            Relu => f32::from(x > 0.0),
+            Relu => keep_nan(x, f32::from(x > 0.0)),
             Sigmoid => {
                 let s = sigmoid(x);
                 s * (1.0 - s)
             }
-            HardSigmoid => {
-                if x > -3.0 && x < 3.0 {
-                    1.0 / 6.0
-                } else {
-                    0.0
-                }
-            }
+            HardSigmoid => keep_nan(x, if x > -3.0 && x < 3.0 { 1.0 / 6.0 } else { 0.0 }),
             Tanh => {
                 let t = x.tanh();
                 1.0 - t * t
@@ -210,20 +242,14 @@ impl UnaryOp {
                 }
             }
             Selu => SELU_SCALE * if x > 0.0 { 1.0 } else { SELU_ALPHA * x.exp() },
-            LeakyRelu(a) => {
-                if x >= 0.0 {
-                    1.0
-                } else {
-                    a
-                }
-            }
+            LeakyRelu(a) => keep_nan(x, if x >= 0.0 { 1.0 } else { a }),
             Swish => {
                 let s = sigmoid(x);
                 s + x * s * (1.0 - s)
             }
             Gelu => 0.5 * (1.0 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * (-0.5 * x * x).exp(),
             Arctan => 1.0 / (1.0 + x * x),
-            Clip(lo, hi) => f32::from(x >= lo && x <= hi),
+            Clip(lo, hi) => keep_nan(x, f32::from(x >= lo && x <= hi)),
             Reciprocal => -1.0 / (x * x),
             LogCosh => x.tanh(),
             Log1p => 1.0 / (1.0 + x),
@@ -263,7 +289,8 @@ pub fn unary_forward(u: UnaryOp, x: &[f32], out: &mut [f32]) {
     // The hot activations get a loop of their own, which the compiler vectorises; the rest
     // share one loop that dispatches per element.
     match u {
-        UnaryOp::Relu => map_unary(x, out, |v| v.max(0.0)),
+        // Written so that NaN fails the comparison and passes through, as in numpy's relu.
+        UnaryOp::Relu => map_unary(x, out, |v| if v < 0.0 { 0.0 } else { v }),
         UnaryOp::Scale(a) => map_unary(x, out, move |v| a * v),
         _ => map_unary(x, out, move |v| u.apply(v)),
     }
@@ -272,7 +299,13 @@ pub fn unary_forward(u: UnaryOp, x: &[f32], out: &mut [f32]) {
 pub fn unary_backward(u: UnaryOp, x: &[f32], dy: &[f32], out: &mut [f32]) {
     if u == UnaryOp::Relu {
         for ((o, &x), &d) in out.iter_mut().zip(x).zip(dy) {
-            *o = if x > 0.0 { d } else { 0.0 };
+            *o = if x > 0.0 {
+                d
+            } else if x.is_nan() {
+                x
+            } else {
+                0.0
+            };
         }
         return;
     }
@@ -382,6 +415,71 @@ mod tests {
             c.range = (0.5, 2.0);
             check(c);
         }
+    }
+
+    #[test]
+    fn activations_and_clip_carry_nan_and_inf_as_numpy() {
+        let (nan, inf) = (f32::NAN, f32::INFINITY);
+        // Every activation and clip maps NaN to NaN, value and slope.
+        for u in [
+            Relu,
+            Sigmoid,
+            HardSigmoid,
+            Tanh,
+            Softplus,
+            Softsign,
+            Elu(1.0),
+            Selu,
+            LeakyRelu(0.2),
+            Swish,
+            Gelu,
+            Clip(0.0, 6.0),
+            Abs,
+            Sign,
+            Exp,
+            LogCosh,
+        ] {
+            assert!(u.apply(nan).is_nan(), "{u:?}(nan) = {}", u.apply(nan));
+            if !u.is_piecewise_constant() {
+                assert!(
+                    u.derivative(nan).is_nan(),
+                    "{u:?}'(nan) = {}",
+                    u.derivative(nan)
+                );
+            }
+        }
+        // (op, x, numpy's value)
+        let cases: &[(UnaryOp, f32, f32)] = &[
+            (Relu, inf, inf),
+            (Relu, -inf, 0.0),
+            (HardSigmoid, inf, 1.0),
+            (HardSigmoid, -inf, 0.0),
+            (Clip(0.0, 6.0), inf, 6.0),
+            (Clip(0.0, 6.0), -inf, 0.0),
+            // numpy: lo > hi gives hi.
+            (Clip(2.0, 1.0), 0.0, 1.0),
+            (Elu(1.0), -inf, -1.0),
+            (LeakyRelu(0.2), -inf, -inf),
+            (Sigmoid, inf, 1.0),
+            (Sigmoid, -inf, 0.0),
+            (Tanh, -inf, -1.0),
+            (Softplus, inf, inf),
+            (Softplus, -inf, 0.0),
+            (Sign, -inf, -1.0),
+        ];
+        for &(u, x, want) in cases {
+            assert!(
+                same(u.apply(x), want),
+                "{u:?}({x}) = {}, numpy {want}",
+                u.apply(x)
+            );
+        }
+        // The relu loops of their own carry NaN too.
+        let mut y = [0.0; 3];
+        super::unary_forward(Relu, &[nan, -1.0, 2.0], &mut y);
+        assert!(y[0].is_nan() && y[1] == 0.0 && y[2] == 2.0, "{y:?}");
+        super::unary_backward(Relu, &[nan, -1.0, 2.0], &[1.0; 3], &mut y);
+        assert!(y[0].is_nan() && y[1] == 0.0 && y[2] == 1.0, "{y:?}");
     }
 
     #[test]

@@ -94,9 +94,22 @@ fn activate_generic(u: UnaryOp, v: &mut [f32]) {
         UnaryOp::Sigmoid => v.iter_mut().for_each(|x| *x = sigmoid(*x)),
         UnaryOp::HardSigmoid => v
             .iter_mut()
-            .for_each(|x| *x = (*x / 6.0 + 0.5).clamp(0.0, 1.0)),
-        UnaryOp::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+            .for_each(|x| *x = crate::ops::unary::clip(*x / 6.0 + 0.5, 0.0, 1.0)),
+        // NaN fails the comparison and passes through, as in numpy.
+        UnaryOp::Relu => v
+            .iter_mut()
+            .for_each(|x| *x = if *x < 0.0 { 0.0 } else { *x }),
         _ => {}
+    }
+}
+
+/// The slope of a flat piece: 0, or NaN at a NaN output (the slope at NaN is NaN).
+#[inline(always)]
+fn nan_or_zero(y: f32) -> f32 {
+    if y.is_nan() {
+        y
+    } else {
+        0.0
     }
 }
 
@@ -106,10 +119,14 @@ fn derivative_generic(u: UnaryOp, y: &[f32], out: &mut [f32]) {
     match u {
         UnaryOp::Tanh => o.for_each(|(o, &y)| *o = 1.0 - y * y),
         UnaryOp::Sigmoid => o.for_each(|(o, &y)| *o = y * (1.0 - y)),
-        UnaryOp::HardSigmoid => {
-            o.for_each(|(o, &y)| *o = if y > 0.0 && y < 1.0 { 1.0 / 6.0 } else { 0.0 })
-        }
-        UnaryOp::Relu => o.for_each(|(o, &y)| *o = f32::from(y > 0.0)),
+        UnaryOp::HardSigmoid => o.for_each(|(o, &y)| {
+            *o = if y > 0.0 && y < 1.0 {
+                1.0 / 6.0
+            } else {
+                nan_or_zero(y)
+            }
+        }),
+        UnaryOp::Relu => o.for_each(|(o, &y)| *o = if y > 0.0 { 1.0 } else { nan_or_zero(y) }),
         _ => o.for_each(|(o, _)| *o = 1.0),
     }
 }

@@ -120,8 +120,18 @@ fn sign_of(x: f32) -> f32 {
     return 0.0;
 }
 
+// Whether op `code` with parameter `a` maps NaN to NaN: all but the comparisons and
+// roundings to a constant (binary_step, logical_not) and `x^0`. Spelt out, since WGSL leaves
+// NaN operands of max, min and clamp unspecified and lavapipe's exp and log do not carry NaN.
+fn keeps_nan(code: u32, a: f32) -> bool {
+    return !(code == 22u || code == 35u || (code == 34u && a == 0.0));
+}
+
 // Unary op codes: the order of `kernels::unary_code`.
 fn unary(code: u32, x: f32, a: f32, b: f32) -> f32 {
+    if is_nan(x) && keeps_nan(code, a) {
+        return x;
+    }
     switch code {
         case 0u: { return x; }
         case 1u: { return max(x, 0.0); }
@@ -146,7 +156,7 @@ fn unary(code: u32, x: f32, a: f32, b: f32) -> f32 {
         case 20u: { return 0.5 * x * (1.0 + erf(x * INV_SQRT2)); }
         case 21u: { return atan(x); }
         case 22u: { return select(0.0, 1.0, x >= 0.0); }
-        case 23u: { return clamp(x, a, b); }
+        case 23u: { return min(max(x, a), b); }
         case 24u: { return 1.0 / x; }
         case 25u: { return round(x); }
         case 26u: { return abs(x) + softplus(-2.0 * abs(x)) - LN_2; }
@@ -163,7 +173,13 @@ fn unary(code: u32, x: f32, a: f32, b: f32) -> f32 {
     }
 }
 
+// The slope at NaN is NaN, as on the CPU, except where it is a constant.
 fn derivative(code: u32, x: f32, a: f32, b: f32) -> f32 {
+    let constant = code == 0u || code == 7u || code == 8u || code == 9u || code == 13u
+        || code == 25u || code == 27u || code == 28u || code == 29u || !keeps_nan(code, a);
+    if is_nan(x) && !constant {
+        return x;
+    }
     switch code {
         case 0u, 9u: { return 1.0; }
         case 1u: { return select(0.0, 1.0, x > 0.0); }
@@ -263,8 +279,8 @@ fn binary(code: u32, a: f32, b: f32) -> f32 {
         case 1u: { return a - b; }
         case 2u: { return a * b; }
         case 3u: { return a / b; }
-        case 4u: { return max(a, b); }
-        case 5u: { return min(a, b); }
+        case 4u: { return select(max(a, b), nan(), is_nan(a) || is_nan(b)); }
+        case 5u: { return select(min(a, b), nan(), is_nan(a) || is_nan(b)); }
         case 6u: { return select(0.0, 1.0, a == b); }
         case 7u: { return select(0.0, 1.0, a > b); }
         case 8u: { return select(0.0, 1.0, a >= b); }

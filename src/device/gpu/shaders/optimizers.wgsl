@@ -19,7 +19,7 @@ fn set_slot(k: u32, i: u32, v: f32) {
 }
 
 fn not_finite(x: f32) -> bool {
-    return x != x || abs(x) > 3.4028235e38;
+    return is_nan(x) || abs(x) > 3.4028235e38;
 }
 
 fn nan_of(x: f32) -> f32 {
@@ -27,14 +27,19 @@ fn nan_of(x: f32) -> f32 {
     return bitcast<f32>(bits) + 0.0 * x;
 }
 
-// Keras' gradient clipping (see `sweep.rs`'s GradOp).
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Keras' gradient clipping (see `sweep.rs`'s GradOp). A NaN gradient stays NaN (spelt out:
+// WGSL leaves NaN operands of clamp and max unspecified).
 fn clip(g: f32) -> f32 {
     let kind = u32(rs(2u));
     let c = rs(3u);
     // The norms were taken before un-scaling.
     let unscale = rs(4u) * rs(4u);
     if kind == 1u {
-        return clamp(g, -c, c);
+        return select(clamp(g, -c, c), g, is_nan(g));
     }
     if kind == 2u {
         let ss = in2[p[3] * p[5]] * unscale;
@@ -43,7 +48,7 @@ fn clip(g: f32) -> f32 {
             norm = sqrt(ss);
         }
         var den = max(norm, c);
-        if norm != norm {
+        if is_nan(norm) {
             den = norm;
         }
         return g * c / den;

@@ -11,6 +11,16 @@ fn neg_inf() -> f32 {
     return bitcast<f32>(bits);
 }
 
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Whether `v` takes the window's best `best` so far: it is larger, or NaN (the first NaN
+// wins and stays, as on the CPU; spelt out, since WGSL may drop NaN from comparisons' sense).
+fn beats(v: f32, best: f32) -> bool {
+    return !is_nan(best) && (v > best || is_nan(v));
+}
+
 // The in-range input positions [lo, hi) of output position `o`'s window along axis `a`.
 fn window(o: u32, a: u32) -> vec2<u32> {
     let start = i32(o * p[12u + a]) - i32(p[15u + a]);
@@ -41,7 +51,7 @@ fn first_max(w: array<vec2<u32>, 3>, base: u32, ss: u32) -> u32 {
             for (var x = w[2].x; x < w[2].y; x++) {
                 let s = in_pos(z, y, x);
                 let v = in0[base + s * ss];
-                if v > best {
+                if beats(v, best) {
                     best = v;
                     best_s = s;
                 }
@@ -75,14 +85,14 @@ fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let base = b * s_in * c + ci * select(1u, s_in, cf);
     let w = windows(sp);
     let is_max = p[18] != 0u;
-    // f32::max folded from -inf: NaN never wins, as on the CPU.
+    // A max folded from -inf where a NaN wins the window, as on the CPU.
     var acc = select(0.0, neg_inf(), is_max);
     for (var z = w[0].x; z < w[0].y; z++) {
         for (var y = w[1].x; y < w[1].y; y++) {
             for (var x = w[2].x; x < w[2].y; x++) {
                 let v = in0[base + in_pos(z, y, x) * ss];
                 if is_max {
-                    if v > acc {
+                    if beats(v, acc) {
                         acc = v;
                     }
                 } else {

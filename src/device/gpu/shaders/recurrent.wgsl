@@ -38,8 +38,16 @@ fn rnn_tanh(x: f32) -> f32 {
     return select(t, -t, x < 0.0);
 }
 
-// A supported activation by its unary code (kernels::unary_code).
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// A supported activation by its unary code (kernels::unary_code). NaN stays NaN, as on the
+// CPU (spelt out: WGSL leaves NaN operands of max and clamp unspecified).
 fn act(code: u32, x: f32) -> f32 {
+    if is_nan(x) {
+        return x;
+    }
     switch code {
         case 1u: { return max(x, 0.0); }
         case 2u: { return rnn_sigmoid(x); }
@@ -49,8 +57,11 @@ fn act(code: u32, x: f32) -> f32 {
     }
 }
 
-// The activation's derivative from its output y.
+// The activation's derivative from its output y (NaN where y is NaN).
 fn deriv(code: u32, y: f32) -> f32 {
+    if is_nan(y) {
+        return y;
+    }
     switch code {
         case 1u: { return select(0.0, 1.0, y > 0.0); }
         case 2u: { return y * (1.0 - y); }

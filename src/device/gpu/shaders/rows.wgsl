@@ -227,12 +227,15 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     var m = neg_inf();
     if live {
         for (var j = t; j < c; j += RW) {
-            m = max(m, in0[base + j]);
+            m = combine(2u, m, in0[base + j]);
         }
     }
     part[t] = m;
     tree(2u, t);
     m = part[0];
+    // A NaN or an infinite maximum makes the row NaN, as `exp(x - max)` does on the CPU
+    // (spelt out: lavapipe's exp does not carry NaN).
+    let undefined = is_nan(m) || abs(m) == -neg_inf();
     workgroupBarrier();
     var s = 0.0;
     if live {
@@ -247,7 +250,7 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let inv = 1.0 / part[0];
     if live {
         for (var j = t; j < c; j += RW) {
-            out[base + j] = out[base + j] * inv;
+            out[base + j] = select(out[base + j] * inv, nan(), undefined);
         }
     }
 }
