@@ -85,7 +85,39 @@ def tracing(trace: Trace):
         _state.trace = before
 
 
-class SymbolicTensor:
+class ArithmeticOperators:
+    """Python's arithmetic operators, `@`, unary `-`, `abs()`, `[...]` and `.T` through
+    `rustkeras.ops`, shared by symbolic tensors, variables and functional-model tensors
+    (each then adds nodes, computes eagerly, or becomes a functional layer, as ops do)."""
+
+    # `rustkeras.ops` is imported late: it imports this module.
+    def _ops(self):
+        from rustkeras import ops
+
+        return ops
+
+    def __add__(self, o): return self._ops().add(self, o)
+    def __radd__(self, o): return self._ops().add(o, self)
+    def __sub__(self, o): return self._ops().subtract(self, o)
+    def __rsub__(self, o): return self._ops().subtract(o, self)
+    def __mul__(self, o): return self._ops().multiply(self, o)
+    def __rmul__(self, o): return self._ops().multiply(o, self)
+    def __truediv__(self, o): return self._ops().divide(self, o)
+    def __rtruediv__(self, o): return self._ops().divide(o, self)
+    def __pow__(self, o): return self._ops().power(self, o)
+    def __rpow__(self, o): return self._ops().power(o, self)
+    def __matmul__(self, o): return self._ops().matmul(self, o)
+    def __rmatmul__(self, o): return self._ops().matmul(o, self)
+    def __neg__(self): return self._ops().negative(self)
+    def __abs__(self): return self._ops().abs(self)
+    def __getitem__(self, key): return self._ops()._getitem(self, key)
+
+    @property
+    def T(self):
+        return self._ops().transpose(self)
+
+
+class SymbolicTensor(ArithmeticOperators):
     """A tensor of a graph being traced: what `call` receives inside a model.
 
     `shape` has `None` for the batch axis (Keras' symbolic shape); arithmetic, comparisons,
@@ -146,31 +178,13 @@ class SymbolicTensor:
     def __hash__(self):
         return id(self)
 
-    # The operators call `rustkeras.ops`, imported late (it imports this module).
-    def _ops(self):
-        from rustkeras import ops
-
-        return ops
-
-    def __add__(self, o): return self._ops().add(self, o)
-    def __radd__(self, o): return self._ops().add(o, self)
-    def __sub__(self, o): return self._ops().subtract(self, o)
-    def __rsub__(self, o): return self._ops().subtract(o, self)
-    def __mul__(self, o): return self._ops().multiply(self, o)
-    def __rmul__(self, o): return self._ops().multiply(o, self)
-    def __truediv__(self, o): return self._ops().divide(self, o)
-    def __rtruediv__(self, o): return self._ops().divide(o, self)
+    # Beyond the shared arithmetic: integer division, logic and comparisons (a
+    # functional-model tensor keeps Python's `==` for identity).
     def __floordiv__(self, o): return self._ops().floor_divide(self, o)
     def __rfloordiv__(self, o): return self._ops().floor_divide(o, self)
     def __mod__(self, o): return self._ops().mod(self, o)
     def __rmod__(self, o): return self._ops().mod(o, self)
-    def __pow__(self, o): return self._ops().power(self, o)
-    def __rpow__(self, o): return self._ops().power(o, self)
-    def __matmul__(self, o): return self._ops().matmul(self, o)
-    def __rmatmul__(self, o): return self._ops().matmul(o, self)
-    def __neg__(self): return self._ops().negative(self)
     def __pos__(self): return self
-    def __abs__(self): return self._ops().abs(self)
     def __invert__(self): return self._ops().logical_not(self)
     def __and__(self, o): return self._ops().logical_and(self, o)
     def __rand__(self, o): return self._ops().logical_and(o, self)
@@ -183,7 +197,6 @@ class SymbolicTensor:
     def __ge__(self, o): return self._ops().greater_equal(self, o)
     def __eq__(self, o): return self._ops().equal(self, o)  # type: ignore[override]
     def __ne__(self, o): return self._ops().not_equal(self, o)  # type: ignore[override]
-    def __getitem__(self, key): return self._ops()._getitem(self, key)
 
     # A few tensor methods Keras code uses.
     def numpy(self):
@@ -192,12 +205,8 @@ class SymbolicTensor:
     def reshape(self, *shape):
         return self._ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
-    @property
-    def T(self):
-        return self._ops().transpose(self)
 
-
-class Variable:
+class Variable(ArithmeticOperators):
     """A variable: a layer's weight (from `add_weight`) or a standalone one (`K.variable`).
 
     A layer's weight lives in the model that owns the layer; `numpy()` / `value` read it and
@@ -282,35 +291,11 @@ class Variable:
     def __hash__(self):
         return id(self)
 
-    # Arithmetic goes through ops (symbolic inside a trace, eager outside).
-    def _ops(self):
-        from rustkeras import ops
-
-        return ops
-
-    __add__ = SymbolicTensor.__add__
-    __radd__ = SymbolicTensor.__radd__
-    __sub__ = SymbolicTensor.__sub__
-    __rsub__ = SymbolicTensor.__rsub__
-    __mul__ = SymbolicTensor.__mul__
-    __rmul__ = SymbolicTensor.__rmul__
-    __truediv__ = SymbolicTensor.__truediv__
-    __rtruediv__ = SymbolicTensor.__rtruediv__
-    __pow__ = SymbolicTensor.__pow__
-    __rpow__ = SymbolicTensor.__rpow__
-    __matmul__ = SymbolicTensor.__matmul__
-    __rmatmul__ = SymbolicTensor.__rmatmul__
-    __neg__ = SymbolicTensor.__neg__
-    __abs__ = SymbolicTensor.__abs__
-    __getitem__ = SymbolicTensor.__getitem__
+    # Comparisons as symbolic tensors have them (`==` keeps identity: variables are hashed).
     __lt__ = SymbolicTensor.__lt__
     __le__ = SymbolicTensor.__le__
     __gt__ = SymbolicTensor.__gt__
     __ge__ = SymbolicTensor.__ge__
-
-    @property
-    def T(self):
-        return self._ops().transpose(self)
 
 
 def _dtype_of(value) -> str:

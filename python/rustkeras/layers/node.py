@@ -12,12 +12,16 @@ the outputs back to the inputs and builds one engine graph from it.
 import itertools
 from typing import Any, Callable, List, Optional, Tuple
 
+from rustkeras._symbolic import ArithmeticOperators
+
 _node_ids = itertools.count()
 _tensor_ids = itertools.count(1)
 
 
-class KerasTensor:
+class KerasTensor(ArithmeticOperators):
     """A symbolic tensor: a shape (batch axis first, None) and the call that produced it.
+    Its arithmetic operators (`x + 1`, `x @ w`, `x[:, :3]`) become layers of the functional
+    model, as `ops.*` on it do.
 
     Attributes:
         shape: e.g. `(None, 784)`.
@@ -50,26 +54,6 @@ class KerasTensor:
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
-
-    # Operators become layers of the functional model (as `ops.*` on KerasTensors do).
-    def _ops(self):
-        from rustkeras import ops
-
-        return ops
-
-    def __add__(self, o): return self._ops().add(self, o)
-    def __radd__(self, o): return self._ops().add(o, self)
-    def __sub__(self, o): return self._ops().subtract(self, o)
-    def __rsub__(self, o): return self._ops().subtract(o, self)
-    def __mul__(self, o): return self._ops().multiply(self, o)
-    def __rmul__(self, o): return self._ops().multiply(o, self)
-    def __truediv__(self, o): return self._ops().divide(self, o)
-    def __rtruediv__(self, o): return self._ops().divide(o, self)
-    def __pow__(self, o): return self._ops().power(self, o)
-    def __matmul__(self, o): return self._ops().matmul(self, o)
-    def __neg__(self): return self._ops().negative(self)
-    def __abs__(self): return self._ops().abs(self)
-    def __getitem__(self, key): return self._ops()._getitem_op(self, key)
 
 
 def flatten(structure) -> List[Any]:
