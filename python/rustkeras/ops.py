@@ -367,33 +367,35 @@ def square(x):
 
 
 @op
-def sqrt(x):
-    return _unary(x, "sqrt")
-
-
-@op
 def rsqrt(x):
     return _unary(_unary(x, "sqrt"), "reciprocal")
 
 
-@op
-def exp(x):
-    return _unary(x, "exp")
+def _float_unary(kind: str):
+    """The op applying the engine's unary `kind` elementwise (a float result)."""
+
+    @op
+    def fn(x):
+        return _unary(x, kind)
+
+    fn.__name__ = fn.__qualname__ = kind
+    fn.__doc__ = f"Elementwise `{kind}`, as numpy's."
+    return fn
 
 
-@op
-def log(x):
-    return _unary(x, "log")
-
-
-@op
-def log1p(x):
-    return _unary(x, "log1p")
-
-
-@op
-def expm1(x):
-    return _unary(x, "expm1")
+sqrt = _float_unary("sqrt")
+exp = _float_unary("exp")
+log = _float_unary("log")
+log1p = _float_unary("log1p")
+expm1 = _float_unary("expm1")
+floor = _float_unary("floor")
+ceil = _float_unary("ceil")
+trunc = _float_unary("trunc")
+sin = _float_unary("sin")
+cos = _float_unary("cos")
+arctan = _float_unary("arctan")
+tanh = _float_unary("tanh")
+reciprocal = _float_unary("reciprocal")
 
 
 @op
@@ -412,16 +414,6 @@ def sign(x):
 
 
 @op
-def floor(x):
-    return _unary(x, "floor")
-
-
-@op
-def ceil(x):
-    return _unary(x, "ceil")
-
-
-@op
 def round(x, decimals=0):
     if decimals:
         f = 10.0 ** int(decimals)
@@ -430,38 +422,8 @@ def round(x, decimals=0):
 
 
 @op
-def trunc(x):
-    return _unary(x, "trunc")
-
-
-@op
-def sin(x):
-    return _unary(x, "sin")
-
-
-@op
-def cos(x):
-    return _unary(x, "cos")
-
-
-@op
 def tan(x):
     return divide(sin(x), cos(x))
-
-
-@op
-def arctan(x):
-    return _unary(x, "arctan")
-
-
-@op
-def tanh(x):
-    return _unary(x, "tanh")
-
-
-@op
-def reciprocal(x):
-    return _unary(x, "reciprocal")
 
 
 @op
