@@ -1,6 +1,6 @@
 //! The project's error type. Every failure a user can cause is an `Error`, and the Python
 //! bindings map each kind to the matching Python exception (`ValueError`, `TypeError`,
-//! `NotImplementedError`), so nothing panics across the FFI boundary.
+//! `NotImplementedError`, `MemoryError`), so nothing panics across the FFI boundary.
 
 use std::fmt;
 
@@ -12,6 +12,8 @@ pub enum Error {
     Type(String),
     /// A documented Keras option that rustkeras does not support yet (Python `NotImplementedError`).
     NotImplemented(String),
+    /// A block of memory larger than the system can give (Python `MemoryError`).
+    Memory(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -19,7 +21,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Value(m) | Error::Type(m) | Error::NotImplemented(m) => f.write_str(m),
+            Error::Value(m) | Error::Type(m) | Error::NotImplemented(m) | Error::Memory(m) => {
+                f.write_str(m)
+            }
         }
     }
 }

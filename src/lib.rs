@@ -11,6 +11,7 @@ pub mod error;
 pub mod graph;
 pub mod initializers;
 pub mod losses;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod ops;

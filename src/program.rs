@@ -88,10 +88,22 @@ impl Program {
     ) -> Result<Program> {
         let l = layout(g, outputs, batch)?;
         let mem = match dev {
-            Device::Cpu => Memory::Cpu {
-                slots: l.slot_len.iter().map(|&n| vec![0.0f32; n]).collect(),
-                scratch: vec![0.0; l.scratch_len],
-            },
+            Device::Cpu => {
+                let what = || {
+                    format!("The activations of a batch of {batch} samples (argument `batch_size`)")
+                };
+                let all =
+                    l.slot_len.iter().map(|&n| n as u128).sum::<u128>() + l.scratch_len as u128;
+                crate::memory::check(all, &what)?;
+                Memory::Cpu {
+                    slots: l
+                        .slot_len
+                        .iter()
+                        .map(|&n| crate::memory::zeros(n, &what))
+                        .collect::<Result<_>>()?,
+                    scratch: crate::memory::zeros(l.scratch_len, &what)?,
+                }
+            }
             Device::Gpu(ctx) => Memory::Gpu(record(ctx, g, &l, vars)?),
         };
         Ok(Program {
@@ -264,6 +276,27 @@ fn run_ctx(ctx: &Ctx) -> RunCtx {
     }
 }
 
+/// The node with the most elements among those needed, and the elements of all of them
+/// together (u128 and saturating, so that no shape a user can declare overflows it): a bound on
+/// what the slots will hold, checked before anything is planned or allocated.
+fn activation_sizes(g: &Graph, needed: &[bool], dims: &[Vec<usize>]) -> (usize, u128) {
+    let mut largest = (0, 0u128);
+    let mut total = 0u128;
+    for i in (0..g.nodes.len()).filter(|&i| needed[i]) {
+        if matches!(g.nodes[i].op, Op::Param(_)) {
+            continue;
+        }
+        let c = dims[i]
+            .iter()
+            .fold(1u128, |a, &d| a.saturating_mul(d as u128));
+        total = total.saturating_add(c);
+        if c > largest.1 {
+            largest = (i, c);
+        }
+    }
+    (largest.0, total)
+}
+
 /// The schedule, shapes, slot sizes and scratch size for `batch` rows.
 fn layout(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Layout> {
     let n = g.nodes.len();
@@ -294,6 +327,18 @@ fn layout(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Layout> {
     let mut free: Vec<usize> = Vec::new();
     let mut steps = Vec::new();
     let mut scratch_len = 0;
+    let (largest, total) = activation_sizes(g, &needed, &dims);
+    let describe_batch = || {
+        let what = match &g.nodes[largest].scope {
+            Some(layer) => format!("layer \"{layer}\""),
+            None => format!("node {largest} ({:?})", g.nodes[largest].op),
+        };
+        format!(
+            "A batch of {batch} samples (argument `batch_size`; the largest activation is the output of {what}, of shape {:?})",
+            dims[largest]
+        )
+    };
+    crate::memory::check(total, &describe_batch)?;
     for i in 0..n {
         if !needed[i] {
             continue;

@@ -44,9 +44,10 @@ impl std::fmt::Debug for Tensor {
 impl Tensor {
     /// Zeros of `shape` on `dev`.
     pub fn zeros(dev: &Device, shape: &[usize]) -> Result<Tensor> {
-        let n = shape.iter().product();
+        let what = || format!("A tensor of shape {shape:?}");
+        let n = crate::memory::elements(shape, &what)?;
         let storage = match dev {
-            Device::Cpu => Storage::Cpu(vec![0.0; n]),
+            Device::Cpu => Storage::Cpu(crate::memory::zeros(n, &what)?),
             Device::Gpu(ctx) => Storage::Gpu(ctx.alloc(n)?, ctx.clone()),
         };
         Ok(Tensor {

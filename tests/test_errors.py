@@ -7,8 +7,10 @@ that the message names the argument or layer, the expected and the received valu
 """
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 PRELUDE = """
 import numpy as np
 from rustkeras import activations, losses, metrics, optimizers
-from rustkeras.layers import Activation, Dense, Dropout, Input, Reshape
+from rustkeras.layers import Activation, Dense, Dropout, Embedding, Flatten, Input, Reshape
 from rustkeras.models import Sequential
 
 
@@ -42,10 +44,14 @@ print(json.dumps({"type": None, "message": ""}))
 """
 
 
-def run_case(code):
-    """Runs PRELUDE + code in a fresh interpreter; returns (returncode, type name, message)."""
+def run_case(code, backend="cpu"):
+    """Runs PRELUDE + code in a fresh interpreter on `backend`; returns (returncode, type name,
+    message)."""
     src = PRELUDE + textwrap.dedent(code)
-    r = subprocess.run([sys.executable, "-c", RUNNER], input=src, capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, RUSTKERAS_BACKEND=backend)
+    env.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp())
+    r = subprocess.run([sys.executable, "-c", RUNNER], input=src, capture_output=True, text=True, timeout=120,
+                       env=env)
     assert r.returncode >= 0, f"killed by signal {-r.returncode}:\n{r.stderr[-2000:]}"
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
     if not lines:
@@ -56,8 +62,8 @@ def run_case(code):
     return r.returncode, info["type"], info["message"]
 
 
-def check(code, exc, *needles):
-    rc, typ, msg = run_case(code)
+def check(code, exc, *needles, backend="cpu"):
+    rc, typ, msg = run_case(code, backend)
     assert typ is not None, f"no exception raised by: {code}"
     assert rc == 1
     assert typ == exc, f"{typ}: {msg}"
@@ -320,3 +326,128 @@ def test_bad_epochs():
 
 def test_bad_verbose():
     check("model().fit(x, y, verbose=5)", "ValueError", "verbose", "verbose=5")
+
+
+# -- memory: sizes no machine has give MemoryError before anything is allocated ---------------
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_a_weight_larger_than_memory(backend):
+    check("Sequential([Input((3,)), Dense(10**12)])", "MemoryError", 'layer "dense"', '"kernel"',
+          "(3, 1000000000000)", "12.0 TB", "available", backend=backend)
+
+
+def test_an_input_shape_larger_than_memory_can_address():
+    check("Sequential([Input((10**10, 10**10)), Flatten(), Dense(1)])", "MemoryError", "input_shape",
+          "(10000000000, 10000000000)")
+
+
+def test_a_batch_whose_activations_exceed_memory_names_the_batch_size_and_the_layer():
+    # 10**6 rows of a 10**7-wide layer: 40 TB of activations, refused when the pass is planned.
+    check("""
+        m = Sequential([Input((3,)), Dense(10**7, name="wide"), Dense(1)])
+        m.compile(optimizer="sgd", loss="mse")
+        m.fit(np.zeros((10**6, 3), "f"), np.zeros((10**6, 1), "f"), batch_size=10**6, verbose=0)
+        """, "MemoryError", "batch of 1000000 samples", "batch_size", 'layer "wide"', "TB")
+
+
+def test_predict_outputs_larger_than_memory():
+    check("""
+        m = Sequential([Input((3,)), Dense(10**7)])
+        m.predict(np.zeros((10**6, 3), "f"), batch_size=4, verbose=0)
+        """, "MemoryError", "predict", "output", "(shape [1000000, 10000000])", "TB")
+
+
+def test_a_gpu_batch_larger_than_a_buffer_is_a_value_error():
+    check("""
+        m = Sequential([Input((3,)), Dense(200000), Dense(1)])
+        m.compile(optimizer="sgd", loss="mse")
+        m.fit(np.zeros((5000, 3), "f"), np.zeros((5000, 1), "f"), batch_size=5000, verbose=0)
+        """, "ValueError", "smaller batch size", backend="gpu")
+
+
+def test_the_process_goes_on_after_a_memory_error():
+    rc, typ, msg = run_case("""
+        try:
+            Sequential([Input((3,)), Dense(10**12)])
+        except MemoryError:
+            pass
+        m = model()
+        m.fit(x, y, verbose=0)
+        assert m.predict(x, verbose=0).shape == (4, 2)
+        """)
+    assert (rc, typ) == (0, None), msg
+
+
+# -- labels and indices: checked on the host before any kernel runs, on both devices -----------
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_sparse_labels_and_embedding_indices_out_of_range_on_each_device(backend):
+    check("model(loss='sparse_categorical_crossentropy', units=3).fit(x, np.array([0, 1, 2, 3]), verbose=0)",
+          "ValueError", "labels", "[0, 3)", "3", backend=backend)
+    check("""
+        m = Sequential([Input((2,)), Embedding(5, 3), Flatten(), Dense(1)])
+        m.compile(optimizer="sgd", loss="mse")
+        m.fit(np.array([[1, 9]]), np.zeros((1, 1)), verbose=0)
+        """, "ValueError", 'layer "embedding"', "[0, 5)", "9", backend=backend)
+    check("Sequential([Input((2,)), Embedding(5, 3)]).predict(np.array([[1.5, 2]]), verbose=0)", "ValueError",
+          "integers", "1.5", backend=backend)
+
+
+# -- the forms data comes in: each gives what float32 C-ordered arrays give -------------------
+
+
+def test_every_numeric_form_of_the_data_trains_like_float32_arrays():
+    rc, typ, msg = run_case("""
+        import pandas as pd
+        from rustkeras.utils import set_random_seed
+        rng = np.random.default_rng(0)
+        xi = rng.integers(0, 5, size=(16, 3))
+        yi = rng.integers(0, 2, size=(16, 2))
+        def run(xd, yd):
+            set_random_seed(3)
+            m = model()
+            h = m.fit(xd, yd, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"]
+            return h, m.predict(xd, verbose=0)
+        ref_h, ref_p = run(xi.astype("float32"), yi.astype("float32"))
+        wide = np.zeros((16, 6), "float64"); wide[:, ::2] = xi
+        forms = {
+            "int64": (xi, yi), "int8": (xi.astype("int8"), yi.astype("uint8")),
+            "float64": (xi.astype("float64"), yi.astype("float64")),
+            "float16": (xi.astype("float16"), yi.astype("float16")),
+            "bool y": (xi.astype("float32"), yi.astype(bool)),
+            "lists": (xi.tolist(), yi.tolist()),
+            "non-contiguous": (wide[:, ::2], yi),
+            "fortran": (np.asfortranarray(xi.astype("float32")), np.asfortranarray(yi)),
+            "pandas": (pd.DataFrame(xi, columns=list("abc")), pd.DataFrame(yi)),
+        }
+        for name, (xd, yd) in forms.items():
+            h, p = run(xd, yd)
+            np.testing.assert_allclose(h, ref_h, rtol=1e-6, err_msg=name)
+            np.testing.assert_allclose(p, ref_p, rtol=1e-6, err_msg=name)
+        """)
+    assert (rc, typ) == (0, None), msg
+
+
+@pytest.mark.parametrize("code,needle", [
+    ("model().fit(np.array([[1, 'a', 3]] * 4, dtype=object), y, verbose=0)", "dtype object"),
+    ("model().fit(x.astype(complex), y, verbose=0)", "complex128"),
+    ("model().fit([[1, 2, 3], [1, 2]], y[:2], verbose=0)", "inhomogeneous"),
+    ("import pandas as pd; model().fit(pd.DataFrame({'a': [1, 2, 3, 4], 'b': list('uvuv'), 'c': [0.] * 4}), y,"
+     " verbose=0)", "dtype object"),
+])
+def test_non_numeric_forms_name_x_and_what_was_received(code, needle):
+    check(code, "TypeError", "`x`", needle)
+
+
+@pytest.mark.parametrize("bs", ["100", "10**30"])
+def test_a_batch_size_larger_than_the_data_is_one_batch(bs):
+    rc, typ, msg = run_case(f"""
+        m = model()
+        h = m.fit(x, y, batch_size={bs}, epochs=2, verbose=0).history
+        assert len(h["loss"]) == 2
+        assert m.predict(x, batch_size={bs}, verbose=0).shape == (4, 2)
+        assert len(m.evaluate(x, y, batch_size={bs}, verbose=0, return_dict=True)) == 1
+        """)
+    assert (rc, typ) == (0, None), msg

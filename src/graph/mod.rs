@@ -65,6 +65,12 @@ impl Shape {
     pub fn last(&self) -> Option<usize> {
         self.dims.last().copied()
     }
+    /// Values per sample (per tensor when not batched), or None when the count overflows or
+    /// exceeds what one buffer can address.
+    pub fn sample_count(&self) -> Option<usize> {
+        crate::memory::count(&self.dims).filter(|&c| c <= isize::MAX as usize / 4)
+    }
+
     /// Keras-style display: `(None, 784)`.
     pub fn display(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
@@ -129,6 +135,20 @@ pub struct Graph {
     scope: Option<std::sync::Arc<str>>,
 }
 
+/// A memory error when one sample of `shape` holds more values than a buffer can address
+/// (products of dimensions are then unsafe to compute): every node's shape is checked, so shape
+/// arithmetic on any node's dimensions cannot overflow.
+pub fn addressable(shape: &Shape, what: &dyn Fn() -> String) -> Result<()> {
+    match shape.sample_count() {
+        Some(_) => Ok(()),
+        None => Err(crate::error::Error::Memory(format!(
+            "{} has shape {}: more values per sample than memory can address",
+            what(),
+            shape.display()
+        ))),
+    }
+}
+
 impl Graph {
     pub fn new() -> Graph {
         Graph::default()
@@ -165,6 +185,7 @@ impl Graph {
         let shapes: SmallVec<[&Shape; 3]> = inputs.iter().map(|&i| &self.nodes[i].shape).collect();
         let shape = ops::infer_shape(&op, &shapes)?;
         drop(shapes);
+        addressable(&shape, &|| format!("the output of {op:?}"))?;
         self.nodes.push(Node {
             op,
             inputs: inputs.iter().copied().collect(),

@@ -54,10 +54,13 @@ impl PyGraph {
 
     /// A batched input with per-sample `dims`.
     fn input(&mut self, dims: Vec<usize>) -> PyResult<NodeId> {
-        Ok(self.graph()?.input(Shape::batched(&dims)))
+        let shape = Shape::batched(&dims);
+        crate::graph::addressable(&shape, &|| "An input".to_string())?;
+        Ok(self.graph()?.input(shape))
     }
 
     fn variable(&mut self, shape: Vec<usize>) -> PyResult<(VarId, NodeId)> {
+        crate::graph::addressable(&Shape::fixed(&shape), &|| "A weight".to_string())?;
         let g = self.graph()?;
         let v = g.declare_var(&shape);
         Ok((v, g.param(v)))

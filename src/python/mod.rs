@@ -2,7 +2,7 @@
 //! feature so that `cargo test` links no Python. Every `Error` becomes the matching Python
 //! exception here; nothing in this module may panic on user input.
 
-use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::error::Error;
@@ -23,6 +23,7 @@ impl From<Error> for PyErr {
             Error::Value(m) => PyValueError::new_err(m),
             Error::Type(m) => PyTypeError::new_err(m),
             Error::NotImplemented(m) => PyNotImplementedError::new_err(m),
+            Error::Memory(m) => PyMemoryError::new_err(m),
         }
     }
 }
@@ -37,6 +38,13 @@ fn set_seed(seed: u64) {
 #[pyfunction]
 fn default_seed() -> Option<(u64, u64)> {
     crate::model::default_seed()
+}
+
+/// Raises MemoryError naming `what` when `floats` f32 values need more memory than the system
+/// has available (a layer checks its weights with it when it declares them).
+#[pyfunction]
+fn check_memory(floats: u128, what: String) -> PyResult<()> {
+    Ok(crate::memory::check(floats, &|| what.clone())?)
 }
 
 /// Every Vulkan adapter wgpu finds, best first, as `{"name", "type", "api"}` dicts.
@@ -88,6 +96,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     eval::register(m)?;
     metrics::register(m)?;
     m.add_function(wrap_pyfunction!(set_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(check_memory, m)?)?;
     m.add_function(wrap_pyfunction!(default_seed, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_adapters, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_status, m)?)?;

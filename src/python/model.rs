@@ -709,8 +709,14 @@ impl PyModel {
                     .collect::<Vec<_>>()
             });
             dims.into_iter()
-                .map(|dims| PyArrayDyn::<f32>::zeros(py, dims, false).unbind())
-                .collect()
+                .enumerate()
+                .map(|(i, dims)| {
+                    crate::memory::elements(&dims, &|| {
+                        format!("predict's output {i} for {n} samples (shape {dims:?})")
+                    })?;
+                    Ok(PyArrayDyn::<f32>::zeros(py, dims, false).unbind())
+                })
+                .collect::<PyResult<_>>()?
         } else {
             Vec::new()
         };
@@ -763,8 +769,12 @@ impl PyModel {
         });
         let mut outs: Vec<Vec<f32>> = shapes
             .iter()
-            .map(|s| vec![0.0f32; s.iter().product()])
-            .collect();
+            .enumerate()
+            .map(|(i, s)| {
+                let what = || format!("predict's output {i} for {n} samples (shape {s:?})");
+                crate::memory::zeros(crate::memory::elements(s, &what)?, &what)
+            })
+            .collect::<crate::error::Result<_>>()?;
         self.run(py, &d, |m, d, h| {
             let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
             m.predict(&d.x, n, batch_size, &mut views, h)

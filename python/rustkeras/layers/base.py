@@ -56,6 +56,18 @@ def invalid(arg: str, expected: str, value: Any) -> ValueError:
     return ValueError(f"Invalid value received for argument `{arg}`. Expected {expected}. Received: {arg}={value!r}")
 
 
+def _check_weight_memory(layer, name: str, shape) -> None:
+    """MemoryError naming the layer and the weight when its values need more memory than the
+    system has available: raised when the weight is declared, before anything is allocated."""
+    from rustkeras import _core
+
+    count = 1
+    for d in shape:
+        count *= d
+    what = f'Layer "{layer.name}" ({type(layer).__name__}): its weight "{name}" of shape {tuple(shape)}'
+    _core.check_memory(min(count, 2**127), what)
+
+
 def not_supported(layer: str, arg: str) -> NotImplementedError:
     return NotImplementedError(f"{layer}: the argument `{arg}` is not supported by rustkeras yet.")
 
@@ -118,6 +130,11 @@ class Layer:
                     f"(rustkeras has fixed per-sample shapes). Received: input_shape={input_shape}"
                 )
             input_shape = tuple(int(d) for d in input_shape)
+            if int(np.prod(input_shape, dtype=object)) > (2**63 - 1) // 4:
+                raise MemoryError(
+                    f"{type(self).__name__}: input_shape={input_shape} holds more values per sample than memory "
+                    "can address"
+                )
         self._input_shape_arg: Optional[Tuple[int, ...]] = input_shape
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.trainable = bool(trainable)
@@ -163,6 +180,7 @@ class Layer:
                         "weights, so every call needs inputs of the same shape."
                     )
                 return graph.param(w.var)
+        _check_weight_memory(self, name, shape)
         var, node = graph.variable(list(shape))
         self._weights.append(
             _Weight(var, name, shape, _initializers.get(initializer), _regularizers.get(regularizer), trainable)

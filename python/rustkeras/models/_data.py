@@ -31,7 +31,9 @@ def batch_size(value, default: int = 32) -> int:
         raise ValueError(
             f"Invalid value received for argument `batch_size`. Expected an integer > 0. Received: batch_size={value!r}"
         )
-    return int(value)
+    # A batch larger than the data is the whole data (as in Keras); clamped so that it crosses
+    # into the engine as a machine integer.
+    return min(int(value), 2**62)
 
 
 def verbose(v) -> int:
