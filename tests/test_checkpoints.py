@@ -243,3 +243,81 @@ def test_a_training_process_killed_mid_fit_resumes_exactly(tmp_path):
         final = [d[f"arr_{i}"] for i in range(len(d.files))]
     assert _same_weights(final, weights)
     assert not os.path.exists(backup)
+
+
+# -- SIGKILL while ModelCheckpoint writes ------------------------------------------------
+
+_WRITER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from rustkeras import Input, Sequential
+    from rustkeras.callbacks import Callback, ModelCheckpoint
+    from rustkeras.layers import Dense
+
+    path, weights_only = sys.argv[1], sys.argv[2] == "1"
+
+    class Ready(Callback):
+        # After the checkpoint callback's first save, so a checkpoint exists when the parent
+        # starts its clock.
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 0 and self.params.get("epoch", 0) == 0:
+                print("ready", flush=True)
+
+    # About 1.5 MB of weights, written after every batch: most of the process's time is spent
+    # inside a save, so the kills land in every phase of one.
+    m = Sequential([Input((128,)), Dense(512, activation="relu"), Dense(512), Dense(4)])
+    m.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(0).normal(size=(64, 128)).astype("float32")
+    m.fit(x, x[:, :4], epochs=10**6, batch_size=8, verbose=0,
+          callbacks=[ModelCheckpoint(path, save_freq=1, save_weights_only=weights_only), Ready()])
+""")
+
+
+def _kill_while_checkpointing(path, weights_only, delay):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, path, str(int(weights_only))], stdout=subprocess.PIPE,
+                            env=env, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready", "the writer died before its first checkpoint"
+        import time
+
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _loadable(path, weights_only):
+    if weights_only:
+        m = Sequential([Input((128,)), Dense(512, activation="relu"), Dense(512), Dense(4)])
+        m.load_weights(path)
+    else:
+        m = load_model(path)
+    ws = m.get_weights()
+    assert [w.shape for w in ws] == [(128, 512), (512,), (512, 512), (512,), (512, 4), (4,)]
+    assert all(np.isfinite(w).all() for w in ws)
+    return m
+
+
+# A few moments in CI; RUSTKERAS_KILL_REPEATS raises the count for a long run.
+_KILLS = int(os.environ.get("RUSTKERAS_KILL_REPEATS", "4"))
+
+
+@pytest.mark.parametrize("weights_only", [False, True], ids=["keras", "weights_h5"])
+def test_a_process_killed_while_a_checkpoint_is_written_leaves_the_previous_one_loadable(tmp_path, weights_only):
+    path = str(tmp_path / ("ckpt.weights.h5" if weights_only else "ckpt.keras"))
+    rng = np.random.default_rng(1)
+    torn = 0
+    for k in range(_KILLS):
+        # Spread over a few checkpoint writes (each takes some milliseconds), at different phases.
+        _kill_while_checkpointing(path, weights_only, float(rng.uniform(0.0, 0.25)))
+        _loadable(path, weights_only)
+        # A kill inside a write leaves its temporary file (never the target) behind.
+        leftovers = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+        torn += bool(leftovers)
+        for f in leftovers:
+            os.remove(tmp_path / f)
+    print(f"{_KILLS} kills, {torn} inside a write")
