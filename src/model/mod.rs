@@ -547,6 +547,60 @@ impl Model {
         self.read_logs(logs, seen)
     }
 
+    /// [`Model::stream_batch`] for a training batch whose gradients are handed to `grads`
+    /// (one vector per trainable variable) instead of applied: one replica's step of
+    /// data-parallel training. The step counter advances (dropout masks differ per step) and
+    /// state updates apply; the optimizer does not run until [`Model::apply_gradients`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn gradient_batch(
+        &mut self,
+        xs: &[&[f32]],
+        ys: &[&[f32]],
+        sws: &[&[f32]],
+        batch: usize,
+        owner: &Weak<()>,
+        fresh: bool,
+        seen: usize,
+        logs: &mut [f64],
+        grads: &mut Vec<Vec<f32>>,
+    ) -> Result<()> {
+        self.ensure_train_graph()?;
+        self.claim_log_sums(owner, fresh)?;
+        self.step_with(Pass::Train, Batch::Host { xs, ys, sws }, batch, Some(grads))?;
+        self.read_logs(logs, seen)
+    }
+
+    /// One optimizer step with `grads` (one slice per trainable variable, in order, of the
+    /// variables' sizes), as if a training step had computed them.
+    pub fn apply_gradients(&mut self, grads: &mut [&mut [f32]]) -> Result<()> {
+        if matches!(self.device, Device::Gpu(_)) {
+            return Err(crate::Error::NotImplemented(
+                "apply_gradients runs on the 'cpu' backend only".into(),
+            ));
+        }
+        let trainable = self.trainable.clone();
+        let expected: Vec<usize> = (0..self.num_vars())
+            .filter(|&v| trainable[v])
+            .map(|v| self.var_shape(v).iter().product())
+            .collect();
+        let got: Vec<usize> = grads.iter().map(|g| g.len()).collect();
+        if expected != got {
+            return crate::value_error!(
+                "apply_gradients: expected one gradient per trainable variable with sizes {expected:?}, received sizes {got:?}"
+            );
+        }
+        let c = self
+            .compiled
+            .as_mut()
+            .ok_or_else(|| crate::Error::Value("the model is not compiled".into()))?;
+        let mut guards = self.vars.write_some(|v| trainable[v]);
+        let mut params: SmallVec<[&mut [f32]; 32]> = guards
+            .iter_mut()
+            .map(|w| w.host_mut().expect("on the CPU"))
+            .collect();
+        c.optimizer.apply(&mut params, grads)
+    }
+
     /// One batch with fresh log sums, and its logs.
     fn batch_logs(
         &mut self,

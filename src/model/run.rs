@@ -25,7 +25,26 @@ impl Model {
     /// logs' sums (a loss weighted by `batch` rows) to the epoch's sums: plans the program for this batch size
     /// if missing, runs it, and applies the optimizer and the state updates.
     pub(super) fn step(&mut self, pass: Pass, data: Batch<'_>, batch: usize) -> Result<()> {
+        self.step_with(pass, data, batch, None)
+    }
+
+    /// [`Model::step`]; with `export`, a training step hands its gradients (one vector per
+    /// trainable variable, in order) to `export` instead of applying them, so that a caller
+    /// can combine them with other replicas' before [`Model::apply_gradients`]. Log sums and
+    /// state updates (moving statistics) are applied as in any step.
+    pub(super) fn step_with(
+        &mut self,
+        pass: Pass,
+        data: Batch<'_>,
+        batch: usize,
+        export: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<()> {
         self.ensure_train_graph()?;
+        if export.is_some() && matches!(self.device, Device::Gpu(_)) {
+            return Err(crate::Error::NotImplemented(
+                "gradients handed out of a step (data-parallel training) run on the 'cpu' backend only".into(),
+            ));
+        }
         let feeds = match data {
             Batch::Host { xs, ys, sws } => self.train_feeds(xs, ys, sws)?,
             Batch::Resident { .. } => Feeds::new(),
@@ -98,6 +117,16 @@ impl Model {
                 if training {
                     let mut grad_views: SmallVec<[&mut [f32]; 32]> = SmallVec::new();
                     p.values_mut(grads, &mut grad_views);
+                    if let Some(out) = export {
+                        out.resize_with(grad_views.len(), Vec::new);
+                        for (o, g) in out.iter_mut().zip(&grad_views) {
+                            o.clear();
+                            o.extend_from_slice(g);
+                        }
+                        drop(grad_views);
+                        apply_updates(&self.vars, graph, p, training);
+                        return Ok(());
+                    }
                     let mut guards = self.vars.write_some(|v| self.trainable[v]);
                     let mut params: SmallVec<[&mut [f32]; 32]> = guards
                         .iter_mut()

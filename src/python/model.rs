@@ -842,6 +842,79 @@ impl PyModel {
         Ok(logs)
     }
 
+    /// A training batch of a streamed pass whose gradients are returned (one float32 array
+    /// per trainable variable, in `trainable_weights` order) instead of applied, with the
+    /// logs over the pass so far: one replica's step of data-parallel training.
+    #[pyo3(signature = (stream, x, y, sample_weight=None))]
+    fn gradient_batch<'py>(
+        &self,
+        py: Python<'py>,
+        stream: &Bound<'py, PyStream>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Vec<f64>, Vec<Bound<'py, PyArrayDyn<f32>>>)> {
+        let (owner, fresh, before) = {
+            let s = stream.borrow();
+            (Arc::downgrade(&s.token), s.seen == 0, s.seen)
+        };
+        let (logs, n, grads, shapes) = self.run_labelled(py, x, y, sample_weight, |m, d, _| {
+            m.fit_check(d)?;
+            let n = d.n;
+            let mut logs = vec![0.0; m.log_width()?];
+            let ones = vec![1.0; n];
+            let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
+            let mut grads = Vec::new();
+            m.gradient_batch(
+                &d.x,
+                &d.y,
+                &sws,
+                n,
+                &owner,
+                fresh,
+                before + n,
+                &mut logs,
+                &mut grads,
+            )?;
+            let shapes: Vec<Vec<usize>> = m
+                .trainable_vars()
+                .into_iter()
+                .map(|v| m.var_shape(v).to_vec())
+                .collect();
+            Ok((logs, n, grads, shapes))
+        })?;
+        stream.borrow_mut().seen = before + n;
+        let arrays = grads
+            .into_iter()
+            .zip(shapes)
+            .map(|(g, s)| {
+                Ok(numpy::PyArray1::from_vec(py, g)
+                    .reshape(s)?
+                    .to_dyn()
+                    .clone())
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((logs, arrays))
+    }
+
+    /// One optimizer step with `grads` (float32 arrays, one per trainable variable in
+    /// `trainable_weights` order), as if a training step had computed them.
+    fn apply_gradients(
+        &self,
+        py: Python<'_>,
+        grads: Vec<numpy::PyReadonlyArrayDyn<'_, f32>>,
+    ) -> PyResult<()> {
+        let mut owned: Vec<Vec<f32>> = grads
+            .iter()
+            .map(|g| g.as_array().iter().copied().collect())
+            .collect();
+        self.with(py, |m| {
+            let mut views: Vec<&mut [f32]> = owned.iter_mut().map(|g| g.as_mut_slice()).collect();
+            m.apply_gradients(&mut views)
+        })?;
+        Ok(())
+    }
+
     #[pyo3(signature = (x, y, sample_weight=None))]
     fn test_on_batch(
         &self,
