@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rustkeras import Input, Model, Sequential
-from rustkeras.layers import Dense, concatenate
+from rustkeras.layers import Concatenate, Dense
 from rustkeras.optimizers import Adam
 from rustkeras.utils import cross_validate, to_categorical
 from rustkeras.utils.cross_validation import kfold
@@ -123,7 +123,9 @@ def test_several_inputs_and_labels_to_stratify_by():
 
     def two_inputs():
         a, b = Input(shape=(5,)), Input(shape=(3,))
-        model = Model([a, b], Dense(3, activation="softmax")(concatenate([Dense(8, activation="relu")(a), b])))
+        # (named: an unnamed one would take a name test_functional.py expects its own model to get)
+        joined = Concatenate(name="joined")([Dense(8, activation="relu")(a), b])
+        model = Model([a, b], Dense(3, activation="softmax")(joined))
         model.compile(optimizer=Adam(learning_rate=0.02), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         return model
@@ -242,6 +244,10 @@ def test_rustkeras_needs_neither_scikit_learn_nor_joblib_and_the_wrappers_name_s
             from rustkeras.wrappers import SKLearnClassifier
         except ImportError as e:
             print("ImportError:", e)
+        try:
+            cross_validate(build, x, to_categorical(x[:, 0] > 0, 2), n_splits=3, n_jobs=2)
+        except ImportError as e:
+            print("ImportError:", e)
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -249,6 +255,8 @@ def test_rustkeras_needs_neither_scikit_learn_nor_joblib_and_the_wrappers_name_s
     assert lines[0] == "3"
     assert lines[1].startswith("ImportError: rustkeras.wrappers (SKLearnClassifier") and "scikit-learn" in lines[1]
     assert "pip install -U scikit-learn" in lines[1]
+    assert lines[2] == ("ImportError: cross_validate(n_jobs=2) runs the folds through joblib, which is not installed: "
+                        "`pip install joblib` (or n_jobs=1)")
     r = subprocess.run([sys.executable, "-c", "import sys, rustkeras, rustkeras.wrappers; "
                         "print(sorted(m for m in ('sklearn', 'joblib', 'dask', 'ray') if m in sys.modules))"],
                        capture_output=True, text=True, timeout=120)

@@ -5,10 +5,12 @@ threads (all cores when unset) and reads that variable once: when the first para
 builds the pool, i.e. at a process's first `fit` (importing rustkeras, building, compiling and
 loading a model start no pool). Folds or searches that run as several worker processes on one
 machine would each take every core, processes x cores threads in all. Each of those schedulers
-tells its worker processes their share of the cores the same way, in the variables native
-thread pools read: joblib's process backends (loky, multiprocessing) set `OMP_NUM_THREADS` to
-cores // n_jobs, Dask's nanny and Ray set it to a worker's threads (1 by default). So a worker
-process gives rayon that share, unless `RAYON_NUM_THREADS` already says otherwise.
+tells its worker processes their share of the cores the same way, in the variable native
+thread pools (OpenMP) read: joblib's process backends (loky, multiprocessing) set
+`OMP_NUM_THREADS` to cores // n_jobs, Dask's nanny sets it to 1 (a Dask worker runs one task
+per thread and expects each to use one core), Ray to the CPUs a task or actor reserves. So a
+worker process gives rayon that share, unless `RAYON_NUM_THREADS` already says otherwise (set
+it where the workers start to give each more: `RAYON_NUM_THREADS=8 dask worker ...`).
 
 `size_pool_in_worker` is called where rustkeras knows it runs in a worker, before that
 process's first fit: by `cross_validate`'s fold when the fold runs in another process than the

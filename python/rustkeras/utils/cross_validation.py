@@ -111,7 +111,8 @@ def cross_validate(build_fn: Callable, x, y, n_splits: int = 5, shuffle: bool = 
     if y is None:
         raise ValueError("cross_validate: `y` is required (the targets each fold's model trains and is scored on). "
                          "Received: y=None")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32):
+    valid_seed = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed < 2**32
+    if seed is not None and not valid_seed:
         raise ValueError(f"cross_validate: `seed` must be None or an integer in [0, 2**32). Received: seed={seed!r}")
     for taken in ("x", "y", "validation_data"):
         if taken in fit_kwargs:
@@ -129,8 +130,11 @@ def cross_validate(build_fn: Callable, x, y, n_splits: int = 5, shuffle: bool = 
     if n_jobs == 1:
         logs = [_run_fold(build_fn, x, y, train, test, seed, fit_kwargs, caller) for train, test in folds]
     else:
-        import joblib
-
+        try:
+            import joblib
+        except ImportError as e:
+            raise ImportError(f"cross_validate(n_jobs={n_jobs!r}) runs the folds through joblib, which is not "
+                              "installed: `pip install joblib` (or n_jobs=1)") from e
         logs = joblib.Parallel(n_jobs=n_jobs)(
             joblib.delayed(_run_fold)(build_fn, x, y, train, test, seed, fit_kwargs, caller) for train, test in folds)
     return _result(logs)
@@ -239,7 +243,8 @@ def kfold(n: int, n_splits: int, shuffle: bool = True, seed: Optional[int] = Non
     `seed`.
     """
     if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
-        raise ValueError(f"cross_validate: `n_splits` must be an integer of at least 2. Received: n_splits={n_splits!r}")
+        raise ValueError("cross_validate: `n_splits` must be an integer of at least 2. "
+                         f"Received: n_splits={n_splits!r}")
     if n_splits > n:
         raise ValueError(f"cross_validate: cannot have n_splits={n_splits} greater than the number of samples: "
                          f"n_samples={n}")
