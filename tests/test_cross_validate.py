@@ -165,13 +165,19 @@ def _engine_in_a_worker():
 @pytest.mark.skipif(not LINUX, reason="counts threads in /proc")
 def test_a_loky_worker_runs_the_engine_on_its_share_of_the_cores():
     joblib = pytest.importorskip("joblib")
-    # A share that differs from the default makes loky start new workers, whose pools do not exist yet.
-    with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
-        runs = joblib.Parallel(n_jobs=2)(joblib.delayed(_engine_in_a_worker)() for _ in range(2))
-    for omp, rayon, started, loss in runs:
-        assert (omp, rayon) == ("1", 1) and np.isfinite(loss)
-        assert started <= 1  # the first fit of a process starts its pool: one thread (0 when reused)
-    assert any(started == 1 for *_, started, _ in runs)
+    from joblib.externals.loky import get_reusable_executor
+
+    # joblib's loky workers get cores // n_jobs in OMP_NUM_THREADS, and the engine takes that.
+    share = max(joblib.cpu_count() // 2, 1)
+    for omp, rayon, started, loss in joblib.Parallel(n_jobs=2)(joblib.delayed(_engine_in_a_worker)() for _ in range(2)):
+        assert (omp, rayon) == (str(share), share) and started <= share and np.isfinite(loss)
+    # In new worker processes (a reused one has its pool already), the first fit starts the pool:
+    # one thread for a share of one.
+    executor = get_reusable_executor(max_workers=2, reuse=False, env={"OMP_NUM_THREADS": "1"})
+    runs = [f.result(timeout=120) for f in [executor.submit(_engine_in_a_worker) for _ in range(2)]]
+    assert all((omp, rayon) == ("1", 1) and started <= 1 for omp, rayon, started, _ in runs)
+    assert any(started == 1 for _, _, started, _ in runs)
+    executor.shutdown(wait=True)
 
 
 @pytest.mark.skipif(not LINUX, reason="reads the resident set size in /proc")
