@@ -61,6 +61,8 @@ def test_every_keras_name_is_there_or_raises_not_implemented_naming_it(module):
             getattr(mod, name)
         except NotImplementedError as e:
             assert f"{module}.{name}" in str(e) and "not supported by rustkeras" in str(e)
+        except ImportError as e:  # a name that needs an optional dependency, which is missing here
+            assert "scikit-learn" in str(e)
     with pytest.raises(AttributeError):
         getattr(mod, "no_such_name_in_keras")
 
@@ -107,7 +109,8 @@ def test_the_installed_distribution_carries_the_readme_and_the_licenses():
     assert meta["License-Expression"] == "MIT OR Apache-2.0"
     assert sorted(meta.get_all("License-File")) == ["LICENSE-APACHE", "LICENSE-MIT"]
     assert meta["Description-Content-Type"].startswith("text/markdown")
-    assert meta.get_payload().strip().startswith("# rustkeras")
+    # (importlib_metadata, the backport, which Dask puts on sys.meta_path, serves the body as `Description`)
+    assert (meta.get_payload() or meta.get("Description", "")).strip().startswith("# rustkeras")
     files = [str(f) for f in importlib.metadata.files("rustkeras")]
     assert any(f.endswith("licenses/LICENSE-MIT") for f in files)
     assert any(f.endswith("licenses/LICENSE-APACHE") for f in files)

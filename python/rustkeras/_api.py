@@ -106,6 +106,8 @@ def unsupported() -> Dict[str, List[str]]:
                 getattr(module, name)
             except NotImplementedError:
                 missing.append(name)
+            except ImportError:
+                pass  # there, but needs an optional dependency (rustkeras.wrappers: scikit-learn)
         out[mod] = sorted(missing)
     return out
 

@@ -154,6 +154,8 @@ KERAS_NAMES = {
         pack_x_y_sample_weight pad_sequences plot_model register_keras_serializable save_img
         serialize_keras_object set_random_seed split_dataset standardize_dtype text_dataset_from_directory
         timeseries_dataset_from_array to_categorical unpack_x_y_sample_weight""",
+    "rustkeras.wrappers": """
+        SKLearnClassifier SKLearnRegressor SKLearnTransformer""",
 }
 
 KERAS1_NAMES = {

@@ -128,6 +128,13 @@ class Trainer:
     def built(self) -> bool:
         return self._core is not None
 
+    def __reduce__(self):
+        """Pickling and `copy.deepcopy` go through the model's `.keras` bytes, as in Keras 3 (see
+        `rustkeras.models._pickle`): the engine's objects never pickle."""
+        from rustkeras.models import _pickle
+
+        return _pickle.reduce(self)
+
     def _fixed_batch_size(self) -> Optional[int]:
         """The batch size the model's inputs fix (`Input(batch_shape=...)`), else None."""
         return None
