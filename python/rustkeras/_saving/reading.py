@@ -18,7 +18,7 @@ import stat
 import struct
 import zipfile
 import zlib
-from typing import Iterator, Optional
+from typing import Iterator
 
 # What a file starts with, and what that makes it.
 _SIGNATURES = (
