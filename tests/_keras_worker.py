@@ -12,6 +12,8 @@ Usage: python _keras_worker.py jobs.json — each job is a dict with an `op`:
 - "compiled": saves a model compiled with loss and metric objects (catalog.keras_compile_variant)
   and writes its evaluation on `x` and `y` (JSON).
 - "evaluate": loads a compiled `.keras` file and writes its evaluation on `x` and `y` (JSON).
+- "lambda": saves a model whose Lambda wraps a Python lambda (Keras writes its bytecode) to
+  `path`, and its predictions on `x` to `out`.
 """
 
 import json
@@ -86,6 +88,13 @@ def run(job):
         logs = model.evaluate(x, y if len(y) > 1 else y[0], batch_size=len(y[0]), verbose=0, return_dict=True)
         with open(job["out"], "w") as f:
             json.dump({k: float(v) for k, v in logs.items()}, f)
+    elif op == "lambda":
+        # A Lambda of a Python lambda, which Keras saves as bytecode (rebuilt only with
+        # safe_mode=False), with a closure and a default.
+        scale = 3.0
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda t, b=1.0: t * t * scale + b)])
+        model.save(job["path"])
+        _save_arrays(job["out"], _predictions(model, x))
     elif op == "json":
         with open(job["json"]) as f:
             model = keras.models.model_from_json(f.read())

@@ -69,8 +69,24 @@ def keras_saved(tmp_path_factory):
         stem = os.path.join(tmp, name)
         data[name] = (x, stem)
         jobs.append({"op": "save", "name": name, "x": xpath, "stem": stem, "out": stem + "_y.npz", "seed": 5})
+    x = np.array([[1.0, -2.0], [0.5, 3.0]], "float32")
+    xpath, stem = os.path.join(tmp, "lambda_x.npz"), os.path.join(tmp, "lambda")
+    np.savez(xpath, x0=x)
+    data["lambda"] = (x, stem)
+    jobs.append({"op": "lambda", "name": "lambda", "x": xpath, "path": stem + ".keras", "out": stem + "_y.npz"})
     failures = _run_keras(tmp, jobs)
     return data, failures
+
+
+def test_a_keras_lambda_saved_as_bytecode_loads_only_with_safe_mode_false(keras_saved):
+    data, failures = keras_saved
+    assert "lambda" not in failures, failures["lambda"]
+    x, stem = data["lambda"]
+    with pytest.raises(ValueError, match=r"lambda\.keras: .*bytecode.*safe_mode=False"):
+        load_model(stem + ".keras")
+    model = load_model(stem + ".keras", safe_mode=False)
+    np.testing.assert_allclose(model.predict(x, verbose=0), _arrays(stem + "_y.npz", "y")[0], rtol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), x * x * 3.0 + 1.0, rtol=1e-6)
 
 
 @pytest.mark.parametrize("fmt", ["keras", "json+weights", "legacy_h5"])

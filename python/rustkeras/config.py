@@ -167,3 +167,13 @@ def set_image_data_format(fmt: str) -> None:
     if fmt not in ("channels_last", "channels_first"):
         raise ValueError(f"Invalid value received for argument `data_format`. Expected 'channels_last' or 'channels_first'. Received: data_format={fmt!r}")
     _config["image_data_format"] = fmt
+
+
+def enable_unsafe_deserialization() -> None:
+    """Lets configs read outside `load_model` (`model_from_json`, `from_config`) rebuild a
+    `Lambda`'s function from its saved bytecode, as Keras' function of that name. Only for
+    configs you trust: rebuilding them runs their code. (`load_model` follows its own
+    `safe_mode` argument.)"""
+    from rustkeras import saving
+
+    saving.enable_unsafe_deserialization()

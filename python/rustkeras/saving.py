@@ -8,8 +8,10 @@
 
 Files are Keras 3's: a model saved by rustkeras loads in Keras 3 and one saved by Keras 3 (of
 layers rustkeras has) loads in rustkeras; Keras 2's `.h5` files load too. Saves are atomic
-(written beside the target, flushed, renamed over it). Loading never unpickles and never runs
-code from a file.
+(written beside the target, flushed, renamed over it). Loading treats every file as untrusted:
+it never unpickles, never imports or calls what a file names, and a damaged, foreign or hostile
+file is a ValueError or OSError naming it, raised before anything the file merely claims is
+allocated (`rustkeras._saving.reading`).
 
     @rustkeras.saving.register_keras_serializable(package="my_package")
     class MyDense(layers.Layer): ...
@@ -19,15 +21,17 @@ code from a file.
 A config names a class by `class_name` (and a registered class also by
 `registered_name`, `"package>Name"`); it is looked up among the objects passed in
 `custom_objects`, then `custom_object_scope`s, then the registered ones, then rustkeras' own
-layers. Nothing is ever rebuilt from code stored in a config.
+layers. Code stored in a config (a Lambda's function, saved by Keras as bytecode) is rebuilt
+only with `load_model(..., safe_mode=False)` (or inside `SafeModeScope(False)`), as in Keras.
 """
 
+import io
 import os
 import threading
 from typing import Any, Callable, Dict, Optional
 
 __all__ = [
-    "CustomObjectScope", "custom_object_scope", "get_custom_objects", "get_registered_name",
+    "CustomObjectScope", "SafeModeScope", "custom_object_scope", "get_custom_objects", "get_registered_name",
     "get_registered_object", "load_model", "load_weights", "register_keras_serializable", "save_model",
     "save_weights",
 ]
@@ -39,9 +43,11 @@ _NAMES: Dict[Any, str] = {}
 class _Scopes(threading.local):
     def __init__(self):
         self.stack = []
+        self.safe_mode = []
 
 
 _scopes = _Scopes()
+_unsafe_deserialization = False
 
 
 def register_keras_serializable(package: str = "Custom", name: Optional[str] = None) -> Callable:
@@ -92,6 +98,40 @@ class CustomObjectScope:
 custom_object_scope = CustomObjectScope
 
 
+class SafeModeScope:
+    """`with SafeModeScope(False): ...` lets configs read inside the block rebuild `Lambda`
+    functions from their saved bytecode (as Keras' scope of that name); `load_model` opens one
+    with its `safe_mode`."""
+
+    def __init__(self, safe_mode: bool = True):
+        self.safe_mode = safe_mode
+
+    def __enter__(self):
+        _scopes.safe_mode.append(self.safe_mode)
+        return self
+
+    def __exit__(self, *exc):
+        _scopes.safe_mode.pop()
+        return False
+
+
+def in_safe_mode() -> bool:
+    """Whether a config being read may not rebuild code: the innermost `SafeModeScope`'s
+    setting; outside any, True unless `rustkeras.config.enable_unsafe_deserialization()` was
+    called."""
+    if _scopes.safe_mode:
+        return _scopes.safe_mode[-1]
+    return not _unsafe_deserialization
+
+
+def enable_unsafe_deserialization() -> None:
+    """Lets configs read outside a `SafeModeScope` (`model_from_json`, `from_config`) rebuild
+    `Lambda` functions from their saved bytecode, as Keras' function of that name. Only for
+    configs you trust: rebuilding them runs their code."""
+    global _unsafe_deserialization
+    _unsafe_deserialization = True
+
+
 def get_registered_object(name: str, custom_objects: Optional[Dict[str, Any]] = None, module_objects=None):
     """The object a config names: from `custom_objects`, the active scopes, the registry
     (also by the bare name of a registered object), then `module_objects`; None if unknown."""
@@ -117,6 +157,9 @@ def _path(filepath) -> Optional[str]:
     """The path of `filepath` (a str or os.PathLike), or None for a file object."""
     if isinstance(filepath, (str, os.PathLike)):
         return os.fspath(filepath)
+    if isinstance(filepath, io.TextIOBase):
+        raise TypeError(f"`filepath` must be a path or a binary file object; the file object {filepath!r} is open in "
+                        "text mode. Open it with mode 'rb' or 'wb'.")
     if hasattr(filepath, "read") or hasattr(filepath, "write"):
         return None
     raise TypeError(f"`filepath` must be a path or a file object. Received: {filepath!r}")
@@ -175,21 +218,27 @@ def load_model(filepath, custom_objects: Optional[Dict[str, Any]] = None, compil
         custom_objects: classes and functions the config names (user layers, Lambda functions,
             custom losses and metrics), by name.
         compile: whether to compile the model as it was saved (and restore its optimizer).
-        safe_mode: Keras refuses to rebuild a Lambda from its saved bytecode unless False;
-            rustkeras never runs code from a file, so it refuses either way (pass the function in
-            `custom_objects`).
+        safe_mode: as in Keras, a `Lambda` whose function was saved as Python bytecode (a
+            `lambda`) is refused unless `safe_mode=False`: rebuilding it runs code from the
+            file, so pass False only for files you trust. Nothing else in a file is ever run.
 
     Returns:
         The model, with its weights (and, compiled, its optimizer state and training counters).
+
+    A file that cannot be read, or that holds anything but a model rustkeras can build, is an
+    OSError or a ValueError naming the file (see `rustkeras._saving.reading`).
     """
-    from rustkeras._saving import archive, legacy_h5
+    from rustkeras._saving import archive, legacy_h5, reading
 
     if not isinstance(safe_mode, bool):
         raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
     if custom_objects is not None and not isinstance(custom_objects, dict):
         raise TypeError(f"`custom_objects` must be a dict. Received: {type(custom_objects).__name__}")
     path = _path(filepath)
-    with CustomObjectScope(custom_objects or {}):
+    if path is not None and path.endswith(".keras") and not os.path.exists(path):
+        raise ValueError(f"File not found: filepath={path}. Please ensure the file is an accessible `.keras` zip "
+                         "file.")
+    with CustomObjectScope(custom_objects or {}), SafeModeScope(safe_mode), reading.naming(filepath, "a model"):
         if path is None:
             return archive.load(filepath, custom_objects, compile)
         if path.endswith(".keras") or (os.path.isdir(path) and os.path.isfile(os.path.join(path, archive.CONFIG))):
@@ -222,7 +271,7 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
 def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None:
     """Loads weights into a built model from a `.weights.h5` or `.keras` file (Keras 3's layout),
     or a legacy `.h5` file (by layer order, or by name with `by_name=True`)."""
-    from rustkeras._saving import archive, legacy_h5, weights_h5
+    from rustkeras._saving import archive, legacy_h5, reading, weights_h5
 
     by_name = kwargs.pop("by_name", None)
     if kwargs:
@@ -236,16 +285,16 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
     if path.endswith(".keras"):
         if by_name is not None:
             raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {path}")
-        archive.load_weights(model, path, skip_mismatch=skip_mismatch)
+        with reading.naming(path, "weights"):
+            archive.load_weights(model, path, skip_mismatch=skip_mismatch)
         return
-    h5py = weights_h5.h5py_module()
     if path.endswith(".weights.h5"):
         if by_name is not None:
             raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {path}")
         weights_h5.load_file(model, path, skip_mismatch=skip_mismatch)
         return
     if path.endswith((".h5", ".hdf5")):
-        with h5py.File(path, "r") as f:
+        with reading.naming(path, "weights"), reading.open_hdf5(path, legacy_h5.EXPECTED) as f:
             legacy_h5.load_weights(model, f, skip_mismatch=skip_mismatch, by_name=bool(by_name))
         return
     raise ValueError(f"File format not supported: filepath={path}. rustkeras loads weights from `.weights.h5`, "

@@ -1,10 +1,11 @@
 """The `.keras` file: a zip of `metadata.json`, `config.json` and `model.weights.h5` (stored,
 not compressed, as Keras writes it); or, with `zipped=False`, a directory of the three.
 
-Reading checks the archive before using it: member names must be plain relative paths (no
-`..`, no absolute paths, no backslashes), the JSON members are read up to a fixed limit
-whatever size the archive claims, and the weights are read from the archive in place (never
-extracted, never read whole into memory).
+Reading checks the archive before using it (`_check_members`): member names must be plain
+relative paths, each once; a member may not claim more bytes than the archive holds, nor expand
+more than `_MAX_RATIO` times; the JSON members are read up to a fixed limit whatever size the
+archive claims, and the weights are read from the archive in place (never extracted, never read
+whole into memory). In a directory, a member that is a link out of the directory is refused.
 """
 
 import datetime
@@ -14,15 +15,24 @@ import os
 import shutil
 import tempfile
 import zipfile
-from typing import Any, Dict
+import zlib
+from typing import Any, Dict, Optional
 
-from rustkeras._saving import files, keras_config, weights_h5
+from rustkeras._saving import files, keras_config, reading, weights_h5
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
 WEIGHTS = "model.weights.h5"
 # The most bytes read from a JSON member (a config of thousands of layers is a few MiB).
 _JSON_LIMIT = 64 << 20
+# How many times a compressed member may expand (weights deflate about 1.1:1 and a config
+# about 10:1; a zip bomb of zeros 1000:1), for members larger than _RATIO_FLOOR bytes. Keras
+# writes its members uncompressed.
+_MAX_RATIO = 100
+_RATIO_FLOOR = 1 << 20
+_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+_EXPECTED = "a .keras file (a zip archive holding config.json and model.weights.h5)"
+_WEIGHTS_EXPECTED = f"{WEIGHTS} to be an HDF5 file of weights"
 
 
 def _metadata() -> Dict[str, Any]:
@@ -100,39 +110,104 @@ def _save_directory(dirpath: str, members: Dict[str, bytes]) -> None:
         raise
 
 
-def _check_names(zf: zipfile.ZipFile) -> None:
+def _check_members(zf: zipfile.ZipFile, size: Optional[int]) -> None:
+    """Refuses an archive whose members could mislead a reader or make it do unbounded work:
+    an unsafe or repeated name, an encrypted member or an unknown compression, a member that
+    claims more bytes than the archive holds (`size`), or one that would expand more than
+    `_MAX_RATIO` times (a zip bomb)."""
+    seen = set()
+    end = zf.start_dir if size is None else min(size, zf.start_dir)
     for info in zf.infolist():
         name = info.filename
         parts = name.replace("\\", "/").split("/")
         if "\\" in name or name.startswith("/") or ".." in parts or (len(name) > 1 and name[1] == ":") \
                 or "\x00" in name:
-            raise ValueError(f"Invalid .keras file: the archive holds a member with an unsafe path: {name!r}")
+            raise ValueError(f"the archive holds a member with an unsafe path: {name!r}; expected plain relative "
+                             "names (no `..`, no absolute paths, drive letters or backslashes)")
+        if name in seen:
+            raise ValueError(f"the archive holds two members named {name!r}; expected each name once")
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            raise ValueError(f"the archive's member {name} is encrypted; expected the plain members Keras writes")
+        if info.compress_type not in _COMPRESSIONS:
+            raise ValueError(f"the archive's member {name} uses compression method {info.compress_type}; expected "
+                             "one of stored, deflated, bzip2, lzma")
+        if info.header_offset + info.compress_size > end:
+            raise ValueError(f"the archive's member {name} claims {info.compress_size} bytes from offset "
+                             f"{info.header_offset}, past the end of its data ({end} bytes): the file is truncated "
+                             "or damaged")
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise ValueError(f"the archive's member {name} is stored uncompressed but claims {info.file_size} bytes "
+                             f"for {info.compress_size} stored: the file is damaged")
+        if info.file_size > max(_RATIO_FLOOR, _MAX_RATIO * info.compress_size):
+            raise ValueError(f"the archive's member {name} would expand from {info.compress_size} to {info.file_size} "
+                             f"bytes; expected at most {_MAX_RATIO} times its compressed size (a zip bomb?)")
 
 
-def _read_json(read, name: str, what: str):
+def _open_zip(source) -> zipfile.ZipFile:
+    """The `.keras` archive at a path or in a binary file object, its members checked."""
+    size = None
+    if isinstance(source, (str, os.PathLike)):
+        size = reading.require_file(os.fspath(source), _EXPECTED)
+    try:
+        zf = zipfile.ZipFile(source, "r")
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"not a zip archive ({e}): expected {_EXPECTED}; received {reading.describe(source)}") \
+            from None
+    try:
+        _check_members(zf, size)
+        names = zf.namelist()
+        for member in (CONFIG, WEIGHTS):
+            if member not in names:
+                raise ValueError(f"the archive has no {member}: expected {_EXPECTED}; received a zip archive of "
+                                 f"{sorted(names)[:8]}")
+    except BaseException:
+        zf.close()
+        raise
+    return zf
+
+
+def _read_json(read, name: str):
     data = read(name)
     if len(data) > _JSON_LIMIT:
-        raise ValueError(f"Invalid .keras file: {name} is larger than {_JSON_LIMIT >> 20} MiB")
+        raise ValueError(f"{name} is larger than {_JSON_LIMIT >> 20} MiB; expected a config of at most that size")
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"Invalid .keras file: {name} is not valid JSON ({e})") from None
+        raise ValueError(f"{name} is not valid JSON ({e})") from None
     except RecursionError:
-        raise ValueError(f"Invalid .keras file: {name} is nested too deeply") from None
+        raise ValueError(f"{name} is nested too deeply") from None
 
 
 def _model_from_config_json(config, custom_objects, compile: bool):
     if not isinstance(config, dict):
-        raise ValueError(f"Invalid .keras file: {CONFIG} must hold a JSON object")
+        raise ValueError(f"{CONFIG} must hold a JSON object (a model's config); received a JSON "
+                         f"{type(config).__name__}")
     compile_config = config.get("compile_config")
     entry = {k: v for k, v in config.items() if k != "compile_config"}
     try:
         model = keras_config.model_from_entry(entry, custom_objects)
     except RecursionError:
-        raise ValueError(f"Invalid .keras file: {CONFIG} is nested too deeply") from None
-    if compile and isinstance(compile_config, dict):
+        raise ValueError(f"{CONFIG} is nested too deeply") from None
+    # Keras writes `compile_config: {}` for a model never compiled.
+    if compile and isinstance(compile_config, dict) and compile_config:
         keras_config.compile_from_config(model, compile_config, custom_objects)
     return model
+
+
+def _zip_reader(zf: zipfile.ZipFile):
+    def read(name: str) -> bytes:
+        size = zf.getinfo(name).file_size
+        if size > _JSON_LIMIT:
+            raise ValueError(f"{name} claims {size} bytes; expected a config of at most {_JSON_LIMIT >> 20} MiB")
+        try:
+            with zf.open(name, "r") as f:
+                # Never more than the member claims (zipfile stops there, and checks the CRC).
+                return f.read(size)
+        except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+            raise ValueError(f"cannot read {name} ({e}): the archive is damaged") from None
+
+    return read
 
 
 def load(source, custom_objects=None, compile: bool = True):
@@ -140,62 +215,40 @@ def load(source, custom_objects=None, compile: bool = True):
     with `zipped=False`."""
     if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
         return _load_directory(os.fspath(source), custom_objects, compile)
-    try:
-        zf = zipfile.ZipFile(source, "r")
-    except zipfile.BadZipFile as e:
-        raise ValueError(f"Invalid .keras file {source!r}: not a zip archive ({e})") from None
-    with zf:
-        _check_names(zf)
-        names = set(zf.namelist())
-        for member in (CONFIG, WEIGHTS):
-            if member not in names:
-                raise ValueError(f"Invalid .keras file: the archive has no {member}")
-
-        def read(name: str) -> bytes:
-            try:
-                with zf.open(name, "r") as f:
-                    return f.read(_JSON_LIMIT + 1)
-            except (zipfile.BadZipFile, EOFError, OSError) as e:
-                raise ValueError(f"Invalid .keras file: cannot read {name} ({e})") from None
-
-        model = _model_from_config_json(_read_json(read, CONFIG, "config"), custom_objects, compile)
-        h5py = weights_h5.h5py_module()
-        try:
-            with zf.open(WEIGHTS, "r") as raw, h5py.File(raw, "r") as f:
-                weights_h5.read(model, f, with_optimizer=compile)
-        except zipfile.BadZipFile as e:
-            raise ValueError(f"Invalid .keras file: cannot read {WEIGHTS} ({e})") from None
+    with _open_zip(source) as zf:
+        model = _model_from_config_json(_read_json(_zip_reader(zf), CONFIG), custom_objects, compile)
+        with zf.open(WEIGHTS, "r") as raw, reading.open_hdf5(raw, _WEIGHTS_EXPECTED) as f:
+            weights_h5.read(model, f, with_optimizer=compile)
     return model
+
+
+def _directory_member(dirpath: str, name: str) -> str:
+    """The path of a saved model directory's member: a regular file inside the directory (a
+    link that leads out of it is refused, never followed)."""
+    path = os.path.join(dirpath, name)
+    if not os.path.lexists(path):
+        raise ValueError(f"the directory has no {name}: expected a directory saved with zipped=False (config.json, "
+                         f"metadata.json, model.weights.h5); received one holding {sorted(os.listdir(dirpath))[:8]}")
+    real, root = os.path.realpath(path), os.path.realpath(dirpath)
+    if os.path.commonpath([real, root]) != root:
+        raise ValueError(f"{name} is a link to {real}, outside the directory; expected the directory's own file")
+    reading.require_file(real, f"{name} to be a file")
+    return real
 
 
 def _load_directory(dirpath: str, custom_objects, compile: bool):
     def read(name: str) -> bytes:
-        path = os.path.join(dirpath, name)
-        if not os.path.isfile(path):
-            raise ValueError(f"Invalid saved model directory {dirpath}: it has no {name}")
-        with open(path, "rb") as f:
+        with open(_directory_member(dirpath, name), "rb") as f:
             return f.read(_JSON_LIMIT + 1)
 
-    model = _model_from_config_json(_read_json(read, CONFIG, "config"), custom_objects, compile)
-    weights = os.path.join(dirpath, WEIGHTS)
-    if not os.path.isfile(weights):
-        raise ValueError(f"Invalid saved model directory {dirpath}: it has no {WEIGHTS}")
-    h5py = weights_h5.h5py_module()
-    with h5py.File(weights, "r") as f:
+    model = _model_from_config_json(_read_json(read, CONFIG), custom_objects, compile)
+    with reading.open_hdf5(_directory_member(dirpath, WEIGHTS), _WEIGHTS_EXPECTED) as f:
         weights_h5.read(model, f, with_optimizer=compile)
     return model
 
 
 def load_weights(model, source, skip_mismatch: bool = False) -> None:
     """The weights (and optimizer and engine state) of a `.keras` file, into `model`."""
-    try:
-        zf = zipfile.ZipFile(source, "r")
-    except zipfile.BadZipFile as e:
-        raise ValueError(f"Invalid .keras file {source!r}: not a zip archive ({e})") from None
-    with zf:
-        _check_names(zf)
-        if WEIGHTS not in zf.namelist():
-            raise ValueError(f"Invalid .keras file: the archive has no {WEIGHTS}")
-        h5py = weights_h5.h5py_module()
-        with zf.open(WEIGHTS, "r") as raw, h5py.File(raw, "r") as f:
+    with _open_zip(source) as zf:
+        with zf.open(WEIGHTS, "r") as raw, reading.open_hdf5(raw, _WEIGHTS_EXPECTED) as f:
             weights_h5.read(model, f, skip_mismatch=skip_mismatch)

@@ -12,6 +12,7 @@ left for the layer to refuse by name. Nothing in a config is ever run: functions
 looked up by name (custom objects, the registry, rustkeras' own).
 """
 
+import reprlib
 import warnings
 from typing import Any, Dict, Optional
 
@@ -150,18 +151,24 @@ def _bidirectional_from_keras(cfg: Dict[str, Any]) -> Dict[str, Any]:
 def strip_recorded_training(config: Dict[str, Any]) -> Dict[str, Any]:
     """A functional model config (`{"layers": [...], ...}`, nested models included) whose calls
     no longer carry the `training` Keras recorded: Keras 3 overrides it whenever the model
-    runs, so it never decides the mode."""
+    runs, so it never decides the mode. (Anything malformed is left for the model to refuse.)"""
+    if not isinstance(config.get("layers"), list):
+        return config
     layers = []
-    for entry in config.get("layers", []):
+    for entry in config["layers"]:
+        if not isinstance(entry, dict):
+            layers.append(entry)
+            continue
         entry = dict(entry)
         if is_model_entry(entry) and isinstance(entry.get("config"), dict):
             entry["config"] = strip_recorded_training(entry["config"])
         nodes = []
-        for node in entry.get("inbound_nodes", []) or []:
+        inbound = entry.get("inbound_nodes", [])
+        for node in inbound if isinstance(inbound, list) else []:
             if isinstance(node, dict) and isinstance(node.get("kwargs"), dict):
                 node = {**node, "kwargs": {k: v for k, v in node["kwargs"].items() if k != "training"}}
             nodes.append(node)
-        if "inbound_nodes" in entry:
+        if isinstance(inbound, list):
             entry["inbound_nodes"] = nodes
         layers.append(entry)
     return {**config, "layers": layers}
@@ -427,7 +434,24 @@ def model_from_entry(entry: Dict[str, Any], custom_objects=None, top: bool = Tru
             raise ValueError(f"Unknown model class: {kind!r}. A subclassed model must be passed in "
                              "`custom_objects` or registered with `register_keras_serializable`.")
         model = cls.from_config(config)
-    shape = (entry.get("build_config") or {}).get("input_shape")
+    build_config = entry.get("build_config") or {}
+    if not isinstance(build_config, dict):
+        raise ValueError(f"A model's `build_config` must be a dict. Received: {type(build_config).__name__}")
+    shape = build_config.get("input_shape")
     if not model.built and shape is not None:
-        model.build(tuple(shape) if shape and not isinstance(shape[0], (list, tuple)) else [tuple(s) for s in shape])
+        model.build(_build_shape(shape))
     return model
+
+
+def _build_shape(shape):
+    """`build_config`'s `input_shape`: one shape (a list of ints and None) or a list of them."""
+    def one(s):
+        if not isinstance(s, list) or not all(d is None or (isinstance(d, int) and not isinstance(d, bool))
+                                              for d in s):
+            raise ValueError(f"A model's `build_config` input shape must be a list of integers and None. Received: "
+                             f"{reprlib.repr(s)}")
+        return tuple(s)
+
+    if isinstance(shape, list) and shape and all(isinstance(s, list) for s in shape):
+        return [one(s) for s in shape]
+    return one(shape)

@@ -17,7 +17,9 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from rustkeras._saving import keras_config, weights_h5
+from rustkeras._saving import keras_config, reading, weights_h5
+
+EXPECTED = "a Keras .h5 file (HDF5)"
 
 # Keras 2 arguments that are Keras 3's at their defaults, or that change nothing in rustkeras.
 _K2_OFF = {"time_major": False}
@@ -231,8 +233,7 @@ def load_weights(model, f, skip_mismatch: bool = False, by_name: bool = False) -
 
 def load_model(source, custom_objects=None, compile: bool = True):
     """The model of a Keras 2 `.h5` file (a path or a binary file object)."""
-    h5py = weights_h5.h5py_module()
-    with h5py.File(source, "r") as f:
+    with reading.open_hdf5(source, EXPECTED) as f:
         if "model_config" not in f.attrs:
             raise ValueError("No model config found in the file: it holds weights only; build the model and call "
                              "`model.load_weights(filepath)`.")

@@ -17,11 +17,13 @@ A layer's own variables are its trainable ones, then the others, each in creatio
 rustkeras adds what a resumed `fit` needs (dropout seed, step and epoch counters) under
 `rustkeras_engine`, which Keras does not read.
 
-Reading never follows soft or external links, never reads a virtual or external dataset, and
-checks each dataset's shape against the variable it fills before reading it, so a file cannot
-make rustkeras allocate more than the model's own variables.
+Reading never follows soft or external links, never reads a virtual or external dataset or one
+stored through a decompressing filter, and checks each dataset's shape and dtype against the
+variable it fills before reading it, so a file cannot make rustkeras allocate more than the
+model's own variables.
 """
 
+import math
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -34,6 +36,11 @@ _KEY_ATTR = "rustkeras_key"
 _METADATA_ATTR = "rustkeras_training_metadata"
 _ENGINE_KEYS = ("seed", "step", "epoch")
 _CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
+EXPECTED = "an HDF5 file of weights (.weights.h5)"
+# HDF5 filters a dataset may carry: shuffle and fletcher32 give back at most the bytes they are
+# given. A decompressing filter (deflate, szip, nbit, scaleoffset, a plugin) is refused: HDF5's
+# deflate inflates a chunk's whole stream, so a few compressed bytes could claim gigabytes.
+_SAFE_FILTERS = (2, 3)  # shuffle, fletcher32
 
 
 def h5py_module():
@@ -295,12 +302,16 @@ def _load_optimizer(model, group, warn: Callable[[str], None]) -> None:
         warn(f"Skipping the optimizer's state: its variables are not numbered 0..n-1 (found {sorted(keys)[:5]}).")
         return
     iterations = _read_int(group, "0", "the optimizer's iterations")
-    lr = float(_read_dataset(group, "1", (), "the optimizer's learning rate"))
-    lens = {int(np.prod(model._core.var_shape(v))) for v in engine}
+    lr = float(_read_dataset(group, "1", (), "the optimizer's learning rate", np.float64))
+    if not 0 <= lr <= float(np.finfo(np.float32).max):
+        warn(f"Skipping the optimizer's state: its learning rate is {lr}; expected a finite float32 >= 0.")
+        return
+    lens = {math.prod(model._core.var_shape(v)) for v in engine}
     slots = []
     for i in range(2, len(keys)):
         ds = _dataset(group, str(i), f"optimizer variable {i}")
-        size = int(np.prod(ds.shape))
+        # Exact (Python int) sizes: a shape whose int64 product wraps around must not pass.
+        size = math.prod(ds.shape)
         if size != 1 and size not in lens:
             warn(f"Skipping the optimizer's state: variable {i} has shape {tuple(ds.shape)}, which no trainable "
                  "variable of this model has.")
@@ -350,22 +361,34 @@ def _dataset(group, key: str, what: str):
         raise ValueError(f"Not allowed: {what} is a virtual or external dataset")
     if ds.dtype.kind not in "fiub":
         raise ValueError(f"Invalid weights file: {what} has dtype {ds.dtype}, expected numbers")
+    plist = ds.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        code, _, _, name = plist.get_filter(i)
+        if code not in _SAFE_FILTERS:
+            name = name.decode(errors="replace") if isinstance(name, bytes) else name
+            raise ValueError(f"Not allowed: {what} is stored through the HDF5 filter {code} ({name}); expected "
+                             "weights stored uncompressed, as Keras and rustkeras write them")
     return ds
 
 
-def _read_dataset(group, key: str, shape: Tuple[int, ...], what: str) -> np.ndarray:
-    """A dataset's value as float32, read only after its shape is checked against `shape`."""
+def _read_dataset(group, key: str, shape: Tuple[int, ...], what: str, dtype=np.float32) -> np.ndarray:
+    """A dataset's value (as `dtype`), read only after its shape is checked against `shape`."""
     ds = _dataset(group, key, what)
     if tuple(ds.shape) != tuple(shape):
         raise ValueError(f"{what}: expected shape {tuple(shape)}, the file has {tuple(ds.shape)}")
-    return np.asarray(ds[()], dtype=np.float32)
+    return np.asarray(ds[()], dtype=dtype)
 
 
-def _int_attr(value, what: str) -> int:
-    value = np.asarray(value)
-    if value.shape != () or value.dtype.kind not in "iu" or int(value) < 0 or int(value) >= 1 << 63:
-        raise ValueError(f"Invalid weights file: {what} must be an integer in [0, 2**63)")
-    return int(value)
+def _int_attr(obj, name: str, what: str) -> int:
+    """A non-negative integer attribute, its shape and dtype checked before it is read."""
+    attr = obj.attrs.get_id(name)
+    if attr.shape != () or attr.dtype.kind not in "iu":
+        raise ValueError(f"Invalid weights file: {what} must be an integer scalar; the file has an array of shape "
+                         f"{attr.shape} and dtype {attr.dtype}")
+    value = int(obj.attrs[name])
+    if value < 0 or value >= 1 << 63:
+        raise ValueError(f"Invalid weights file: {what} must be an integer in [0, 2**63); the file has {value}")
+    return value
 
 
 def _read_int(group, key: str, what: str) -> int:
@@ -376,7 +399,7 @@ def _read_int(group, key: str, what: str) -> int:
     value = ds[()]
     if ds.dtype.kind == "f":
         if not np.isfinite(value) or value != np.floor(value):
-            raise ValueError(f"{what}: expected an integer, the file has {value!r}")
+            raise ValueError(f"{what}: expected an integer, the file has {float(value)}")
     value = int(value)
     if value < 0:
         raise ValueError(f"{what}: expected a non-negative integer, the file has {value}")
@@ -400,8 +423,9 @@ def save_file(model, path: str, training_metadata: Optional[Dict[str, Any]] = No
 
 def load_file(model, path: str, skip_mismatch: bool = False) -> None:
     """Reads a weights file written by `save_file` (whatever its name) into `model`."""
-    h5py = h5py_module()
-    with h5py.File(path, "r") as f:
+    from rustkeras._saving import reading
+
+    with reading.naming(path, "weights"), reading.open_hdf5(path, EXPECTED) as f:
         read(model, f, skip_mismatch=skip_mismatch)
 
 
@@ -409,18 +433,24 @@ def training_metadata(path: str) -> Optional[Dict[str, Any]]:
     """The `training_metadata` `save_file` stored in a weights file, if any."""
     import json
 
-    h5py = h5py_module()
-    with h5py.File(path, "r") as f:
-        if _METADATA_ATTR not in f.attrs:
-            return None
-        value = f.attrs[_METADATA_ATTR]
-    text = value.decode("utf-8") if isinstance(value, bytes) else value
-    if not isinstance(text, str) or len(text) > 1 << 16:
-        raise ValueError(f"Invalid weights file {path}: its training metadata is not a short JSON string")
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise ValueError(f"Invalid weights file {path}: its training metadata is not valid JSON ({e})") from None
+    from rustkeras._saving import reading
+
+    with reading.naming(path, "the training metadata"):
+        with reading.open_hdf5(path, EXPECTED) as f:
+            if _METADATA_ATTR not in f.attrs:
+                return None
+            attr = f.attrs.get_id(_METADATA_ATTR)
+            if attr.shape != () or attr.dtype.kind not in "OSU":
+                raise ValueError(f"its training metadata is an array of shape {attr.shape} and dtype {attr.dtype}; "
+                                 "expected a JSON string")
+            value = f.attrs[_METADATA_ATTR]
+        text = value.decode("utf-8") if isinstance(value, bytes) else value
+        if not isinstance(text, str) or len(text) > 1 << 16:
+            raise ValueError("its training metadata is not a short JSON string")
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise ValueError(f"its training metadata is not valid JSON ({e})") from None
     return data if isinstance(data, dict) else None
 
 
@@ -459,7 +489,7 @@ def read(model, f, skip_mismatch: bool = False, with_optimizer: bool = True, wit
         if with_engine and e.key is not None:
             group = _group(f, _join(e.path, "vars"), f'layer "{e.owner.name}"')
             if group is not None and _KEY_ATTR in group.attrs:
-                keys.append((e.owner, _int_attr(group.attrs[_KEY_ATTR], f'the mask seed of layer "{e.owner.name}"')))
+                keys.append((e.owner, _int_attr(group, _KEY_ATTR, f'the mask seed of layer "{e.owner.name}"')))
         if not e.variables:
             continue
         label = f'layer "{e.owner.name}" ({type(e.owner).__name__}, at "{e.path}")'

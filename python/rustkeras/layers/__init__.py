@@ -1,5 +1,7 @@
 """Keras layers on the rustkeras engine (Keras 3 names; Keras 1 spellings accepted)."""
 
+import reprlib
+
 from rustkeras.layers.activation_layers import ELU, LeakyReLU, PReLU
 from rustkeras.layers.base import Layer
 from rustkeras.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, KerasTensor, Reshape
@@ -67,7 +69,10 @@ def layer_from_config(entry, custom_objects=None):
     from rustkeras._saving import keras_config
 
     if not isinstance(entry, dict) or "class_name" not in entry:
-        raise ValueError(f"A layer config must be a dict with a `class_name`. Received: {entry!r}")
+        raise ValueError(f"A layer config must be a dict with a `class_name`. Received: {reprlib.repr(entry)}")
+    if not isinstance(entry.get("config", {}), dict):
+        raise ValueError(f"The config of layer class {reprlib.repr(entry['class_name'])} must be a dict. Received: "
+                         f"{type(entry['config']).__name__}")
     entry = keras_config.layer_entry_from_keras(entry)
     if keras_config.is_model_entry(entry) or _names_model_class(entry, custom_objects):
         return keras_config.model_from_entry(entry, custom_objects, top=False)

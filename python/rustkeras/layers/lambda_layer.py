@@ -9,6 +9,7 @@ The function runs once per model build, on symbolic tensors; training runs the g
 """
 
 import inspect
+import reprlib
 from typing import Any, Callable, Dict, Optional
 
 from rustkeras.layers.base import Layer, unique_name
@@ -26,8 +27,8 @@ class Lambda(Layer):
         arguments: extra keyword arguments for `function`.
 
     Lambda layers hold no weights. Saved configs carry the function's name only: loading a
-    Lambda from a file needs the function passed in `custom_objects` (rustkeras never rebuilds
-    code from a file, as Keras 3 does not unless `safe_mode=False`).
+    Lambda from a file needs the function passed in `custom_objects`. A function Keras saved as
+    bytecode (a `lambda`) is rebuilt only with `load_model(..., safe_mode=False)`, as in Keras.
     """
 
     supports_masking = True
@@ -93,29 +94,104 @@ class Lambda(Layer):
         return cfg
 
     @classmethod
-    def from_config(cls, config, custom_objects=None, safe_mode=True):
-        cfg = dict(config)
-        fn = cfg.pop("function", None)
-        if isinstance(fn, dict) and fn.get("class_name") == "__lambda__":
-            raise ValueError(
-                f'Lambda "{cfg.get("name")}": the config holds the function as Python bytecode; rustkeras never '
-                "runs code from a file (whatever `safe_mode`). Rebuild the layer in code, or save the function by "
-                "name (a def, registered or passed in `custom_objects`).")
-        name = fn.get("config") if isinstance(fn, dict) else fn
-        found = (custom_objects or {}).get(name) if isinstance(name, str) else None
-        if found is None and callable(fn):
-            found = fn
-        if found is None:
-            from rustkeras.saving import get_registered_object
+    def from_config(cls, config, custom_objects=None, safe_mode=None):
+        """The layer of a config: its function by name (from `custom_objects`, a scope or the
+        registry); one saved as Python bytecode (Keras' `__lambda__` entry, or Keras 2's
+        `function_type: "lambda"`) only when `safe_mode` is False (by default, the innermost
+        `SafeModeScope`'s, as `load_model` sets it), for it runs code from the config."""
+        from rustkeras.saving import in_safe_mode
 
-            found = get_registered_object(name) if isinstance(name, str) else None
-        if found is None:
-            raise ValueError(
-                f"Lambda: the function {name!r} of this config is not known. Pass it in `custom_objects` "
-                "(rustkeras does not rebuild code from a saved file; Keras 3 also refuses unless safe_mode=False).")
-        cfg.pop("output_shape_type", None)
-        cfg.pop("function_type", None)
+        cfg = dict(config)
+        safe = (in_safe_mode() if safe_mode is None else safe_mode) is not False
+        name = cfg.get("name")
+        fn = cfg.pop("function", None)
+        saved = _saved_bytecode(fn, cfg.pop("function_type", None), name, "function")
+        if saved is not None:
+            found = _function_from_bytecode(saved, name, "function", safe)
+        else:
+            fname = fn.get("config") if isinstance(fn, dict) else fn
+            found = (custom_objects or {}).get(fname) if isinstance(fname, str) else None
+            if found is None and callable(fn):
+                found = fn
+            if found is None:
+                from rustkeras.saving import get_registered_object
+
+                found = get_registered_object(fname) if isinstance(fname, str) else None
+            if found is None:
+                raise ValueError(
+                    f'Lambda "{name}": the function {reprlib.repr(fname)} of this config is not known. Pass it in '
+                    "`custom_objects` (a function saved by name is looked up, never imported from the module the "
+                    "config names).")
+        for key in ("output_shape", "mask"):
+            saved = _saved_bytecode(cfg.get(key), cfg.get(f"{key}_type"), name, key)
+            if saved is not None:
+                cfg[key] = _function_from_bytecode(saved, name, key, safe)
+            elif isinstance(cfg.get(key), dict):
+                raise ValueError(f'Lambda "{name}": its `{key}` is a saved object ({cfg[key].get("class_name")!r}); '
+                                 "expected a shape, None, or a function saved as bytecode")
+        # Keras 2's bookkeeping beside the function and the output shape.
+        for key in ("output_shape_type", "mask_type", "module", "output_shape_module"):
+            cfg.pop(key, None)
         return cls(found, **cfg)
+
+
+def _saved_bytecode(value, kind, layer: Optional[str], key: str):
+    """`(code, defaults, closure)` of a function saved as bytecode, or None for anything else:
+    Keras 3 writes `{"class_name": "__lambda__", "config": {"code", "defaults", "closure"}}`,
+    Keras 2 the triple itself with `<key>_type: "lambda"`."""
+    if isinstance(value, dict) and value.get("class_name") == "__lambda__":
+        inner = value.get("config")
+        if not isinstance(inner, dict):
+            raise ValueError(f'Lambda "{layer}": its `{key}` entry `__lambda__` has no config; expected '
+                             '{"code", "defaults", "closure"}')
+        return inner.get("code"), inner.get("defaults"), inner.get("closure")
+    if kind == "lambda":
+        if isinstance(value, str):
+            return value, None, None
+        if isinstance(value, (list, tuple)) and len(value) == 3:
+            return tuple(value)
+        raise ValueError(f'Lambda "{layer}": its `{key}` of type "lambda" must be [code, defaults, closure]. '
+                         f"Received: {type(value).__name__}")
+    return None
+
+
+def _function_from_bytecode(saved, layer: Optional[str], key: str, safe: bool) -> Callable:
+    """The function Keras' `func_dump` saved (base64 of the marshalled code object), rebuilt
+    only outside safe mode. Its globals are rustkeras' `ops`, `keras` (rustkeras) and `K`."""
+    if safe:
+        raise ValueError(
+            f'Lambda "{layer}": its `{key}` was saved as Python bytecode (a `lambda`). Rebuilding it runs code from '
+            "the file, so it is refused by default (as in Keras). If you trust the file, pass `safe_mode=False` to "
+            "`load_model` (or call `rustkeras.config.enable_unsafe_deserialization()` before `model_from_json`); "
+            "else rebuild the layer in code.")
+    import base64
+    import binascii
+    import builtins
+    import marshal
+    import types
+
+    import rustkeras
+    from rustkeras import backend, ops
+
+    code, defaults, closure = saved
+    if not isinstance(code, str):
+        raise ValueError(f'Lambda "{layer}": its `{key}` bytecode must be a base64 string. Received: '
+                         f"{type(code).__name__}")
+    try:
+        try:
+            raw = base64.decodebytes(code.encode("ascii"))
+        except (UnicodeEncodeError, binascii.Error):
+            raw = code.encode("raw_unicode_escape")
+        obj = marshal.loads(raw)
+        if not isinstance(obj, types.CodeType):
+            raise ValueError(f"the bytecode holds a {type(obj).__name__}, not a function's code")
+        cells = None if closure is None else tuple(types.CellType(v) for v in closure)
+        argdefs = None if defaults is None else tuple(defaults)
+        return types.FunctionType(obj, {"__builtins__": builtins, "ops": ops, "keras": rustkeras, "K": backend},
+                                  obj.co_name, argdefs, cells)
+    except (ValueError, TypeError, EOFError) as e:
+        raise ValueError(f'Lambda "{layer}": its `{key}` bytecode cannot be rebuilt by this Python ({e}); it may '
+                         "come from another Python version. Rebuild the layer in code.") from None
 
 
 class _OpLayer(Layer):

@@ -10,6 +10,7 @@
 Training, inference and weights come from `Model`'s shared base (`training.Trainer`).
 """
 
+import reprlib
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -284,9 +285,18 @@ class Sequential(Model):
 
     @classmethod
     def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "Sequential":  # type: ignore[override]
+        entries = config.get("layers", [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError("Sequential config: `layers` must be a list of layer configs (dicts). Received: "
+                             f"{type(entries).__name__}")
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
-        for entry in config.get("layers", []):
-            cfg = dict(entry.get("config", {}))
+        for entry in entries:
+            cfg = entry.get("config") or {}
+            if not isinstance(cfg, dict):
+                raise ValueError("Sequential config: the config of layer class "
+                                 f"{reprlib.repr(entry.get('class_name'))} must be a dict. Received: "
+                                 f"{type(cfg).__name__}")
+            cfg = dict(cfg)
             if any(l.name == cfg.get("name") for l in model._layers):
                 cfg["name"] = unique_name(cfg["name"])
             model.add(_layers.layer_from_config({**entry, "config": cfg}, custom_objects))
