@@ -453,7 +453,8 @@ class RayTrainer:
             while epoch < epochs:
                 cbs.on_epoch_begin(epoch)
                 try:
-                    raw = self._epoch(epoch, shuffle, _state_bytes(model))
+                    raw = self._epoch(epoch, shuffle, _state_bytes(model), cbs,
+                                      lambda v: _pythonify(model._split_logs(layout, v)))
                 except _WorkerFailed:
                     if not backup or self.restarts >= self.max_restarts:
                         raise
@@ -477,8 +478,20 @@ class RayTrainer:
         cbs.on_train_end(logs)
         return model.history
 
-    def _epoch(self, epoch: int, shuffle: bool, state: bytes) -> List[float]:
-        """One epoch on the replicas; returns the epoch's logs (rows-weighted over replicas)."""
+    @staticmethod
+    def _combine(last) -> List[float]:
+        """The logs over the replicas: each replica's logs over its rows so far, weighted by
+        those rows (exact for the means: loss, accuracies, errors)."""
+        seen = [lg for lg in last if lg is not None]
+        if not seen:
+            raise ValueError("RayTrainer.fit: the data gave no batch in this epoch")
+        weights = np.array([s for s, _ in seen], dtype=np.float64)
+        values = np.array([v for _, v in seen], dtype=np.float64)
+        return list((weights[:, None] * values).sum(axis=0) / weights.sum())
+
+    def _epoch(self, epoch: int, shuffle: bool, state: bytes, cbs, split) -> List[float]:
+        """One epoch on the replicas, with the callbacks' batch hooks on the driver; returns
+        the epoch's logs."""
         counts = self._track([w.begin_epoch.remote(epoch, shuffle, state) for w in self._workers],
                              f"the start of epoch {epoch + 1}")
         known = counts[0] >= 0
@@ -487,6 +500,7 @@ class RayTrainer:
         while True:
             if known and k >= max(counts):
                 break
+            cbs.on_train_batch_begin(k)
             outs = [w.step.options(num_returns=2).remote(total, rows, k) for w in self._workers]
             metas = self._track([m for _, m in outs], f"step {k + 1} of epoch {epoch + 1}")
             rows = sum(m for m, _ in metas)
@@ -497,14 +511,11 @@ class RayTrainer:
                 total = None
                 break
             total = self._reduce([g for g, _ in outs])
+            # The step's update is applied with the next call; the logs are those of the step.
+            cbs.on_train_batch_end(k, split(self._combine(last)))
             k += 1
         self._track([w.finish.remote(total, rows) for w in self._workers], f"the last step of epoch {epoch + 1}")
-        seen = [lg for lg in last if lg is not None]
-        if not seen:
-            raise ValueError("RayTrainer.fit: the data gave no batch in this epoch")
-        weights = np.array([s for s, _ in seen], dtype=np.float64)
-        values = np.array([v for _, v in seen], dtype=np.float64)
-        return list((weights[:, None] * values).sum(axis=0) / weights.sum())
+        return self._combine(last)
 
 
 class _WorkerFailed(RuntimeError):
