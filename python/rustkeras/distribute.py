@@ -114,6 +114,10 @@ class _Replica:
     used, so that importing this module does not import Ray)."""
 
     def __init__(self, build_fn, rank: int, world: int, batch: int, sample, state: bytes, seed_offset: int):
+        from rustkeras import config
+
+        # The engine hands gradients out of a step on the CPU only (see the module's notes).
+        config.set_backend("cpu")
         self.rank, self.world, self.batch = rank, world, batch
         self.model = _call_build(build_fn, *sample)
         _load_state(self.model, state)
