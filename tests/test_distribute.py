@@ -97,12 +97,13 @@ def test_a_ray_dataset_is_iterated_by_the_replicas():
     x, y = data(64, seed=3)
     ds = ray.data.from_items([{"features": x[i], "label": y[i]} for i in range(len(x))])
     trainer = RayTrainer(build, num_workers=2, batch_size_per_worker=8)
-    hist = trainer.fit(ds, epochs=4, label_column="label", shuffle=False).history
+    hist = trainer.fit(ds, epochs=4, shuffle=False).history
     assert len(hist["loss"]) == 4 and hist["loss"][-1] < hist["loss"][0]
     # 64 rows in global batches of 16: four steps an epoch.
     assert int(trainer.model.optimizer.iterations) == 16
-    with pytest.raises(ValueError, match="label_column"):
-        RayTrainer(build).fit(ds, epochs=1)
+    # "label" is found by its name; a dataset with neither "y" nor "label" needs it named.
+    with pytest.raises(ValueError, match="needs `label_column`"):
+        RayTrainer(build).fit(ds.rename_columns({"label": "target"}), epochs=1)
     with pytest.raises(ValueError, match="'nope' is not a column"):
         RayTrainer(build).fit(ds, epochs=1, label_column="nope")
 

@@ -390,8 +390,8 @@ class RayTrainer:
             validation_data=None, sample_weight=None, label_column: Optional[str] = None,
             feature_columns: Optional[List[str]] = None):
         """Trains for `epochs` epochs on arrays `x`, `y` (split by rows among the replicas) or
-        on a `ray.data.Dataset` `x` (with `label_column`, and `feature_columns`: the model's
-        inputs in order; by default every other column). Returns the driver's History;
+        on a `ray.data.Dataset` `x` (`label_column` names the targets, by default "y" or
+        "label"; `feature_columns` the model's inputs in order, by default every other column). Returns the driver's History;
         `self.model` is the trained model."""
         from rustkeras import callbacks as _callbacks
         from rustkeras.models import _adapter, _data
@@ -408,13 +408,15 @@ class RayTrainer:
         is_dataset = type(x).__module__.startswith("ray.data") and hasattr(x, "streaming_split")
         W, b = self.num_workers, self.batch_size_per_worker
         if is_dataset:
-            if label_column is None:
-                raise ValueError("RayTrainer.fit: a ray.data.Dataset needs `label_column`, the column of the "
-                                 "targets")
             if y is not None or sample_weight is not None:
                 raise ValueError("RayTrainer.fit: with a ray.data.Dataset the targets are its `label_column`; "
                                  "`y` and `sample_weight` must be None")
             first = x.take_batch(batch_size=min(b, 8), batch_format="numpy")
+            if label_column is None:
+                label_column = next((c for c in ("y", "label") if c in first), None)
+                if label_column is None:
+                    raise ValueError("RayTrainer.fit: a ray.data.Dataset without a 'y' or 'label' column needs "
+                                     f"`label_column`, the column of the targets. Columns: {sorted(first)}")
             if label_column not in first:
                 raise ValueError(f"RayTrainer.fit: label_column={label_column!r} is not a column of the dataset. "
                                  f"Columns: {sorted(first)}")
