@@ -146,7 +146,9 @@ def test_corrupted_bytes_are_an_error_or_a_load_never_a_crash(files, tmp_path):
     _, d = files
     script = tmp_path / "sweep.py"
     script.write_text(_SWEEP)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
+    # The child imports rustkeras from where this process did (the source tree after
+    # `maturin develop`, site-packages after `pip install .`).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run([sys.executable, str(script), str(d), str(tmp_path)], capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
