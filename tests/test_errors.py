@@ -179,6 +179,15 @@ def test_dense_bad_units(value):
     assert f"units={value}" in msg
 
 
+@pytest.mark.parametrize("code,arg", [("LeakyReLU(negative_slope=float('nan'))", "negative_slope"),
+                                      ("LeakyReLU(negative_slope=float('inf'))", "negative_slope"),
+                                      ("LeakyReLU(negative_slope=True)", "negative_slope"),
+                                      ("ELU(alpha=float('nan'))", "alpha"), ("ELU(alpha=-float('inf'))", "alpha")])
+def test_activation_layers_reject_non_finite_parameters(code, arg):
+    # A NaN slope was accepted and gave numbers no definition gives (found by tests/test_fuzz.py).
+    check(f"from rustkeras.layers import ELU, LeakyReLU; {code}", "ValueError", arg, "finite")
+
+
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "1.0", "'a'"])
 def test_dropout_bad_rate(value):
     msg = check(f"Dropout(rate={value})", "ValueError", "rate", "between 0 and 1")
@@ -234,6 +243,23 @@ def test_before_compile(call):
 
 def test_compile_without_loss():
     check("Sequential([Input((3,)), Dense(2)]).compile(optimizer='sgd')", "ValueError", "loss", "None")
+
+
+@pytest.mark.parametrize("call", ["fit(x, y, verbose=0)", "train_on_batch(x, y)"])
+def test_compiled_without_optimizer_evaluates_but_does_not_train(call):
+    # Keras 3 accepts compile(optimizer=None) for evaluate and predict; training then needs an
+    # optimizer (an AttributeError before; found by tests/test_fuzz.py).
+    rc, typ, msg = run_case("""
+        m = Sequential([Input((3,)), Dense(2)])
+        m.compile(optimizer=None, loss="mse", metrics=["mae"])
+        assert len(m.evaluate(x, y, verbose=0)) == 2 and m.predict(x, verbose=0).shape == (4, 2)
+        import os, tempfile
+        path = os.path.join(tempfile.mkdtemp(), "m.keras")
+        m.save(path)
+        """)
+    assert (rc, typ) == (0, None), msg
+    check(f"m = Sequential([Input((3,)), Dense(2)]); m.compile(optimizer=None, loss='mse'); m.{call}", "ValueError",
+          call.split("(")[0], "optimizer=None")
 
 
 @pytest.mark.parametrize("labels,bad", [("[0, 1, 2, 1]", "2"), ("[0, 1, -1, 1]", "-1"), ("[0, 1, 0.5, 1]", "0.5")])

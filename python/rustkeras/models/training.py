@@ -240,7 +240,10 @@ class Trainer:
         return any(l is not None and l.__dict__.get("_traced_losses") for l in layers)
 
     def _compile_core(self) -> None:
-        kind, params = self.optimizer._spec()
+        # compile(optimizer=None) (as Keras 3 allows) is for evaluate and predict: the engine gets
+        # a still optimizer, and fit refuses to run (`_require_optimizer`).
+        optimizer = self.optimizer if self.optimizer is not None else _optimizers.SGD(learning_rate=0.0)
+        kind, params = optimizer._spec()
         regs = [r for layer in self._layers for r in layer._regularizers()]
         a = self._compile_args
         if len(a["losses"]) != self._core.num_outputs():
@@ -249,8 +252,9 @@ class Trainer:
         losses, metrics, weighted = self._traced_entries(a)
         self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs, weighted)
         # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
-        self.optimizer._model_core = self._core
-        self.optimizer._install_schedule()
+        if self.optimizer is not None:
+            self.optimizer._model_core = self._core
+            self.optimizer._install_schedule()
 
     def _traced_entries(self, a):
         """compile's losses and metrics for the engine: names as they are, built-in metric
@@ -275,6 +279,11 @@ class Trainer:
     def _require_compiled(self) -> None:
         if self._compile_args is None:
             raise ValueError("You must call `compile()` before using the model for training or evaluation.")
+
+    def _require_optimizer(self, what: str) -> None:
+        if self.optimizer is None:
+            raise ValueError(f"{what}: the model was compiled with optimizer=None, which allows evaluate and predict "
+                             "only. Compile it with an optimizer (e.g. optimizer='rmsprop') to train it.")
 
     @property
     def metrics_names(self) -> List[str]:
@@ -406,6 +415,7 @@ class Trainer:
             raise ValueError(f"Invalid value received for argument `shuffle`. Expected True or False. Received: shuffle={shuffle!r}")
         verbose = _data.verbose(verbose)
         self._require_compiled()
+        self._require_optimizer("fit")
         # Data: arrays, generators and PyDatasets become feeds of batches (models/_adapter.py).
         train, val = _adapter.fit_feeds(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
                                         validation_split, validation_data, validation_steps, validation_batch_size)
@@ -565,6 +575,7 @@ class Trainer:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics)."""
         self._require_compiled()
+        self._require_optimizer("train_on_batch")
         xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
         if self.optimizer._python_schedule() is not None:
             self.optimizer._apply_python_schedule()
