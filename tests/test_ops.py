@@ -173,6 +173,19 @@ def test_creation_functions():
     assert isinstance(ops.convert_to_tensor([1.0, 2.0]), np.ndarray)
 
 
+@pytest.mark.parametrize("args,exc,needle", [
+    ((0, 3, 0), ValueError, "`step` must not be zero"),      # numpy: ZeroDivisionError
+    ((0, float("inf")), ValueError, "`stop` must be finite"),  # an OverflowError before
+    ((0, 3, float("nan")), ValueError, "`step` must be finite"),
+    (("3",), TypeError, "`stop` must be a number"),
+])
+def test_arange_bad_arguments_are_clean_errors(args, exc, needle):
+    # Found by tests/test_fuzz.py: a zero step leaked a ZeroDivisionError.
+    with pytest.raises(exc, match=needle):
+        ops.arange(*args)
+    np.testing.assert_array_equal(ops.arange(np.float32(3)), np.arange(3))
+
+
 def test_activations_are_ops():
     from rustkeras import activations
 

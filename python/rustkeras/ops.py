@@ -233,7 +233,16 @@ def ones_like(x, dtype=None):
 def arange(start, stop=None, step=1, dtype=None):
     if stop is None:
         start, stop = 0, start
-    n = int(math.ceil((float(stop) - float(start)) / float(step)))
+    bounds = {}
+    for name, v in (("start", start), ("stop", stop), ("step", step)):
+        if isinstance(v, (bool, str)):
+            raise TypeError(f"arange: `{name}` must be a number, received {v!r}")
+        bounds[name] = float(v)
+        if not math.isfinite(bounds[name]):
+            raise ValueError(f"arange: `{name}` must be finite, received {name}={v!r}")
+    if bounds["step"] == 0:
+        raise ValueError(f"arange: `step` must not be zero, received step={step!r}")
+    n = int(math.ceil((bounds["stop"] - bounds["start"]) / bounds["step"]))
     if n <= 0:
         raise ValueError(f"arange: empty range ({start}, {stop}, {step}); rustkeras has no zero-size tensors")
     node = _g().iota([n], 0)
