@@ -186,6 +186,26 @@ def test_arange_bad_arguments_are_clean_errors(args, exc, needle):
     np.testing.assert_array_equal(ops.arange(np.float32(3)), np.arange(3))
 
 
+def test_a_python_int_with_booleans_makes_ints():
+    # Keras 3 promotes booleans with a weak Python int to int32 (2 + True is 3); rustkeras gave
+    # True (found by tests/test_fuzz.py).
+    b = np.array([True, False])
+    for got in (ops.add(2, b), ops.add(b, 2)):
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, [3, 2])
+    assert ops.add(b, b).dtype == np.bool_ and ops.multiply(b, True).dtype == np.bool_
+    assert ops.add(b, 1.5).dtype == np.float32
+
+
+@pytest.mark.parametrize("call,exc,needle", [
+    (lambda: ops.top_k(np.float32(1.0), 1), ValueError, "at least one axis"),  # an IndexError before
+])
+def test_bad_operands_are_clean_errors(call, exc, needle):
+    # Cases found by tests/test_fuzz.py, where an internal error leaked.
+    with pytest.raises(exc, match=needle):
+        call()
+
+
 def test_activations_are_ops():
     from rustkeras import activations
 

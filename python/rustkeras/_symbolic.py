@@ -498,7 +498,11 @@ def result_dtype(*values) -> str:
         return _FLOAT
     if _INT in kinds:
         return _INT
-    return _BOOL if kinds and all(k == _BOOL for k in kinds) else _FLOAT
+    if kinds and all(k == _BOOL for k in kinds):
+        # A Python int with booleans makes ints (Keras 3's promotion of a weak int): 2 + True is 3.
+        weak_int = any(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        return _INT if weak_int else _BOOL
+    return _FLOAT
 
 
 def check_shape_known(shape: Sequence[Optional[int]], what: str) -> None:

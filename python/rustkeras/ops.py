@@ -715,6 +715,8 @@ def flatten_all(x: SymbolicTensor) -> SymbolicTensor:
 @op
 def top_k(x, k, sorted=True):
     x = S.t(x)
+    if x.ndim == 0:
+        raise ValueError("top_k: the input must have at least one axis, received a scalar (shape ())")
     k = int(k)
     if not 0 < k <= x.shape[-1]:
         raise ValueError(f"top_k: k must be in [1, {x.shape[-1]}], received {k}")
