@@ -197,6 +197,22 @@ def test_a_python_int_with_booleans_makes_ints():
     assert ops.add(b, 1.5).dtype == np.float32
 
 
+def test_sums_and_products_of_booleans_are_int32_counts():
+    # ops.sum(x > 0) counts, as in Keras 3; rustkeras gave True (found by tests/test_fuzz.py).
+    b = np.array([[True, True, False], [True, False, False]])
+    for fn, ref in ((ops.sum, np.sum), (ops.prod, np.prod), (ops.cumsum, np.cumsum), (ops.cumprod, np.cumprod),
+                    (K.sum, np.sum)):
+        for axis in (None, 1):
+            got = fn(b, axis=axis)
+            assert got.dtype == np.int32, fn.__name__
+            np.testing.assert_array_equal(got, ref(b, axis=axis))
+    assert ops.sum(np.True_).dtype == np.int32 and ops.mean(np.int32(3)).dtype == np.float32
+    assert ops.max(b).dtype == np.bool_
+    m = Sequential([Input((3,)), Lambda(lambda t: ops.cast(ops.sum(ops.greater(t, 0.0), axis=-1, keepdims=True),
+                                                           "float32"))])
+    np.testing.assert_array_equal(m.predict(np.array([[1.0, -1.0, 2.0]], "float32"), verbose=0), [[2.0]])
+
+
 @pytest.mark.parametrize("call,exc,needle", [
     (lambda: ops.top_k(np.float32(1.0), 1), ValueError, "at least one axis"),  # an IndexError before
 ])

@@ -136,15 +136,21 @@ def _move_to_last(x: SymbolicTensor, axis: int):
     return _transpose_node(x, perm), inv
 
 
+def _counting(kind: str, dtype: str) -> str:
+    """The dtype of a sum or product of `dtype` values: int32 for booleans, as in Keras 3."""
+    return _INT if kind in ("sum", "prod") and dtype == _BOOL else dtype
+
+
 def _reduce(x, kind, axis, keepdims):
     x = S.t(x)
+    dtype = _FLOAT if kind == "mean" else _counting(kind, x.dtype)
     if x.ndim == 0:
-        return x
+        return x if dtype == x.dtype else S.wrap(x.node, dtype)
     axes = S.normalize_axes(axis, x.ndim)
     if not axes:
-        return x
+        return x if dtype == x.dtype else S.wrap(x.node, dtype)
     if kind in ("min", "prod") or kind in ("sum", "mean", "max"):
-        return S.wrap(_g().reduce(x.node, kind, axes, bool(keepdims)), x.dtype if kind != "mean" else _FLOAT)
+        return S.wrap(_g().reduce(x.node, kind, axes, bool(keepdims)), dtype)
     raise ValueError(f"unknown reduction {kind}")
 
 
@@ -694,7 +700,7 @@ def cumsum(x, axis=None, dtype=None):
     if axis is None:
         x = flatten_all(x)
         axis = -1
-    return S.wrap(_g().cumulative(x.node, "sum", _axis(axis, x.ndim), False), x.dtype)
+    return S.wrap(_g().cumulative(x.node, "sum", _axis(axis, x.ndim), False), _counting("sum", x.dtype))
 
 
 @op
@@ -703,7 +709,7 @@ def cumprod(x, axis=None, dtype=None):
     if axis is None:
         x = flatten_all(x)
         axis = -1
-    return S.wrap(_g().cumulative(x.node, "prod", _axis(axis, x.ndim), False), x.dtype)
+    return S.wrap(_g().cumulative(x.node, "prod", _axis(axis, x.ndim), False), _counting("prod", x.dtype))
 
 
 def flatten_all(x: SymbolicTensor) -> SymbolicTensor:
