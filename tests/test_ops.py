@@ -197,7 +197,7 @@ def test_a_python_int_with_booleans_makes_ints():
     assert ops.add(b, 1.5).dtype == np.float32
 
 
-def test_sums_and_products_of_booleans_are_int32_counts():
+def test_sums_products_and_clips_of_booleans_are_int32():
     # ops.sum(x > 0) counts, as in Keras 3; rustkeras gave True (found by tests/test_fuzz.py).
     b = np.array([[True, True, False], [True, False, False]])
     for fn, ref in ((ops.sum, np.sum), (ops.prod, np.prod), (ops.cumsum, np.cumsum), (ops.cumprod, np.cumprod),
@@ -208,6 +208,8 @@ def test_sums_and_products_of_booleans_are_int32_counts():
             np.testing.assert_array_equal(got, ref(b, axis=axis))
     assert ops.sum(np.True_).dtype == np.int32 and ops.mean(np.int32(3)).dtype == np.float32
     assert ops.max(b).dtype == np.bool_
+    clipped = ops.clip(b, -1.0, 0.5)   # Keras 3: booleans clip as int32 (it gave booleans)
+    assert clipped.dtype == np.int32 and not clipped.any()
     m = Sequential([Input((3,)), Lambda(lambda t: ops.cast(ops.sum(ops.greater(t, 0.0), axis=-1, keepdims=True),
                                                            "float32"))])
     np.testing.assert_array_equal(m.predict(np.array([[1.0, -1.0, 2.0]], "float32"), verbose=0), [[2.0]])
@@ -215,6 +217,8 @@ def test_sums_and_products_of_booleans_are_int32_counts():
 
 @pytest.mark.parametrize("call,exc,needle", [
     (lambda: ops.top_k(np.float32(1.0), 1), ValueError, "at least one axis"),  # an IndexError before
+    (lambda: K.batch_dot(np.int32(1), np.int32(2)), ValueError, "rank < 2"),  # a ZeroDivisionError before
+    (lambda: K.batch_dot(np.ones((2, 3)), np.ones((2, 3)), axes=5), ValueError, "out of bounds"),
 ])
 def test_bad_operands_are_clean_errors(call, exc, needle):
     # Cases found by tests/test_fuzz.py, where an internal error leaked.

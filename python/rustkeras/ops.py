@@ -446,7 +446,8 @@ def clip(x, x_min, x_max):
     x = S.t(x)
     if S.is_tensor(x_min) or S.is_tensor(x_max):
         return minimum(maximum(x, x_min), x_max)
-    return S.wrap(_g().unary(x.node, "clip", float(x_min), float(x_max)), x.dtype)
+    # Keras 3 keeps the input's dtype, booleans becoming int32.
+    return S.wrap(_g().unary(x.node, "clip", float(x_min), float(x_max)), _INT if x.dtype == _BOOL else x.dtype)
 
 
 @op
