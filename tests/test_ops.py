@@ -219,6 +219,12 @@ def test_sums_products_and_clips_of_booleans_are_int32():
     (lambda: ops.top_k(np.float32(1.0), 1), ValueError, "at least one axis"),  # an IndexError before
     (lambda: K.batch_dot(np.int32(1), np.int32(2)), ValueError, "rank < 2"),  # a ZeroDivisionError before
     (lambda: K.batch_dot(np.ones((2, 3)), np.ones((2, 3)), axes=5), ValueError, "out of bounds"),
+    # Axes: a scalar has none (the axis was ignored); non-integer axes were truncated or parsed.
+    (lambda: ops.sum(np.float32(2.0), axis=0), ValueError, "out of bounds"),
+    (lambda: ops.mean(np.ones(3), axis=2.5), TypeError, "axis must be an int"),
+    (lambda: ops.max(np.ones(3), axis="0"), TypeError, "axis must be an int"),
+    (lambda: ops.softmax(np.ones(3), axis=0.5), TypeError, "axis must be an int"),
+    (lambda: ops.sum(np.ones((2, 2)), axis=(0, 0)), ValueError, "repeated axis"),
 ])
 def test_bad_operands_are_clean_errors(call, exc, needle):
     # Cases found by tests/test_fuzz.py, where an internal error leaked.

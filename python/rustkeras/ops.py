@@ -65,6 +65,8 @@ def _binary_nodes(ta, tb, kind):
 
 
 def _axis(a, ndim):
+    if not S.is_int(a):
+        raise TypeError(f"axis must be an int, received {a!r}")
     a = int(a)
     if not -ndim <= a < ndim:
         raise ValueError(f"axis {a} is out of bounds for a tensor of rank {ndim}")
@@ -144,8 +146,6 @@ def _counting(kind: str, dtype: str) -> str:
 def _reduce(x, kind, axis, keepdims):
     x = S.t(x)
     dtype = _FLOAT if kind == "mean" else _counting(kind, x.dtype)
-    if x.ndim == 0:
-        return x if dtype == x.dtype else S.wrap(x.node, dtype)
     axes = S.normalize_axes(axis, x.ndim)
     if not axes:
         return x if dtype == x.dtype else S.wrap(x.node, dtype)
