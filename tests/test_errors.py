@@ -368,6 +368,34 @@ def test_an_input_shape_larger_than_memory_can_address():
           "(10000000000, 10000000000)")
 
 
+@pytest.mark.parametrize("layer,arg", [
+    ("UpSampling1D(size=2**64)", "size"),            # an OverflowError leaked from the conversion
+    ("UpSampling1D(size=2**62)", "size"),            # the output length wrapped around to 0
+    ("Conv1D(2, 2, strides=2**64)", "strides"),
+    ("MaxPooling1D(2, strides=2**64)", "strides"),
+    ("Conv1D(2, 2**40, dilation_rate=2**40, padding='same')", "kernel_size"),
+    ("Conv1DTranspose(2, 2, strides=2**62)", "strides"),
+    ("ZeroPadding1D(2**63)", "padding"),
+    ("Cropping1D((0, 2**64))", "cropping"),
+])
+def test_sizes_beyond_int32_are_value_errors(layer, arg):
+    # Found by tests/test_fuzz.py: kernel sizes, strides, dilations, pool sizes, upsampling
+    # factors and paddings are at most 2**31 - 1 (Keras' backends hold them as int32).
+    check(f"from rustkeras.layers import *; Sequential([Input((4, 2)), {layer}])", "ValueError", arg,
+          "at most 2147483647")
+
+
+@pytest.mark.parametrize("layers,name", [
+    ("Input((2**40, 2)), UpSampling1D(2**30)", "up_sampling1d"),
+    ("Input((2**59, 1)), Conv1DTranspose(1, 2, strides=2**30)", "conv1d_transpose"),
+    ("Input(((2**63 - 1) // 4, 1)), ZeroPadding1D(1)", "zero_padding1d"),
+])
+def test_outputs_beyond_what_memory_can_address_are_memory_errors(layers, name):
+    # The engine's shape arithmetic would wrap around: the layer checks its output first.
+    check(f"from rustkeras.layers import *; Sequential([{layers}])", "MemoryError", name,
+          "more values per sample than memory can address")
+
+
 def test_a_batch_whose_activations_exceed_memory_names_the_batch_size_and_the_layer():
     # 10**6 rows of a 10**7-wide layer: 40 TB of activations, refused when the pass is planned.
     check("""

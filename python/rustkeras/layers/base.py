@@ -56,6 +56,19 @@ def invalid(arg: str, expected: str, value: Any) -> ValueError:
     return ValueError(f"Invalid value received for argument `{arg}`. Expected {expected}. Received: {arg}={value!r}")
 
 
+# The most values one sample of a tensor may hold: what one buffer of f32 can address.
+MAX_SAMPLE_VALUES = (2**63 - 1) // 4
+
+
+def check_addressable(layer, dims) -> None:
+    """MemoryError naming the layer when its per-sample output `dims` hold more values than
+    memory can address: checked before the engine computes with sizes that large."""
+    if int(np.prod([int(d) for d in dims], dtype=object)) > MAX_SAMPLE_VALUES:
+        raise MemoryError(f'Layer "{layer.name}" ({type(layer).__name__}): its output of shape '
+                          f"{(None,) + tuple(int(d) for d in dims)} holds more values per sample than memory can "
+                          "address")
+
+
 def _check_weight_memory(layer, name: str, shape) -> None:
     """MemoryError naming the layer and the weight when its values need more memory than the
     system has available: raised when the weight is declared, before anything is allocated."""
@@ -130,7 +143,7 @@ class Layer:
                     f"(rustkeras has fixed per-sample shapes). Received: input_shape={input_shape}"
                 )
             input_shape = tuple(int(d) for d in input_shape)
-            if int(np.prod(input_shape, dtype=object)) > (2**63 - 1) // 4:
+            if int(np.prod(input_shape, dtype=object)) > MAX_SAMPLE_VALUES:
                 raise MemoryError(
                     f"{type(self).__name__}: input_shape={input_shape} holds more values per sample than memory "
                     "can address"
