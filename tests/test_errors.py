@@ -182,10 +182,12 @@ def test_dense_bad_units(value):
 @pytest.mark.parametrize("code,arg", [("LeakyReLU(negative_slope=float('nan'))", "negative_slope"),
                                       ("LeakyReLU(negative_slope=float('inf'))", "negative_slope"),
                                       ("LeakyReLU(negative_slope=True)", "negative_slope"),
-                                      ("ELU(alpha=float('nan'))", "alpha"), ("ELU(alpha=-float('inf'))", "alpha")])
-def test_activation_layers_reject_non_finite_parameters(code, arg):
+                                      ("ELU(alpha=float('nan'))", "alpha"), ("ELU(alpha=-float('inf'))", "alpha"),
+                                      ("BatchNormalization(epsilon=float('nan'))", "epsilon"),
+                                      ("BatchNormalization(epsilon=float('inf'))", "epsilon")])
+def test_layers_reject_non_finite_parameters(code, arg):
     # A NaN slope was accepted and gave numbers no definition gives (found by tests/test_fuzz.py).
-    check(f"from rustkeras.layers import ELU, LeakyReLU; {code}", "ValueError", arg, "finite")
+    check(f"from rustkeras.layers import BatchNormalization, ELU, LeakyReLU; {code}", "ValueError", arg, "finite")
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "1.0", "'a'"])
