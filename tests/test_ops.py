@@ -225,6 +225,9 @@ def test_sums_products_and_clips_of_booleans_are_int32():
     (lambda: ops.max(np.ones(3), axis="0"), TypeError, "axis must be an int"),
     (lambda: ops.softmax(np.ones(3), axis=0.5), TypeError, "axis must be an int"),
     (lambda: ops.sum(np.ones((2, 2)), axis=(0, 0)), ValueError, "repeated axis"),
+    # einsum: an index of two sizes (the message was about an internal reshape), an unknown output index.
+    (lambda: ops.einsum("abc,c->ab", np.ones((1, 1, 3)), np.ones(1)), ValueError, "index 'c' has size 3"),
+    (lambda: ops.einsum("ij->ik", np.ones((2, 2))), ValueError, "at most once"),
 ])
 def test_bad_operands_are_clean_errors(call, exc, needle):
     # Cases found by tests/test_fuzz.py, where an internal error leaked.

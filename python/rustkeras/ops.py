@@ -842,6 +842,16 @@ def einsum(subscripts, *operands):
             raise ValueError(f"einsum: spec {s!r} does not match an operand of rank {t.ndim} (shape {t.shape})")
         if len(set(s)) != len(s):
             raise NotImplementedError(f"einsum: repeated indices within one operand ({s!r}) are not supported")
+    sizes = {}
+    for i, (s, t) in enumerate(zip(ins, ts)):
+        for c, d in zip(s, t.shape):
+            if d is not None and sizes.setdefault(c, (d, i))[0] != d:
+                raise ValueError(f"einsum: index {c!r} has size {sizes[c][0]} in operand {sizes[c][1]} and {d} in "
+                                 f"operand {i} ({subscripts!r})")
+    missing = [c for c in out if c not in lhs]
+    if missing or len(set(out)) != len(out):
+        raise ValueError(f"einsum: the output {out!r} must name each index of the inputs at most once "
+                         f"({subscripts!r})")
     if len(ts) == 1:
         return _einsum_one(ins[0], out, ts[0])
     if len(ts) == 2:
