@@ -13,7 +13,7 @@ class names), "message", "stage", "traceback"}`; `stage` says which step raised 
 ...). Arrays travel as nested lists, NaN and infinities as JSON's NaN/Infinity. Cases and data
 are described, not pickled: `make_array` builds the same array from a description in every
 process, and `decode` turns tagged values (`{"$array": ...}`, `{"$tuple": [...]}`,
-`{"$np": "int64", "v": 3}`, `{"$obj": "optimizers.Adam", "args": {...}}`, `{"$fn": "ops.sum"}`) into Python objects.
+`{"$np": "int64", "v": 3}`, `{"$dict": [[key, value], ...]}`, `{"$obj": "optimizers.Adam", "args": {...}}`, `{"$fn": "ops.sum"}`) into Python objects.
 """
 
 import json
@@ -83,6 +83,8 @@ def decode(v, lib=None):
         return v
     if "$array" in v:
         return make_array(v["$array"])
+    if "$dict" in v:
+        return {decode(k, lib): decode(x, lib) for k, x in v["$dict"]}
     if "$tuple" in v:
         return tuple(decode(x, lib) for x in v["$tuple"])
     if "$np" in v:
