@@ -9,11 +9,12 @@ mode builds the same model in Keras 3 (numpy backend), loads rustkeras' weights 
 predicts: the reference for output shapes and values.
 
 Every answer is `{"ok": true, ...results}` or `{"ok": false, "type", "mro" (the exception's
-class names), "message", "stage", "traceback"}`; `stage` says which step raised (build, predict, config, save, fit,
-...). Arrays travel as nested lists, NaN and infinities as JSON's NaN/Infinity. Cases and data
-are described, not pickled: `make_array` builds the same array from a description in every
-process, and `decode` turns tagged values (`{"$array": ...}`, `{"$tuple": [...]}`,
-`{"$np": "int64", "v": 3}`, `{"$dict": [[key, value], ...]}`, `{"$obj": "optimizers.Adam", "args": {...}}`, `{"$fn": "ops.sum"}`) into Python objects.
+class names), "message", "stage", "traceback"}`; `stage` says which step raised (build,
+predict, config, save, fit, ...). Arrays travel as nested lists, NaN and infinities as JSON's
+NaN/Infinity. Cases and data are described, not pickled: `make_array` builds the same array
+from a description in every process, and `decode` turns tagged values into Python objects:
+`{"$array": ...}`, `{"$tuple": [...]}`, `{"$np": "int64", "v": 3}`, `{"$dict": [[key, value],
+...]}`, `{"$obj": "optimizers.Adam", "args": {...}}` (a call) and `{"$fn": "ops.sum"}`.
 """
 
 import json
