@@ -228,6 +228,17 @@ def test_sums_products_and_clips_of_booleans_are_int32():
     # einsum: an index of two sizes (the message was about an internal reshape), an unknown output index.
     (lambda: ops.einsum("abc,c->ab", np.ones((1, 1, 3)), np.ones(1)), ValueError, "index 'c' has size 3"),
     (lambda: ops.einsum("ij->ik", np.ones((2, 2))), ValueError, "at most once"),
+    # split, repeat, tile: counts of 0 (a ZeroDivisionError), negative (an OverflowError or a
+    # wrong result) or fractional (truncated); split indices out of order (an OverflowError).
+    (lambda: ops.split(np.ones((2, 3)), 0, axis=1), ValueError, "must be positive"),
+    (lambda: ops.split(np.ones((2, 3)), -3, axis=1), ValueError, "must be positive"),
+    (lambda: ops.split(np.ones((2, 3)), [2, 1], axis=1), ValueError, "increase strictly"),
+    (lambda: ops.split(np.ones((2, 3)), 2.0), TypeError, "int or a list of ints"),
+    (lambda: ops.repeat(np.ones((2, 3)), -1), ValueError, "`repeats` must be positive"),
+    (lambda: ops.repeat(np.ones((2, 3)), 2.5), TypeError, "`repeats` must be an integer"),
+    (lambda: ops.repeat(np.ones(3), [1, 2, 1]), NotImplementedError, "one per element"),
+    (lambda: ops.tile(np.ones((2, 3)), [2, -1]), ValueError, "`repeats` must be positive"),
+    (lambda: K.repeat_elements(np.ones((2, 3)), 0, 1), ValueError, "`repeats` must be positive"),
 ])
 def test_bad_operands_are_clean_errors(call, exc, needle):
     # Cases found by tests/test_fuzz.py, where an internal error leaked.

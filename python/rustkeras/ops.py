@@ -1061,13 +1061,22 @@ def split(x, indices_or_sections, axis=0):
     a = _axis(axis, x.ndim)
     _check_batch_axis(x, a, "split")
     n = x.shape[a]
-    if isinstance(indices_or_sections, (int, np.integer)):
+    if S.is_int(indices_or_sections):
         k = int(indices_or_sections)
+        if k <= 0:
+            raise ValueError(f"split: the number of sections must be positive, received {k}")
         if n % k:
             raise ValueError(f"split: axis {a} of size {n} does not divide into {k} equal sections")
         cuts = [n // k * i for i in range(1, k)]
     else:
-        cuts = [int(c) for c in indices_or_sections]
+        if not isinstance(indices_or_sections, (list, tuple)) or not builtins.all(
+                S.is_int(c) for c in indices_or_sections):
+            raise TypeError(f"split: `indices_or_sections` must be an int or a list of ints, received "
+                            f"{indices_or_sections!r}")
+        cuts = [int(c) + n if c < 0 else int(c) for c in indices_or_sections]
+        if builtins.any(not lo < hi for lo, hi in zip([0] + cuts, cuts + [n])):
+            raise ValueError(f"split: the indices {list(indices_or_sections)} must increase strictly within axis {a} "
+                             f"of size {n} (rustkeras has no empty sections)")
     bounds = [0] + cuts + [n]
     return [_slice_axis(x, a, s, e - s) for s, e in zip(bounds[:-1], bounds[1:])]
 
@@ -1086,7 +1095,7 @@ def repeat(x, repeats, axis=None):
         axis = 0
     a = _axis(axis, x.ndim)
     _check_batch_axis(x, a, "repeat")
-    r = int(repeats)
+    r = _positive_count("repeat", "repeats", repeats)
     y = expand_dims(x, a + 1)
     target = list(y.shape)
     target[a + 1] = r
@@ -1096,10 +1105,27 @@ def repeat(x, repeats, axis=None):
     return reshape(y, tuple(-1 if d is None else d for d in new))
 
 
+def _positive_count(fn: str, arg: str, v) -> int:
+    """`v` as a positive int: a TypeError for what is no int, a ValueError for zero and negatives
+    (rustkeras has no zero-size tensors)."""
+    if not S.is_int(v):
+        if isinstance(v, (list, tuple, np.ndarray)):
+            raise NotImplementedError(f"{fn}: a sequence of `{arg}` (one per element) is not supported by rustkeras; "
+                                      f"received {v!r}")
+        raise TypeError(f"{fn}: `{arg}` must be an integer, received {v!r}")
+    if v <= 0:
+        raise ValueError(f"{fn}: `{arg}` must be positive (rustkeras has no zero-size tensors), received {v}")
+    return int(v)
+
+
 @op
 def tile(x, repeats):
     x = S.t(x)
-    reps = [int(repeats)] if isinstance(repeats, (int, np.integer)) else [int(r) for r in repeats]
+    if S.is_int(repeats):
+        repeats = [repeats]
+    if not isinstance(repeats, (list, tuple)):
+        raise TypeError(f"tile: `repeats` must be an int or a list of ints, received {repeats!r}")
+    reps = [_positive_count("tile", "repeats", r) for r in repeats]
     if len(reps) < x.ndim:
         reps = [1] * (x.ndim - len(reps)) + reps
     if len(reps) > x.ndim:
