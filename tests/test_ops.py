@@ -239,11 +239,35 @@ def test_sums_products_and_clips_of_booleans_are_int32():
     (lambda: ops.repeat(np.ones(3), [1, 2, 1]), NotImplementedError, "one per element"),
     (lambda: ops.tile(np.ones((2, 3)), [2, -1]), ValueError, "`repeats` must be positive"),
     (lambda: K.repeat_elements(np.ones((2, 3)), 0, 1), ValueError, "`repeats` must be positive"),
+    # Sizes: negative and huge ones leaked OverflowErrors from the conversion to the engine's
+    # unsigned sizes, fractional ones were truncated, zero ones failed inside the engine.
+    (lambda: ops.full((-1,), 1.0), ValueError, "`shape` must be positive"),
+    (lambda: ops.zeros((2**64,)), MemoryError, "more values than memory can address"),
+    (lambda: ops.ones((2.5,)), TypeError, "`shape` must be an integer"),
+    (lambda: ops.one_hot(np.array([0, 1]), -1), ValueError, "`num_classes` must be positive"),
+    (lambda: ops.one_hot(np.array([0, 1]), 2.5), TypeError, "`num_classes` must be an integer"),
+    (lambda: ops.eye(-1), ValueError, "`N` must be positive"),
+    (lambda: ops.eye(2**64), MemoryError, "`N`"),
+    (lambda: ops.linspace(0, 1, 2**64), MemoryError, "`num`"),
+    (lambda: ops.linspace(0, float("nan"), 3), ValueError, "`stop` must be a finite number"),
+    (lambda: ops.arange(0, 1e30), MemoryError, "more than memory can address"),
+    (lambda: ops.broadcast_to(np.ones(3), (-1, 3)), ValueError, "`shape` must be positive"),
+    (lambda: ops.reshape(np.ones(6), (-2, -3)), ValueError, "positive sizes"),
+    (lambda: ops.slice(np.ones((2, 3)), (-1, 0), (1, 1)), ValueError, "non-negative"),
+    (lambda: ops.round(np.ones(3), 2.5), TypeError, "`decimals` must be an integer"),
 ])
 def test_bad_operands_are_clean_errors(call, exc, needle):
     # Cases found by tests/test_fuzz.py, where an internal error leaked.
     with pytest.raises(exc, match=needle):
         call()
+
+
+def test_round_to_more_decimals_than_float32_holds():
+    # 10.0 ** 400 overflowed (an OverflowError; found by tests/test_fuzz.py).
+    x = np.array([1.25, -3.5, 1e-3], "float32")
+    np.testing.assert_array_equal(ops.round(x, 400), x)
+    np.testing.assert_array_equal(ops.round(x, -400), np.zeros(3))
+    np.testing.assert_allclose(ops.round(x, 1), np.round(x, 1), rtol=1e-6)
 
 
 def test_activations_are_ops():

@@ -514,6 +514,10 @@ def result_dtype(*values) -> str:
     return _FLOAT
 
 
+# The most values one sample of a tensor may hold: what one buffer of f32 can address.
+MAX_SAMPLE_VALUES = (2**63 - 1) // 4
+
+
 def check_shape_known(shape: Sequence[Optional[int]], what: str) -> None:
     if any(d is None for d in shape):
         raise ValueError(f"{what}: every dimension must be known, received {tuple(shape)}")

@@ -83,7 +83,12 @@ def _check_batch_axis(x: SymbolicTensor, axis: int, what: str):
 
 def _sample_dims(x: SymbolicTensor, shape) -> List[int]:
     """Per-sample dims for a Keras `shape` (with the batch axis when x is batched)."""
+    if not isinstance(shape, (list, tuple)) or not builtins.all(d is None or S.is_int(d) for d in shape):
+        raise TypeError(f"reshape: the new shape must be a tuple of ints, received {shape!r}")
     shape = [(-1 if d is None else int(d)) for d in shape]
+    if builtins.any(d == 0 or d < -1 for d in shape):
+        raise ValueError(f"reshape: the new shape {tuple(shape)} must hold positive sizes (or one -1); rustkeras has "
+                         "no zero-size tensors")
     if not x.batched:
         return _resolve_minus_one(shape, int(np.prod(x.dims, dtype=np.int64)), x)
     if len(shape) < 2 and x.dims or not shape or shape[0] != -1:
@@ -98,7 +103,7 @@ def _resolve_minus_one(shape, total, x):
     unknown = [i for i, d in enumerate(shape) if d == -1]
     if len(unknown) > 1:
         raise ValueError(f"reshape: only one dimension can be -1, received {tuple(shape)}")
-    known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+    known = int(np.prod([d for d in shape if d != -1], dtype=object))
     if unknown:
         if known == 0 or total % known:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into {tuple(shape)}")
@@ -197,17 +202,40 @@ def _kind_of(dtype) -> str:
     return {np.float32: _FLOAT, np.int32: _INT, np.bool_: _BOOL}[t]
 
 
-def _shape_arg(shape) -> List[int]:
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    shape = tuple(shape)
-    S.check_shape_known(shape, "shape")
-    return [int(d) for d in shape]
+def _shape_arg(shape, fn: str = "shape", arg: str = "shape") -> List[int]:
+    """A shape given by the user (an int or a sequence of them) as a list of positive ints whose
+    product memory can address."""
+    if S.is_int(shape):
+        shape = (shape,)
+    if not isinstance(shape, (list, tuple)):
+        raise TypeError(f"{fn}: `{arg}` must be an int or a tuple of ints, received {shape!r}")
+    S.check_shape_known(shape, f"{fn}: `{arg}`")
+    dims = [_positive_count(fn, arg, d) for d in shape]
+    if int(np.prod(dims, dtype=object)) > S.MAX_SAMPLE_VALUES:
+        raise MemoryError(f"{fn}: `{arg}`={tuple(dims)} holds more values than memory can address")
+    return dims
+
+
+def _positive_count(fn: str, arg: str, v) -> int:
+    """`v` as a positive int: a TypeError for what is no int, a ValueError for zero and negatives
+    (rustkeras has no zero-size tensors), a MemoryError beyond what memory can address."""
+    if not S.is_int(v):
+        if isinstance(v, (list, tuple, np.ndarray)):
+            raise NotImplementedError(f"{fn}: a sequence of `{arg}` (one per element) is not supported by rustkeras; "
+                                      f"received {v!r}")
+        raise TypeError(f"{fn}: `{arg}` must be an integer, received {v!r}")
+    if v <= 0:
+        raise ValueError(f"{fn}: `{arg}` must be positive (rustkeras has no zero-size tensors), received {v}")
+    if v > S.MAX_SAMPLE_VALUES:
+        raise MemoryError(f"{fn}: `{arg}`={v} is more values than memory can address")
+    return int(v)
+
+
 
 
 @op
 def full(shape, fill_value, dtype=None):
-    dims = _shape_arg(shape)
+    dims = _shape_arg(shape, "full")
     node = _g().constant(dims, float(fill_value), False)
     return S.wrap(node, _kind_of(dtype) if dtype else S.result_dtype(fill_value))
 
@@ -251,6 +279,8 @@ def arange(start, stop=None, step=1, dtype=None):
     n = int(math.ceil((bounds["stop"] - bounds["start"]) / bounds["step"]))
     if n <= 0:
         raise ValueError(f"arange: empty range ({start}, {stop}, {step}); rustkeras has no zero-size tensors")
+    if n > S.MAX_SAMPLE_VALUES:
+        raise MemoryError(f"arange: ({start}, {stop}, {step}) holds {n} values, more than memory can address")
     node = _g().iota([n], 0)
     if step != 1:
         node = _g().unary(node, "scale", float(step))
@@ -266,9 +296,10 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
         raise NotImplementedError("linspace: `retstep=True` is not supported by rustkeras.")
     if axis != 0:
         raise NotImplementedError("linspace: only `axis=0` is supported by rustkeras.")
-    num = int(num)
-    if num <= 0:
-        raise ValueError(f"linspace: `num` must be positive, received {num}")
+    num = _positive_count("linspace", "num", num)
+    for name, v in (("start", start), ("stop", stop)):
+        if S.is_tensor(v) or not math.isfinite(float(v)):
+            raise ValueError(f"linspace: `{name}` must be a finite number, received {v!r}")
     div = (num - 1) if endpoint else num
     step = (float(stop) - float(start)) / div if div > 0 else 0.0
     node = _g().iota([num], 0)
@@ -279,8 +310,12 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
 @op
 def eye(N, M=None, k=0, dtype=None):
     M = N if M is None else M
-    rows = _g().iota([int(N), int(M)], 0)
-    cols = _g().iota([int(N), int(M)], 1)
+    N, M = _positive_count("eye", "N", N), _positive_count("eye", "M", M)
+    _shape_arg((N, M), "eye", "(N, M)")
+    if not S.is_int(k):
+        raise TypeError(f"eye: `k` must be an integer, received {k!r}")
+    rows = _g().iota([N, M], 0)
+    cols = _g().iota([N, M], 1)
     if k:
         rows = _g().unary(rows, "add_scalar", float(k))
     return S.wrap(_g().binary(rows, cols, "equal"), _kind_of(dtype) if dtype else _FLOAT)
@@ -293,7 +328,7 @@ def identity(n, dtype=None):
 @op
 def one_hot(x, num_classes, axis=-1, dtype=None):
     x = S.t(x)
-    classes = _g().iota([int(num_classes)], 0)
+    classes = _g().iota([_positive_count("one_hot", "num_classes", num_classes)], 0)
     idx = expand_dims(x, -1)
     out = S.wrap(_g().binary(idx.node, classes, "equal"), _kind_of(dtype) if dtype else _FLOAT)
     if axis not in (-1, out.ndim - 1):
@@ -430,6 +465,12 @@ def sign(x):
 
 @op
 def round(x, decimals=0):
+    if not S.is_int(decimals):
+        raise TypeError(f"round: `decimals` must be an integer, received {decimals!r}")
+    if decimals > 38:  # a step finer than float32 resolves: nothing to round
+        return S.t(x)
+    if decimals < -38:  # a step beyond float32's range: every finite value rounds to 0
+        return multiply(x, 0.0)
     if decimals:
         f = 10.0 ** int(decimals)
         return _unary(_unary(_unary(x, "scale", f), "round"), "scale", 1.0 / f)
@@ -1018,9 +1059,14 @@ def squeeze(x, axis=None):
 @op
 def broadcast_to(x, shape):
     x = S.t(x)
+    if S.is_int(shape):
+        shape = (shape,)
+    if not isinstance(shape, (list, tuple)):
+        raise TypeError(f"broadcast_to: `shape` must be a tuple of ints, received {shape!r}")
     shape = tuple(shape)
     batched = bool(shape) and shape[0] is None
-    dims = [int(d) for d in (shape[1:] if batched else shape)]
+    fixed = shape[1:] if batched else shape
+    dims = _shape_arg(fixed, "broadcast_to") if fixed else []
     if batched and not x.batched:
         raise NotImplementedError("broadcast_to a batched shape from a fixed tensor is not supported by rustkeras")
     return S.wrap(_g().broadcast_to(x.node, dims, batched), x.dtype)
@@ -1105,19 +1151,6 @@ def repeat(x, repeats, axis=None):
     return reshape(y, tuple(-1 if d is None else d for d in new))
 
 
-def _positive_count(fn: str, arg: str, v) -> int:
-    """`v` as a positive int: a TypeError for what is no int, a ValueError for zero and negatives
-    (rustkeras has no zero-size tensors)."""
-    if not S.is_int(v):
-        if isinstance(v, (list, tuple, np.ndarray)):
-            raise NotImplementedError(f"{fn}: a sequence of `{arg}` (one per element) is not supported by rustkeras; "
-                                      f"received {v!r}")
-        raise TypeError(f"{fn}: `{arg}` must be an integer, received {v!r}")
-    if v <= 0:
-        raise ValueError(f"{fn}: `{arg}` must be positive (rustkeras has no zero-size tensors), received {v}")
-    return int(v)
-
-
 @op
 def tile(x, repeats):
     x = S.t(x)
@@ -1142,7 +1175,16 @@ def tile(x, repeats):
 @op
 def slice(inputs, start_indices, shape):
     x = S.t(inputs)
+    if len(start_indices) != x.ndim or len(shape) != x.ndim:
+        raise ValueError(f"slice: `start_indices` {tuple(start_indices)} and `shape` {tuple(shape)} must have one "
+                         f"entry per axis of the input of shape {x.shape}")
     for a, (s, n) in enumerate(zip(start_indices, shape)):
+        if not S.is_int(s) or not (n in (None, -1) or S.is_int(n)):
+            raise TypeError(f"slice: `start_indices` and `shape` must hold integers, received {tuple(start_indices)} "
+                            f"and {tuple(shape)}")
+        if s < 0 or not (n in (None, -1) or n > 0):
+            raise ValueError(f"slice: `start_indices` must be non-negative and `shape` positive (or -1), received "
+                             f"{tuple(start_indices)} and {tuple(shape)}")
         if x.batched and a == 0:
             if int(s) != 0 or n not in (None, -1):
                 raise NotImplementedError("slice: slicing the batch axis is not supported by rustkeras")

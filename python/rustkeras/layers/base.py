@@ -56,8 +56,7 @@ def invalid(arg: str, expected: str, value: Any) -> ValueError:
     return ValueError(f"Invalid value received for argument `{arg}`. Expected {expected}. Received: {arg}={value!r}")
 
 
-# The most values one sample of a tensor may hold: what one buffer of f32 can address.
-MAX_SAMPLE_VALUES = (2**63 - 1) // 4
+MAX_SAMPLE_VALUES = _symbolic.MAX_SAMPLE_VALUES
 
 
 def check_addressable(layer, dims) -> None:
