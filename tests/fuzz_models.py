@@ -23,9 +23,9 @@ ACTIVATIONS = ["relu", "sigmoid", "tanh", "softmax", "linear", "elu", "selu", "s
                "gelu", "hard_sigmoid", "relu6", "leaky_relu", "silu", None]
 
 
-def maybe(draw, valid, wild):
-    """Mostly a value from `valid`, one time in 16 one of `wild` (shrinks towards valid)."""
-    if draw(st.integers(0, 15)) == 15:
+def maybe(draw, valid, wild, one_in=16):
+    """Mostly a value from `valid`, one time in `one_in` one of `wild` (shrinks towards valid)."""
+    if draw(st.integers(0, one_in - 1)) == one_in - 1:
         return draw(st.sampled_from(wild))
     return draw(valid)
 

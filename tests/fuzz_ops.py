@@ -13,6 +13,12 @@ import _fuzz_worker
 from fuzz_models import WILD_INT, is_count, maybe
 
 
+def often(draw, valid, wild):
+    """As fuzz_models.maybe, with a wild value one time in 4: an op call is cheap, and most of
+    an op's arguments are what the cases vary."""
+    return maybe(draw, valid, wild, one_in=4)
+
+
 @st.composite
 def array_arg(draw, shape=None, kind=None):
     """(data description, the array) for an op operand."""
@@ -25,7 +31,7 @@ def array_arg(draw, shape=None, kind=None):
     if kind in ("int32", "int64"):
         d["fill"] = "int:-4:5"
     else:
-        d["fill"] = maybe(draw, st.sampled_from(["normal", "normal", "uniform"]), ["nan", "inf", "zeros"])
+        d["fill"] = often(draw, st.sampled_from(["normal", "normal", "uniform"]), ["nan", "inf", "zeros"])
     if draw(st.integers(0, 11)) == 0:
         d["form"] = draw(st.sampled_from(["list", "fortran", "strided"]))
     desc = {"$array": d}
@@ -41,7 +47,7 @@ def axis_arg(draw, ndim, multi=True, none=True):
     if multi and ndim >= 2:
         options.append(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(
             lambda a: {"$tuple": a}))
-    return maybe(draw, st.one_of(options), [ndim, -ndim - 1, 2.5, "0", [0, 0], {"$tuple": [0, 0]}])
+    return often(draw, st.one_of(options), [ndim, -ndim - 1, 2.5, "0", [0, 0], {"$tuple": [0, 0]}])
 
 
 def np_args(v):
@@ -128,7 +134,7 @@ def _reduce_case(draw):
     axis = axis_arg(draw, np.ndim(x))
     kwargs = {"axis": axis}
     if draw(st.booleans()):
-        kwargs["keepdims"] = maybe(draw, st.booleans(), ["yes", 2])
+        kwargs["keepdims"] = often(draw, st.booleans(), ["yes", 2])
     return "ops", name, [xd], kwargs, lambda: REDUCTIONS[name](x, **np_args(kwargs))
 
 
@@ -150,30 +156,30 @@ def _axis_case(draw):
         ref = (lambda: _softmax(x, axis)) if name == "softmax" else (lambda: np.log(_softmax(x, axis)))
         return "ops", name, [xd], {"axis": axis}, ref
     if name == "expand_dims":
-        axis = maybe(draw, st.integers(-nd - 1, nd), [nd + 2, None, 1.5])
+        axis = often(draw, st.integers(-nd - 1, nd), [nd + 2, None, 1.5])
         return "ops", name, [xd], {"axis": axis}, lambda: np.expand_dims(x, axis)
     if name == "squeeze":
         axis = axis_arg(draw, nd, multi=False)
         return "ops", name, [xd], {"axis": axis}, lambda: np.squeeze(x, axis=axis)
     if name == "sort_free_top_k":
-        k = maybe(draw, st.integers(1, 4), WILD_INT)
+        k = often(draw, st.integers(1, 4), WILD_INT)
         return "ops", "top_k", [xd], {"k": k}, None
     if name == "unstack":
         axis = axis_arg(draw, nd, multi=False, none=False)
         return "ops", name, [xd], {"axis": axis}, lambda: list(np.moveaxis(x, axis, 0))
     if name == "split":
         axis = axis_arg(draw, nd, multi=False, none=False)
-        n = maybe(draw, st.integers(1, 4), WILD_INT)
+        n = often(draw, st.integers(1, 4), WILD_INT)
         return "ops", name, [xd, n], {"axis": axis}, lambda: np.split(x, n, axis=axis)
     if name == "repeat":
         axis = axis_arg(draw, nd, multi=False)
-        reps = maybe(draw, st.integers(1, 3), WILD_INT)
+        reps = often(draw, st.integers(1, 3), WILD_INT)
         return "ops", name, [xd, reps], {"axis": axis}, lambda: np.repeat(x, reps, axis=axis)
     if name == "take":
         axis = axis_arg(draw, nd, multi=False)
         size = max(1, x.shape[axis] if isinstance(axis, int) and -nd <= axis < nd and nd else x.size)
         idd = {"shape": draw(st.lists(st.integers(1, 3), max_size=2)), "seed": draw(st.integers(0, 99)),
-               "dtype": "int32", "fill": maybe(draw, st.just(f"int:0:{size}"), [f"int:-{size}:{size}",
+               "dtype": "int32", "fill": often(draw, st.just(f"int:0:{size}"), [f"int:-{size}:{size}",
                                                                              f"int:0:{size + 3}", "normal"])}
         idx = _fuzz_worker.make_array(idd)
         return "ops", name, [xd, {"$array": idd}], {"axis": axis}, lambda: np.take(x, idx, axis=axis)
@@ -184,12 +190,12 @@ def _axis_case(draw):
         shape = list(x.shape)
         shape[axis] = draw(st.integers(1, 3))
         idd = {"shape": shape, "seed": draw(st.integers(0, 99)), "dtype": "int32",
-               "fill": maybe(draw, st.just(f"int:0:{x.shape[axis]}"), [f"int:0:{x.shape[axis] + 2}"])}
+               "fill": often(draw, st.just(f"int:0:{x.shape[axis]}"), [f"int:0:{x.shape[axis] + 2}"])}
         idx = _fuzz_worker.make_array(idd)
         return "ops", name, [xd, {"$array": idd}], {"axis": axis}, lambda: np.take_along_axis(x, idx, axis)
-    k = maybe(draw, st.integers(1, 5), WILD_INT)
+    k = often(draw, st.integers(1, 5), WILD_INT)
     idd = {"shape": draw(st.lists(st.integers(1, 3), max_size=3)), "seed": draw(st.integers(0, 99)),
-           "dtype": "int32", "fill": maybe(draw, st.just("int:0:5"), ["int:-2:5", "normal"])}
+           "dtype": "int32", "fill": often(draw, st.just("int:0:5"), ["int:-2:5", "normal"])}
     idx = _fuzz_worker.make_array(idd)
 
     def one_hot():
@@ -216,11 +222,11 @@ def _shape_case(draw):
         dims.append(rest)
         if draw(st.integers(0, 3)) == 0:
             dims[draw(st.integers(0, len(dims) - 1))] = -1
-        dims = maybe(draw, st.just(dims), [[total + 1], [-1, -1], [0], 2.5])
+        dims = often(draw, st.just(dims), [[total + 1], [-1, -1], [0], 2.5])
         return "ops", name, [xd, {"$tuple": dims} if isinstance(dims, list) else dims], {}, \
             lambda: np.reshape(x, dims)
     if name == "transpose":
-        axes = maybe(draw, st.permutations(list(range(nd))).map(list), [None, [0] * max(nd, 1), [nd]])
+        axes = often(draw, st.permutations(list(range(nd))).map(list), [None, [0] * max(nd, 1), [nd]])
         return "ops", name, [xd], {"axes": axes}, lambda: np.transpose(x, axes)
     if name in ("swapaxes", "moveaxis"):
         a, b = axis_arg(draw, nd, multi=False, none=False), axis_arg(draw, nd, multi=False, none=False)
@@ -231,7 +237,7 @@ def _shape_case(draw):
         return "ops", name, [xd, {"$tuple": target}], {}, lambda: np.broadcast_to(x, target)
     if name == "tile":
         reps = draw(st.lists(st.integers(1, 3), min_size=1, max_size=max(nd, 1)))
-        reps = maybe(draw, st.just(reps), [[0], [-1], 2.5])
+        reps = often(draw, st.just(reps), [[0], [-1], 2.5])
         return "ops", name, [xd, reps], {}, lambda: np.tile(x, reps)
     if name in ("concatenate", "stack"):
         axis = axis_arg(draw, nd + (name == "stack"), multi=False, none=False)
@@ -258,7 +264,7 @@ def _shape_case(draw):
         cd, c = draw(array_arg(shape=broadcastable_shape(draw, list(x.shape)), kind="bool"))
         yd, y = draw(array_arg(shape=broadcastable_shape(draw, list(x.shape))))
         return "ops", name, [cd, xd, yd], {}, lambda: np.where(c, x, y)
-    dtype = maybe(draw, st.sampled_from(["float32", "int32", "bool", "float64", "int64", "uint8"]),
+    dtype = often(draw, st.sampled_from(["float32", "int32", "bool", "float64", "int64", "uint8"]),
                   ["complex64", "str", 3, None])
     return "ops", name, [xd, dtype], {}, lambda: _cast_reference(x, dtype)
 
@@ -292,7 +298,7 @@ def _create_case(draw):
     """An array from a shape and values (zeros, full, eye, arange, linspace)."""
     name = draw(st.sampled_from(["zeros", "ones", "full", "eye", "arange", "linspace", "identity"]))
     if name in ("zeros", "ones", "full"):
-        shape = maybe(draw, st.lists(st.integers(1, 4), max_size=3), [[0], [-1], 10**13, [2.5], "3", None])
+        shape = often(draw, st.lists(st.integers(1, 4), max_size=3), [[0], [-1], 10**13, [2.5], "3", None])
         args = [{"$tuple": shape} if isinstance(shape, list) else shape]
         if name == "full":
             fill = draw(st.sampled_from([1.5, -2, True, float("nan")]))
@@ -300,15 +306,15 @@ def _create_case(draw):
             return "ops", name, args, {}, lambda: np.full(shape, fill, dtype=np.float32)
         return "ops", name, args, {}, lambda: getattr(np, name)(shape)
     if name in ("eye", "identity"):
-        n = maybe(draw, st.integers(1, 5), WILD_INT)
+        n = often(draw, st.integers(1, 5), WILD_INT)
         return "ops", name, [n], {}, lambda: np.eye(n)
     if name == "arange":
         start = draw(st.sampled_from([0, 1, -2, 0.5]))
         stop = draw(st.sampled_from([3, 5, 0, 2.5, None]))
-        step = maybe(draw, st.sampled_from([1, 2, 0.5]), [0, -1, float("nan")])
+        step = often(draw, st.sampled_from([1, 2, 0.5]), [0, -1, float("nan")])
         args = [start] if stop is None else [start, stop, step]
         return "ops", name, args, {}, lambda: np.arange(*args)
-    num = maybe(draw, st.integers(1, 6), WILD_INT)
+    num = often(draw, st.integers(1, 6), WILD_INT)
     return "ops", name, [0.0, 1.0, num], {}, lambda: np.linspace(0.0, 1.0, num)
 
 
@@ -336,7 +342,7 @@ def _backend_case(draw):
         yd, y = draw(array_arg(shape=list(x.shape) if draw(st.integers(0, 3)) else None))
         return "backend", name, [xd, yd], {}, None
     if name in ("permute_dimensions", "transpose"):
-        pattern = maybe(draw, st.permutations(list(range(nd))).map(list), [[0] * max(nd, 1), [nd]])
+        pattern = often(draw, st.permutations(list(range(nd))).map(list), [[0] * max(nd, 1), [nd]])
         if name == "transpose":
             return "backend", name, [xd], {}, lambda: np.transpose(x)
         return "backend", name, [xd, pattern], {}, lambda: np.transpose(x, pattern)
@@ -345,28 +351,28 @@ def _backend_case(draw):
     if name == "flatten":
         return "backend", name, [xd], {}, lambda: x.ravel()
     if name == "repeat":
-        n = maybe(draw, st.integers(1, 3), WILD_INT)
+        n = often(draw, st.integers(1, 3), WILD_INT)
         return "backend", name, [xd, n], {}, lambda: (np.repeat(x[:, None, :], n, axis=1) if nd == 2
                                                         else _raise("repeat needs a 2D input"))
     if name == "repeat_elements":
-        rep = maybe(draw, st.integers(1, 3), WILD_INT)
+        rep = often(draw, st.integers(1, 3), WILD_INT)
         axis = axis_arg(draw, nd, multi=False, none=False)
         return "backend", name, [xd, rep, axis], {}, lambda: np.repeat(x, rep, axis=axis)
     if name == "gather":
         size = max(1, x.shape[0] if nd else 1)
         idd = {"shape": draw(st.lists(st.integers(1, 3), max_size=2)), "seed": draw(st.integers(0, 99)),
-               "dtype": "int32", "fill": maybe(draw, st.just(f"int:0:{size}"), [f"int:0:{size + 2}"])}
+               "dtype": "int32", "fill": often(draw, st.just(f"int:0:{size}"), [f"int:0:{size + 2}"])}
         idx = _fuzz_worker.make_array(idd)
         return "backend", name, [xd, {"$array": idd}], {}, lambda: np.take(x, idx, axis=0)
     if name == "one_hot":
-        k = maybe(draw, st.integers(1, 5), WILD_INT)
+        k = often(draw, st.integers(1, 5), WILD_INT)
         idd = {"shape": draw(st.lists(st.integers(1, 3), max_size=2)), "seed": draw(st.integers(0, 99)),
                "dtype": "int32", "fill": "int:0:5"}
         idx = _fuzz_worker.make_array(idd)
         return "backend", name, [{"$array": idd}, k], {}, \
             lambda: (idx[..., None] == np.arange(k)).astype(np.float32) if is_count(k) else _raise("bad k")
     if name == "expand_dims":
-        axis = maybe(draw, st.integers(-nd - 1, nd), [nd + 2, None])
+        axis = often(draw, st.integers(-nd - 1, nd), [nd + 2, None])
         return "backend", name, [xd, axis], {}, lambda: np.expand_dims(x, axis)
     if name == "squeeze":
         axis = axis_arg(draw, nd, multi=False, none=False)
@@ -400,7 +406,7 @@ def _backend_case(draw):
     if name == "tile":
         n = draw(st.lists(st.integers(1, 3), min_size=max(nd, 1), max_size=max(nd, 1)))
         return "backend", name, [xd, n], {}, lambda: np.tile(x, n)
-    dtype = maybe(draw, st.sampled_from(["float32", "int32", "bool"]), ["complex64", 3])
+    dtype = often(draw, st.sampled_from(["float32", "int32", "bool"]), ["complex64", 3])
     return "backend", "cast", [xd, dtype], {}, lambda: _cast_reference(x, dtype)
 
 
