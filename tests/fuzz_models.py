@@ -660,7 +660,7 @@ def training_case(draw):
         if draw(st.booleans()):
             fit["validation_batch_size"] = maybe(draw, st.integers(1, 4), WILD_INT)
     if draw(st.integers(0, 7)) == 0:
-        fit["validation_freq"] = maybe(draw, st.integers(1, 2), WILD_INT)
+        fit["validation_freq"] = maybe(draw, st.sampled_from([1, 2, [2], [1, 2]]), WILD_INT)
     if draw(st.integers(0, 3)) == 0:
         fit["shuffle"] = maybe(draw, st.sampled_from([True, False, "batch"]), ["yes", 2, None])
     if draw(st.integers(0, 4)) == 0:

@@ -352,6 +352,23 @@ def test_bad_epochs():
     check("model().fit(x, y, epochs=-1, verbose=0)", "ValueError", "epochs", "epochs=-1")
 
 
+@pytest.mark.parametrize("arg,value", [("validation_freq", "0"), ("validation_freq", "2.5"), ("initial_epoch", "-1"),
+                                       ("initial_epoch", "1.5")])
+def test_bad_validation_freq_and_initial_epoch(arg, value):
+    # validation_freq=0 leaked a ZeroDivisionError, and a negative initial_epoch ran an epoch -1
+    # (found by tests/test_fuzz.py).
+    check(f"model().fit(x, y, epochs=2, validation_data=(x, y), {arg}={value}, verbose=0)", "ValueError", arg,
+          value)
+
+
+def test_validation_freq_as_a_list_of_epochs():
+    rc, typ, msg = run_case("""
+        h = model().fit(x, y, epochs=3, validation_data=(x, y), validation_freq=[1, 3], verbose=0).history
+        assert len(h["loss"]) == 3 and len(h["val_loss"]) == 2
+        """)
+    assert (rc, typ) == (0, None), msg
+
+
 def test_bad_verbose():
     check("model().fit(x, y, verbose=5)", "ValueError", "verbose", "verbose=5")
 

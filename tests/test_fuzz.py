@@ -319,7 +319,7 @@ def test_fuzz_training(drawn):
     for key, values in history.items():
         # With validation_freq, the validation logs come every freq-th epoch only (as in Keras).
         want = len(epoch_list) if not key.startswith("val_") or freq == 1 else \
-            sum((e + 1) % freq == 0 for e in epoch_list)
+            sum(e + 1 in freq if isinstance(freq, list) else (e + 1) % freq == 0 for e in epoch_list)
         if len(values) != want:
             fail(f"history[{key!r}] has {len(values)} entries for {len(epoch_list)} epochs", case, answer)
     if epochs is not None and len(epoch_list) != max(epochs, 0):

@@ -413,6 +413,7 @@ class Trainer:
             raise ValueError(f"Invalid value received for argument `epochs`. Expected an integer >= 0. Received: epochs={epochs!r}")
         if shuffle not in (True, False, "batch"):
             raise ValueError(f"Invalid value received for argument `shuffle`. Expected True or False. Received: shuffle={shuffle!r}")
+        _check_epoch_args(initial_epoch, validation_freq)
         verbose = _data.verbose(verbose)
         self._require_compiled()
         self._require_optimizer("fit")
@@ -441,7 +442,7 @@ class Trainer:
                 self._run_batches(ep, cbs, "train", layout)
                 _note_steps(cbs, ep)
                 epoch_logs = _pythonify(self._split_logs(layout, ep.finish()))
-                if val is not None and (epoch + 1) % validation_freq == 0:
+                if val is not None and _validates(epoch, validation_freq):
                     val_logs = self._test_pass(val, cbs)
                     epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
                 cbs.on_epoch_end(epoch, epoch_logs)
@@ -738,6 +739,29 @@ class Trainer:
         from rustkeras.models import _nested
 
         _user_add_loss(_nested._call_adapter(self), loss)
+
+
+def _is_count(v, low: int) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= low
+
+
+def _check_epoch_args(initial_epoch, validation_freq) -> None:
+    """fit's `initial_epoch` (an int >= 0) and `validation_freq` (an int >= 1, or a list of the
+    1-based epochs to validate after, as in Keras 3)."""
+    if not _is_count(initial_epoch, 0):
+        raise ValueError("Invalid value received for argument `initial_epoch`. Expected an integer >= 0. "
+                         f"Received: initial_epoch={initial_epoch!r}")
+    if not (_is_count(validation_freq, 1) or isinstance(validation_freq, list)
+            and all(_is_count(e, 1) for e in validation_freq)):
+        raise ValueError("Invalid value received for argument `validation_freq`. Expected an integer >= 1 or a list "
+                         f"of epochs (integers >= 1). Received: validation_freq={validation_freq!r}")
+
+
+def _validates(epoch: int, validation_freq) -> bool:
+    """Whether validation runs after (0-based) `epoch`."""
+    if isinstance(validation_freq, list):
+        return epoch + 1 in validation_freq
+    return (epoch + 1) % validation_freq == 0
 
 
 def _pop_show_accuracy(method: str, kwargs: Dict[str, Any]) -> None:
