@@ -214,6 +214,19 @@ def test_bad_reshape_target():
     check("Sequential([Input((6,)), Reshape((4, -1))])", "ValueError", "reshape", "(None, 6)", "(4, -1)")
 
 
+@pytest.mark.parametrize("code,arg", [("Input((2.5,))", "input_shape"), ("Dense(2, input_shape=(3.0,))", "input_shape"),
+                                      ("Reshape((2.5, 2))", "target_shape"), ("Reshape(('2', 2))", "target_shape")])
+def test_fractional_dimensions(code, arg):
+    # They were truncated (Input((2.5,)) made a model of 2 features; found by tests/test_fuzz.py).
+    check(code, "ValueError", arg, "integer")
+
+
+def test_reshape_to_none_is_an_unknown_dimension():
+    # As in Keras (a TypeError from int(None) before).
+    rc, typ, msg = run_case("assert Sequential([Input((6,)), Reshape((None, 2))]).output_shape == (None, 3, 2)")
+    assert (rc, typ) == (0, None), msg
+
+
 @pytest.mark.parametrize("code,needle", [
     ("Dense(2, kernel_constraint='max_norm')", "kernel_constraint"),
     ("Dropout(0.5, noise_shape=(1, 3))", "noise_shape"),

@@ -136,6 +136,10 @@ class Layer:
             if isinstance(input_shape, int):
                 input_shape = (input_shape,)
             input_shape = tuple(input_shape)
+            if any(d is not None and (not isinstance(d, (int, np.integer)) or isinstance(d, (bool, np.bool_)))
+                   for d in input_shape):
+                raise ValueError(f"{type(self).__name__}: every input dimension must be an integer. Received: "
+                                 f"input_shape={input_shape}")
             if any(d is None or int(d) <= 0 for d in input_shape):
                 raise ValueError(
                     f"{type(self).__name__}: every input dimension must be a positive integer "
