@@ -179,6 +179,17 @@ def test_dense_bad_units(value):
     assert f"units={value}" in msg
 
 
+@pytest.mark.parametrize("code,arg", [("LeakyReLU(negative_slope=float('nan'))", "negative_slope"),
+                                      ("LeakyReLU(negative_slope=float('inf'))", "negative_slope"),
+                                      ("LeakyReLU(negative_slope=True)", "negative_slope"),
+                                      ("ELU(alpha=float('nan'))", "alpha"), ("ELU(alpha=-float('inf'))", "alpha"),
+                                      ("BatchNormalization(epsilon=float('nan'))", "epsilon"),
+                                      ("BatchNormalization(epsilon=float('inf'))", "epsilon")])
+def test_layers_reject_non_finite_parameters(code, arg):
+    # A NaN slope was accepted and gave numbers no definition gives (found by tests/test_fuzz.py).
+    check(f"from rustkeras.layers import BatchNormalization, ELU, LeakyReLU; {code}", "ValueError", arg, "finite")
+
+
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "1.0", "'a'"])
 def test_dropout_bad_rate(value):
     msg = check(f"Dropout(rate={value})", "ValueError", "rate", "between 0 and 1")
@@ -201,6 +212,19 @@ def test_bad_input_shape():
 
 def test_bad_reshape_target():
     check("Sequential([Input((6,)), Reshape((4, -1))])", "ValueError", "reshape", "(None, 6)", "(4, -1)")
+
+
+@pytest.mark.parametrize("code,arg", [("Input((2.5,))", "input_shape"), ("Dense(2, input_shape=(3.0,))", "input_shape"),
+                                      ("Reshape((2.5, 2))", "target_shape"), ("Reshape(('2', 2))", "target_shape")])
+def test_fractional_dimensions(code, arg):
+    # They were truncated (Input((2.5,)) made a model of 2 features; found by tests/test_fuzz.py).
+    check(code, "ValueError", arg, "integer")
+
+
+def test_reshape_to_none_is_an_unknown_dimension():
+    # As in Keras (a TypeError from int(None) before).
+    rc, typ, msg = run_case("assert Sequential([Input((6,)), Reshape((None, 2))]).output_shape == (None, 3, 2)")
+    assert (rc, typ) == (0, None), msg
 
 
 @pytest.mark.parametrize("code,needle", [
@@ -234,6 +258,23 @@ def test_before_compile(call):
 
 def test_compile_without_loss():
     check("Sequential([Input((3,)), Dense(2)]).compile(optimizer='sgd')", "ValueError", "loss", "None")
+
+
+@pytest.mark.parametrize("call", ["fit(x, y, verbose=0)", "train_on_batch(x, y)"])
+def test_compiled_without_optimizer_evaluates_but_does_not_train(call):
+    # Keras 3 accepts compile(optimizer=None) for evaluate and predict; training then needs an
+    # optimizer (an AttributeError before; found by tests/test_fuzz.py).
+    rc, typ, msg = run_case("""
+        m = Sequential([Input((3,)), Dense(2)])
+        m.compile(optimizer=None, loss="mse", metrics=["mae"])
+        assert len(m.evaluate(x, y, verbose=0)) == 2 and m.predict(x, verbose=0).shape == (4, 2)
+        import os, tempfile
+        path = os.path.join(tempfile.mkdtemp(), "m.keras")
+        m.save(path)
+        """)
+    assert (rc, typ) == (0, None), msg
+    check(f"m = Sequential([Input((3,)), Dense(2)]); m.compile(optimizer=None, loss='mse'); m.{call}", "ValueError",
+          call.split("(")[0], "optimizer=None")
 
 
 @pytest.mark.parametrize("labels,bad", [("[0, 1, 2, 1]", "2"), ("[0, 1, -1, 1]", "-1"), ("[0, 1, 0.5, 1]", "0.5")])
@@ -324,6 +365,23 @@ def test_bad_epochs():
     check("model().fit(x, y, epochs=-1, verbose=0)", "ValueError", "epochs", "epochs=-1")
 
 
+@pytest.mark.parametrize("arg,value", [("validation_freq", "0"), ("validation_freq", "2.5"), ("initial_epoch", "-1"),
+                                       ("initial_epoch", "1.5")])
+def test_bad_validation_freq_and_initial_epoch(arg, value):
+    # validation_freq=0 leaked a ZeroDivisionError, and a negative initial_epoch ran an epoch -1
+    # (found by tests/test_fuzz.py).
+    check(f"model().fit(x, y, epochs=2, validation_data=(x, y), {arg}={value}, verbose=0)", "ValueError", arg,
+          value)
+
+
+def test_validation_freq_as_a_list_of_epochs():
+    rc, typ, msg = run_case("""
+        h = model().fit(x, y, epochs=3, validation_data=(x, y), validation_freq=[1, 3], verbose=0).history
+        assert len(h["loss"]) == 3 and len(h["val_loss"]) == 2
+        """)
+    assert (rc, typ) == (0, None), msg
+
+
 def test_bad_verbose():
     check("model().fit(x, y, verbose=5)", "ValueError", "verbose", "verbose=5")
 
@@ -340,6 +398,34 @@ def test_a_weight_larger_than_memory(backend):
 def test_an_input_shape_larger_than_memory_can_address():
     check("Sequential([Input((10**10, 10**10)), Flatten(), Dense(1)])", "MemoryError", "input_shape",
           "(10000000000, 10000000000)")
+
+
+@pytest.mark.parametrize("layer,arg", [
+    ("UpSampling1D(size=2**64)", "size"),            # an OverflowError leaked from the conversion
+    ("UpSampling1D(size=2**62)", "size"),            # the output length wrapped around to 0
+    ("Conv1D(2, 2, strides=2**64)", "strides"),
+    ("MaxPooling1D(2, strides=2**64)", "strides"),
+    ("Conv1D(2, 2**40, dilation_rate=2**40, padding='same')", "kernel_size"),
+    ("Conv1DTranspose(2, 2, strides=2**62)", "strides"),
+    ("ZeroPadding1D(2**63)", "padding"),
+    ("Cropping1D((0, 2**64))", "cropping"),
+])
+def test_sizes_beyond_int32_are_value_errors(layer, arg):
+    # Found by tests/test_fuzz.py: kernel sizes, strides, dilations, pool sizes, upsampling
+    # factors and paddings are at most 2**31 - 1 (Keras' backends hold them as int32).
+    check(f"from rustkeras.layers import *; Sequential([Input((4, 2)), {layer}])", "ValueError", arg,
+          "at most 2147483647")
+
+
+@pytest.mark.parametrize("layers,name", [
+    ("Input((2**40, 2)), UpSampling1D(2**30)", "up_sampling1d"),
+    ("Input((2**59, 1)), Conv1DTranspose(1, 2, strides=2**30)", "conv1d_transpose"),
+    ("Input(((2**63 - 1) // 4, 1)), ZeroPadding1D(1)", "zero_padding1d"),
+])
+def test_outputs_beyond_what_memory_can_address_are_memory_errors(layers, name):
+    # The engine's shape arithmetic would wrap around: the layer checks its output first.
+    check(f"from rustkeras.layers import *; Sequential([{layers}])", "MemoryError", name,
+          "more values per sample than memory can address")
 
 
 def test_a_batch_whose_activations_exceed_memory_names_the_batch_size_and_the_layer():

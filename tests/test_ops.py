@@ -173,6 +173,103 @@ def test_creation_functions():
     assert isinstance(ops.convert_to_tensor([1.0, 2.0]), np.ndarray)
 
 
+@pytest.mark.parametrize("args,exc,needle", [
+    ((0, 3, 0), ValueError, "`step` must not be zero"),      # numpy: ZeroDivisionError
+    ((0, float("inf")), ValueError, "`stop` must be finite"),  # an OverflowError before
+    ((0, 3, float("nan")), ValueError, "`step` must be finite"),
+    (("3",), TypeError, "`stop` must be a number"),
+])
+def test_arange_bad_arguments_are_clean_errors(args, exc, needle):
+    # Found by tests/test_fuzz.py: a zero step leaked a ZeroDivisionError.
+    with pytest.raises(exc, match=needle):
+        ops.arange(*args)
+    np.testing.assert_array_equal(ops.arange(np.float32(3)), np.arange(3))
+
+
+def test_a_python_int_with_booleans_makes_ints():
+    # Keras 3 promotes booleans with a weak Python int to int32 (2 + True is 3); rustkeras gave
+    # True (found by tests/test_fuzz.py).
+    b = np.array([True, False])
+    for got in (ops.add(2, b), ops.add(b, 2)):
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, [3, 2])
+    assert ops.add(b, b).dtype == np.bool_ and ops.multiply(b, True).dtype == np.bool_
+    assert ops.add(b, 1.5).dtype == np.float32
+
+
+def test_sums_products_and_clips_of_booleans_are_int32():
+    # ops.sum(x > 0) counts, as in Keras 3; rustkeras gave True (found by tests/test_fuzz.py).
+    b = np.array([[True, True, False], [True, False, False]])
+    for fn, ref in ((ops.sum, np.sum), (ops.prod, np.prod), (ops.cumsum, np.cumsum), (ops.cumprod, np.cumprod),
+                    (K.sum, np.sum)):
+        for axis in (None, 1):
+            got = fn(b, axis=axis)
+            assert got.dtype == np.int32, fn.__name__
+            np.testing.assert_array_equal(got, ref(b, axis=axis))
+    assert ops.sum(np.True_).dtype == np.int32 and ops.mean(np.int32(3)).dtype == np.float32
+    assert ops.max(b).dtype == np.bool_
+    clipped = ops.clip(b, -1.0, 0.5)   # Keras 3: booleans clip as int32 (it gave booleans)
+    assert clipped.dtype == np.int32 and not clipped.any()
+    m = Sequential([Input((3,)), Lambda(lambda t: ops.cast(ops.sum(ops.greater(t, 0.0), axis=-1, keepdims=True),
+                                                           "float32"))])
+    np.testing.assert_array_equal(m.predict(np.array([[1.0, -1.0, 2.0]], "float32"), verbose=0), [[2.0]])
+
+
+@pytest.mark.parametrize("call,exc,needle", [
+    (lambda: ops.top_k(np.float32(1.0), 1), ValueError, "at least one axis"),  # an IndexError before
+    (lambda: K.batch_dot(np.int32(1), np.int32(2)), ValueError, "rank < 2"),  # a ZeroDivisionError before
+    (lambda: K.batch_dot(np.ones((2, 3)), np.ones((2, 3)), axes=5), ValueError, "out of bounds"),
+    # Axes: a scalar has none (the axis was ignored); non-integer axes were truncated or parsed.
+    (lambda: ops.sum(np.float32(2.0), axis=0), ValueError, "out of bounds"),
+    (lambda: ops.mean(np.ones(3), axis=2.5), TypeError, "axis must be an int"),
+    (lambda: ops.max(np.ones(3), axis="0"), TypeError, "axis must be an int"),
+    (lambda: ops.softmax(np.ones(3), axis=0.5), TypeError, "axis must be an int"),
+    (lambda: ops.sum(np.ones((2, 2)), axis=(0, 0)), ValueError, "repeated axis"),
+    # einsum: an index of two sizes (the message was about an internal reshape), an unknown output index.
+    (lambda: ops.einsum("abc,c->ab", np.ones((1, 1, 3)), np.ones(1)), ValueError, "index 'c' has size 3"),
+    (lambda: ops.einsum("ij->ik", np.ones((2, 2))), ValueError, "at most once"),
+    # split, repeat, tile: counts of 0 (a ZeroDivisionError), negative (an OverflowError or a
+    # wrong result) or fractional (truncated); split indices out of order (an OverflowError).
+    (lambda: ops.split(np.ones((2, 3)), 0, axis=1), ValueError, "must be positive"),
+    (lambda: ops.split(np.ones((2, 3)), -3, axis=1), ValueError, "must be positive"),
+    (lambda: ops.split(np.ones((2, 3)), [2, 1], axis=1), ValueError, "increase strictly"),
+    (lambda: ops.split(np.ones((2, 3)), 2.0), TypeError, "int or a list of ints"),
+    (lambda: ops.repeat(np.ones((2, 3)), -1), ValueError, "`repeats` must be positive"),
+    (lambda: ops.repeat(np.ones((2, 3)), 2.5), TypeError, "`repeats` must be an integer"),
+    (lambda: ops.repeat(np.ones(3), [1, 2, 1]), NotImplementedError, "one per element"),
+    (lambda: ops.tile(np.ones((2, 3)), [2, -1]), ValueError, "`repeats` must be positive"),
+    (lambda: K.repeat_elements(np.ones((2, 3)), 0, 1), ValueError, "`repeats` must be positive"),
+    # Sizes: negative and huge ones leaked OverflowErrors from the conversion to the engine's
+    # unsigned sizes, fractional ones were truncated, zero ones failed inside the engine.
+    (lambda: ops.full((-1,), 1.0), ValueError, "`shape` must be positive"),
+    (lambda: ops.zeros((2**64,)), MemoryError, "more values than memory can address"),
+    (lambda: ops.ones((2.5,)), TypeError, "`shape` must be an integer"),
+    (lambda: ops.one_hot(np.array([0, 1]), -1), ValueError, "`num_classes` must be positive"),
+    (lambda: ops.one_hot(np.array([0, 1]), 2.5), TypeError, "`num_classes` must be an integer"),
+    (lambda: ops.eye(-1), ValueError, "`N` must be positive"),
+    (lambda: ops.eye(2**64), MemoryError, "`N`"),
+    (lambda: ops.linspace(0, 1, 2**64), MemoryError, "`num`"),
+    (lambda: ops.linspace(0, float("nan"), 3), ValueError, "`stop` must be a finite number"),
+    (lambda: ops.arange(0, 1e30), MemoryError, "more than memory can address"),
+    (lambda: ops.broadcast_to(np.ones(3), (-1, 3)), ValueError, "`shape` must be positive"),
+    (lambda: ops.reshape(np.ones(6), (-2, -3)), ValueError, "positive sizes"),
+    (lambda: ops.slice(np.ones((2, 3)), (-1, 0), (1, 1)), ValueError, "non-negative"),
+    (lambda: ops.round(np.ones(3), 2.5), TypeError, "`decimals` must be an integer"),
+])
+def test_bad_operands_are_clean_errors(call, exc, needle):
+    # Cases found by tests/test_fuzz.py, where an internal error leaked.
+    with pytest.raises(exc, match=needle):
+        call()
+
+
+def test_round_to_more_decimals_than_float32_holds():
+    # 10.0 ** 400 overflowed (an OverflowError; found by tests/test_fuzz.py).
+    x = np.array([1.25, -3.5, 1e-3], "float32")
+    np.testing.assert_array_equal(ops.round(x, 400), x)
+    np.testing.assert_array_equal(ops.round(x, -400), np.zeros(3))
+    np.testing.assert_allclose(ops.round(x, 1), np.round(x, 1), rtol=1e-6)
+
+
 def test_activations_are_ops():
     from rustkeras import activations
 

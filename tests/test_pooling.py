@@ -92,6 +92,26 @@ def test_global_pooling(data_format):
     np.testing.assert_allclose(run(L.GlobalMaxPooling1D(), x[:, 0]), x[:, 0].max(axis=1), rtol=1e-6)
 
 
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_average_pooling1d_averages_the_unmasked_steps(keepdims):
+    # Keras 3: after Embedding(mask_zero=True) (or Masking) the mean is over the unmasked steps
+    # only, and a sample whose steps are all masked gives NaN (0 / 0). Found by tests/test_fuzz.py.
+    m = Sequential([L.Input((4,)), L.Embedding(5, 3, mask_zero=True), L.GlobalAveragePooling1D(keepdims=keepdims)])
+    x = np.array([[1, 2, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0], [1, 2, 3, 4]])
+    table = m.get_weights()[0]
+    got = m.predict(x, verbose=0)
+    assert got.shape == ((4, 1, 3) if keepdims else (4, 3))
+    got = got.reshape(4, 3)
+    np.testing.assert_allclose(got[0], table[[1, 2]].mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(got[1], table[3], rtol=1e-6)
+    assert np.isnan(got[2]).all()
+    np.testing.assert_allclose(got[3], table[[1, 2, 3, 4]].mean(axis=0), rtol=1e-6)
+    # Without a mask, every step counts.
+    plain = Sequential([L.Input((4, 3)), L.GlobalAveragePooling1D()])
+    np.testing.assert_allclose(plain.predict(table[x].astype(np.float32), verbose=0), table[x].mean(axis=1),
+                               rtol=1e-5, atol=1e-7)
+
+
 def test_zero_padding_forms():
     x = RNG.standard_normal((2, 3, 4, 2))
     np.testing.assert_allclose(run(L.ZeroPadding2D(padding=(1, 1)), x), np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)]))

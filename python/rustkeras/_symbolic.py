@@ -479,14 +479,23 @@ def normalize_axes(axis, ndim: int) -> List[int]:
     """Axes as a sorted list of non-negative ints (None: every axis)."""
     if axis is None:
         return list(range(ndim))
-    axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+    axes = [axis] if is_int(axis) else list(axis) if isinstance(axis, (list, tuple)) else None
+    if axes is None or not all(is_int(a) for a in axes):
+        raise TypeError(f"axis must be an int or a tuple of ints, received {axis!r}")
     out = []
     for a in axes:
         a = int(a)
         if not -ndim <= a < ndim:
             raise ValueError(f"axis {a} is out of bounds for a tensor of rank {ndim}")
         out.append(a % ndim)
-    return sorted(set(out))
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return sorted(out)
+
+
+def is_int(v) -> bool:
+    """Whether `v` is an integer (a Python or numpy int, not a bool)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def result_dtype(*values) -> str:
@@ -498,7 +507,15 @@ def result_dtype(*values) -> str:
         return _FLOAT
     if _INT in kinds:
         return _INT
-    return _BOOL if kinds and all(k == _BOOL for k in kinds) else _FLOAT
+    if kinds and all(k == _BOOL for k in kinds):
+        # A Python int with booleans makes ints (Keras 3's promotion of a weak int): 2 + True is 3.
+        weak_int = any(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        return _INT if weak_int else _BOOL
+    return _FLOAT
+
+
+# The most values one sample of a tensor may hold: what one buffer of f32 can address.
+MAX_SAMPLE_VALUES = (2**63 - 1) // 4
 
 
 def check_shape_known(shape: Sequence[Optional[int]], what: str) -> None:

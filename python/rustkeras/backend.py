@@ -54,11 +54,14 @@ def batch_dot(x, y, axes=None):
     y (b, .., n) or (b, n, ..) contracted over `axes` (default: x's last and y's
     second-to-last, or y's last when it is 2-D). 2-D operands give (b, 1)."""
     nx, ny = _ops.ndim(x), _ops.ndim(y)
+    if nx < 2 or ny < 2:
+        raise ValueError(f"batch_dot: cannot do batch_dot on inputs with rank < 2. Received inputs of ranks {nx} "
+                         f"and {ny}")
     if isinstance(axes, (int, np.integer)):
         axes = (int(axes), int(axes))
     if axes is None:
         axes = (nx - 1, ny - 1 if ny == 2 else ny - 2)
-    ax, ay = axes[0] % nx, axes[1] % ny
+    ax, ay = _ops._axis(axes[0], nx), _ops._axis(axes[1], ny)
     if ax == 0 or ay == 0:
         raise ValueError(f"batch_dot: cannot contract the batch axis (axes={axes})")
     letters = iter("cdefghijklmnopqrstuvwxyz")

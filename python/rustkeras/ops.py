@@ -65,6 +65,8 @@ def _binary_nodes(ta, tb, kind):
 
 
 def _axis(a, ndim):
+    if not S.is_int(a):
+        raise TypeError(f"axis must be an int, received {a!r}")
     a = int(a)
     if not -ndim <= a < ndim:
         raise ValueError(f"axis {a} is out of bounds for a tensor of rank {ndim}")
@@ -81,7 +83,12 @@ def _check_batch_axis(x: SymbolicTensor, axis: int, what: str):
 
 def _sample_dims(x: SymbolicTensor, shape) -> List[int]:
     """Per-sample dims for a Keras `shape` (with the batch axis when x is batched)."""
+    if not isinstance(shape, (list, tuple)) or not builtins.all(d is None or S.is_int(d) for d in shape):
+        raise TypeError(f"reshape: the new shape must be a tuple of ints, received {shape!r}")
     shape = [(-1 if d is None else int(d)) for d in shape]
+    if builtins.any(d == 0 or d < -1 for d in shape):
+        raise ValueError(f"reshape: the new shape {tuple(shape)} must hold positive sizes (or one -1); rustkeras has "
+                         "no zero-size tensors")
     if not x.batched:
         return _resolve_minus_one(shape, int(np.prod(x.dims, dtype=np.int64)), x)
     if len(shape) < 2 and x.dims or not shape or shape[0] != -1:
@@ -96,7 +103,7 @@ def _resolve_minus_one(shape, total, x):
     unknown = [i for i, d in enumerate(shape) if d == -1]
     if len(unknown) > 1:
         raise ValueError(f"reshape: only one dimension can be -1, received {tuple(shape)}")
-    known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+    known = int(np.prod([d for d in shape if d != -1], dtype=object))
     if unknown:
         if known == 0 or total % known:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into {tuple(shape)}")
@@ -136,15 +143,19 @@ def _move_to_last(x: SymbolicTensor, axis: int):
     return _transpose_node(x, perm), inv
 
 
+def _counting(kind: str, dtype: str) -> str:
+    """The dtype of a sum or product of `dtype` values: int32 for booleans, as in Keras 3."""
+    return _INT if kind in ("sum", "prod") and dtype == _BOOL else dtype
+
+
 def _reduce(x, kind, axis, keepdims):
     x = S.t(x)
-    if x.ndim == 0:
-        return x
+    dtype = _FLOAT if kind == "mean" else _counting(kind, x.dtype)
     axes = S.normalize_axes(axis, x.ndim)
     if not axes:
-        return x
+        return x if dtype == x.dtype else S.wrap(x.node, dtype)
     if kind in ("min", "prod") or kind in ("sum", "mean", "max"):
-        return S.wrap(_g().reduce(x.node, kind, axes, bool(keepdims)), x.dtype if kind != "mean" else _FLOAT)
+        return S.wrap(_g().reduce(x.node, kind, axes, bool(keepdims)), dtype)
     raise ValueError(f"unknown reduction {kind}")
 
 
@@ -191,17 +202,40 @@ def _kind_of(dtype) -> str:
     return {np.float32: _FLOAT, np.int32: _INT, np.bool_: _BOOL}[t]
 
 
-def _shape_arg(shape) -> List[int]:
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    shape = tuple(shape)
-    S.check_shape_known(shape, "shape")
-    return [int(d) for d in shape]
+def _shape_arg(shape, fn: str = "shape", arg: str = "shape") -> List[int]:
+    """A shape given by the user (an int or a sequence of them) as a list of positive ints whose
+    product memory can address."""
+    if S.is_int(shape):
+        shape = (shape,)
+    if not isinstance(shape, (list, tuple)):
+        raise TypeError(f"{fn}: `{arg}` must be an int or a tuple of ints, received {shape!r}")
+    S.check_shape_known(shape, f"{fn}: `{arg}`")
+    dims = [_positive_count(fn, arg, d) for d in shape]
+    if int(np.prod(dims, dtype=object)) > S.MAX_SAMPLE_VALUES:
+        raise MemoryError(f"{fn}: `{arg}`={tuple(dims)} holds more values than memory can address")
+    return dims
+
+
+def _positive_count(fn: str, arg: str, v) -> int:
+    """`v` as a positive int: a TypeError for what is no int, a ValueError for zero and negatives
+    (rustkeras has no zero-size tensors), a MemoryError beyond what memory can address."""
+    if not S.is_int(v):
+        if isinstance(v, (list, tuple, np.ndarray)):
+            raise NotImplementedError(f"{fn}: a sequence of `{arg}` (one per element) is not supported by rustkeras; "
+                                      f"received {v!r}")
+        raise TypeError(f"{fn}: `{arg}` must be an integer, received {v!r}")
+    if v <= 0:
+        raise ValueError(f"{fn}: `{arg}` must be positive (rustkeras has no zero-size tensors), received {v}")
+    if v > S.MAX_SAMPLE_VALUES:
+        raise MemoryError(f"{fn}: `{arg}`={v} is more values than memory can address")
+    return int(v)
+
+
 
 
 @op
 def full(shape, fill_value, dtype=None):
-    dims = _shape_arg(shape)
+    dims = _shape_arg(shape, "full")
     node = _g().constant(dims, float(fill_value), False)
     return S.wrap(node, _kind_of(dtype) if dtype else S.result_dtype(fill_value))
 
@@ -233,9 +267,20 @@ def ones_like(x, dtype=None):
 def arange(start, stop=None, step=1, dtype=None):
     if stop is None:
         start, stop = 0, start
-    n = int(math.ceil((float(stop) - float(start)) / float(step)))
+    bounds = {}
+    for name, v in (("start", start), ("stop", stop), ("step", step)):
+        if isinstance(v, (bool, str)):
+            raise TypeError(f"arange: `{name}` must be a number, received {v!r}")
+        bounds[name] = float(v)
+        if not math.isfinite(bounds[name]):
+            raise ValueError(f"arange: `{name}` must be finite, received {name}={v!r}")
+    if bounds["step"] == 0:
+        raise ValueError(f"arange: `step` must not be zero, received step={step!r}")
+    n = int(math.ceil((bounds["stop"] - bounds["start"]) / bounds["step"]))
     if n <= 0:
         raise ValueError(f"arange: empty range ({start}, {stop}, {step}); rustkeras has no zero-size tensors")
+    if n > S.MAX_SAMPLE_VALUES:
+        raise MemoryError(f"arange: ({start}, {stop}, {step}) holds {n} values, more than memory can address")
     node = _g().iota([n], 0)
     if step != 1:
         node = _g().unary(node, "scale", float(step))
@@ -251,9 +296,10 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
         raise NotImplementedError("linspace: `retstep=True` is not supported by rustkeras.")
     if axis != 0:
         raise NotImplementedError("linspace: only `axis=0` is supported by rustkeras.")
-    num = int(num)
-    if num <= 0:
-        raise ValueError(f"linspace: `num` must be positive, received {num}")
+    num = _positive_count("linspace", "num", num)
+    for name, v in (("start", start), ("stop", stop)):
+        if S.is_tensor(v) or not math.isfinite(float(v)):
+            raise ValueError(f"linspace: `{name}` must be a finite number, received {v!r}")
     div = (num - 1) if endpoint else num
     step = (float(stop) - float(start)) / div if div > 0 else 0.0
     node = _g().iota([num], 0)
@@ -264,8 +310,12 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
 @op
 def eye(N, M=None, k=0, dtype=None):
     M = N if M is None else M
-    rows = _g().iota([int(N), int(M)], 0)
-    cols = _g().iota([int(N), int(M)], 1)
+    N, M = _positive_count("eye", "N", N), _positive_count("eye", "M", M)
+    _shape_arg((N, M), "eye", "(N, M)")
+    if not S.is_int(k):
+        raise TypeError(f"eye: `k` must be an integer, received {k!r}")
+    rows = _g().iota([N, M], 0)
+    cols = _g().iota([N, M], 1)
     if k:
         rows = _g().unary(rows, "add_scalar", float(k))
     return S.wrap(_g().binary(rows, cols, "equal"), _kind_of(dtype) if dtype else _FLOAT)
@@ -278,7 +328,7 @@ def identity(n, dtype=None):
 @op
 def one_hot(x, num_classes, axis=-1, dtype=None):
     x = S.t(x)
-    classes = _g().iota([int(num_classes)], 0)
+    classes = _g().iota([_positive_count("one_hot", "num_classes", num_classes)], 0)
     idx = expand_dims(x, -1)
     out = S.wrap(_g().binary(idx.node, classes, "equal"), _kind_of(dtype) if dtype else _FLOAT)
     if axis not in (-1, out.ndim - 1):
@@ -415,6 +465,12 @@ def sign(x):
 
 @op
 def round(x, decimals=0):
+    if not S.is_int(decimals):
+        raise TypeError(f"round: `decimals` must be an integer, received {decimals!r}")
+    if decimals > 38:  # a step finer than float32 resolves: nothing to round
+        return S.t(x)
+    if decimals < -38:  # a step beyond float32's range: every finite value rounds to 0
+        return multiply(x, 0.0)
     if decimals:
         f = 10.0 ** int(decimals)
         return _unary(_unary(_unary(x, "scale", f), "round"), "scale", 1.0 / f)
@@ -431,7 +487,8 @@ def clip(x, x_min, x_max):
     x = S.t(x)
     if S.is_tensor(x_min) or S.is_tensor(x_max):
         return minimum(maximum(x, x_min), x_max)
-    return S.wrap(_g().unary(x.node, "clip", float(x_min), float(x_max)), x.dtype)
+    # Keras 3 keeps the input's dtype, booleans becoming int32.
+    return S.wrap(_g().unary(x.node, "clip", float(x_min), float(x_max)), _INT if x.dtype == _BOOL else x.dtype)
 
 
 @op
@@ -685,7 +742,7 @@ def cumsum(x, axis=None, dtype=None):
     if axis is None:
         x = flatten_all(x)
         axis = -1
-    return S.wrap(_g().cumulative(x.node, "sum", _axis(axis, x.ndim), False), x.dtype)
+    return S.wrap(_g().cumulative(x.node, "sum", _axis(axis, x.ndim), False), _counting("sum", x.dtype))
 
 
 @op
@@ -694,7 +751,7 @@ def cumprod(x, axis=None, dtype=None):
     if axis is None:
         x = flatten_all(x)
         axis = -1
-    return S.wrap(_g().cumulative(x.node, "prod", _axis(axis, x.ndim), False), x.dtype)
+    return S.wrap(_g().cumulative(x.node, "prod", _axis(axis, x.ndim), False), _counting("prod", x.dtype))
 
 
 def flatten_all(x: SymbolicTensor) -> SymbolicTensor:
@@ -706,6 +763,8 @@ def flatten_all(x: SymbolicTensor) -> SymbolicTensor:
 @op
 def top_k(x, k, sorted=True):
     x = S.t(x)
+    if x.ndim == 0:
+        raise ValueError("top_k: the input must have at least one axis, received a scalar (shape ())")
     k = int(k)
     if not 0 < k <= x.shape[-1]:
         raise ValueError(f"top_k: k must be in [1, {x.shape[-1]}], received {k}")
@@ -824,6 +883,16 @@ def einsum(subscripts, *operands):
             raise ValueError(f"einsum: spec {s!r} does not match an operand of rank {t.ndim} (shape {t.shape})")
         if len(set(s)) != len(s):
             raise NotImplementedError(f"einsum: repeated indices within one operand ({s!r}) are not supported")
+    sizes = {}
+    for i, (s, t) in enumerate(zip(ins, ts)):
+        for c, d in zip(s, t.shape):
+            if d is not None and sizes.setdefault(c, (d, i))[0] != d:
+                raise ValueError(f"einsum: index {c!r} has size {sizes[c][0]} in operand {sizes[c][1]} and {d} in "
+                                 f"operand {i} ({subscripts!r})")
+    missing = [c for c in out if c not in lhs]
+    if missing or len(set(out)) != len(out):
+        raise ValueError(f"einsum: the output {out!r} must name each index of the inputs at most once "
+                         f"({subscripts!r})")
     if len(ts) == 1:
         return _einsum_one(ins[0], out, ts[0])
     if len(ts) == 2:
@@ -990,9 +1059,14 @@ def squeeze(x, axis=None):
 @op
 def broadcast_to(x, shape):
     x = S.t(x)
+    if S.is_int(shape):
+        shape = (shape,)
+    if not isinstance(shape, (list, tuple)):
+        raise TypeError(f"broadcast_to: `shape` must be a tuple of ints, received {shape!r}")
     shape = tuple(shape)
     batched = bool(shape) and shape[0] is None
-    dims = [int(d) for d in (shape[1:] if batched else shape)]
+    fixed = shape[1:] if batched else shape
+    dims = _shape_arg(fixed, "broadcast_to") if fixed else []
     if batched and not x.batched:
         raise NotImplementedError("broadcast_to a batched shape from a fixed tensor is not supported by rustkeras")
     return S.wrap(_g().broadcast_to(x.node, dims, batched), x.dtype)
@@ -1033,13 +1107,22 @@ def split(x, indices_or_sections, axis=0):
     a = _axis(axis, x.ndim)
     _check_batch_axis(x, a, "split")
     n = x.shape[a]
-    if isinstance(indices_or_sections, (int, np.integer)):
+    if S.is_int(indices_or_sections):
         k = int(indices_or_sections)
+        if k <= 0:
+            raise ValueError(f"split: the number of sections must be positive, received {k}")
         if n % k:
             raise ValueError(f"split: axis {a} of size {n} does not divide into {k} equal sections")
         cuts = [n // k * i for i in range(1, k)]
     else:
-        cuts = [int(c) for c in indices_or_sections]
+        if not isinstance(indices_or_sections, (list, tuple)) or not builtins.all(
+                S.is_int(c) for c in indices_or_sections):
+            raise TypeError(f"split: `indices_or_sections` must be an int or a list of ints, received "
+                            f"{indices_or_sections!r}")
+        cuts = [int(c) + n if c < 0 else int(c) for c in indices_or_sections]
+        if builtins.any(not lo < hi for lo, hi in zip([0] + cuts, cuts + [n])):
+            raise ValueError(f"split: the indices {list(indices_or_sections)} must increase strictly within axis {a} "
+                             f"of size {n} (rustkeras has no empty sections)")
     bounds = [0] + cuts + [n]
     return [_slice_axis(x, a, s, e - s) for s, e in zip(bounds[:-1], bounds[1:])]
 
@@ -1058,7 +1141,7 @@ def repeat(x, repeats, axis=None):
         axis = 0
     a = _axis(axis, x.ndim)
     _check_batch_axis(x, a, "repeat")
-    r = int(repeats)
+    r = _positive_count("repeat", "repeats", repeats)
     y = expand_dims(x, a + 1)
     target = list(y.shape)
     target[a + 1] = r
@@ -1071,7 +1154,11 @@ def repeat(x, repeats, axis=None):
 @op
 def tile(x, repeats):
     x = S.t(x)
-    reps = [int(repeats)] if isinstance(repeats, (int, np.integer)) else [int(r) for r in repeats]
+    if S.is_int(repeats):
+        repeats = [repeats]
+    if not isinstance(repeats, (list, tuple)):
+        raise TypeError(f"tile: `repeats` must be an int or a list of ints, received {repeats!r}")
+    reps = [_positive_count("tile", "repeats", r) for r in repeats]
     if len(reps) < x.ndim:
         reps = [1] * (x.ndim - len(reps)) + reps
     if len(reps) > x.ndim:
@@ -1088,7 +1175,16 @@ def tile(x, repeats):
 @op
 def slice(inputs, start_indices, shape):
     x = S.t(inputs)
+    if len(start_indices) != x.ndim or len(shape) != x.ndim:
+        raise ValueError(f"slice: `start_indices` {tuple(start_indices)} and `shape` {tuple(shape)} must have one "
+                         f"entry per axis of the input of shape {x.shape}")
     for a, (s, n) in enumerate(zip(start_indices, shape)):
+        if not S.is_int(s) or not (n in (None, -1) or S.is_int(n)):
+            raise TypeError(f"slice: `start_indices` and `shape` must hold integers, received {tuple(start_indices)} "
+                            f"and {tuple(shape)}")
+        if s < 0 or not (n in (None, -1) or n > 0):
+            raise ValueError(f"slice: `start_indices` must be non-negative and `shape` positive (or -1), received "
+                             f"{tuple(start_indices)} and {tuple(shape)}")
         if x.batched and a == 0:
             if int(s) != 0 or n not in (None, -1):
                 raise NotImplementedError("slice: slicing the batch axis is not supported by rustkeras")

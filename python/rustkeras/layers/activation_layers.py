@@ -1,8 +1,16 @@
 """Activation layers with their own parameters: LeakyReLU, PReLU (learned slope), ELU."""
 
+import math
+import numbers
+
 from rustkeras import initializers as _initializers
 from rustkeras import regularizers as _regularizers
 from rustkeras.layers.base import Layer, invalid, not_supported
+
+
+def _finite(v) -> bool:
+    """Whether `v` is a finite real number (not a bool, NaN or an infinity)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class LeakyReLU(Layer):
@@ -12,8 +20,8 @@ class LeakyReLU(Layer):
         if "alpha" in kwargs:
             negative_slope = kwargs.pop("alpha")
         super().__init__(**kwargs)
-        if not isinstance(negative_slope, (int, float)) or negative_slope < 0:
-            raise invalid("negative_slope", "a float >= 0", negative_slope)
+        if not _finite(negative_slope) or negative_slope < 0:
+            raise invalid("negative_slope", "a finite float >= 0", negative_slope)
         self.negative_slope = float(negative_slope)
 
     def _graph_call(self, graph, x, in_dims):
@@ -30,8 +38,8 @@ class ELU(Layer):
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(alpha, (int, float)):
-            raise invalid("alpha", "a float", alpha)
+        if not _finite(alpha):
+            raise invalid("alpha", "a finite float", alpha)
         self.alpha = float(alpha)
 
     def _graph_call(self, graph, x, in_dims):

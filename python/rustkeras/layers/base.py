@@ -56,6 +56,18 @@ def invalid(arg: str, expected: str, value: Any) -> ValueError:
     return ValueError(f"Invalid value received for argument `{arg}`. Expected {expected}. Received: {arg}={value!r}")
 
 
+MAX_SAMPLE_VALUES = _symbolic.MAX_SAMPLE_VALUES
+
+
+def check_addressable(layer, dims) -> None:
+    """MemoryError naming the layer when its per-sample output `dims` hold more values than
+    memory can address: checked before the engine computes with sizes that large."""
+    if int(np.prod([int(d) for d in dims], dtype=object)) > MAX_SAMPLE_VALUES:
+        raise MemoryError(f'Layer "{layer.name}" ({type(layer).__name__}): its output of shape '
+                          f"{(None,) + tuple(int(d) for d in dims)} holds more values per sample than memory can "
+                          "address")
+
+
 def _check_weight_memory(layer, name: str, shape) -> None:
     """MemoryError naming the layer and the weight when its values need more memory than the
     system has available: raised when the weight is declared, before anything is allocated."""
@@ -124,13 +136,17 @@ class Layer:
             if isinstance(input_shape, int):
                 input_shape = (input_shape,)
             input_shape = tuple(input_shape)
+            if any(d is not None and (not isinstance(d, (int, np.integer)) or isinstance(d, (bool, np.bool_)))
+                   for d in input_shape):
+                raise ValueError(f"{type(self).__name__}: every input dimension must be an integer. Received: "
+                                 f"input_shape={input_shape}")
             if any(d is None or int(d) <= 0 for d in input_shape):
                 raise ValueError(
                     f"{type(self).__name__}: every input dimension must be a positive integer "
                     f"(rustkeras has fixed per-sample shapes). Received: input_shape={input_shape}"
                 )
             input_shape = tuple(int(d) for d in input_shape)
-            if int(np.prod(input_shape, dtype=object)) > (2**63 - 1) // 4:
+            if int(np.prod(input_shape, dtype=object)) > MAX_SAMPLE_VALUES:
                 raise MemoryError(
                     f"{type(self).__name__}: input_shape={input_shape} holds more values per sample than memory "
                     "can address"

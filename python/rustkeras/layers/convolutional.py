@@ -18,7 +18,7 @@ from rustkeras import activations as _activations
 from rustkeras import config as _config
 from rustkeras import initializers as _initializers
 from rustkeras import regularizers as _regularizers
-from rustkeras.layers.base import Layer, invalid, not_supported, unique_name
+from rustkeras.layers.base import Layer, check_addressable, invalid, not_supported, unique_name
 
 
 def _is_int(v) -> bool:
@@ -32,8 +32,14 @@ def default_name(layer: Layer, kwargs) -> None:
         kwargs["name"] = unique_name(re.sub("([a-z])([A-Z])", r"\1_\2", n).lower())
 
 
+# The largest kernel size, stride, dilation, pool size, upsampling factor or padding (Keras'
+# backends hold them as int32); larger ones would overflow the engine's index arithmetic.
+MAX_SIZE_ARG = 2**31 - 1
+
+
 def normalize_tuple(value, n: int, arg: str, allow_zero: bool = False) -> Tuple[int, ...]:
-    """An int or a sequence of `n` ints, as an `n`-tuple of positive (or non-negative) ints."""
+    """An int or a sequence of `n` ints, as an `n`-tuple of positive (or non-negative) ints of
+    at most MAX_SIZE_ARG."""
     if _is_int(value):
         value = (int(value),) * n
     try:
@@ -41,9 +47,9 @@ def normalize_tuple(value, n: int, arg: str, allow_zero: bool = False) -> Tuple[
     except TypeError:
         raise invalid(arg, f"an int or a tuple of {n} ints", value) from None
     lo = 0 if allow_zero else 1
-    if len(t) != n or not all(_is_int(v) and v >= lo for v in t):
+    if len(t) != n or not all(_is_int(v) and lo <= v <= MAX_SIZE_ARG for v in t):
         kind = "non-negative" if allow_zero else "positive"
-        raise invalid(arg, f"an int or a tuple of {n} {kind} ints", value)
+        raise invalid(arg, f"an int or a tuple of {n} {kind} ints (at most {MAX_SIZE_ARG})", value)
     return tuple(int(v) for v in t)
 
 
@@ -289,6 +295,7 @@ class _ConvTranspose(_Conv):
             dk = (k - 1) * d + 1
             out.append(n * s + max(dk - s, 0) if self.padding == "valid" else n * s)
         out_dims = [self.filters] + out if self.data_format == "channels_first" else out + [self.filters]
+        check_addressable(self, out_dims)
         y = _core.conv_transpose(graph, x, kernel, self.rank, self.data_format, list(self.kernel_size),
                                  list(self.strides), list(self.dilation_rate), self.padding, out_dims)
         if bias is None:

@@ -168,6 +168,10 @@ class Flatten(Layer):
         return cfg
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 class Reshape(Layer):
     """Reshapes each sample to `target_shape` (one entry may be -1)."""
 
@@ -175,16 +179,20 @@ class Reshape(Layer):
         if "dims" in kwargs:
             target_shape = kwargs.pop("dims")
         super().__init__(**kwargs)
-        if isinstance(target_shape, int):
+        expected = "a tuple of positive integers and at most one -1 (or None)"
+        if _is_int(target_shape):
             target_shape = (target_shape,)
-        target_shape = tuple(int(d) for d in target_shape)
+        if not isinstance(target_shape, (list, tuple)) or not all(d is None or _is_int(d) for d in target_shape):
+            raise invalid("target_shape", expected, target_shape)
+        # None is an unknown dimension, as -1 (Keras accepts both).
+        target_shape = tuple(-1 if d is None else int(d) for d in target_shape)
         if sum(d == -1 for d in target_shape) > 1 or any(d == 0 or d < -1 for d in target_shape):
-            raise invalid("target_shape", "positive integers and at most one -1", target_shape)
+            raise invalid("target_shape", expected, target_shape)
         self.target_shape = target_shape
 
     def _graph_call(self, graph, x, in_dims):
-        total = int(np.prod(in_dims))
-        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        total = int(np.prod(in_dims, dtype=object))
+        known = int(np.prod([d for d in self.target_shape if d != -1], dtype=object))
         dims = list(self.target_shape)
         if -1 in dims:
             if known == 0 or total % known:
@@ -193,7 +201,7 @@ class Reshape(Layer):
                     f"to {self.target_shape}"
                 )
             dims[dims.index(-1)] = total // known
-        if int(np.prod(dims)) != total:
+        if int(np.prod(dims, dtype=object)) != total:
             raise ValueError(
                 f'Layer "{self.name}": total size of the new shape {self.target_shape} must be unchanged: '
                 f"input shape {(None,) + tuple(in_dims)} has {total} values per sample"

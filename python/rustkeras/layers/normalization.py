@@ -7,6 +7,8 @@ statistics. Weights, in Keras' order: gamma, beta, moving_mean, moving_variance 
 two are not trainable).
 """
 
+import math
+
 from typing import Any, Dict
 
 from rustkeras import initializers as _initializers
@@ -48,8 +50,8 @@ class BatchNormalization(Layer):
             raise invalid("axis", "an int", axis)
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
             raise invalid("momentum", "a float between 0 and 1", momentum)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon <= 0:
-            raise invalid("epsilon", "a positive float", epsilon)
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon < math.inf:
+            raise invalid("epsilon", "a positive, finite float", epsilon)
         self.axis = axis
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)

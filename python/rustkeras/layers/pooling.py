@@ -103,9 +103,15 @@ class _GlobalPooling(Layer):
         self.keepdims = keepdims
 
     def _graph_call(self, graph, x, in_dims):
-        spatial_input(self, in_dims, self.rank, self.data_format)
+        spatial, _ = spatial_input(self, in_dims, self.rank, self.data_format)
         first = 2 if self.data_format == "channels_first" else 1
         axes = list(range(first, first + self.rank))
+        mask = getattr(self, "_input_mask", None)
+        if mask is not None and self.kind == "mean" and self.rank == 1:
+            # Keras 3: the mean over the unmasked timesteps (NaN where all are masked, as in Keras).
+            m = graph.reshape(mask, [1, spatial[0]] if first == 2 else [spatial[0], 1])
+            total = graph.reduce(graph.mul(x, m), "sum", axes, self.keepdims)
+            return graph.div(total, graph.reduce(m, "sum", axes, self.keepdims))
         return graph.reduce(x, self.kind, axes, self.keepdims)
 
     def get_config(self) -> Dict[str, Any]:

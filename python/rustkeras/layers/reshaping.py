@@ -7,8 +7,10 @@ one `(before, after)` pair per axis, as Keras. `UpSampling1D(length=2)` is Keras
 from typing import Any, Dict, Tuple
 
 from rustkeras import _core
-from rustkeras.layers.base import Layer, invalid, not_supported
-from rustkeras.layers.convolutional import _is_int, default_name, normalize_data_format, normalize_tuple, spatial_input
+from rustkeras.layers.base import Layer, check_addressable, invalid, not_supported
+from rustkeras.layers.convolutional import (
+    MAX_SIZE_ARG, _is_int, default_name, normalize_data_format, normalize_tuple, spatial_input,
+)
 
 
 def normalize_pairs(value, rank: int, arg: str) -> Tuple[Tuple[int, int], ...]:
@@ -32,9 +34,16 @@ def normalize_pairs(value, rank: int, arg: str) -> Tuple[Tuple[int, int], ...]:
                 raise invalid(arg, expected, value) from None
         else:
             raise invalid(arg, expected, value)
-    if any(v < 0 for p in pairs for v in p):
-        raise invalid(arg, expected + " (non-negative)", value)
+    if any(not 0 <= v <= MAX_SIZE_ARG for p in pairs for v in p):
+        raise invalid(arg, expected + f" (non-negative, at most {MAX_SIZE_ARG})", value)
     return pairs
+
+
+def join_spatial(spatial, in_dims, data_format):
+    """Per-sample dims with the spatial axes `spatial` and the channels of `in_dims`."""
+    if data_format == "channels_first":
+        return [in_dims[0]] + list(spatial)
+    return list(spatial) + [in_dims[-1]]
 
 
 class _Pad(Layer):
@@ -61,6 +70,9 @@ class _Pad(Layer):
                 f'Layer "{self.name}" ({type(self).__name__}): cropping {self.pairs} leaves nothing of an input '
                 f"of shape {(None,) + tuple(in_dims)}"
             )
+        if self.sign > 0:
+            out = [n + a + b for n, (a, b) in zip(spatial, self.pairs)]
+            check_addressable(self, join_spatial(out, in_dims, self.data_format))
         before = [self.sign * a for a, _ in self.pairs]
         after = [self.sign * b for _, b in self.pairs]
         return _core.pad(graph, x, self.rank, self.data_format, before, after)
@@ -127,7 +139,9 @@ class _UpSampling(Layer):
         self.data_format = normalize_data_format(data_format, dim_ordering)
 
     def _graph_call(self, graph, x, in_dims):
-        spatial_input(self, in_dims, self.rank, self.data_format)
+        spatial, _ = spatial_input(self, in_dims, self.rank, self.data_format)
+        out = [n * s for n, s in zip(spatial, self.size)]
+        check_addressable(self, join_spatial(out, in_dims, self.data_format))
         return _core.upsample(graph, x, self.rank, self.data_format, list(self.size))
 
     def get_config(self) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 
 from rustkeras import _core
-from rustkeras.layers.base import Layer, invalid, not_supported
+from rustkeras.layers.base import MAX_SAMPLE_VALUES, Layer, invalid, not_supported
 from rustkeras.layers.core import Activation, Dense, Dropout
 from rustkeras.layers.recurrent import _RNN, begin_recurrent_call
 
@@ -265,6 +265,8 @@ class RepeatVector(Layer):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise invalid("n", "a positive integer", n)
         self.n = int(n)
+        if self.n > MAX_SAMPLE_VALUES:
+            raise MemoryError(f"RepeatVector: n={self.n} repeats hold more values per sample than memory can address")
 
     def _graph_call(self, graph, x, in_dims):
         if len(in_dims) != 1:

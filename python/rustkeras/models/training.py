@@ -247,7 +247,10 @@ class Trainer:
         return any(l is not None and l.__dict__.get("_traced_losses") for l in layers)
 
     def _compile_core(self) -> None:
-        kind, params = self.optimizer._spec()
+        # compile(optimizer=None) (as Keras 3 allows) is for evaluate and predict: the engine gets
+        # a still optimizer, and fit refuses to run (`_require_optimizer`).
+        optimizer = self.optimizer if self.optimizer is not None else _optimizers.SGD(learning_rate=0.0)
+        kind, params = optimizer._spec()
         regs = [r for layer in self._layers for r in layer._regularizers()]
         a = self._compile_args
         if len(a["losses"]) != self._core.num_outputs():
@@ -256,8 +259,9 @@ class Trainer:
         losses, metrics, weighted = self._traced_entries(a)
         self._core.compile(losses, list(a["loss_weights"]), metrics, kind, list(params), regs, weighted)
         # model.optimizer.learning_rate / .iterations read and steer the model's own optimizer.
-        self.optimizer._model_core = self._core
-        self.optimizer._install_schedule()
+        if self.optimizer is not None:
+            self.optimizer._model_core = self._core
+            self.optimizer._install_schedule()
 
     def _traced_entries(self, a):
         """compile's losses and metrics for the engine: names as they are, built-in metric
@@ -282,6 +286,11 @@ class Trainer:
     def _require_compiled(self) -> None:
         if self._compile_args is None:
             raise ValueError("You must call `compile()` before using the model for training or evaluation.")
+
+    def _require_optimizer(self, what: str) -> None:
+        if self.optimizer is None:
+            raise ValueError(f"{what}: the model was compiled with optimizer=None, which allows evaluate and predict "
+                             "only. Compile it with an optimizer (e.g. optimizer='rmsprop') to train it.")
 
     @property
     def metrics_names(self) -> List[str]:
@@ -411,8 +420,10 @@ class Trainer:
             raise ValueError(f"Invalid value received for argument `epochs`. Expected an integer >= 0. Received: epochs={epochs!r}")
         if shuffle not in (True, False, "batch"):
             raise ValueError(f"Invalid value received for argument `shuffle`. Expected True or False. Received: shuffle={shuffle!r}")
+        _check_epoch_args(initial_epoch, validation_freq)
         verbose = _data.verbose(verbose)
         self._require_compiled()
+        self._require_optimizer("fit")
         # Data: arrays, generators and PyDatasets become feeds of batches (models/_adapter.py).
         train, val = _adapter.fit_feeds(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
                                         validation_split, validation_data, validation_steps, validation_batch_size)
@@ -438,7 +449,7 @@ class Trainer:
                 self._run_batches(ep, cbs, "train", layout)
                 _note_steps(cbs, ep)
                 epoch_logs = _pythonify(self._split_logs(layout, ep.finish()))
-                if val is not None and (epoch + 1) % validation_freq == 0:
+                if val is not None and _validates(epoch, validation_freq):
                     val_logs = self._test_pass(val, cbs)
                     epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
                 cbs.on_epoch_end(epoch, epoch_logs)
@@ -572,6 +583,7 @@ class Trainer:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the batch's loss (and metrics)."""
         self._require_compiled()
+        self._require_optimizer("train_on_batch")
         xs, ys, sws = self._prep(x, y, sample_weight, class_weight)
         if self.optimizer._python_schedule() is not None:
             self.optimizer._apply_python_schedule()
@@ -734,6 +746,29 @@ class Trainer:
         from rustkeras.models import _nested
 
         _user_add_loss(_nested._call_adapter(self), loss)
+
+
+def _is_count(v, low: int) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= low
+
+
+def _check_epoch_args(initial_epoch, validation_freq) -> None:
+    """fit's `initial_epoch` (an int >= 0) and `validation_freq` (an int >= 1, or a list of the
+    1-based epochs to validate after, as in Keras 3)."""
+    if not _is_count(initial_epoch, 0):
+        raise ValueError("Invalid value received for argument `initial_epoch`. Expected an integer >= 0. "
+                         f"Received: initial_epoch={initial_epoch!r}")
+    if not (_is_count(validation_freq, 1) or isinstance(validation_freq, list)
+            and all(_is_count(e, 1) for e in validation_freq)):
+        raise ValueError("Invalid value received for argument `validation_freq`. Expected an integer >= 1 or a list "
+                         f"of epochs (integers >= 1). Received: validation_freq={validation_freq!r}")
+
+
+def _validates(epoch: int, validation_freq) -> bool:
+    """Whether validation runs after (0-based) `epoch`."""
+    if isinstance(validation_freq, list):
+        return epoch + 1 in validation_freq
+    return (epoch + 1) % validation_freq == 0
 
 
 def _pop_show_accuracy(method: str, kwargs: Dict[str, Any]) -> None:

@@ -756,15 +756,17 @@ _ALL = {
 }
 
 
-def serialize(optimizer: Optimizer) -> dict:
+def serialize(optimizer: Optional[Optimizer]) -> Optional[dict]:
     """The optimizer as Keras 3 serializes it: ``{"class_name": ..., "config": ...}``.
 
     Args:
-        optimizer: An :class:`Optimizer`.
+        optimizer: An :class:`Optimizer`, or None (a model compiled without one).
 
     Returns:
-        A JSON-compatible dict that :func:`deserialize` reads back.
+        A JSON-compatible dict that :func:`deserialize` reads back; None for None.
     """
+    if optimizer is None:
+        return None
     return {
         "module": "keras.optimizers",
         "class_name": type(optimizer).__name__,
