@@ -752,3 +752,14 @@ def test_a_weights_only_h5_file_is_not_a_model(tmp_path):
         f.attrs["model_config"] = "{not json"
     with pytest.raises(ValueError, match="not valid JSON"):
         load_model(tmp_path / "bad.h5")
+
+
+def test_a_model_compiled_without_an_optimizer_reloads_without_one(tmp_path):
+    m = Sequential([Input((3,)), Dense(2)])
+    m.compile(optimizer=None, loss="mse")
+    m.save(tmp_path / "m.keras")
+    back = load_model(tmp_path / "m.keras")
+    assert back.optimizer is None
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), m.predict(x, verbose=0))
+    assert np.isfinite(back.evaluate(x, np.zeros((2, 2)), verbose=0))

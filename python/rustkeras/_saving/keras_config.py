@@ -387,10 +387,12 @@ def compile_from_config(model, config: Dict[str, Any], custom_objects=None) -> b
     from rustkeras import optimizers as _optimizers
 
     try:
-        optimizer = config.get("optimizer")
+        # compile's default when the key is missing; an explicit null is a model compiled
+        # with optimizer=None (for evaluate and predict), and stays so.
+        optimizer = config.get("optimizer", "rmsprop")
         if isinstance(optimizer, dict):
             optimizer = _optimizers.deserialize(clean(optimizer), custom_objects)
-        model.compile(optimizer=optimizer if optimizer is not None else "rmsprop",
+        model.compile(optimizer=optimizer,
                       loss=_deserialize_entry(config.get("loss"), "losses", custom_objects),
                       metrics=_deserialize_entry(config.get("metrics"), "metrics", custom_objects),
                       loss_weights=config.get("loss_weights"),
