@@ -825,7 +825,7 @@ class BackupAndRestore(Callback):
         delete_checkpoint: delete the backup directory when training ends normally.
 
     Example:
-        model.fit(x, y, epochs=100, callbacks=[BackupAndRestore("/tmp/backup")])
+        model.fit(x, y, epochs=100, callbacks=[BackupAndRestore("backup")])
     """
 
     def __init__(self, backup_dir, save_freq: Union[str, int] = "epoch", double_checkpoint: bool = False,
