@@ -20,7 +20,7 @@ measuring the CPU. For a software GPU, shrink the run with --steps, --epochs and
 
 Run:
     python bench/bench_cnn.py [--steps 60] [--epochs 3] [--batch-size 128] [--threads 2] [--test-samples N]
-                              [--frameworks rustkeras,torch,keras-jax,rustkeras-gpu,torch-cuda]
+                              [--frameworks rustkeras,torch,keras-jax,keras-tf,rustkeras-gpu,torch-cuda]
                               [--rounds 1] [--out bench/RESULTS.md]
 """
 

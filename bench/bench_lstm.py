@@ -19,7 +19,7 @@ training samples and --test-samples N tests on the first N of its test samples.
 Run:
     python bench/bench_lstm.py [--epochs 4] [--models stacked,embedding] [--threads 2]
                                [--samples N] [--test-samples N]
-                               [--frameworks rustkeras,torch,keras-jax,rustkeras-gpu,torch-cuda]
+                               [--frameworks rustkeras,torch,keras-jax,keras-tf,rustkeras-gpu,torch-cuda]
                                [--rounds 3] [--out bench/RESULTS.md]
 """
 

@@ -18,7 +18,7 @@ runs, which then call Python after every batch: the cost of a batch hook.
 
 Run:
     python bench/bench_mlp.py [--epochs 3] [--batch-sizes 128,32] [--threads 2] [--subset N] [--batch-callback]
-                              [--frameworks rustkeras,torch,keras-jax,rustkeras-gpu,torch-cuda]
+                              [--frameworks rustkeras,torch,keras-jax,keras-tf,rustkeras-gpu,torch-cuda]
                               [--out bench/RESULTS.md]
 """
 

@@ -25,7 +25,8 @@ USE_REPO_PYTHON = importlib.util.find_spec("rustkeras") is None
 NOT_INSTALLED = "not installed"
 # Printed by a worker before its JSON result, so that stray output is ignored.
 RESULT_MARK = "BENCH-RESULT "
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS",
+                   "TF_NUM_INTRAOP_THREADS")
 # Recorded with every table: they change what the peers' figures mean.
 RECORDED_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")
 
@@ -135,19 +136,22 @@ def fmt(value: Optional[float], digits: int = 3) -> str:
 
 # ---- the model-training benchmarks (MLP, CNN, LSTM): the same peers, workers and rounds ----
 
-MODEL_FRAMEWORKS = ("rustkeras", "torch", "keras-jax")
+MODEL_FRAMEWORKS = ("rustkeras", "torch", "keras-jax", "keras-tf")
 # Run only when named in --frameworks (bench_mlp.py, bench_cnn.py and bench_lstm.py offer them).
 GPU_MODEL_FRAMEWORKS = ("rustkeras-gpu", "torch-cuda")
 KNOWN_MODEL_FRAMEWORKS = MODEL_FRAMEWORKS + GPU_MODEL_FRAMEWORKS
 MODEL_LABELS = {"rustkeras": "rustkeras", "torch": "PyTorch (CPU)", "keras-jax": "Keras 3 + JAX",
+                "keras-tf": "Keras 3 + TF",
                 "rustkeras-gpu": "rustkeras (GPU)", "torch-cuda": "PyTorch (CUDA)"}
 MODEL_DISTS = {"rustkeras": ("rustkeras",), "torch": ("torch",), "keras-jax": ("keras", "jax", "jaxlib"),
+               "keras-tf": ("keras", "tensorflow-cpu"),
                "rustkeras-gpu": ("rustkeras",), "torch-cuda": ("torch",)}
 # Each peer's time and RSS are divided into those of rustkeras on the same kind of device.
-MODEL_REFERENCE = {"torch": "rustkeras", "keras-jax": "rustkeras", "torch-cuda": "rustkeras-gpu"}
+MODEL_REFERENCE = {"torch": "rustkeras", "keras-jax": "rustkeras", "keras-tf": "rustkeras",
+                   "torch-cuda": "rustkeras-gpu"}
 # What each worker's environment adds: the backend its framework runs on.
 MODEL_WORKER_ENV = {"rustkeras": {"RUSTKERAS_BACKEND": "cpu"}, "rustkeras-gpu": {"RUSTKERAS_BACKEND": "gpu"},
-                    "keras-jax": {"KERAS_BACKEND": "jax"}}
+                    "keras-jax": {"KERAS_BACKEND": "jax"}, "keras-tf": {"KERAS_BACKEND": "tensorflow"}}
 
 
 def add_run_args(parser, frameworks: Sequence[str]) -> None:
@@ -183,6 +187,9 @@ def train_worker(framework: str, data_path: str, threads: int, train_torch, trai
         elif framework == "keras-jax":
             import jax
             import keras
+        elif framework == "keras-tf":
+            import keras
+            import tensorflow as tf
         else:
             import rustkeras
             import rustkeras._core  # noqa: F401  (the engine, not just the Python side)
@@ -202,6 +209,9 @@ def train_worker(framework: str, data_path: str, threads: int, train_torch, trai
     elif framework == "keras-jax":
         result = train_keras(keras, data)
         result["version"] = f"keras {keras.__version__}, jax {jax.__version__}"
+    elif framework == "keras-tf":
+        result = train_keras(keras, data)
+        result["version"] = f"keras {keras.__version__}, tensorflow {tf.__version__}"
     else:
         result = train_keras(rustkeras, data)
         result["version"] = getattr(rustkeras, "__version__", version("rustkeras"))
