@@ -101,6 +101,11 @@ def _load_state(model, state: bytes) -> None:
     archive.load_weights(model, io.BytesIO(state))
 
 
+def _rows(arrays, rows):
+    """`rows` of each array of a list (None entries stay None)."""
+    return [None if a is None else np.ascontiguousarray(a[rows]) for a in arrays]
+
+
 def _blocks(n: int, b: int, world: int, rank: int) -> np.ndarray:
     """The rows of replica `rank`: blocks `rank, rank + W, rank + 2W, ...` of `b` rows."""
     starts = np.arange(rank * b, n, world * b)
@@ -181,8 +186,7 @@ class _Replica:
         if not len(rows):
             return None
         xs, ys, sws = self.data
-        take = lambda arrays: [None if a is None else np.ascontiguousarray(a[rows]) for a in arrays]
-        return take(xs), take(ys), take(sws)
+        return _rows(xs, rows), _rows(ys, rows), _rows(sws, rows)
 
     def _apply(self, total, rows: int) -> None:
         if total is None or rows == 0:
@@ -347,8 +351,7 @@ class RayTrainer:
             calls = []
             for r, w in enumerate(self._workers):
                 rows = _blocks(n, self.batch_size_per_worker, self.num_workers, r)
-                take = lambda arrays: [None if a is None else np.ascontiguousarray(a[rows]) for a in arrays]
-                calls.append(w.set_arrays.remote(take(xs), take(ys), take(sws)))
+                calls.append(w.set_arrays.remote(_rows(xs, rows), _rows(ys, rows), _rows(sws, rows)))
             self._track(calls, "sending the shards")
         else:
             shards, features, label = payload

@@ -527,6 +527,11 @@ impl Model {
     /// fed batch by batch from the host, as a generator's is; `fresh` starts it): the logs
     /// over every row of the pass so far (`seen`, this batch's included). Metric classes
     /// (AUC, precision, ...) then read the pass's value, not a mean of batch values.
+    ///
+    /// With `export`, a training batch hands its gradients (one vector per trainable
+    /// variable) to it instead of applying them: one replica's step of data-parallel training.
+    /// The step counter advances and state updates apply; the optimizer waits for
+    /// [`Model::apply_gradients`].
     #[allow(clippy::too_many_arguments)]
     pub fn stream_batch(
         &mut self,
@@ -539,34 +544,12 @@ impl Model {
         fresh: bool,
         seen: usize,
         logs: &mut [f64],
+        export: Option<&mut Vec<Vec<f32>>>,
     ) -> Result<()> {
         self.ensure_train_graph()?;
         self.claim_log_sums(owner, fresh)?;
         let pass = if train { Pass::Train } else { Pass::Test };
-        self.step(pass, Batch::Host { xs, ys, sws }, batch)?;
-        self.read_logs(logs, seen)
-    }
-
-    /// [`Model::stream_batch`] for a training batch whose gradients are handed to `grads`
-    /// (one vector per trainable variable) instead of applied: one replica's step of
-    /// data-parallel training. The step counter advances (dropout masks differ per step) and
-    /// state updates apply; the optimizer does not run until [`Model::apply_gradients`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn gradient_batch(
-        &mut self,
-        xs: &[&[f32]],
-        ys: &[&[f32]],
-        sws: &[&[f32]],
-        batch: usize,
-        owner: &Weak<()>,
-        fresh: bool,
-        seen: usize,
-        logs: &mut [f64],
-        grads: &mut Vec<Vec<f32>>,
-    ) -> Result<()> {
-        self.ensure_train_graph()?;
-        self.claim_log_sums(owner, fresh)?;
-        self.step_with(Pass::Train, Batch::Host { xs, ys, sws }, batch, Some(grads))?;
+        self.step_with(pass, Batch::Host { xs, ys, sws }, batch, export)?;
         self.read_logs(logs, seen)
     }
 
@@ -578,27 +561,11 @@ impl Model {
                 "apply_gradients runs on the 'cpu' backend only".into(),
             ));
         }
-        let trainable = self.trainable.clone();
-        let expected: Vec<usize> = (0..self.num_vars())
-            .filter(|&v| trainable[v])
-            .map(|v| self.var_shape(v).iter().product())
-            .collect();
-        let got: Vec<usize> = grads.iter().map(|g| g.len()).collect();
-        if expected != got {
-            return crate::value_error!(
-                "apply_gradients: expected one gradient per trainable variable with sizes {expected:?}, received sizes {got:?}"
-            );
-        }
         let c = self
             .compiled
             .as_mut()
             .ok_or_else(|| crate::Error::Value("the model is not compiled".into()))?;
-        let mut guards = self.vars.write_some(|v| trainable[v]);
-        let mut params: SmallVec<[&mut [f32]; 32]> = guards
-            .iter_mut()
-            .map(|w| w.host_mut().expect("on the CPU"))
-            .collect();
-        c.optimizer.apply(&mut params, grads)
+        run::apply_on_cpu(&self.vars, &self.trainable, &mut c.optimizer, grads)
     }
 
     /// One batch with fresh log sums, and its logs.

@@ -40,6 +40,9 @@ impl Model {
         export: Option<&mut Vec<Vec<f32>>>,
     ) -> Result<()> {
         self.ensure_train_graph()?;
+        if export.is_some() && pass != Pass::Train {
+            return crate::value_error!("gradients are handed out of training steps only");
+        }
         if export.is_some() && matches!(self.device, Device::Gpu(_)) {
             return Err(crate::Error::NotImplemented(
                 "gradients handed out of a step (data-parallel training) run on the 'cpu' backend only".into(),
@@ -127,12 +130,12 @@ impl Model {
                         apply_updates(&self.vars, graph, p, training);
                         return Ok(());
                     }
-                    let mut guards = self.vars.write_some(|v| self.trainable[v]);
-                    let mut params: SmallVec<[&mut [f32]; 32]> = guards
-                        .iter_mut()
-                        .map(|w| w.host_mut().expect("on the CPU"))
-                        .collect();
-                    c.optimizer.apply(&mut params, &mut grad_views)?;
+                    apply_on_cpu(
+                        &self.vars,
+                        &self.trainable,
+                        &mut c.optimizer,
+                        &mut grad_views,
+                    )?;
                 }
                 apply_updates(&self.vars, graph, p, training);
             }
@@ -237,6 +240,22 @@ impl Model {
 
 /// The values of the updates a program must compute: all after a training step, only the
 /// `always` ones (stateful layers) after evaluation or prediction.
+/// One optimizer step on the CPU: `grads` (one per trainable variable, in order) applied to
+/// the trainable variables' host values, with their write locks held.
+pub(super) fn apply_on_cpu(
+    vars: &Vars,
+    trainable: &[bool],
+    optimizer: &mut crate::optimizers::Optimizer,
+    grads: &mut [&mut [f32]],
+) -> Result<()> {
+    let mut guards = vars.write_some(|v| trainable[v]);
+    let mut params: SmallVec<[&mut [f32]; 32]> = guards
+        .iter_mut()
+        .map(|w| w.host_mut().expect("on the CPU"))
+        .collect();
+    optimizer.apply(&mut params, grads)
+}
+
 fn update_values(g: &Graph, training: bool) -> impl Iterator<Item = NodeId> + '_ {
     g.updates
         .iter()

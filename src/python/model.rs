@@ -68,6 +68,30 @@ impl Hook for ChunkHook {
 
 type Arrays = Vec<Option<Py<PyArrayDyn<f32>>>>;
 
+/// Numpy arrays handed to Python.
+type NumpyArrays<'py> = Vec<Bound<'py, PyArrayDyn<f32>>>;
+
+/// Values with their shapes (gradients handed out of a step).
+type Shaped = (Vec<Vec<f32>>, Vec<Vec<usize>>);
+
+/// Each vector as a numpy array of its shape (moved, not copied).
+fn arrays_of(
+    py: Python<'_>,
+    values: Vec<Vec<f32>>,
+    shapes: Vec<Vec<usize>>,
+) -> PyResult<NumpyArrays<'_>> {
+    values
+        .into_iter()
+        .zip(shapes)
+        .map(|(v, s)| {
+            Ok(numpy::PyArray1::from_vec(py, v)
+                .reshape(s)?
+                .to_dyn()
+                .clone())
+        })
+        .collect()
+}
+
 fn owned(named: &[super::arrays::Named<'_>]) -> Arrays {
     named
         .iter()
@@ -779,17 +803,7 @@ impl PyModel {
             let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
             m.predict(&d.x, n, batch_size, &mut views, h)
         })?;
-        let arrays = outs
-            .into_iter()
-            .zip(shapes)
-            .map(|(o, s)| {
-                Ok(numpy::PyArray1::from_vec(py, o)
-                    .reshape(s)?
-                    .to_dyn()
-                    .clone())
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, arrays)
+        PyList::new(py, arrays_of(py, outs, shapes)?)
     }
 
     #[pyo3(signature = (x, y, sample_weight=None))]
@@ -815,31 +829,9 @@ impl PyModel {
         sample_weight: Option<&Bound<'_, PyAny>>,
         train: bool,
     ) -> PyResult<Vec<f64>> {
-        let (owner, fresh, before) = {
-            let s = stream.borrow();
-            (Arc::downgrade(&s.token), s.seen == 0, s.seen)
-        };
-        let (logs, n) = self.run_labelled(py, x, y, sample_weight, |m, d, _| {
-            m.fit_check(d)?;
-            let n = d.n;
-            let mut logs = vec![0.0; m.log_width()?];
-            let ones = vec![1.0; n];
-            let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
-            m.stream_batch(
-                train,
-                &d.x,
-                &d.y,
-                &sws,
-                n,
-                &owner,
-                fresh,
-                before + n,
-                &mut logs,
-            )?;
-            Ok((logs, n))
-        })?;
-        stream.borrow_mut().seen = before + n;
-        Ok(logs)
+        Ok(self
+            .stream_step(py, stream, x, y, sample_weight, train, false)?
+            .0)
     }
 
     /// A training batch of a streamed pass whose gradients are returned (one float32 array
@@ -853,48 +845,10 @@ impl PyModel {
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
         sample_weight: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<(Vec<f64>, Vec<Bound<'py, PyArrayDyn<f32>>>)> {
-        let (owner, fresh, before) = {
-            let s = stream.borrow();
-            (Arc::downgrade(&s.token), s.seen == 0, s.seen)
-        };
-        let (logs, n, grads, shapes) = self.run_labelled(py, x, y, sample_weight, |m, d, _| {
-            m.fit_check(d)?;
-            let n = d.n;
-            let mut logs = vec![0.0; m.log_width()?];
-            let ones = vec![1.0; n];
-            let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
-            let mut grads = Vec::new();
-            m.gradient_batch(
-                &d.x,
-                &d.y,
-                &sws,
-                n,
-                &owner,
-                fresh,
-                before + n,
-                &mut logs,
-                &mut grads,
-            )?;
-            let shapes: Vec<Vec<usize>> = m
-                .trainable_vars()
-                .into_iter()
-                .map(|v| m.var_shape(v).to_vec())
-                .collect();
-            Ok((logs, n, grads, shapes))
-        })?;
-        stream.borrow_mut().seen = before + n;
-        let arrays = grads
-            .into_iter()
-            .zip(shapes)
-            .map(|(g, s)| {
-                Ok(numpy::PyArray1::from_vec(py, g)
-                    .reshape(s)?
-                    .to_dyn()
-                    .clone())
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        Ok((logs, arrays))
+    ) -> PyResult<(Vec<f64>, NumpyArrays<'py>)> {
+        let (logs, (grads, shapes)) =
+            self.stream_step(py, stream, x, y, sample_weight, true, true)?;
+        Ok((logs, arrays_of(py, grads, shapes)?))
     }
 
     /// One optimizer step with `grads` (float32 arrays, one per trainable variable in
@@ -949,6 +903,56 @@ impl PyModel {
             }
             Ok(logs)
         })
+    }
+
+    /// One batch of a streamed pass (`Model::stream_batch`): the logs over the pass so far
+    /// and, with `export`, the batch's gradients and their variables' shapes (not applied).
+    #[allow(clippy::too_many_arguments)]
+    fn stream_step(
+        &self,
+        py: Python<'_>,
+        stream: &Bound<'_, PyStream>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+        train: bool,
+        export: bool,
+    ) -> PyResult<(Vec<f64>, Shaped)> {
+        let (owner, fresh, before) = {
+            let s = stream.borrow();
+            (Arc::downgrade(&s.token), s.seen == 0, s.seen)
+        };
+        let (logs, n, grads, shapes) = self.run_labelled(py, x, y, sample_weight, |m, d, _| {
+            m.fit_check(d)?;
+            let n = d.n;
+            let mut logs = vec![0.0; m.log_width()?];
+            let ones = vec![1.0; n];
+            let sws: Vec<&[f32]> = d.sw.iter().map(|w| w.unwrap_or(&ones)).collect();
+            let mut grads = Vec::new();
+            m.stream_batch(
+                train,
+                &d.x,
+                &d.y,
+                &sws,
+                n,
+                &owner,
+                fresh,
+                before + n,
+                &mut logs,
+                export.then_some(&mut grads),
+            )?;
+            let shapes: Vec<Vec<usize>> = if export {
+                m.trainable_vars()
+                    .into_iter()
+                    .map(|v| m.var_shape(v).to_vec())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok((logs, n, grads, shapes))
+        })?;
+        stream.borrow_mut().seen = before + n;
+        Ok((logs, (grads, shapes)))
     }
 
     /// `run` on data with targets: `x`, `y` and `sample_weight` parsed into a dataset.
