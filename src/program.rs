@@ -434,6 +434,7 @@ fn run_cpu(
                 })
                 .collect();
             let len = dims[step.node].iter().product();
+            let timer = crate::profile::start();
             crate::ops::forward(
                 &step.op,
                 &ins,
@@ -442,6 +443,7 @@ fn run_cpu(
                 scratch,
                 ctx,
             );
+            crate::profile::record(timer, || crate::profile::op_key(&step.op, &dims[step.node]));
         }
         slots[o] = out;
     }

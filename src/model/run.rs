@@ -130,12 +130,14 @@ impl Model {
                         apply_updates(&self.vars, graph, p, training);
                         return Ok(());
                     }
+                    let timer = crate::profile::start();
                     apply_on_cpu(
                         &self.vars,
                         &self.trainable,
                         &mut c.optimizer,
                         &mut grad_views,
                     )?;
+                    crate::profile::record(timer, || "optimizer step".into());
                 }
                 apply_updates(&self.vars, graph, p, training);
             }

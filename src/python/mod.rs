@@ -86,6 +86,14 @@ fn gpu_bytes_in_use() -> u64 {
     crate::device::gpu::buffer::bytes_in_use()
 }
 
+/// The CPU engine's time by op since the last call, slowest first, as `(op, calls,
+/// seconds)`; recorded only when `RUSTKERAS_PROFILE_OPS=1` was set before the first step
+/// (see `src/profile.rs`).
+#[pyfunction]
+fn op_profile() -> Vec<(String, u64, f64)> {
+    crate::profile::take()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optimizers::register(m)?;
@@ -102,5 +110,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_status, m)?)?;
     m.add_function(wrap_pyfunction!(bench_gpu_gemm, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_bytes_in_use, m)?)?;
+    m.add_function(wrap_pyfunction!(op_profile, m)?)?;
     Ok(())
 }
