@@ -1,7 +1,9 @@
 //! `rustkeras._core.Model`: weights, compile, and the fit/evaluate/predict loops, run with the
 //! GIL released, for models with one or more inputs and outputs.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use numpy::{PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -16,53 +18,97 @@ use crate::graph::{NodeId, VarId};
 use crate::initializers::InitParams;
 use crate::model::{CompileSpec, Control, Dataset, Epoch, Hook, Model, OutputSpec, PassKind};
 
-/// How often the batch loop checks for Ctrl-C (it needs the GIL for that).
-const SIGNAL_EVERY: Duration = Duration::from_millis(10);
+/// How often the waiting thread checks for Ctrl-C while a loop runs (it needs the GIL).
+const SIGNAL_EVERY: Duration = Duration::from_millis(100);
 
-/// The hook of every loop binding: checks for Ctrl-C every `SIGNAL_EVERY` (a Python
-/// exception is kept in `err` and raised once the loop has unwound) and pauses the loop once
-/// `pause_after` has passed since the call began. It never calls Python code that could
-/// touch the model: callbacks run between two calls, with the model free.
-struct ChunkHook {
+/// The hook of every loop binding: stops the loop at the next batch end once the waiting
+/// thread has seen Ctrl-C (see [`on_pool`]), and pauses it once `pause_after` has passed
+/// since the call began. It never calls Python: callbacks run between two calls, with the
+/// model free.
+struct ChunkHook<'a> {
     started: Instant,
-    checked: Instant,
     pause_after: Option<Duration>,
-    err: Option<PyErr>,
+    interrupted: &'a AtomicBool,
 }
 
-impl ChunkHook {
-    fn new(pause_after_s: Option<f64>) -> ChunkHook {
-        let now = Instant::now();
+impl<'a> ChunkHook<'a> {
+    fn new(pause_after_s: Option<f64>, interrupted: &'a AtomicBool) -> ChunkHook<'a> {
         ChunkHook {
-            started: now,
-            checked: now,
+            started: Instant::now(),
             pause_after: pause_after_s.map(|s| Duration::from_secs_f64(s.max(0.0))),
-            err: None,
-        }
-    }
-
-    fn finish<T>(self, r: crate::Result<T>) -> PyResult<T> {
-        match (self.err, r) {
-            (Some(e), _) => Err(e),
-            (None, r) => Ok(r?),
+            interrupted,
         }
     }
 }
 
-impl Hook for ChunkHook {
+impl Hook for ChunkHook<'_> {
     fn batch_end(&mut self, _batch: usize, _batches: usize) -> crate::Result<Control> {
-        let now = Instant::now();
-        if now.duration_since(self.checked) >= SIGNAL_EVERY {
-            self.checked = now;
-            if let Err(e) = Python::attach(|py| py.check_signals()) {
-                self.err = Some(e);
-                return Err(Error::Value("interrupted by Python".into()));
-            }
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(Error::Value("interrupted by Python".into()));
         }
         Ok(match self.pause_after {
-            Some(d) if now.duration_since(self.started) >= d => Control::Pause,
+            Some(d) if self.started.elapsed() >= d => Control::Pause,
             _ => Control::Continue,
         })
+    }
+}
+
+/// Runs `f` (a loop or a step) on a worker of rayon's pool with the GIL released, while the
+/// calling thread waits and checks for Ctrl-C every `SIGNAL_EVERY`; a Python exception it
+/// raises sets the flag `f`'s hook reads, and is returned once `f` has unwound.
+///
+/// Why a worker: every parallel kernel the loop starts from a thread outside the pool is
+/// injected into it and waited for across threads (a futex round trip each); from a worker,
+/// `rayon::join` pushes onto its own deque and the other worker steals. On the batch-32 MLP
+/// that round trip was 15% of a step. A panic in `f` is re-raised on the calling thread,
+/// where PyO3 turns it into an exception.
+fn on_pool<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce(&AtomicBool) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    let interrupted = AtomicBool::new(false);
+    if rayon::current_thread_index().is_some() {
+        // Already on a worker (a call from inside a parallel job): waiting here could hold
+        // the only worker, so run in place.
+        return Ok(py.detach(|| f(&interrupted))?);
+    }
+    type Outcome<T> = std::thread::Result<crate::Result<T>>;
+    let done: Mutex<Option<Outcome<T>>> = Mutex::new(None);
+    let wake = Condvar::new();
+    let mut signal: Option<PyErr> = None;
+    let outcome = py.detach(|| {
+        rayon::in_place_scope(|scope| {
+            scope.spawn(|_| {
+                let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    crate::pool::busy(|| f(&interrupted))
+                }));
+                *done.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                wake.notify_one();
+            });
+            let mut guard = done.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(r) = guard.take() {
+                    return r;
+                }
+                let (g, timeout) = wake
+                    .wait_timeout(guard, SIGNAL_EVERY)
+                    .unwrap_or_else(|e| e.into_inner());
+                guard = g;
+                if timeout.timed_out() && guard.is_none() && signal.is_none() {
+                    drop(guard);
+                    if let Err(e) = Python::attach(|py| py.check_signals()) {
+                        signal = Some(e);
+                        interrupted.store(true, Ordering::Relaxed);
+                    }
+                    guard = done.lock().unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        })
+    });
+    let r = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    match (signal, r) {
+        (Some(e), _) => Err(e),
+        (None, r) => Ok(r?),
     }
 }
 
@@ -189,10 +235,11 @@ impl PyPass {
             .state
             .as_mut()
             .ok_or_else(|| PyRuntimeError::new_err("this pass has finished"))?;
-        let mut hook = ChunkHook::new(max_seconds);
         let max = max_batches.unwrap_or(usize::MAX);
-        let r = py.detach(|| model.lock().run_pass(state, &d, &mut views, max, &mut hook));
-        hook.finish(r)
+        on_pool(py, |interrupted| {
+            let mut hook = ChunkHook::new(max_seconds, interrupted);
+            model.lock().run_pass(state, &d, &mut views, max, &mut hook)
+        })
     }
 
     /// The running logs (batch-size-weighted means over the batches run so far).
@@ -252,10 +299,11 @@ impl PyPass {
 /// - Every access to the engine model holds `m`'s lock, so calls from several threads run
 ///   one after another, each seeing the model as the previous call left it (its cached
 ///   programs, buffers and optimizer state are never touched by two threads at once).
-/// - The lock is only ever waited for with the GIL released (`with` and `PyPass::run` take
-///   it inside `py.detach`), while the hook of a running loop may take the GIL with the
-///   lock held (for Ctrl-C). So the order is always lock, then GIL: a thread holding the
-///   GIL never waits for the lock, and two threads cannot deadlock on the pair.
+/// - The lock is only ever waited for with the GIL released (`with` takes it inside
+///   `py.detach`, the loops on a pool worker while the caller waits detached), and no
+///   thread holding the lock takes the GIL (a running loop's caller checks for Ctrl-C
+///   without the lock). So a thread holding the GIL never waits for the lock, and two
+///   threads cannot deadlock on the pair.
 /// - No Python code runs with the lock held: callbacks run between `Pass.run` calls, each
 ///   of which takes and releases the lock, so a callback may call the model again.
 /// - Calls that need two models' locks (`share_var`) take them in address order.
@@ -963,24 +1011,25 @@ impl PyModel {
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
         sample_weight: Option<&Bound<'_, PyAny>>,
-        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut ChunkHook) -> crate::Result<T> + Send,
+        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut ChunkHook<'_>) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
         let (x, y, sw) = labelled(x, y, sample_weight, self.num_outputs(py))?;
         let d = dataset(&x, &y, &sw)?;
         self.run(py, &d, f)
     }
 
-    /// A whole loop in one call: `f` runs on the model with the GIL released; Ctrl-C
-    /// (checked by the hook) is raised first, then the engine's error.
+    /// A whole loop in one call: `f` runs on the model on a pool worker ([`on_pool`]); Ctrl-C
+    /// (seen by the waiting thread) is raised first, then the engine's error.
     fn run<T: Send>(
         &self,
         py: Python<'_>,
         d: &Dataset<'_>,
-        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut ChunkHook) -> crate::Result<T> + Send,
+        f: impl FnOnce(&mut Model, &Dataset<'_>, &mut ChunkHook<'_>) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
-        let mut h = ChunkHook::new(None);
-        let r = self.with(py, |m| f(m, d, &mut h));
-        h.finish(r)
+        on_pool(py, |interrupted| {
+            let mut hook = ChunkHook::new(None, interrupted);
+            f(&mut self.lock(), d, &mut hook)
+        })
     }
 
     /// Runs `f` on the compiled model's optimizer (with the model's lock, GIL released).
