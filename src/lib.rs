@@ -16,7 +16,10 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optimizers;
+pub mod pool;
+pub mod profile;
 pub mod program;
+pub mod simd;
 pub mod tensor;
 
 #[cfg(feature = "python")]

@@ -206,13 +206,38 @@ fn is_suffix(small: &[usize], out: &[usize]) -> bool {
 }
 
 pub fn binary_forward(op: BinaryOp, a: &In<'_>, b: &In<'_>, out: &mut [f32], out_dims: &[usize]) {
+    // The arithmetic ops get loops of their own, compiled for the CPU's widest vectors: with
+    // the op matched per element, a bias add over a (128, 512) batch took 150 us, a tenth
+    // of a training step.
+    match op {
+        BinaryOp::Add => binary_loops(|a, b| a + b, a, b, out, out_dims),
+        BinaryOp::Sub => binary_loops(|a, b| a - b, a, b, out, out_dims),
+        BinaryOp::Mul => binary_loops(|a, b| a * b, a, b, out, out_dims),
+        BinaryOp::Div => binary_loops(|a, b| a / b, a, b, out, out_dims),
+        _ => binary_loops(move |a, b| op.apply(a, b), a, b, out, out_dims),
+    }
+}
+
+#[inline(always)]
+fn binary_loops(
+    f: impl Fn(f32, f32) -> f32 + Sync + Copy,
+    a: &In<'_>,
+    b: &In<'_>,
+    out: &mut [f32],
+    out_dims: &[usize],
+) {
     let n = out.len();
     let (ad, bd) = (a.data, b.data);
     if ad.len() == n && bd.len() == n {
         let body = |o: &mut [f32], a: &[f32], b: &[f32]| {
-            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *o = op.apply(a, b);
-            }
+            crate::simd::dispatch(
+                #[inline(always)]
+                || {
+                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                        *o = f(a, b);
+                    }
+                },
+            )
         };
         if n >= PAR_THRESHOLD {
             let c = PAR_THRESHOLD / 4;
@@ -225,31 +250,43 @@ pub fn binary_forward(op: BinaryOp, a: &In<'_>, b: &In<'_>, out: &mut [f32], out
         }
     } else if bd.len() == 1 {
         let b = bd[0];
-        out.iter_mut()
-            .zip(ad)
-            .for_each(|(o, &a)| *o = op.apply(a, b));
+        crate::simd::dispatch(
+            #[inline(always)]
+            || out.iter_mut().zip(ad).for_each(|(o, &a)| *o = f(a, b)),
+        )
     } else if ad.len() == 1 {
         let a = ad[0];
-        out.iter_mut()
-            .zip(bd)
-            .for_each(|(o, &b)| *o = op.apply(a, b));
+        crate::simd::dispatch(
+            #[inline(always)]
+            || out.iter_mut().zip(bd).for_each(|(o, &b)| *o = f(a, b)),
+        )
     } else if ad.len() == n && is_suffix(b.dims, out_dims) {
-        for (o, a) in out.chunks_mut(bd.len()).zip(ad.chunks(bd.len())) {
-            for ((o, &a), &b) in o.iter_mut().zip(a).zip(bd) {
-                *o = op.apply(a, b);
-            }
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                for (o, a) in out.chunks_mut(bd.len()).zip(ad.chunks(bd.len())) {
+                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(bd) {
+                        *o = f(a, b);
+                    }
+                }
+            },
+        )
     } else if bd.len() == n && is_suffix(a.dims, out_dims) {
-        for (o, b) in out.chunks_mut(ad.len()).zip(bd.chunks(ad.len())) {
-            for ((o, &a), &b) in o.iter_mut().zip(ad).zip(b) {
-                *o = op.apply(a, b);
-            }
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                for (o, b) in out.chunks_mut(ad.len()).zip(bd.chunks(ad.len())) {
+                    for ((o, &a), &b) in o.iter_mut().zip(ad).zip(b) {
+                        *o = f(a, b);
+                    }
+                }
+            },
+        )
     } else {
         let sa = broadcast_strides(a.dims, out_dims);
         let sb = broadcast_strides(b.dims, out_dims);
         for_each_broadcast(out_dims, [&sa, &sb], |o, [ia, ib]| {
-            out[o] = op.apply(ad[ia], bd[ib])
+            out[o] = f(ad[ia], bd[ib])
         });
     }
 }

@@ -273,8 +273,14 @@ impl UnaryOp {
 }
 
 /// `out = f(x)`, split across threads for large tensors.
+#[inline(always)]
 fn map_unary(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    let body = |o: &mut [f32], x: &[f32]| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+    let body = |o: &mut [f32], x: &[f32]| {
+        crate::simd::dispatch(
+            #[inline(always)]
+            || o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)),
+        )
+    };
     if out.len() >= PAR_THRESHOLD {
         let c = PAR_THRESHOLD / 4;
         out.par_chunks_mut(c)
@@ -298,15 +304,20 @@ pub fn unary_forward(u: UnaryOp, x: &[f32], out: &mut [f32]) {
 
 pub fn unary_backward(u: UnaryOp, x: &[f32], dy: &[f32], out: &mut [f32]) {
     if u == UnaryOp::Relu {
-        for ((o, &x), &d) in out.iter_mut().zip(x).zip(dy) {
-            *o = if x > 0.0 {
-                d
-            } else if x.is_nan() {
-                x
-            } else {
-                0.0
-            };
-        }
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                for ((o, &x), &d) in out.iter_mut().zip(x).zip(dy) {
+                    *o = if x > 0.0 {
+                        d
+                    } else if x.is_nan() {
+                        x
+                    } else {
+                        0.0
+                    };
+                }
+            },
+        );
         return;
     }
     let body = |o: &mut [f32], x: &[f32], dy: &[f32]| {

@@ -40,6 +40,7 @@ impl Kernel for AdadeltaStep {
     fn gpu(&self) -> GpuRule {
         GpuRule::new(3, 0, &[self.lr, self.rho, self.one_minus_rho, self.epsilon])
     }
+    #[inline(always)]
     fn update(&self, p: &mut [f32], g: &[f32], [eg, ed, _]: Slots<'_>) {
         let (rho, rho_c, eps) = (self.rho, self.one_minus_rho, self.epsilon);
         for (((p, &g), eg), ed) in p.iter_mut().zip(g).zip(eg.iter_mut()).zip(ed.iter_mut()) {

@@ -35,6 +35,7 @@ impl Kernel for AdagradStep {
     fn gpu(&self) -> GpuRule {
         GpuRule::new(2, 0, &[self.lr, self.epsilon])
     }
+    #[inline(always)]
     fn update(&self, p: &mut [f32], g: &[f32], [acc, _, _]: Slots<'_>) {
         for ((p, &g), acc) in p.iter_mut().zip(g).zip(acc.iter_mut()) {
             *acc += g * g;

@@ -46,6 +46,7 @@ pub(crate) struct AdamStep {
 }
 
 impl AdamStep {
+    #[inline(always)]
     fn run<const AMSGRAD: bool>(&self, p: &mut [f32], g: &[f32], [m, v, vh]: Slots<'_>) {
         let n = p.len();
         let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
@@ -78,6 +79,7 @@ impl Kernel for AdamStep {
             ],
         )
     }
+    #[inline(always)]
     fn update(&self, p: &mut [f32], g: &[f32], s: Slots<'_>) {
         if self.amsgrad {
             self.run::<true>(p, g, s)

@@ -48,6 +48,7 @@ impl Kernel for AdamaxStep {
             ],
         )
     }
+    #[inline(always)]
     fn update(&self, p: &mut [f32], g: &[f32], [m, u, _]: Slots<'_>) {
         for (((p, &g), m), u) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(u.iter_mut()) {
             *m += (g - *m) * self.one_minus_beta_1;

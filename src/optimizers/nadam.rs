@@ -81,6 +81,7 @@ impl Kernel for NadamStep {
             ],
         )
     }
+    #[inline(always)]
     fn update(&self, p: &mut [f32], g: &[f32], [m, v, _]: Slots<'_>) {
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             *m += (g - *m) * self.one_minus_beta_1;

@@ -48,6 +48,7 @@ pub(crate) struct RmsPropStep {
 }
 
 impl RmsPropStep {
+    #[inline(always)]
     fn run<const MOMENTUM: bool, const CENTERED: bool>(
         &self,
         p: &mut [f32],
@@ -93,6 +94,7 @@ impl Kernel for RmsPropStep {
             ],
         )
     }
+    #[inline(always)]
     fn update(&self, p: &mut [f32], g: &[f32], s: Slots<'_>) {
         match (self.has_momentum, self.centered) {
             (false, false) => self.run::<false, false>(p, g, s),

@@ -55,6 +55,7 @@ impl Kernel for SgdStep {
         };
         GpuRule::new(0, flags, &[self.lr, self.momentum])
     }
+    #[inline(always)]
     fn update(&self, p: &mut [f32], g: &[f32], [m, _, _]: Slots<'_>) {
         let (lr, mu) = (self.lr, self.momentum);
         match self.mode {

@@ -23,6 +23,8 @@ const CHUNK: usize = 1 << 14;
 /// One step of an update rule with its per-step scalars already computed.
 pub(crate) trait Kernel: Sync {
     /// Updates `p` (and the slots) from the already clipped gradient `g`; all same length.
+    /// Implementations are `#[inline(always)]`, so that they compile inside the sweep's
+    /// vector-width dispatch.
     fn update(&self, p: &mut [f32], g: &[f32], s: Slots<'_>);
     /// The same step for the GPU's fused update kernel (`optimizers.wgsl`).
     fn gpu(&self) -> GpuRule;
@@ -87,6 +89,7 @@ impl GradOp {
         }
     }
 
+    #[inline(always)]
     fn apply(self, g: &mut [f32]) {
         match self {
             GradOp::Keep => {}
@@ -117,12 +120,20 @@ pub(crate) fn sweep<K: Kernel>(
     g: &mut [f32],
     s: Slots<'_>,
 ) {
+    // Each chunk runs compiled for the CPU's widest vectors (`simd::dispatch`): the rules'
+    // square roots and divisions ran 4 lanes wide in the baseline build, a fifth of a
+    // batch-32 MLP step with RMSprop.
     let body = |p: &mut [f32], g: &mut [f32], s: Slots<'_>| {
-        prologue.grad_op.apply(g);
-        if let Some((wd, lr)) = prologue.weight_decay {
-            p.iter_mut().for_each(|x| *x -= *x * wd * lr);
-        }
-        kernel.update(p, g, s);
+        crate::simd::dispatch(
+            #[inline(always)]
+            || {
+                prologue.grad_op.apply(g);
+                if let Some((wd, lr)) = prologue.weight_decay {
+                    p.iter_mut().for_each(|x| *x -= *x * wd * lr);
+                }
+                kernel.update(p, g, s);
+            },
+        )
     };
     if p.len() > PARALLEL_MIN {
         split(&body, p, g, s);

@@ -59,21 +59,7 @@ pub fn derivative_into(u: UnaryOp, y: &[f32], out: &mut [f32]) {
     derivative_generic(u, y, out)
 }
 
-/// Whether this CPU has 16-lane vectors; the same code compiled for them runs about twice as
-/// fast as the baseline (SSE2) build.
-#[cfg(target_arch = "x86_64")]
-pub(super) fn wide() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    static WIDE: AtomicU8 = AtomicU8::new(0);
-    match WIDE.load(Ordering::Relaxed) {
-        0 => {
-            let yes = std::arch::is_x86_feature_detected!("avx512f");
-            WIDE.store(1 + u8::from(yes), Ordering::Relaxed);
-            yes
-        }
-        v => v == 2,
-    }
-}
+pub(super) use crate::simd::wide;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
