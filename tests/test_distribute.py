@@ -156,8 +156,10 @@ def test_argument_errors():
 
 def test_the_fashion_mnist_mlp_reaches_the_single_process_accuracy():
     """The example's model on 12,000 real images, 3 epochs: 2 replicas of 64 against one process
-    with batch 128, the same start; the accuracy on the 10,000 test images agrees within 1%
-    (dropout masks and the shuffling differ between the two runs, nothing else)."""
+    with batch 128, the same start; the accuracy on the 10,000 test images agrees within 4%
+    (dropout masks and the shuffling differ between the two runs, nothing else). Single-process
+    runs of this recipe under six seeds spread with a standard deviation of 1.4% (0.793 to
+    0.836), so the difference of two runs has one of 2%: a 1% bound held only by chance."""
     import importlib.util
     import os
 
@@ -181,5 +183,5 @@ def test_the_fashion_mnist_mlp_reaches_the_single_process_accuracy():
     single.fit(x, y, epochs=3, batch_size=128, verbose=0)
     acc_ray = trainer.model.evaluate(xt, yt, verbose=0)[1]
     acc_one = single.evaluate(xt, yt, verbose=0)[1]
-    assert acc_one > 0.78
-    assert abs(acc_ray - acc_one) <= 0.01, (acc_ray, acc_one)
+    assert acc_one > 0.78 and acc_ray > 0.78, (acc_ray, acc_one)
+    assert abs(acc_ray - acc_one) <= 0.04, (acc_ray, acc_one)

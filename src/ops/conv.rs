@@ -538,6 +538,13 @@ pub fn grad_input(
     let per = p * kk;
     let chunk = chunk_samples(per, batch);
     let (xs, ys) = (g.s_in() * g.cin, p * cout);
+    // channels_last multiplies by kᵀ: transposed once (it is small), so that the product
+    // reads contiguous rows of its right operand and takes the row kernel (`smallgemm`).
+    let (scratch, kt) = scratch.split_at_mut(per * chunk);
+    let kt = &mut kt[..kk * cout];
+    if !spec.layout.channels_first {
+        super::matmul::transpose(k.data, kk, cout, kt);
+    }
     for b0 in (0..batch).step_by(chunk) {
         let n = chunk.min(batch - b0);
         let cols = &mut scratch[..n * per];
@@ -547,7 +554,7 @@ pub fn grad_input(
                 gemm_strided(p, kk, cout, db, 1, p, k.data, 1, cout, cb, false);
             }
         } else {
-            gemm_strided(n * p, kk, cout, dyc, cout, 1, k.data, 1, cout, cols, false);
+            gemm_strided(n * p, kk, cout, dyc, cout, 1, kt, kk, 1, cols, false);
         }
         let dx = &mut out[b0 * xs..(b0 + n) * xs];
         per_sample(dx, xs, cols, per, n * per, |cb, dxb| {

@@ -58,6 +58,7 @@ pub mod random;
 pub mod reduce;
 pub mod select;
 pub mod shape;
+pub(crate) mod smallgemm;
 pub mod softmax;
 pub mod take;
 pub mod unary;
@@ -139,7 +140,8 @@ op_table! {
     Op::MatMul { ta, tb } => {
         infer: matmul::infer(*ta, *tb, ins[0], ins[1]),
         vjp: matmul::vjp(g, *ta, *tb, x[0], x[1], dy)?,
-        cpu: matmul::forward(*ta, *tb, &ins[0], &ins[1], out),
+        scratch: matmul::scratch_len(*ta, *tb, in_dims[0], in_dims[1]),
+        cpu: matmul::forward(*ta, *tb, &ins[0], &ins[1], out, scratch),
     }
     Op::BatchMatMul { ta, tb } => {
         infer: batch_matmul::infer(*ta, *tb, ins[0], ins[1]),
@@ -345,7 +347,7 @@ op_table! {
     Op::ConvGradInput(s, x_shape) => {
         infer: conv::infer_grad_input(s, x_shape, ins[0], ins[1]),
         vjp: conv::vjp_grad_input(g, s, x[0], x[1], dy)?,
-        scratch: conv::scratch_len(s, out_dims),
+        scratch: conv::scratch_len(s, out_dims) + in_dims[1].iter().product::<usize>(),
         cpu: conv::grad_input(s, &ins[0], &ins[1], out, out_dims, scratch),
     }
     Op::ConvGradKernel(s) => {

@@ -428,7 +428,6 @@ pub fn vjp(
 
 mod kernels;
 mod math;
-mod smallgemm;
 
 pub use kernels::{backward, forward, kernel_grad, slice, unslice};
 #[cfg(test)]

@@ -26,12 +26,60 @@ pub unsafe fn gemm_rows(
     accumulate: bool,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if n.is_multiple_of(16) && n > 0 && m > 0 && k > 0 && super::math::wide() {
+    if n.is_multiple_of(16) && n > 0 && m > 0 && k > 0 && crate::simd::wide() {
         gemm_avx512(m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate);
         return true;
     }
     let _ = (m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate);
     false
+}
+
+/// Depth of the blocks of `k` that [`gemm_rows_blocked`] runs one after another: a 64-column
+/// panel of `b` over this depth (64 KiB) stays in L2 while every row of `a` passes over it.
+pub const KC: usize = 256;
+
+/// [`gemm_rows`] over `k` in blocks of [`KC`] (the first block writes or accumulates as asked,
+/// the rest accumulate), so that long products keep `b`'s panel in cache. Each element's sum
+/// runs in the same order whatever the caller's split of rows or columns.
+///
+/// # Safety
+/// As for [`gemm_rows`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_rows_blocked(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    c_rs: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    b_rs: usize,
+    accumulate: bool,
+) -> bool {
+    let mut p0 = 0;
+    while p0 < k {
+        let kc = (k - p0).min(KC);
+        let (a_p, b_p) = (a.add(p0 * a_cs), b.add(p0 * b_rs));
+        if !gemm_rows(
+            m,
+            n,
+            kc,
+            c,
+            c_rs,
+            a_p,
+            a_rs,
+            a_cs,
+            b_p,
+            b_rs,
+            accumulate || p0 > 0,
+        ) {
+            return false;
+        }
+        p0 += kc;
+    }
+    k > 0
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -6,7 +6,8 @@
 
 use std::cell::RefCell;
 
-use super::{smallgemm, RnnSpec, Slice};
+use super::{RnnSpec, Slice};
+use crate::ops::smallgemm;
 use crate::ops::In;
 
 mod backward;
