@@ -381,7 +381,7 @@ def predict_table(title: str, frameworks: Sequence[str], batch_sizes: Sequence[i
             if mine is not None:
                 ratio_t = f"{mine['s'] / r['s']:.2f}"
                 ratio_m = f"{mine['peak_rss_mib'] / r['peak_rss_mib']:.2f}"
-            rows.append([MODEL_LABELS[fw], r["version"], batch, f"{r['s']:.3f}",
+            rows.append([MODEL_LABELS[fw], r["version"], batch, fmt(r["s"]),
                          f"{r['samples'] / r['s']:.0f}", f"{r['peak_rss_mib']:.0f}", ratio_t, ratio_m])
     samples = sorted({r["samples"] for r in best.values()}) or [PREDICT_SAMPLES]
     count = "/".join(f"{n:,}" for n in samples)
