@@ -18,8 +18,18 @@ epoch timed between two torch.cuda.synchronize()); each reports a missing GPU in
 measuring the CPU. For a software GPU, shrink the run with --steps, --epochs and
 --test-samples N (test on the first N test images).
 
+Prediction: the trained model then predicts the test images (all 10,000, or the first
+--test-samples) with `model.predict(x, batch_size=B, verbose=0)` (PyTorch: forward pass and
+softmax in eval mode under torch.inference_mode(), batch by batch, NCHW test tensor prepared
+beforehand like its training data, gathered into one numpy array) at each of
+--predict-batch-sizes (default 32 and 1024): one untimed call, then the fastest of
+--predict-repeats (default 3). A second table gives seconds per predict and that run's peak RSS
+(training and predict); the training table's peak RSS is measured before the predict.
+--no-predict skips it.
+
 Run:
     python bench/bench_cnn.py [--steps 60] [--epochs 3] [--batch-size 128] [--threads 2] [--test-samples N]
+                              [--predict-batch-sizes 32,1024] [--predict-repeats 3] [--no-predict]
                               [--frameworks rustkeras,torch,keras-jax,keras-tf,rustkeras-gpu,torch-cuda]
                               [--rounds 1] [--out bench/RESULTS.md]
 """
@@ -110,7 +120,9 @@ def train_torch(data, batch: int, steps: int, epochs: int, threads: int, seed: i
     with torch.inference_mode():
         for i in range(0, len(x_test), batch):
             correct += int((model(x_test[i : i + batch]).argmax(1) == y_test[i : i + batch]).sum())
-    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": common.torch_version(dev)}
+    x_predict = x_test[: common.PREDICT_SAMPLES]
+    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": common.torch_version(dev),
+            "predict": common.torch_predictor(model, x_predict, dev), "predict_samples": len(x_predict)}
 
 
 def train_keras_api(keras, data, batch: int, steps: int, epochs: int, seed: int) -> dict:
@@ -136,14 +148,19 @@ def train_keras_api(keras, data, batch: int, steps: int, epochs: int, seed: int)
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
         epoch_s.append(time.perf_counter() - start)
     _, accuracy = model.evaluate(data["x_test"], one_hot(data["y_test"]), batch_size=batch, verbose=0)
-    return {"epoch_s": epoch_s, "test_acc": float(accuracy)}
+    x_predict = data["x_test"][: common.PREDICT_SAMPLES]
+    return {"epoch_s": epoch_s, "test_acc": float(accuracy),
+            "predict": lambda b: model.predict(x_predict, batch_size=b, verbose=0),
+            "predict_samples": len(x_predict)}
 
 
-def worker(framework: str, data_path: str, batch: int, steps: int, epochs: int, threads: int, seed: int) -> None:
+def worker(framework: str, data_path: str, batch: int, steps: int, epochs: int, threads: int, seed: int,
+           predict_batch_sizes, predict_repeats: int) -> None:
     common.train_worker(framework, data_path, threads,
                         lambda data: train_torch(data, batch, steps, epochs, threads, seed,
                                                  common.torch_device(framework)),
-                        lambda keras, data: train_keras_api(keras, data, batch, steps, epochs, seed))
+                        lambda keras, data: train_keras_api(keras, data, batch, steps, epochs, seed),
+                        predict_batch_sizes, predict_repeats)
 
 
 def main() -> None:
@@ -154,6 +171,7 @@ def main() -> None:
     parser.add_argument("--test-samples", type=int, default=N_TEST, metavar="N",
                         help="test on the first N test images (for a software GPU)")
     common.add_run_args(parser, FRAMEWORKS)
+    common.add_predict_args(parser)
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
@@ -161,27 +179,30 @@ def main() -> None:
         parser.error(f"--steps x --batch-size must not exceed the {N_TRAIN} training images")
     if not 1 <= args.test_samples <= N_TEST:
         parser.error(f"--test-samples must be between 1 and {N_TEST}")
+    predict_batches = common.predict_batch_sizes(parser, args)
     if args.worker:
-        worker(args.worker, args.data, args.batch_size, args.steps, args.epochs, args.threads, args.seed)
+        worker(args.worker, args.data, args.batch_size, args.steps, args.epochs, args.threads, args.seed,
+               predict_batches, args.predict_repeats)
         return
     frameworks = common.chosen_frameworks(parser, args, KNOWN_FRAMEWORKS)
 
     tmp = Path(tempfile.mkdtemp(prefix="rustkeras-bench-"))
-    results = {}
+    results, predicted = {}, {}
     try:
         data_path = prepare_data(tmp, args.test_samples)
         for round_ in range(1, args.rounds + 1):
             for fw in frameworks:
-                print(f"round {round_}/{args.rounds}: {fw}, {args.epochs} x {args.steps} steps", file=sys.stderr,
-                      flush=True)
+                print(f"round {round_}/{args.rounds}: {fw}, {args.epochs} x {args.steps} steps"
+                      + (", then predict" if predict_batches else ""), file=sys.stderr, flush=True)
                 result = common.run_framework(
                     __file__, fw,
                     ["--worker", fw, "--data", str(data_path), "--batch-size", str(args.batch_size),
                      "--steps", str(args.steps), "--epochs", str(args.epochs), "--threads", str(args.threads),
-                     "--seed", str(args.seed)],
+                     "--seed", str(args.seed)] + common.predict_worker_args(predict_batches, args.predict_repeats),
                     args.threads, args.timeout,
                 )
                 common.keep_fastest(results, fw, result)
+                common.keep_fastest_predict(predicted, fw, result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -214,7 +235,12 @@ def main() -> None:
     lines += common.markdown_table(columns, rows)
     lines += ["", f"{args.epochs} epochs of {args.steps} batches, the first untimed; best of {args.rounds} "
               "round(s). Ratios below 1 mean rustkeras is faster or smaller; each peer is compared with rustkeras "
-              "on the same kind of device (PyTorch CUDA with rustkeras on the GPU), and RSS is host memory only."]
+              "on the same kind of device (PyTorch CUDA with rustkeras on the GPU), and RSS is host memory only "
+              "(training's peak, before any predict)."]
+    if predict_batches:
+        statuses = {fw: results[fw].get("status", "?") for fw in frameworks}
+        lines += common.predict_table(f"CNN trained {args.epochs} x {args.steps} steps", frameworks, predict_batches,
+                                      predicted, statuses, args.predict_repeats, args.rounds)
     common.emit(lines, args.out)
 
 

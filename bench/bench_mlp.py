@@ -16,10 +16,18 @@ on the first N training images and tests on the first N // 6 (for a software GPU
 --batch-callback adds a callback with an (empty) `on_train_batch_end` to the Keras-API
 runs, which then call Python after every batch: the cost of a batch hook.
 
+Prediction: the model trained at the first of --batch-sizes then predicts the 10,000 test images
+(`model.predict(x, batch_size=B, verbose=0)`; PyTorch: forward pass and softmax in eval mode under
+torch.inference_mode(), batch by batch, gathered into one numpy array) at each of
+--predict-batch-sizes (default 32 and 1024): one untimed call, then the fastest of --predict-repeats
+(default 3). A second table gives seconds per predict and that run's peak RSS (training and
+predict); the training table's peak RSS is measured before the predict. --no-predict skips it.
+
 Run:
     python bench/bench_mlp.py [--epochs 3] [--batch-sizes 128,32] [--threads 2] [--subset N] [--batch-callback]
+                              [--predict-batch-sizes 32,1024] [--predict-repeats 3] [--no-predict]
                               [--frameworks rustkeras,torch,keras-jax,keras-tf,rustkeras-gpu,torch-cuda]
-                              [--out bench/RESULTS.md]
+                              [--rounds 1] [--out bench/RESULTS.md]
 """
 
 import argparse
@@ -157,7 +165,9 @@ def train_torch(data, batch_size: int, epochs: int, threads: int, seed: int, dev
     version = torch.__version__
     if dev.type == "cuda":
         version += f" on {torch.cuda.get_device_name(dev)}"
-    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": version}
+    x_predict = x_test[: common.PREDICT_SAMPLES]
+    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": version,
+            "predict": common.torch_predictor(model, x_predict, dev), "predict_samples": len(x_predict)}
 
 
 def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int, batch_callback: bool = False) -> dict:
@@ -202,15 +212,19 @@ def train_keras_api(keras, data, batch_size: int, epochs: int, seed: int, batch_
             model.fit(x_train, y_train, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
             epoch_s.append(time.perf_counter() - start)
     _, accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH, verbose=0)
-    return {"epoch_s": epoch_s, "test_acc": float(accuracy)}
+    x_predict = x_test[: common.PREDICT_SAMPLES]
+    return {"epoch_s": epoch_s, "test_acc": float(accuracy),
+            "predict": lambda batch: model.predict(x_predict, batch_size=batch, verbose=0),
+            "predict_samples": len(x_predict)}
 
 
 def worker(framework: str, data_path: str, batch_size: int, epochs: int, threads: int, seed: int,
-           batch_callback: bool) -> None:
+           batch_callback: bool, predict_batch_sizes, predict_repeats: int) -> None:
     device = common.torch_device(framework)
     common.train_worker(framework, data_path, threads,
                         lambda data: train_torch(data, batch_size, epochs, threads, seed, device),
-                        lambda keras, data: train_keras_api(keras, data, batch_size, epochs, seed, batch_callback))
+                        lambda keras, data: train_keras_api(keras, data, batch_size, epochs, seed, batch_callback),
+                        predict_batch_sizes, predict_repeats)
 
 
 # ---- the parent: runs the workers, prints the table --------------------------
@@ -225,6 +239,7 @@ def main() -> None:
     parser.add_argument("--batch-callback", action="store_true",
                         help="add a callback with a batch hook to the Keras-API runs")
     common.add_run_args(parser, FRAMEWORKS)
+    common.add_predict_args(parser)
     args = parser.parse_args()
 
     if args.epochs < 2:
@@ -232,28 +247,34 @@ def main() -> None:
     if args.subset is not None and args.subset < 6:
         parser.error("--subset must be at least 6")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    predict_batches = common.predict_batch_sizes(parser, args)
     if args.worker:
-        worker(args.worker, args.data, batch_sizes[0], args.epochs, args.threads, args.seed, args.batch_callback)
+        worker(args.worker, args.data, batch_sizes[0], args.epochs, args.threads, args.seed, args.batch_callback,
+               predict_batches, args.predict_repeats)
         return
     frameworks = common.chosen_frameworks(parser, args, KNOWN_FRAMEWORKS)
 
     tmp = Path(tempfile.mkdtemp(prefix="rustkeras-bench-"))
     try:
         data_path, n_train = prepare_data(tmp, args.subset)
-        results = {}
+        results, predicted = {}, {}
         for round_ in range(1, args.rounds + 1):
             for batch in batch_sizes:
+                # The trained model of the first batch size's runs is the one that predicts.
+                predicting = predict_batches if batch == batch_sizes[0] else []
                 for fw in frameworks:
-                    print(f"round {round_}/{args.rounds}: {fw}, batch {batch}, {args.epochs} epochs",
-                          file=sys.stderr, flush=True)
+                    print(f"round {round_}/{args.rounds}: {fw}, batch {batch}, {args.epochs} epochs"
+                          + (", then predict" if predicting else ""), file=sys.stderr, flush=True)
                     result = common.run_framework(
                         __file__, fw,
                         ["--worker", fw, "--data", str(data_path), "--batch-sizes", str(batch),
                          "--epochs", str(args.epochs), "--threads", str(args.threads),
-                         "--seed", str(args.seed)] + (["--batch-callback"] if args.batch_callback else []),
+                         "--seed", str(args.seed)] + (["--batch-callback"] if args.batch_callback else [])
+                        + common.predict_worker_args(predicting, args.predict_repeats),
                         args.threads, args.timeout,
                     )
                     common.keep_fastest(results, (fw, batch), result)
+                    common.keep_fastest_predict(predicted, fw, result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -289,7 +310,11 @@ def main() -> None:
     lines += common.markdown_table(columns, rows)
     lines += ["", f"Best of {args.rounds} round(s). Ratios below 1 mean rustkeras is faster or smaller; "
                   "each peer is compared with rustkeras on the same kind of device (PyTorch CUDA with "
-                  "rustkeras on the GPU), and RSS is host memory only."]
+                  "rustkeras on the GPU), and RSS is host memory only (training's peak, before any predict)."]
+    if predict_batches:
+        statuses = {fw: results[fw, batch_sizes[0]].get("status", "?") for fw in frameworks}
+        lines += common.predict_table(f"MLP trained at batch {batch_sizes[0]}", frameworks, predict_batches,
+                                      predicted, statuses, args.predict_repeats, args.rounds)
     common.emit(lines, args.out)
 
 

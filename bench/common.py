@@ -175,11 +175,17 @@ def chosen_frameworks(parser, args, known: Sequence[str]) -> List[str]:
     return frameworks
 
 
-def train_worker(framework: str, data_path: str, threads: int, train_torch, train_keras) -> None:
+def train_worker(framework: str, data_path: str, threads: int, train_torch, train_keras,
+                 predict_batch_sizes: Sequence[int] = (), predict_repeats: int = 3) -> None:
     """A worker's whole run: imports its framework (reporting "not installed" when it cannot,
     and a missing GPU for "rustkeras-gpu" and "torch-cuda"), loads the data, trains with
     `train_torch(data)` or `train_keras(module, data)` (Keras on JAX and rustkeras share the
-    Keras API) and reports the result with version and peak RSS."""
+    Keras API) and reports the result with version and peak RSS (`peak_rss_mib`: training's).
+
+    Where the training function's result holds a "predict" callable (`predict(batch_size)`, the
+    trained model's prediction of its predict samples) and `predict_batch_sizes` is not empty,
+    that prediction is then timed for each batch size (see `time_predict`), and the result also
+    reports `predict_s` ({batch size: seconds}) and `predict_peak_rss_mib`, the whole run's peak."""
     pin_to_threads(threads)
     try:
         if framework in ("torch", "torch-cuda"):
@@ -217,8 +223,12 @@ def train_worker(framework: str, data_path: str, threads: int, train_torch, trai
         result["version"] = getattr(rustkeras, "__version__", version("rustkeras"))
         if framework == "rustkeras-gpu":
             result["version"] += f" on {rustkeras._core.gpu_status()[1]}"
+    predict = result.pop("predict", None)
     result["status"] = "ok"
     result["peak_rss_mib"] = peak_rss_mib()
+    if predict is not None and predict_batch_sizes:
+        result["predict_s"] = time_predict(predict, predict_batch_sizes, predict_repeats)
+        result["predict_peak_rss_mib"] = peak_rss_mib()
     report(result)
 
 
@@ -275,3 +285,113 @@ def keep_fastest(results: dict, key, result: dict) -> None:
         result.get("status") == "ok" and result["steady_s"] < best["steady_s"]
     ):
         results[key] = result
+
+
+# ---- prediction with the trained model (bench_mlp.py, bench_cnn.py) ----
+
+PREDICT_SAMPLES = 10000
+
+
+def add_predict_args(parser) -> None:
+    """The options of a benchmark that also times the trained model's predict."""
+    parser.add_argument("--predict-batch-sizes", default="32,1024",
+                        help=f"time predict on {PREDICT_SAMPLES} test samples at these batch sizes after training")
+    parser.add_argument("--predict-repeats", type=int, default=3,
+                        help="timed predict calls per batch size, after one untimed; the fastest is kept")
+    parser.add_argument("--no-predict", action="store_true", help="skip the predict measurement")
+
+
+def predict_batch_sizes(parser, args) -> List[int]:
+    """The predict batch sizes asked for: none with --no-predict."""
+    if args.no_predict:
+        return []
+    try:
+        sizes = [int(b) for b in args.predict_batch_sizes.split(",")]
+    except ValueError:
+        parser.error("--predict-batch-sizes takes comma-separated integers")
+    if min(sizes) < 1:
+        parser.error("--predict-batch-sizes must be at least 1")
+    if args.predict_repeats < 1:
+        parser.error("--predict-repeats must be at least 1")
+    return sizes
+
+
+def predict_worker_args(batch_sizes: Sequence[int], repeats: int) -> List[str]:
+    """A worker's arguments that ask for `batch_sizes` (none: no predict)."""
+    if not batch_sizes:
+        return ["--no-predict"]
+    return ["--predict-batch-sizes", ",".join(str(b) for b in batch_sizes), "--predict-repeats", str(repeats)]
+
+
+def time_predict(predict, batch_sizes: Sequence[int], repeats: int) -> Dict[str, float]:
+    """The fastest of `repeats` timed calls of `predict(batch_size)` for each batch size, after one
+    untimed call (compilation, allocation): {batch size (a string, for JSON): seconds}."""
+    import time
+
+    times = {}
+    for batch in batch_sizes:
+        predict(batch)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            predict(batch)
+            best = min(best, time.perf_counter() - start)
+        times[str(batch)] = best
+    return times
+
+
+def torch_predictor(model, x, dev):
+    """`predict(batch_size)` for a PyTorch classifier whose last layer gives logits: the softmax of
+    `x` (a tensor on `dev`, PyTorch's layout) in batches, in eval mode without autograd, gathered
+    into one numpy array on the host as Keras' predict returns it."""
+    import torch
+
+    def predict(batch: int):
+        model.eval()
+        with torch.inference_mode():
+            out = [torch.softmax(model(x[i : i + batch]), 1) for i in range(0, len(x), batch)]
+            return torch.cat(out).cpu().numpy()
+
+    return predict
+
+
+def keep_fastest_predict(best: dict, framework: str, result: dict) -> None:
+    """Keeps, across rounds, the fastest predict of each (framework, batch size), with its run's peak RSS."""
+    for batch, seconds in result.get("predict_s", {}).items():
+        key = (framework, int(batch))
+        if key not in best or seconds < best[key]["s"]:
+            best[key] = {"s": seconds, "peak_rss_mib": result["predict_peak_rss_mib"],
+                         "version": result["version"], "samples": result["predict_samples"]}
+
+
+def predict_table(title: str, frameworks: Sequence[str], batch_sizes: Sequence[int], best: dict,
+                  statuses: Dict[str, str], repeats: int, rounds: int) -> List[str]:
+    """The "predict" table under a training table: seconds per predict of the test samples for each
+    batch size and framework, the peak RSS of that run (training and predict), and rustkeras'
+    time and RSS divided by each peer's. `statuses` says why a framework has no figures."""
+    rows = []
+    for batch in batch_sizes:
+        for fw in frameworks:
+            r = best.get((fw, batch))
+            if r is None:
+                rows.append([MODEL_LABELS[fw], statuses.get(fw, "no predict"), batch] + ["–"] * 5)
+                continue
+            ratio_t = ratio_m = "–"
+            mine = best.get((MODEL_REFERENCE.get(fw), batch))
+            if mine is not None:
+                ratio_t = f"{mine['s'] / r['s']:.2f}"
+                ratio_m = f"{mine['peak_rss_mib'] / r['peak_rss_mib']:.2f}"
+            rows.append([MODEL_LABELS[fw], r["version"], batch, fmt(r["s"]),
+                         f"{r['samples'] / r['s']:.0f}", f"{r['peak_rss_mib']:.0f}", ratio_t, ratio_m])
+    samples = sorted({r["samples"] for r in best.values()}) or [PREDICT_SAMPLES]
+    count = "/".join(f"{n:,}" for n in samples)
+    columns = ["framework", "version", "batch", f"s per predict of {count} samples", "samples/s",
+               "peak RSS MiB (training and predict)", "time rustkeras/peer", "RSS rustkeras/peer"]
+    lines = ["", f"### {title}: predict, {count} samples", ""]
+    lines += markdown_table(columns, rows)
+    lines += ["", f"`model.predict(x, batch_size=B, verbose=0)` with the trained model (PyTorch: its forward "
+                  "pass and softmax in eval mode under `torch.inference_mode()`, batch by batch, gathered "
+                  f"into one numpy array); one untimed call, then the fastest of {repeats} timed calls, best "
+                  f"of {rounds} round(s). Ratios below 1 mean rustkeras is faster or smaller; each peer is "
+                  "compared with rustkeras on the same kind of device, and RSS is host memory only."]
+    return lines
