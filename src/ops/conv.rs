@@ -297,6 +297,66 @@ pub fn scratch_len(spec: &ConvSpec, x_dims: &[usize]) -> usize {
     per * chunk_samples(per, x_dims[0])
 }
 
+/// Whether the forward pass and the kernel gradient take the implicit path.
+fn implicit_forward(spec: &ConvSpec, g: &Geo, cout: usize, batch: usize) -> bool {
+    implicit::eligible(spec, cout)
+        && implicit::fits(
+            implicit::Frame::forward(spec, g)
+                .sp
+                .iter()
+                .product::<usize>()
+                * g.cin
+                * batch,
+        )
+}
+
+/// Whether the input gradient takes the implicit path.
+fn implicit_grad_input(spec: &ConvSpec, g: &Geo, cout: usize, batch: usize) -> bool {
+    implicit::eligible_grad_input(spec, g.cin)
+        && implicit::fits(
+            implicit::Frame::backward(spec, g)
+                .sp
+                .iter()
+                .product::<usize>()
+                * cout
+                * batch,
+        )
+}
+
+/// Scratch floats of the forward pass on `x_dims` with kernel `k_dims`.
+pub fn forward_scratch_len(spec: &ConvSpec, x_dims: &[usize], k_dims: &[usize]) -> usize {
+    let cols = scratch_len(spec, x_dims);
+    match (spec.geometry(&x_dims[1..]), k_dims.last()) {
+        (Ok(g), Some(&cout)) if implicit_forward(spec, &g, cout, x_dims[0]) => {
+            implicit::forward_scratch(spec, &g, x_dims[0])
+        }
+        _ => cols,
+    }
+}
+
+/// Scratch floats of the input gradient of an input shaped `x_dims`, kernel `k_dims`.
+pub fn grad_input_scratch_len(spec: &ConvSpec, x_dims: &[usize], k_dims: &[usize]) -> usize {
+    let cols = scratch_len(spec, x_dims) + k_dims.iter().product::<usize>();
+    match (spec.geometry(&x_dims[1..]), k_dims.last()) {
+        (Ok(g), Some(&cout)) if implicit_grad_input(spec, &g, cout, x_dims[0]) => {
+            implicit::grad_input_scratch(spec, &g, cout, x_dims[0])
+        }
+        _ => cols,
+    }
+}
+
+/// Scratch floats of the kernel gradient (`k_dims` its output's dims).
+pub fn grad_kernel_scratch_len(spec: &ConvSpec, x_dims: &[usize], k_dims: &[usize]) -> usize {
+    // The im2col path also keeps a second partial sum of the kernel's size.
+    let cols = scratch_len(spec, x_dims) + k_dims.iter().product::<usize>();
+    match (spec.geometry(&x_dims[1..]), k_dims.last()) {
+        (Ok(g), Some(&cout)) if implicit_forward(spec, &g, cout, x_dims[0]) => {
+            implicit::grad_kernel_scratch(spec, &g, x_dims[0])
+        }
+        _ => cols,
+    }
+}
+
 /// Visits each output position's receptive field: `f(p, col, Some(s))` for an in-range input
 /// position `s` (spatial index) or `None` for padding, with `col` the field's index in
 /// kernel order `(kz, ky, kx)`.
@@ -486,6 +546,14 @@ pub fn forward(
     let cout = *k.dims.last().expect("kernel rank checked");
     let g = geo_of(spec, x.dims);
     let (kk, p, batch) = (spec.kk(g.cin), g.p(), x.dims[0]);
+    if implicit_forward(spec, &g, cout, batch) {
+        if let Some(b) = bias {
+            out.chunks_mut(cout)
+                .for_each(|row| row.copy_from_slice(b.data));
+        }
+        implicit::forward(spec, &g, x.data, k.data, cout, out, bias.is_some(), scratch);
+        return;
+    }
     let per = p * kk;
     let chunk = chunk_samples(per, batch);
     let (xs, ys) = (g.s_in() * g.cin, p * cout);
@@ -535,6 +603,10 @@ pub fn grad_input(
     let cout = *k.dims.last().expect("kernel rank checked");
     let g = geo_of(spec, out_dims);
     let (kk, p, batch) = (spec.kk(g.cin), g.p(), out_dims[0]);
+    if implicit_grad_input(spec, &g, cout, batch) {
+        implicit::grad_input(spec, &g, dy.data, k.data, cout, out, scratch);
+        return;
+    }
     let per = p * kk;
     let chunk = chunk_samples(per, batch);
     let (xs, ys) = (g.s_in() * g.cin, p * cout);
@@ -575,6 +647,10 @@ pub fn grad_kernel(
     let cout = *out_dims.last().expect("kernel rank checked");
     let g = geo_of(spec, x.dims);
     let (kk, p, batch) = (spec.kk(g.cin), g.p(), x.dims[0]);
+    if implicit_forward(spec, &g, cout, batch) {
+        implicit::grad_kernel(spec, &g, x.data, dy.data, cout, out, scratch);
+        return;
+    }
     let per = p * kk;
     let chunk = chunk_samples(per, batch);
     let (xs, ys) = (g.s_in() * g.cin, p * cout);
@@ -615,6 +691,8 @@ pub fn grad_kernel(
         }
     }
 }
+
+mod implicit;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -87,7 +87,7 @@ pub fn vjp(
 /// A second thread pays off only for products this large (measured on a 2-core Zen 4: at a
 /// 32-row batch, 8M multiply-adds with k >= 512 ran 1.4-1.8x faster on two threads; with a
 /// dimension under 32, or a small product, the second thread costs more than it gives).
-const PAR_MADDS: usize = 4_000_000;
+pub(crate) const PAR_MADDS: usize = 4_000_000;
 const PAR_MIN_DIM: usize = 32;
 
 /// `c[m, n] = a·b` (or `+=` when `accumulate`) on raw strided views.
@@ -412,10 +412,12 @@ unsafe fn crate_gemm(
 }
 
 /// Whether `a·bᵀ` (`rows x ka` times `(n x ka)ᵀ`) takes the transposed route through the
-/// row kernel: where the CPU has it, for products large enough that the two transposes
-/// (`rows x (ka + n)` moves against `rows x n x ka` multiply-adds) are cheap.
+/// row kernel (where the CPU has it).
 fn transposed_route(rows: usize, n: usize, ka: usize) -> bool {
-    rows >= 16 && n >= 16 && rows * n * ka >= 1 << 18 && crate::simd::wide()
+    // The transposes are serial passes over `rows x (ka + n)`: worth it against the weight's
+    // `n x ka` only while the batch of rows is small beside both (the MLP's 32 to 128 rows on
+    // 512 x 512; not a 128-row batch on a 9216 x 128 weight, where the gemm crate packs it).
+    rows >= 16 && 2 * rows <= n.min(ka) && rows * n * ka >= 1 << 18 && crate::simd::wide()
 }
 
 /// Scratch floats of the `a·bᵀ` form's transposed route (`aᵀ` and `cᵀ`); 0 for the others.

@@ -341,20 +341,19 @@ op_table! {
     Op::Conv(s) => {
         infer: conv::infer(s, ins[0], ins[1], ins.get(2).copied()),
         vjp: conv::vjp(g, s, x, dy)?,
-        scratch: conv::scratch_len(s, in_dims[0]),
+        scratch: conv::forward_scratch_len(s, in_dims[0], in_dims[1]),
         cpu: conv::forward(s, &ins[0], &ins[1], ins.get(2), out, scratch),
     }
     Op::ConvGradInput(s, x_shape) => {
         infer: conv::infer_grad_input(s, x_shape, ins[0], ins[1]),
         vjp: conv::vjp_grad_input(g, s, x[0], x[1], dy)?,
-        scratch: conv::scratch_len(s, out_dims) + in_dims[1].iter().product::<usize>(),
+        scratch: conv::grad_input_scratch_len(s, out_dims, in_dims[1]),
         cpu: conv::grad_input(s, &ins[0], &ins[1], out, out_dims, scratch),
     }
     Op::ConvGradKernel(s) => {
         infer: conv::infer_grad_kernel(s, ins[0], ins[1]),
         vjp: no_second_order(op)?,
-        // The kernel gradient also keeps a second partial sum of the kernel's size.
-        scratch: conv::scratch_len(s, in_dims[0]) + out_dims.iter().product::<usize>(),
+        scratch: conv::grad_kernel_scratch_len(s, in_dims[0], out_dims),
         cpu: conv::grad_kernel(s, &ins[0], &ins[1], out, out_dims, scratch),
     }
     Op::Pool(s) => {

@@ -259,3 +259,179 @@ mod tests {
         }
     }
 }
+
+/// `c[i * c_rs + j] (+)= Σ_p a[ro[i] + co[p]] · b[p * b_rs + j]` for `i < ro.len()`,
+/// `p < co.len()`, `j < n`: a product whose left operand is gathered through row and column
+/// offsets. With `ro` the windows' origins and `co` the taps' offsets it is a convolution
+/// over a channels_last input without building its columns (im2col); swapped, the kernel's
+/// gradient. Blocked over `p` like [`gemm_rows_blocked`]; `false` (nothing done) where the
+/// CPU lacks AVX-512 or `n` is not a multiple of 16.
+///
+/// # Safety
+/// Every `a[ro[i] + co[p]]`, `b[p * b_rs + j]` and `c[i * c_rs + j]` must be in bounds of live
+/// allocations, and `c` must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_gather(
+    n: usize,
+    a: *const f32,
+    ro: &[u32],
+    co: &[u32],
+    b: *const f32,
+    b_rs: usize,
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if n.is_multiple_of(16) && n > 0 && crate::simd::wide() {
+        let mut p0 = 0;
+        while p0 < co.len() {
+            let kc = (co.len() - p0).min(KC);
+            let (co_p, b_p) = (&co[p0..p0 + kc], b.add(p0 * b_rs));
+            gather_avx512(n, a, ro, co_p, b_p, b_rs, c, c_rs, accumulate || p0 > 0);
+            p0 += kc;
+        }
+        return true;
+    }
+    let _ = (n, a, ro, co, b, b_rs, c, c_rs, accumulate);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gather_avx512(
+    n: usize,
+    a: *const f32,
+    ro: &[u32],
+    co: &[u32],
+    b: *const f32,
+    b_rs: usize,
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+) {
+    let m = ro.len();
+    let mut j0 = 0;
+    while j0 < n {
+        let w = (n - j0).min(64);
+        let mut i0 = 0;
+        while i0 < m {
+            let r = (m - i0).min(4);
+            let mut rows = [0usize; 4];
+            for (q, o) in rows.iter_mut().zip(&ro[i0..i0 + r]) {
+                *q = *o as usize;
+            }
+            let g = Gather {
+                a,
+                rows,
+                co,
+                b: b.add(j0),
+                b_rs,
+                c: c.add(i0 * c_rs + j0),
+                c_rs,
+                accumulate,
+            };
+            if w <= 32 && m - i0 >= 8 {
+                // Panels of 16 or 32 columns take eight rows a tile: as many accumulators
+                // as a 4 x 64 tile, so each gathered value feeds as many multiply-adds.
+                let g8 = Gather8 {
+                    rows: std::array::from_fn(|q| ro[i0 + q] as usize),
+                    g,
+                };
+                if w == 32 {
+                    g8.block::<32>();
+                } else {
+                    g8.block::<16>();
+                }
+                i0 += 8;
+                continue;
+            }
+            match (r, w) {
+                (4, 64) => g.block::<4, 64>(),
+                (4, 48) => g.block::<4, 48>(),
+                (4, 32) => g.block::<4, 32>(),
+                (4, 16) => g.block::<4, 16>(),
+                (3, _) => g.narrow::<3>(w),
+                (2, _) => g.narrow::<2>(w),
+                (1, _) => g.narrow::<1>(w),
+                _ => g.narrow::<4>(w),
+            }
+            i0 += r;
+        }
+        j0 += w;
+    }
+}
+
+/// One tile's operands for [`gemm_gather`]: up to four rows' offsets into `a`.
+#[derive(Clone, Copy)]
+struct Gather<'a> {
+    a: *const f32,
+    rows: [usize; 4],
+    co: &'a [u32],
+    b: *const f32,
+    b_rs: usize,
+    c: *mut f32,
+    c_rs: usize,
+    accumulate: bool,
+}
+
+/// An eight-row tile of [`gemm_gather`] (`rows` replaces the inner tile's).
+#[derive(Clone, Copy)]
+struct Gather8<'a> {
+    rows: [usize; 8],
+    g: Gather<'a>,
+}
+
+impl Gather8<'_> {
+    #[inline(always)]
+    unsafe fn block<const W: usize>(&self) {
+        let g = &self.g;
+        let mut acc = [[0.0f32; W]; 8];
+        let rows: [*const f32; 8] = std::array::from_fn(|r| g.a.add(self.rows[r]));
+        for (p, &o) in g.co.iter().enumerate() {
+            let brow = std::slice::from_raw_parts(g.b.add(p * g.b_rs), W);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = *rows[r].add(o as usize);
+                for (x, &bv) in acc.iter_mut().zip(brow) {
+                    *x = av.mul_add(bv, *x);
+                }
+            }
+        }
+        store::<8, W>(&acc, g.c, g.c_rs, g.accumulate);
+    }
+}
+
+impl Gather<'_> {
+    /// An `R x W` tile of `c`, accumulated over all of `co` in registers.
+    #[inline(always)]
+    unsafe fn block<const R: usize, const W: usize>(&self) {
+        let mut acc = [[0.0f32; W]; R];
+        let rows: [*const f32; R] = std::array::from_fn(|r| self.a.add(self.rows[r]));
+        for (p, &o) in self.co.iter().enumerate() {
+            let brow = std::slice::from_raw_parts(self.b.add(p * self.b_rs), W);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = *rows[r].add(o as usize);
+                for (x, &bv) in acc.iter_mut().zip(brow) {
+                    *x = av.mul_add(bv, *x);
+                }
+            }
+        }
+        store::<R, W>(&acc, self.c, self.c_rs, self.accumulate);
+    }
+
+    #[inline(always)]
+    unsafe fn narrow<const R: usize>(&self, w: usize) {
+        let mut j = 0;
+        while j < w {
+            let g = Gather {
+                b: self.b.add(j),
+                c: self.c.add(j),
+                co: self.co,
+                ..*self
+            };
+            g.block::<R, 16>();
+            j += 16;
+        }
+    }
+}

@@ -303,24 +303,24 @@ pub fn unary_forward(u: UnaryOp, x: &[f32], out: &mut [f32]) {
 }
 
 pub fn unary_backward(u: UnaryOp, x: &[f32], dy: &[f32], out: &mut [f32]) {
-    if u == UnaryOp::Relu {
-        crate::simd::dispatch(
-            #[inline(always)]
-            || {
-                for ((o, &x), &d) in out.iter_mut().zip(x).zip(dy) {
-                    *o = if x > 0.0 {
-                        d
-                    } else if x.is_nan() {
-                        x
-                    } else {
-                        0.0
-                    };
-                }
-            },
-        );
-        return;
-    }
     let body = |o: &mut [f32], x: &[f32], dy: &[f32]| {
+        if u == UnaryOp::Relu {
+            crate::simd::dispatch(
+                #[inline(always)]
+                || {
+                    for ((o, &x), &d) in o.iter_mut().zip(x).zip(dy) {
+                        *o = if x > 0.0 {
+                            d
+                        } else if x.is_nan() {
+                            x
+                        } else {
+                            0.0
+                        };
+                    }
+                },
+            );
+            return;
+        }
         for ((o, &x), &d) in o.iter_mut().zip(x).zip(dy) {
             *o = u.derivative(x) * d;
         }

@@ -335,3 +335,105 @@ fn a_large_kernel_gradient_split_across_threads_matches_the_direct_sum() {
         }
     }
 }
+
+/// The implicit path (channels_last, output channels a multiple of 16: see `implicit.rs`)
+/// against the direct convolution, and its two gradients by their adjoint identities:
+/// `<conv(v, k), dy> = <v, dx(dy, k)>` and `<conv(x, v), dy> = <v, dk(x, dy)>` for random `v`
+/// (exact for a linear map, up to rounding).
+#[test]
+fn the_implicit_path_matches_the_direct_convolution_and_its_adjoints() {
+    let dot = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum::<f64>()
+    };
+    let fill = |n: usize, seed: u64| -> Vec<f32> {
+        (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
+    };
+    let cases: Vec<(ConvSpec, Vec<usize>, usize)> = vec![
+        (
+            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Valid),
+            vec![3, 8, 7, 16],
+            32,
+        ),
+        (
+            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Same),
+            vec![2, 6, 5, 16],
+            16,
+        ),
+        (
+            spec(2, false, &[3, 2], &[1, 1], &[2, 1], Padding::Full),
+            vec![2, 6, 5, 16],
+            16,
+        ),
+        (
+            spec(2, false, &[3, 3], &[2, 1], &[1, 1], Padding::Same),
+            vec![2, 7, 6, 3],
+            48,
+        ),
+        (
+            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Valid),
+            vec![4, 9, 9, 1],
+            32,
+        ),
+        (
+            spec(1, false, &[5], &[1], &[2], Padding::Same),
+            vec![3, 13, 16],
+            16,
+        ),
+        (
+            spec(3, false, &[2, 3, 2], &[1, 1, 1], &[1, 1, 1], Padding::Same),
+            vec![2, 3, 4, 5, 16],
+            16,
+        ),
+    ];
+    for (sp, xd, cout) in cases {
+        let g = sp.geometry(&xd[1..]).unwrap();
+        assert!(implicit_forward(&sp, &g, cout, xd[0]) || !crate::simd::wide());
+        let kd = sp.kernel_dims(g.cin, cout);
+        let (x, k) = (fill(xd.iter().product(), 1), fill(kd.iter().product(), 2));
+        let (yd, want) = naive(&sp, &xd, &x, &k, cout);
+        let x_in = In {
+            data: &x,
+            dims: &xd,
+        };
+        let k_in = In {
+            data: &k,
+            dims: &kd,
+        };
+        let mut y = vec![0.0; want.len()];
+        let mut scratch = vec![0.0; forward_scratch_len(&sp, &xd, &kd)];
+        forward(&sp, &x_in, &k_in, None, &mut y, &mut scratch);
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-4, "{sp:?}: {a} vs {b}");
+        }
+        let dy = fill(want.len(), 3);
+        let dy_in = In {
+            data: &dy,
+            dims: &yd,
+        };
+        // dx, checked against a random direction in x.
+        let mut dx = vec![0.0; x.len()];
+        let mut scratch = vec![0.0; grad_input_scratch_len(&sp, &xd, &kd)];
+        grad_input(&sp, &dy_in, &k_in, &mut dx, &xd, &mut scratch);
+        let v = fill(x.len(), 4);
+        let (_, cv) = naive(&sp, &xd, &v, &k, cout);
+        let (l, r) = (dot(&cv, &dy), dot(&v, &dx));
+        assert!(
+            (l - r).abs() < 1e-4 * l.abs().max(1.0),
+            "{sp:?} dx: {l} vs {r}"
+        );
+        // dk, checked against a random direction in k.
+        let mut dk = vec![0.0; k.len()];
+        let mut scratch = vec![0.0; grad_kernel_scratch_len(&sp, &xd, &kd)];
+        grad_kernel(&sp, &x_in, &dy_in, &mut dk, &kd, &mut scratch);
+        let v = fill(k.len(), 5);
+        let (_, cv) = naive(&sp, &xd, &x, &v, cout);
+        let (l, r) = (dot(&cv, &dy), dot(&v, &dk));
+        assert!(
+            (l - r).abs() < 1e-4 * l.abs().max(1.0),
+            "{sp:?} dk: {l} vs {r}"
+        );
+    }
+}
