@@ -197,7 +197,7 @@ pub(crate) fn for_each_broadcast<const N: usize>(
 }
 
 /// Whether `small` (leading 1s ignored) equals the trailing dims of `out`.
-fn is_suffix(small: &[usize], out: &[usize]) -> bool {
+pub(crate) fn is_suffix(small: &[usize], out: &[usize]) -> bool {
     let s: &[usize] = {
         let lead = small.iter().take_while(|&&d| d == 1).count();
         &small[lead..]
@@ -261,33 +261,48 @@ fn binary_loops(
             || out.iter_mut().zip(bd).for_each(|(o, &b)| *o = f(a, b)),
         )
     } else if ad.len() == n && is_suffix(b.dims, out_dims) {
-        crate::simd::dispatch(
-            #[inline(always)]
-            || {
-                for (o, a) in out.chunks_mut(bd.len()).zip(ad.chunks(bd.len())) {
-                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(bd) {
-                        *o = f(a, b);
-                    }
+        // `b` repeats along the rows of `a` (a bias, a per-channel scale).
+        rows_of(out, ad, bd.len(), |o, a| {
+            for (o, a) in o.chunks_mut(bd.len()).zip(a.chunks(bd.len())) {
+                for ((o, &a), &b) in o.iter_mut().zip(a).zip(bd) {
+                    *o = f(a, b);
                 }
-            },
-        )
+            }
+        })
     } else if bd.len() == n && is_suffix(a.dims, out_dims) {
-        crate::simd::dispatch(
-            #[inline(always)]
-            || {
-                for (o, b) in out.chunks_mut(ad.len()).zip(bd.chunks(ad.len())) {
-                    for ((o, &a), &b) in o.iter_mut().zip(ad).zip(b) {
-                        *o = f(a, b);
-                    }
+        rows_of(out, bd, ad.len(), |o, b| {
+            for (o, b) in o.chunks_mut(ad.len()).zip(b.chunks(ad.len())) {
+                for ((o, &a), &b) in o.iter_mut().zip(ad).zip(b) {
+                    *o = f(a, b);
                 }
-            },
-        )
+            }
+        })
     } else {
         let sa = broadcast_strides(a.dims, out_dims);
         let sb = broadcast_strides(b.dims, out_dims);
         for_each_broadcast(out_dims, [&sa, &sb], |o, [ia, ib]| {
             out[o] = f(ad[ia], bd[ib])
         });
+    }
+}
+
+/// Runs `body(out_block, x_block)` over blocks of whole rows (`row` elements), in parallel for
+/// large outputs, each block compiled for the CPU's widest vectors.
+#[inline(always)]
+fn rows_of(out: &mut [f32], x: &[f32], row: usize, body: impl Fn(&mut [f32], &[f32]) + Sync) {
+    let run = |o: &mut [f32], x: &[f32]| {
+        crate::simd::dispatch(
+            #[inline(always)]
+            || body(o, x),
+        )
+    };
+    if out.len() >= PAR_THRESHOLD && row > 0 {
+        let block = (PAR_THRESHOLD / 4).div_ceil(row) * row;
+        out.par_chunks_mut(block)
+            .zip(x.par_chunks(block))
+            .for_each(|(o, x)| run(o, x));
+    } else {
+        run(out, x);
     }
 }
 

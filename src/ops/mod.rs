@@ -167,7 +167,8 @@ op_table! {
     Op::SumTo(s) => {
         infer: shape::infer_to(op, ins[0], s),
         vjp: one(Some(g.push(Op::BroadcastTo(g.shape(x[0]).clone()), &[dy])?)),
-        cpu: shape::sum_to(&ins[0], out, out_dims),
+        scratch: shape::sum_to_scratch(in_dims[0], out_dims),
+        cpu: shape::sum_to(&ins[0], out, out_dims, scratch),
     }
     Op::BroadcastTo(s) => {
         infer: shape::infer_to(op, ins[0], s),

@@ -98,6 +98,7 @@ pub fn infer_grad(spec: &PoolSpec, x: &Shape, dy: &Shape) -> Result<Shape> {
 
 /// Calls `f(p, window)` for every output position `p` (spatial index within a sample) with
 /// the spatial indices of its window's in-range input positions.
+#[inline(always)]
 fn for_each_window(spec: &PoolSpec, g: &Geo, mut f: impl FnMut(usize, &[usize])) {
     let range = |o: usize, a: usize| {
         let start = (o * spec.strides[a]) as isize - g.pad[a] as isize;
@@ -143,6 +144,7 @@ fn argmax(x: &[f32], win: &[usize], ss: usize, off: usize) -> usize {
     best
 }
 
+#[inline(always)]
 fn pool_sample(spec: &PoolSpec, g: &Geo, x: &[f32], y: &mut [f32]) {
     let c = g.c;
     let (s_in, p_out) = (
@@ -186,6 +188,7 @@ fn pool_sample(spec: &PoolSpec, g: &Geo, x: &[f32], y: &mut [f32]) {
     });
 }
 
+#[inline(always)]
 fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f32]) {
     dx.fill(0.0);
     let c = g.c;
@@ -252,11 +255,11 @@ pub fn forward(spec: &PoolSpec, x: &In<'_>, out: &mut [f32]) {
     if x.data.len() >= PAR_THRESHOLD {
         out.par_chunks_mut(ys)
             .zip(x.data.par_chunks(xs))
-            .for_each(|(y, x)| pool_sample(spec, &g, x, y));
+            .for_each(|(y, x)| crate::simd::dispatch(|| pool_sample(spec, &g, x, y)));
     } else {
         out.chunks_mut(ys)
             .zip(x.data.chunks(xs))
-            .for_each(|(y, x)| pool_sample(spec, &g, x, y));
+            .for_each(|(y, x)| crate::simd::dispatch(|| pool_sample(spec, &g, x, y)));
     }
 }
 
@@ -264,7 +267,14 @@ pub fn backward(spec: &PoolSpec, x: &In<'_>, dy: &In<'_>, out: &mut [f32]) {
     let g = geo_of(spec, x.dims);
     let xs = x.data.len() / x.dims[0].max(1);
     let ys = dy.data.len() / x.dims[0].max(1);
-    let run = |(dx, (x, dy)): (&mut [f32], (&[f32], &[f32]))| pool_grad_sample(spec, &g, x, dy, dx);
+    // Compiled for the CPU's widest vectors: the max pool's per-channel comparisons run
+    // across channels.
+    let run = |(dx, (x, dy)): (&mut [f32], (&[f32], &[f32]))| {
+        crate::simd::dispatch(
+            #[inline(always)]
+            || pool_grad_sample(spec, &g, x, dy, dx),
+        )
+    };
     if x.data.len() >= PAR_THRESHOLD {
         out.par_chunks_mut(xs)
             .zip(x.data.par_chunks(xs).zip(dy.data.par_chunks(ys)))

@@ -298,6 +298,12 @@ pub fn unary_forward(u: UnaryOp, x: &[f32], out: &mut [f32]) {
         // Written so that NaN fails the comparison and passes through, as in numpy's relu.
         UnaryOp::Relu => map_unary(x, out, |v| if v < 0.0 { 0.0 } else { v }),
         UnaryOp::Scale(a) => map_unary(x, out, move |v| a * v),
+        UnaryOp::AddScalar(a) => map_unary(x, out, move |v| v + a),
+        UnaryOp::Neg => map_unary(x, out, |v| -v),
+        UnaryOp::Square => map_unary(x, out, |v| v * v),
+        UnaryOp::Sqrt => map_unary(x, out, |v| v.sqrt()),
+        UnaryOp::Abs => map_unary(x, out, |v| v.abs()),
+        UnaryOp::Identity => map_unary(x, out, |v| v),
         _ => map_unary(x, out, move |v| u.apply(v)),
     }
 }
