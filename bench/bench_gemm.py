@@ -1,4 +1,5 @@
-"""fp32 matrix multiply throughput: rustkeras.backend.dot vs numpy vs torch.mm.
+"""fp32 matrix multiply throughput: rustkeras.backend.dot vs numpy vs torch, and the engine's
+product against the machine's ceiling in every form a Dense layer's step runs.mm.
 
 Square n x n float32 products, numpy arrays in and out for rustkeras and
 numpy; torch.mm on tensors sharing the same memory. Each framework runs in
@@ -23,6 +24,27 @@ import common
 FRAMEWORKS = ("rustkeras", "numpy", "torch")
 LABELS = {"rustkeras": "rustkeras.backend.dot", "numpy": "numpy a @ b", "torch": "torch.mm"}
 DISTS = {"rustkeras": ("rustkeras",), "numpy": (), "torch": ("torch",)}
+
+
+# The engine's product in the three forms a Dense layer's training step runs, at the MLP's
+# shapes (784-512 and 512-512 weights; batch 128 and 32): (label, form, m, k, n) with the
+# output m x n summed over k. Timed by the engine itself (`_core.cpu_gemm_gflops`: the op's
+# kernel on a worker of the pool, as in a step), so no array conversion is counted.
+FORM_SHAPES = [(f"square {n}x{n}x{n}", "a·b", n, n, n) for n in (512, 1024)] + [
+    (f"{label} {m}x{k}x{n}", form, m, k, n)
+    for batch in (128, 32)
+    for label, form, m, k, n in (
+        ("x·W (forward)", "a·b", batch, 784, 512),
+        ("dy·Wᵀ (input gradient)", "a·bᵀ", batch, 512, 784),
+        ("xᵀ·dy (weight gradient)", "aᵀ·b", 784, batch, 512),
+        ("x·W (forward)", "a·b", batch, 512, 512),
+        ("dy·Wᵀ (input gradient)", "a·bᵀ", batch, 512, 512),
+        ("xᵀ·dy (weight gradient)", "aᵀ·b", 512, batch, 512),
+    )
+]
+# The measured 2-core fp32 ceiling of this machine kind (shared/PERF_ANCHORS.md: ~205 GFLOP/s
+# on two Zen 4 cores); --ceiling overrides it.
+CEILING_GFLOPS = 205.0
 
 
 def best_seconds(fn, min_repeats: int, min_total_s: float) -> float:
@@ -69,6 +91,12 @@ def worker(framework: str, sizes, threads: int, min_total_s: float) -> None:
         max_err[n] = float(np.max(np.abs(result - reference)) / np.sqrt(n))
         seconds = best_seconds(product, 3, min_total_s)
         gflops[n] = 2 * n**3 / seconds / 1e9
+    forms = {}
+    if framework == "rustkeras":
+        from rustkeras import _core
+
+        for label, form, m, k, n in FORM_SHAPES:
+            forms[label] = _core.cpu_gemm_gflops(form, m, k, n, min_total_s)
     if framework == "numpy":
         version = f"numpy {np.__version__}"
     elif framework == "torch":
@@ -77,7 +105,8 @@ def worker(framework: str, sizes, threads: int, min_total_s: float) -> None:
         import rustkeras
 
         version = getattr(rustkeras, "__version__", common.version("rustkeras"))
-    common.report({"status": "ok", "gflops": gflops, "max_err": max_err, "version": version})
+    common.report({"status": "ok", "gflops": gflops, "max_err": max_err, "version": version,
+                   "forms": forms})
 
 
 def main() -> None:
@@ -88,6 +117,8 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed repeats per size")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run everything this many times, interleaved; keep the best")
+    parser.add_argument("--ceiling", type=float, default=CEILING_GFLOPS,
+                        help="the machine's measured 2-core GFLOP/s, for the percentages")
     parser.add_argument("--out", help="append the results to this Markdown file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,6 +148,8 @@ def main() -> None:
             elif result.get("status") == "ok":
                 for n, g in result["gflops"].items():
                     best["gflops"][n] = max(best["gflops"][n], g)
+                for label, g in result.get("forms", {}).items():
+                    best["forms"][label] = max(best["forms"][label], g)
 
     mine = results.get("rustkeras", {})
     rows = []
@@ -141,6 +174,18 @@ def main() -> None:
     lines += common.markdown_table(columns, rows)
     lines += ["", f"Best of {args.rounds} round(s). In parentheses: rustkeras' GFLOP/s over the "
               "peer's (above 1: rustkeras is faster)."]
+    if mine.get("status") == "ok":
+        ceiling = args.ceiling
+        square = [[f"`backend.dot`, n={n}", "a·b", f"{mine['gflops'][str(n)]:.1f}",
+                   f"{100 * mine['gflops'][str(n)] / ceiling:.0f}%"] for n in sizes]
+        forms = [["engine, " + label.rsplit(" ", 1)[1] + " " + label.rsplit(" ", 1)[0], form, f"{g:.1f}",
+                  f"{100 * g / ceiling:.0f}%"]
+                 for (label, form, *_), g in zip(FORM_SHAPES, mine["forms"].values())]
+        lines += ["", f"rustkeras against the machine's 2-core ceiling ({ceiling:.0f} GFLOP/s): the Python "
+                  "calls above (`backend.dot`, with its array conversion and output allocation), and the "
+                  "engine's product itself, square and in each form a Dense layer's step runs at the MLP's "
+                  "shapes (m x k x n: output m x n summed over k):", ""]
+        lines += common.markdown_table(["shape", "form", "GFLOP/s", "of ceiling"], square + forms)
     common.emit(lines, args.out)
 
 

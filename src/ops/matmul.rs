@@ -430,6 +430,70 @@ pub fn scratch_len(ta: bool, tb: bool, a: &[usize], b: &[usize]) -> usize {
     rows * (ka + b[0])
 }
 
+/// Best GFLOP/s of this op's kernel on one of its forms (`"a·b"`, `"a·bᵀ"` or `"aᵀ·b"`) with
+/// `c` of `m x n` summed over `k`, run as in a training step (on a worker of the pool, the
+/// other workers kept polling), over repeats totalling at least `min_seconds` after a warm-up.
+/// For `bench/bench_gemm.py`.
+pub fn gflops(
+    form: &str,
+    m: usize,
+    k: usize,
+    n: usize,
+    min_seconds: f64,
+) -> crate::error::Result<f64> {
+    let (ta, tb) = match form {
+        "a·b" => (false, false),
+        "a·bᵀ" => (false, true),
+        "aᵀ·b" => (true, false),
+        _ => {
+            return crate::value_error!(
+                "gflops: form must be 'a·b', 'a·bᵀ' or 'aᵀ·b', received {form:?}"
+            )
+        }
+    };
+    let floats = [m * k, k * n, m * n]
+        .iter()
+        .map(|&v| v as u128)
+        .sum::<u128>();
+    crate::memory::check(floats, &|| format!("a {m}x{k}x{n} product"))?;
+    let fill =
+        |len: usize| -> Vec<f32> { (0..len).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect() };
+    // Operand dims as the op sees them: aᵀ·b takes a (k, m) and b (k, n).
+    let (ad, bd) = match (ta, tb) {
+        (false, false) => ([m, k], [k, n]),
+        (false, true) => ([m, k], [n, k]),
+        _ => ([k, m], [k, n]),
+    };
+    let (a, b) = (fill(m * k), fill(k * n));
+    let mut out = vec![0.0; m * n];
+    let mut scratch = vec![0.0; scratch_len(ta, tb, &ad, &bd)];
+    let (ia, ib) = (
+        In {
+            data: &a,
+            dims: &ad,
+        },
+        In {
+            data: &b,
+            dims: &bd,
+        },
+    );
+    let best = rayon::scope(|_| {
+        crate::pool::busy(|| {
+            forward(ta, tb, &ia, &ib, &mut out, &mut scratch);
+            let (mut best, mut total) = (f64::MAX, 0.0);
+            while total < min_seconds || best == f64::MAX {
+                let t = std::time::Instant::now();
+                forward(ta, tb, &ia, &ib, &mut out, &mut scratch);
+                let s = t.elapsed().as_secs_f64();
+                best = best.min(s);
+                total += s;
+            }
+            best
+        })
+    });
+    Ok(2.0 * (m * n * k) as f64 / best / 1e9)
+}
+
 /// `out[j * rows + i] = x[i * cols + j]` for an `rows x cols` matrix, in 16 x 16 tiles.
 pub(crate) fn transpose(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     const T: usize = 16;

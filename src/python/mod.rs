@@ -94,6 +94,21 @@ fn op_profile() -> Vec<(String, u64, f64)> {
     crate::profile::take()
 }
 
+/// Best GFLOP/s of the CPU engine's matrix product on one form (`"a·b"`, `"a·bᵀ"`, `"aᵀ·b"`),
+/// `m x n` summed over `k`, timed for at least `min_seconds` (see `bench/bench_gemm.py`).
+#[pyfunction]
+fn cpu_gemm_gflops(
+    py: Python<'_>,
+    form: &str,
+    m: usize,
+    k: usize,
+    n: usize,
+    min_seconds: f64,
+) -> PyResult<f64> {
+    let form = form.to_owned();
+    Ok(py.detach(move || crate::ops::matmul::gflops(&form, m, k, n, min_seconds))?)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optimizers::register(m)?;
@@ -111,5 +126,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bench_gpu_gemm, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_bytes_in_use, m)?)?;
     m.add_function(wrap_pyfunction!(op_profile, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_gemm_gflops, m)?)?;
     Ok(())
 }
