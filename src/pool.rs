@@ -7,6 +7,7 @@
 //! ran at 176 GFLOP/s back to back and at 115 after a 40 us gap (two Zen 4 cores).
 //! [`busy`] runs a loop while the other workers poll for work instead of sleeping.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,15 +25,40 @@ pub fn busy<R>(f: impl FnOnce() -> R) -> R {
     rayon::in_place_scope(|scope| {
         scope.spawn_broadcast(|_, ctx| {
             // This thread's own copy runs when it next looks for work (inside a join of
-            // `f`, or after it): it must not poll, or `f` could never resume.
-            if ctx.index() != me {
+            // `f`, or after it): it must not poll, or `f` could never resume. Nor may a
+            // worker running another loop (a second model training in another thread):
+            // polling there would hold that loop until this one ends.
+            if ctx.index() != me && !LOOPING.get() {
                 poll(&done);
             }
         });
-        let r = f();
+        let r = {
+            let _looping = Looping::enter();
+            f()
+        };
         done.store(true, Ordering::Release);
         r
     })
+}
+
+thread_local! {
+    /// Whether this thread is running a loop under [`busy`].
+    static LOOPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as running a loop until dropped (also when the loop panics).
+struct Looping(bool);
+
+impl Looping {
+    fn enter() -> Looping {
+        Looping(LOOPING.replace(true))
+    }
+}
+
+impl Drop for Looping {
+    fn drop(&mut self) {
+        LOOPING.set(self.0);
+    }
 }
 
 /// Idle polls between two looks at the clock (and two `sched_yield`s).
@@ -92,5 +118,39 @@ mod tests {
         );
         // Outside the pool it is a plain call.
         assert_eq!(busy(|| 7), 7);
+    }
+
+    #[test]
+    fn loops_from_several_threads_all_finish() {
+        let sums: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3u64)
+                .map(|t| {
+                    s.spawn(move || {
+                        rayon::scope(|_| {
+                            busy(|| {
+                                (0..100)
+                                    .map(|i| {
+                                        (0..20_000u64)
+                                            .into_par_iter()
+                                            .map(|x| x ^ (i + t))
+                                            .sum::<u64>()
+                                    })
+                                    .sum::<u64>()
+                            })
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("no panic"))
+                .collect()
+        });
+        for (t, got) in sums.into_iter().enumerate() {
+            let want: u64 = (0..100)
+                .map(|i| (0..20_000u64).map(|x| x ^ (i + t as u64)).sum::<u64>())
+                .sum();
+            assert_eq!(got, want);
+        }
     }
 }
