@@ -351,7 +351,7 @@ pub fn grad_kernel_scratch_len(spec: &ConvSpec, x_dims: &[usize], k_dims: &[usiz
     let cols = scratch_len(spec, x_dims) + k_dims.iter().product::<usize>();
     match (spec.geometry(&x_dims[1..]), k_dims.last()) {
         (Ok(g), Some(&cout)) if implicit_forward(spec, &g, cout, x_dims[0]) => {
-            implicit::grad_kernel_scratch(spec, &g, x_dims[0])
+            implicit::forward_scratch(spec, &g, x_dims[0])
         }
         _ => cols,
     }

@@ -164,6 +164,65 @@ fn gemm_with(
         b.len() > (k - 1) * b_rs + (n - 1) * b_cs,
         "gemm: rhs too small"
     );
+    // SAFETY: the asserts above keep every index the kernel touches inside the slices;
+    // `c` is exclusively borrowed and cannot alias `a` or `b`.
+    unsafe {
+        gemm_raw(
+            m,
+            n,
+            k,
+            View {
+                a: a.as_ptr(),
+                a_rs,
+                a_cs,
+                b: b.as_ptr(),
+                b_rs,
+                c: c.as_mut_ptr(),
+                c_rs: n,
+            },
+            b_cs,
+            accumulate,
+            threads,
+        )
+    }
+}
+
+/// Raw strided views of a product's operands: element `(i, p)` of `a` at
+/// `a[i * a_rs + p * a_cs]`, `(p, j)` of `b` at `b[p * b_rs + j * b_cs]` (`b_cs` passed
+/// beside), `(i, j)` of `c` at `c[i * c_rs + j]`.
+#[derive(Clone, Copy)]
+pub(crate) struct View {
+    pub a: *const f32,
+    pub a_rs: usize,
+    pub a_cs: usize,
+    pub b: *const f32,
+    pub b_rs: usize,
+    pub c: *mut f32,
+    pub c_rs: usize,
+}
+
+// SAFETY: a split reads `a` and `b` only, and writes disjoint blocks of `c`, which its caller
+// holds exclusively.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+
+/// `c (+)= a·b` on raw strided views: the AVX-512 row kernel (`smallgemm`) where `b`'s rows
+/// are contiguous and the CPU has it, else the `gemm` crate; split over the pool when
+/// `threads`. The one product behind [`gemm_strided`] and the recurrent kernels.
+///
+/// # Safety
+/// `v` holds every element the `m x n x k` product touches (`b`'s columns `b_cs` apart), and
+/// `c` does not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    v: View,
+    b_cs: usize,
+    accumulate: bool,
+    threads: bool,
+) {
     if b_cs == 1 && n >= 16 && crate::simd::wide() {
         let depth = if threads {
             rayon::current_num_threads()
@@ -172,58 +231,16 @@ fn gemm_with(
         } else {
             0
         };
-        let c = Out(c.as_mut_ptr());
-        // SAFETY: the asserts above bound every index of `a`, `b` and `c`'s m x n block.
-        unsafe {
-            rows_split(
-                m,
-                n,
-                k,
-                a.as_ptr(),
-                a_rs,
-                a_cs,
-                b.as_ptr(),
-                b_rs,
-                c,
-                n,
-                accumulate,
-                depth,
-            )
-        };
-        return;
-    }
-    let par = if threads {
-        gemm::Parallelism::Rayon(0)
+        rows_split(m, n, k, v, accumulate, depth);
     } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above keep every index the kernel touches inside the slices;
-    // `c` is exclusively borrowed and cannot alias `a` or `b`.
-    unsafe {
-        crate_gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            n,
-            a.as_ptr(),
-            a_rs,
-            a_cs,
-            b.as_ptr(),
-            b_rs,
-            b_cs,
-            accumulate,
-            par,
-        )
+        let par = if threads {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        crate_gemm(m, n, k, v, b_cs, accumulate, par);
     }
 }
-
-/// The output pointer, sent to the threads of a split (each writes its own block).
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: the blocks of one split never overlap, and the caller holds `c` exclusively.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// `c (+)= a·b` by the AVX-512 row kernel (`smallgemm`): the output is halved `depth` times
 /// (along its columns, in multiples of 16, while each half keeps at least 64; else along its
@@ -233,121 +250,49 @@ unsafe impl Sync for Out {}
 /// No split changes a sum's order: each element is summed over `k` the same way.
 ///
 /// # Safety
-/// `a`, `b` and `c` hold every element the `m x n x k` product touches, with `c`'s rows
-/// `c_rs` apart and not overlapping `a` or `b`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_split(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    a_rs: usize,
-    a_cs: usize,
-    b: *const f32,
-    b_rs: usize,
-    c: Out,
-    c_rs: usize,
-    accumulate: bool,
-    depth: u32,
-) {
-    if depth > 0 && n >= 128 {
-        let half = (n / 2).div_ceil(16) * 16;
-        let (a, b) = (Ptr(a), Ptr(b));
-        let right = Out(c.0.add(half));
+/// As for [`gemm_raw`], with `b`'s rows contiguous.
+unsafe fn rows_split(m: usize, n: usize, k: usize, v: View, accumulate: bool, depth: u32) {
+    if depth > 0 && (n >= 128 || m >= 8) {
+        let ((m0, n0), (m1, n1), second) = if n >= 128 {
+            let h = (n / 2).div_ceil(16) * 16;
+            let second = View {
+                b: v.b.add(h),
+                c: v.c.add(h),
+                ..v
+            };
+            ((m, h), (m, n - h), second)
+        } else {
+            let h = (m / 2).div_ceil(4) * 4;
+            let second = View {
+                a: v.a.add(h * v.a_rs),
+                c: v.c.add(h * v.c_rs),
+                ..v
+            };
+            ((h, n), (m - h, n), second)
+        };
         rayon::join(
-            || {
-                rows_split(
-                    m,
-                    half,
-                    k,
-                    a.get(),
-                    a_rs,
-                    a_cs,
-                    b.get(),
-                    b_rs,
-                    c,
-                    c_rs,
-                    accumulate,
-                    depth - 1,
-                )
-            },
-            || {
-                rows_split(
-                    m,
-                    n - half,
-                    k,
-                    a.get(),
-                    a_rs,
-                    a_cs,
-                    b.get().add(half),
-                    b_rs,
-                    right,
-                    c_rs,
-                    accumulate,
-                    depth - 1,
-                )
-            },
-        );
-        return;
-    }
-    if depth > 0 && m >= 8 {
-        let half = (m / 2).div_ceil(4) * 4;
-        let (a, b) = (Ptr(a), Ptr(b));
-        let below = Out(c.0.add(half * c_rs));
-        rayon::join(
-            || {
-                rows_split(
-                    half,
-                    n,
-                    k,
-                    a.get(),
-                    a_rs,
-                    a_cs,
-                    b.get(),
-                    b_rs,
-                    c,
-                    c_rs,
-                    accumulate,
-                    depth - 1,
-                )
-            },
-            || {
-                rows_split(
-                    m - half,
-                    n,
-                    k,
-                    a.get().add(half * a_rs),
-                    a_rs,
-                    a_cs,
-                    b.get(),
-                    b_rs,
-                    below,
-                    c_rs,
-                    accumulate,
-                    depth - 1,
-                )
-            },
+            || rows_split(m0, n0, k, v, accumulate, depth - 1),
+            || rows_split(m1, n1, k, second, accumulate, depth - 1),
         );
         return;
     }
     let n16 = n / 16 * 16;
     let done = n16 > 0
         && crate::ops::smallgemm::gemm_rows_blocked(
-            m, n16, k, c.0, c_rs, a, a_rs, a_cs, b, b_rs, accumulate,
+            m, n16, k, v.c, v.c_rs, v.a, v.a_rs, v.a_cs, v.b, v.b_rs, accumulate,
         );
     let first = if done { n16 } else { 0 };
     if first < n {
+        let rest = View {
+            b: v.b.add(first),
+            c: v.c.add(first),
+            ..v
+        };
         crate_gemm(
             m,
             n - first,
             k,
-            c.0.add(first),
-            c_rs,
-            a,
-            a_rs,
-            a_cs,
-            b.add(first),
-            b_rs,
+            rest,
             1,
             accumulate,
             gemm::Parallelism::None,
@@ -355,35 +300,15 @@ unsafe fn rows_split(
     }
 }
 
-/// An operand pointer, shared by the threads of a split (read only).
-#[derive(Clone, Copy)]
-struct Ptr(*const f32);
-// SAFETY: operands are only read while the split runs.
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
-
-impl Ptr {
-    fn get(self) -> *const f32 {
-        self.0
-    }
-}
-
-/// The `gemm` crate's kernel on raw strided views (`c`'s columns contiguous).
+/// The `gemm` crate's kernel on raw strided views.
 ///
 /// # Safety
-/// As for [`rows_split`], with `b`'s columns `b_cs` apart.
-#[allow(clippy::too_many_arguments)]
+/// As for [`gemm_raw`].
 unsafe fn crate_gemm(
     m: usize,
     n: usize,
     k: usize,
-    c: *mut f32,
-    c_rs: usize,
-    a: *const f32,
-    a_rs: usize,
-    a_cs: usize,
-    b: *const f32,
-    b_rs: usize,
+    v: View,
     b_cs: usize,
     accumulate: bool,
     par: gemm::Parallelism,
@@ -392,16 +317,16 @@ unsafe fn crate_gemm(
         m,
         n,
         k,
-        c,
+        v.c,
         1,
-        c_rs as isize,
+        v.c_rs as isize,
         accumulate,
-        a,
-        a_cs as isize,
-        a_rs as isize,
-        b,
+        v.a,
+        v.a_cs as isize,
+        v.a_rs as isize,
+        v.b,
         b_cs as isize,
-        b_rs as isize,
+        v.b_rs as isize,
         1.0,
         1.0,
         false,

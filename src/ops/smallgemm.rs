@@ -1,8 +1,8 @@
-//! A register-blocked GEMM for the recurrence's many small products (a batch chunk of rows
-//! times a recurrent kernel of at most a few hundred columns), compiled for AVX-512 and
-//! chosen at run time. On these shapes the general `gemm` crate repacks the same right-hand
-//! operand at every timestep and runs its 8-lane kernel; this one streams the right-hand rows
-//! straight from cache into 16-lane FMAs, 4 output rows by 64 columns at a time.
+//! Register-blocked GEMM kernels compiled for AVX-512 and chosen at run time: every product
+//! whose right operand has contiguous rows (a Dense layer's three forms, the recurrence's
+//! timestep products, the convolutions' gathered products). The general `gemm` crate packs
+//! both operands first and runs an 8-lane kernel; these stream the right-hand rows straight
+//! from cache into 16-lane FMAs, 4 output rows by 64 columns at a time.
 
 /// `c (+)= a·b` where `b`'s rows are contiguous (`b[p * b_rs + j]`) and `c`'s too
 /// (`c[i * c_rs + j]`); `a` has any strides. Returns `false` (doing nothing) when the CPU or
@@ -12,7 +12,7 @@
 /// Every `a[i*a_rs + p*a_cs]`, `b[p*b_rs + j]`, `c[i*c_rs + j]` for `i < m`, `j < n`, `p < k`
 /// must be in bounds of live allocations, and `c` must not overlap `a` or `b`.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_rows(
+unsafe fn gemm_rows(
     m: usize,
     n: usize,
     k: usize,

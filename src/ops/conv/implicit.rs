@@ -30,25 +30,20 @@ impl Frame {
 
     /// The forward pass's frame: every window `o·stride - pad + k·dilation` shifted by `pad`.
     pub fn forward(spec: &ConvSpec, g: &Geo) -> Frame {
-        let mut sp = [0; 3];
-        for a in 0..3 {
+        let sp = std::array::from_fn(|a| {
             let reach =
                 (g.sp_out[a] - 1) * spec.strides[a] + (spec.kernel[a] - 1) * spec.dilation[a] + 1;
-            sp[a] = reach.max(g.sp_in[a] + g.pad[a]);
-        }
+            reach.max(g.sp_in[a] + g.pad[a])
+        });
         Frame { sp, front: g.pad }
     }
 
     /// The input gradient's frame around the output gradient (stride 1): the flipped
     /// kernel's windows start `dilation·(k - 1) - pad` before it.
     pub fn backward(spec: &ConvSpec, g: &Geo) -> Frame {
-        let mut sp = [0; 3];
-        let mut front = [0; 3];
-        for a in 0..3 {
-            let span = (spec.kernel[a] - 1) * spec.dilation[a];
-            front[a] = span - g.pad[a];
-            sp[a] = (g.sp_out[a] + front[a]).max(g.sp_in[a] + span);
-        }
+        let span: [usize; 3] = std::array::from_fn(|a| (spec.kernel[a] - 1) * spec.dilation[a]);
+        let front: [usize; 3] = std::array::from_fn(|a| span[a] - g.pad[a]);
+        let sp = std::array::from_fn(|a| (g.sp_out[a] + front[a]).max(g.sp_in[a] + span[a]));
         Frame { sp, front }
     }
 
@@ -245,55 +240,14 @@ pub(super) fn forward_scratch(spec: &ConvSpec, g: &Geo, batch: usize) -> usize {
     frame_len(&frame, g.sp_in, g.cin, batch) + g.p() * batch + spec.kk(g.cin)
 }
 
-/// `y (+)= conv(x, k)` (`y` holds the bias when `accumulate`).
-pub(super) fn forward(
+/// `x` in its frame with the offsets of every window and tap in it, laid out in `scratch`
+/// (as [`forward_scratch`] counts it): what the forward pass and the kernel gradient share.
+fn windows_and_taps<'a>(
     spec: &ConvSpec,
     g: &Geo,
-    x: &[f32],
-    k: &[f32],
-    cout: usize,
-    y: &mut [f32],
-    accumulate: bool,
-    scratch: &mut [f32],
-) {
-    let batch = x.len() / (g.s_in() * g.cin).max(1);
-    let frame = Frame::forward(spec, g);
-    let fl = frame_len(&frame, g.sp_in, g.cin, batch);
-    let (buf, rest) = scratch.split_at_mut(fl);
-    let (ro, rest) = rest.split_at_mut(g.p() * batch);
-    let co = &mut rest[..spec.kk(g.cin)];
-    let (ro, co): (&mut [u32], &mut [u32]) =
-        (bytemuck::cast_slice_mut(ro), bytemuck::cast_slice_mut(co));
-    let xf = framed(x, g.sp_in, g.cin, &frame, buf);
-    window_offsets(&frame, g.cin, g.sp_out, spec.strides, ro);
-    tap_offsets(spec, &frame, g.cin, co);
-    run(
-        cout,
-        xf,
-        ro,
-        co,
-        k,
-        y,
-        accumulate,
-        depth_for(ro.len() * co.len() * cout),
-    );
-}
-
-/// Scratch floats of the kernel gradient.
-pub(super) fn grad_kernel_scratch(spec: &ConvSpec, g: &Geo, batch: usize) -> usize {
-    forward_scratch(spec, g, batch)
-}
-
-/// `dk = Σ windows(x)ᵀ · dy`: rows are taps, the sum runs over every window of the batch.
-pub(super) fn grad_kernel(
-    spec: &ConvSpec,
-    g: &Geo,
-    x: &[f32],
-    dy: &[f32],
-    cout: usize,
-    dk: &mut [f32],
-    scratch: &mut [f32],
-) {
+    x: &'a [f32],
+    scratch: &'a mut [f32],
+) -> (&'a [f32], &'a [u32], &'a [u32]) {
     let batch = x.len() / (g.s_in() * g.cin).max(1);
     let frame = Frame::forward(spec, g);
     let fl = frame_len(&frame, g.sp_in, g.cin, batch);
@@ -304,19 +258,42 @@ pub(super) fn grad_kernel(
         bytemuck::cast_slice_mut(windows),
         bytemuck::cast_slice_mut(taps),
     );
-    let xf = framed(x, g.sp_in, g.cin, &frame, buf);
     window_offsets(&frame, g.cin, g.sp_out, spec.strides, windows);
     tap_offsets(spec, &frame, g.cin, taps);
-    run(
-        cout,
-        xf,
-        taps,
-        windows,
-        dy,
-        dk,
-        false,
-        depth_for(windows.len() * taps.len() * cout),
-    );
+    (framed(x, g.sp_in, g.cin, &frame, buf), windows, taps)
+}
+
+/// `y (+)= conv(x, k)` (`y` holds the bias when `accumulate`): rows are windows.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward(
+    spec: &ConvSpec,
+    g: &Geo,
+    x: &[f32],
+    k: &[f32],
+    cout: usize,
+    y: &mut [f32],
+    accumulate: bool,
+    scratch: &mut [f32],
+) {
+    let (xf, windows, taps) = windows_and_taps(spec, g, x, scratch);
+    let depth = depth_for(windows.len() * taps.len() * cout);
+    run(cout, xf, windows, taps, k, y, accumulate, depth);
+}
+
+/// `dk = Σ windows(x)ᵀ · dy`: rows are taps, the sum runs over every window of the batch.
+/// Its scratch is the forward pass's.
+pub(super) fn grad_kernel(
+    spec: &ConvSpec,
+    g: &Geo,
+    x: &[f32],
+    dy: &[f32],
+    cout: usize,
+    dk: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (xf, windows, taps) = windows_and_taps(spec, g, x, scratch);
+    let depth = depth_for(windows.len() * taps.len() * cout);
+    run(cout, xf, taps, windows, dy, dk, false, depth);
 }
 
 /// Scratch floats of the input gradient (output gradient's frame, flipped kernel, offsets).

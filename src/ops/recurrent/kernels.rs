@@ -7,7 +7,6 @@
 use std::cell::RefCell;
 
 use super::{RnnSpec, Slice};
-use crate::ops::smallgemm;
 use crate::ops::In;
 
 mod backward;
@@ -16,7 +15,8 @@ mod forward;
 pub use backward::{backward, kernel_grad};
 pub use forward::forward;
 
-/// `c = a·b` (or `+=`) on strided views given as raw pointers.
+/// `c = a·b` (or `+=`) on strided views given as raw pointers, on the calling thread
+/// ([`crate::ops::matmul::gemm_raw`]).
 ///
 /// # Safety
 /// Every element `a[i*a_rs + p*a_cs]`, `b[p*b_rs + j*b_cs]`, `c[i*c_rs + j]` for `i < m`,
@@ -40,30 +40,17 @@ unsafe fn gemm_raw(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    if b_cs == 1 && smallgemm::gemm_rows(m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, accumulate) {
-        return;
-    }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        1,
-        c_rs as isize,
-        accumulate,
+    let v = crate::ops::matmul::View {
         a,
-        a_cs as isize,
-        a_rs as isize,
+        a_rs,
+        a_cs,
         b,
-        b_cs as isize,
-        b_rs as isize,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    );
+        b_rs,
+        c,
+        c_rs,
+    };
+    // On the calling thread: the timestep loop splits its batch rows itself.
+    crate::ops::matmul::gemm_raw(m, n, k, v, b_cs, accumulate, false);
 }
 
 /// Index one past the last element a strided `rows x cols` view touches.
