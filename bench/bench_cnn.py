@@ -90,38 +90,10 @@ def train_torch(data, batch: int, steps: int, epochs: int, threads: int, seed: i
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
         nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, CLASSES),
     )
-    for layer in model:
-        if isinstance(layer, (nn.Linear, nn.Conv2d)):  # Keras' defaults
-            nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
-    model.to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
-    loss_fn = nn.CrossEntropyLoss()
-    x_train = torch.from_numpy(np.ascontiguousarray(data["x_train"].transpose(0, 3, 1, 2))).to(dev)
-    y_train = torch.from_numpy(data["y_train"]).to(dev)
-    epoch_s = []
-    for rows in subsets(len(x_train), steps, batch, epochs, seed):
-        rows = torch.from_numpy(rows).to(dev)
-        common.torch_sync(dev)
-        start = time.perf_counter()
-        model.train()
-        for i in range(0, len(rows), batch):
-            idx = rows[i : i + batch]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
-            loss.backward()
-            optimizer.step()
-        common.torch_sync(dev)
-        epoch_s.append(time.perf_counter() - start)
-    model.eval()
-    correct = 0
-    x_test = torch.from_numpy(np.ascontiguousarray(data["x_test"].transpose(0, 3, 1, 2))).to(dev)
-    y_test = torch.from_numpy(data["y_test"]).to(dev)
-    with torch.inference_mode():
-        for i in range(0, len(x_test), batch):
-            correct += int((model(x_test[i : i + batch]).argmax(1) == y_test[i : i + batch]).sum())
+    epoch_s, accuracy, x_test = common.torch_train_images(
+        model, data, dev, subsets(len(data["x_train"]), steps, batch, epochs, seed), batch)
     x_predict = x_test[: common.PREDICT_SAMPLES]
-    return {"epoch_s": epoch_s, "test_acc": correct / len(x_test), "version": common.torch_version(dev),
+    return {"epoch_s": epoch_s, "test_acc": accuracy, "version": common.torch_version(dev),
             "predict": common.torch_predictor(model, x_predict, dev), "predict_samples": len(x_predict)}
 
 

@@ -404,3 +404,51 @@ def predict_table(title: str, frameworks: Sequence[str], batch_sizes: Sequence[i
                   f"of {rounds} round(s). Ratios below 1 mean rustkeras is faster or smaller; each peer is "
                   "compared with rustkeras on the same kind of device, and RSS is host memory only."]
     return lines
+
+
+def torch_train_images(model, data: dict, dev, row_sets, batch: int):
+    """PyTorch's side of the image-classifier benchmarks (bench_cnn.py, bench_cifar_cnn.py):
+    Keras' default initialization (Glorot-uniform kernels, zero biases) on `model`'s Linear and
+    Conv2d layers, Adam(1e-3, eps=1e-7) on cross-entropy, channels_last images transposed to
+    PyTorch's channels_first, one timed epoch per array of row indices in `row_sets` (between
+    two synchronizations on CUDA), then the test accuracy. Returns (epoch seconds, test
+    accuracy, the test images on `dev`)."""
+    import time
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    for layer in model:
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):  # Keras' defaults
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def images(x):
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(dev)
+
+    x_train, y_train = images(data["x_train"]), torch.from_numpy(data["y_train"]).to(dev)
+    epoch_s = []
+    for rows in row_sets:
+        rows = torch.from_numpy(rows).to(dev)
+        torch_sync(dev)
+        start = time.perf_counter()
+        model.train()
+        for i in range(0, len(rows), batch):
+            idx = rows[i : i + batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            optimizer.step()
+        torch_sync(dev)
+        epoch_s.append(time.perf_counter() - start)
+    model.eval()
+    correct = 0
+    x_test, y_test = images(data["x_test"]), torch.from_numpy(data["y_test"]).to(dev)
+    with torch.inference_mode():
+        for i in range(0, len(x_test), batch):
+            correct += int((model(x_test[i : i + batch]).argmax(1) == y_test[i : i + batch]).sum())
+    return epoch_s, correct / len(x_test), x_test
