@@ -73,20 +73,28 @@ struct Layout {
 impl Program {
     /// Plans the nodes that `outputs` need for `batch` rows, on the CPU.
     pub fn plan(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Program> {
-        Program::plan_on(g, outputs, batch, &Device::Cpu, &[])
+        Program::plan_on(g, outputs, batch, None, &Device::Cpu, &[])
     }
 
     /// Plans for `batch` rows on `dev`. On the GPU, every step is recorded against the
     /// variables' buffers `vars` (which must stay alive and in place while the program is
     /// used); on the CPU `vars` is not needed and variables are passed to `run`.
+    ///
+    /// `training` is the mode every run of the program will use, where the caller knows it
+    /// (a model's training, evaluation and prediction programs): then each
+    /// [`Op::TrainSelect`] is planned as the branch that mode picks, and the other branch is
+    /// not computed at all (batch normalization's inference arithmetic in training, its batch
+    /// statistics in prediction). With `None` the choice is made at run time from the run's
+    /// context, and both branches run.
     pub fn plan_on(
         g: &Graph,
         outputs: &[NodeId],
         batch: usize,
+        training: Option<bool>,
         dev: &Device,
         vars: &[&Tensor],
     ) -> Result<Program> {
-        let l = layout(g, outputs, batch)?;
+        let l = layout(g, outputs, batch, training)?;
         let mem = match dev {
             Device::Cpu => {
                 let what = || {
@@ -297,17 +305,39 @@ fn activation_sizes(g: &Graph, needed: &[bool], dims: &[Vec<usize>]) -> (usize, 
     (largest.0, total)
 }
 
-/// The schedule, shapes, slot sizes and scratch size for `batch` rows.
-fn layout(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Layout> {
+/// For each node, the node whose value it is: itself, or for a [`Op::TrainSelect`] planned
+/// in a known mode, the branch that mode picks (followed through nested selects). A branch
+/// that is a fed input or a variable keeps its select as a step (a copy), so that every
+/// aliased node lives in a slot like any computed node.
+fn resolve_selects(g: &Graph, training: Option<bool>) -> Vec<NodeId> {
+    let mut redir: Vec<NodeId> = (0..g.nodes.len()).collect();
+    let Some(training) = training else {
+        return redir;
+    };
+    for (i, node) in g.nodes.iter().enumerate() {
+        if matches!(node.op, Op::TrainSelect) {
+            let picked = redir[node.inputs[usize::from(!training)]];
+            if !matches!(g.nodes[picked].op, Op::Input(_) | Op::Param(_)) {
+                redir[i] = picked;
+            }
+        }
+    }
+    redir
+}
+
+/// The schedule, shapes, slot sizes and scratch size for `batch` rows (selects resolved for
+/// `training` where it is known; see [`Program::plan_on`]).
+fn layout(g: &Graph, outputs: &[NodeId], batch: usize, training: Option<bool>) -> Result<Layout> {
     let n = g.nodes.len();
+    let redir = resolve_selects(g, training);
     let mut needed = vec![false; n];
     for &o in outputs {
-        needed[o] = true;
+        needed[redir[o]] = true;
     }
     for i in (0..n).rev() {
         if needed[i] {
             for &j in &g.nodes[i].inputs {
-                needed[j] = true;
+                needed[redir[j]] = true;
             }
         }
     }
@@ -315,11 +345,11 @@ fn layout(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Layout> {
     let mut last_use = vec![0usize; n];
     for (i, node) in g.nodes.iter().enumerate().filter(|&(i, _)| needed[i]) {
         for &j in &node.inputs {
-            last_use[j] = i;
+            last_use[redir[j]] = i;
         }
     }
     for &o in outputs {
-        last_use[o] = usize::MAX;
+        last_use[redir[o]] = usize::MAX;
     }
     let mut feed_lens = vec![0; g.num_inputs()];
     let mut loc = vec![Loc::Unused; n];
@@ -384,9 +414,9 @@ fn layout(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Layout> {
                 steps.push(Step {
                     node: i,
                     op: node.op.clone(),
-                    inputs: node.inputs.clone(),
+                    inputs: node.inputs.iter().map(|&j| redir[j]).collect(),
                 });
-                for &j in &node.inputs {
+                for &j in node.inputs.iter().map(|j| &redir[*j]) {
                     if last_use[j] == i {
                         if let Loc::Slot(sj) = loc[j] {
                             if !free.contains(&sj) {
@@ -396,6 +426,12 @@ fn layout(g: &Graph, outputs: &[NodeId], batch: usize) -> Result<Layout> {
                     }
                 }
             }
+        }
+    }
+    // A resolved select is read where its branch is.
+    for i in 0..n {
+        if redir[i] != i && needed[redir[i]] {
+            loc[i] = loc[redir[i]];
         }
     }
     Ok(Layout {
@@ -580,6 +616,43 @@ mod tests {
         p.run(&[], &[&[1.0, 2.0, 3.0, 4.0]], &ctx).unwrap();
         assert_eq!(p.value(a), &[2.0, 4.0, 6.0, 8.0]);
         assert_eq!(p.value(c), &[-3.0, -5.0, -7.0, -9.0]);
+    }
+
+    #[test]
+    fn a_select_planned_in_a_known_mode_runs_only_its_branch() {
+        let mut g = Graph::new();
+        let x = g.input(Shape::batched(&[2]));
+        let a = g.unary(UnaryOp::Scale(2.0), x).unwrap();
+        let b = g.unary(UnaryOp::Neg, x).unwrap();
+        let b = g.unary(UnaryOp::AddScalar(1.0), b).unwrap();
+        let sel = g.push(Op::TrainSelect, &[a, b]).unwrap();
+        let y = g.unary(UnaryOp::AddScalar(10.0), sel).unwrap();
+        // A select whose branch is a fed input stays a copy.
+        let raw = g.push(Op::TrainSelect, &[x, a]).unwrap();
+        let feed: &[f32] = &[1.0, 2.0, 3.0, 4.0];
+        for (training, steps, want_sel, want_raw) in [
+            (None, 6, [2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0]),
+            (Some(true), 3, [2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0]),
+            (
+                Some(false),
+                4,
+                [0.0, -1.0, -2.0, -3.0],
+                [2.0, 4.0, 6.0, 8.0],
+            ),
+        ] {
+            let mut p =
+                Program::plan_on(&g, &[sel, y, raw], 2, training, &Device::Cpu, &[]).unwrap();
+            assert_eq!(p.num_steps(), steps, "{training:?}");
+            let ctx = Ctx {
+                training: training.unwrap_or(true),
+                ..Ctx::default()
+            };
+            p.run(&[], &[feed], &ctx).unwrap();
+            assert_eq!(p.value(sel), &want_sel, "{training:?}");
+            let want_y: Vec<f32> = want_sel.iter().map(|v| v + 10.0).collect();
+            assert_eq!(p.value(y), &want_y[..], "{training:?}");
+            assert_eq!(p.value(raw), &want_raw, "{training:?}");
+        }
     }
 
     #[test]

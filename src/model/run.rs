@@ -83,6 +83,7 @@ impl Model {
             graph,
             outs,
             batch,
+            training,
             &self.device,
             &self.vars,
             |rec, vars, p| {
@@ -196,6 +197,7 @@ impl Model {
                 outs
             },
             batch,
+            false,
             &self.device,
             &self.vars,
             |rec, vars, p| {
@@ -342,12 +344,15 @@ pub(super) struct Planned {
 
 /// The program of `graph` for `batch` rows in `programs`, planned on first use: `outs` gives
 /// the nodes it computes, and on the GPU `tail` records what runs after it in the same
-/// submission (optimizer, state updates, log sums). The one planning path of every loop.
+/// submission (optimizer, state updates, log sums); every run of it is in the mode
+/// `training`. The one planning path of every loop.
+#[allow(clippy::too_many_arguments)]
 fn planned<'a>(
     programs: &'a mut HashMap<usize, Planned>,
     graph: &Graph,
     outs: impl FnOnce() -> Vec<NodeId>,
     batch: usize,
+    training: bool,
     device: &Device,
     vars: &Vars,
     tail: impl FnOnce(&mut Recorder<'_>, &[&Tensor], &Program) -> Result<()>,
@@ -357,7 +362,7 @@ fn planned<'a>(
         std::collections::hash_map::Entry::Vacant(e) => {
             let guards = vars.read_all();
             let vars: Vec<&Tensor> = guards.iter().map(|g| &**g).collect();
-            let program = Program::plan_on(graph, &outs(), batch, device, &vars)?;
+            let program = Program::plan_on(graph, &outs(), batch, Some(training), device, &vars)?;
             let tail = match device {
                 Device::Cpu => None,
                 Device::Gpu(gpu) => {
