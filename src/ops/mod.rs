@@ -53,6 +53,7 @@ pub mod cumulative;
 pub mod elementwise;
 pub mod index;
 pub mod matmul;
+pub mod norm;
 mod op;
 pub mod random;
 pub mod reduce;
@@ -366,6 +367,31 @@ op_table! {
         infer: pool::infer_grad(s, ins[0], ins[1]),
         vjp: no_second_order(op)?,
         cpu: pool::backward(s, &ins[0], &ins[1], out),
+    }
+    // normalization family
+    Op::Variance { axis } => {
+        infer: norm::infer_variance(*axis, ins[0], ins[1]),
+        vjp: norm::variance_vjp(g, *axis, x[0], x[1], dy)?,
+        scratch: norm::sums_scratch_len(in_dims[0], *axis),
+        cpu: norm::variance(*axis, &ins[0], ins[1].data, out, scratch),
+    }
+    Op::BatchNorm(s) => {
+        infer: norm::infer_norm(s, ins),
+        vjp: norm::norm_vjp(g, s, x, dy)?,
+        scratch: norm::coef_scratch_len(in_dims[0], s.axis),
+        cpu: norm::forward(s, ins, out, scratch),
+    }
+    Op::BatchNormSums(s) => {
+        infer: norm::infer_sums(s, ins),
+        vjp: no_second_order(op)?,
+        scratch: norm::sums_scratch_len(in_dims[0], s.axis),
+        cpu: norm::sums(s, ins, out, scratch),
+    }
+    Op::BatchNormGrad(s) => {
+        infer: norm::infer_grad(s, ins),
+        vjp: no_second_order(op)?,
+        scratch: norm::coef_scratch_len(in_dims[0], s.axis),
+        cpu: norm::backward(s, ins, out, scratch),
     }
     Op::Pad(s) => {
         infer: pad::infer_pad(s, ins[0]),

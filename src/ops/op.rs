@@ -4,7 +4,7 @@
 
 use smallvec::SmallVec;
 
-use super::{conv, cumulative, pad, pool, recurrent, BinaryOp, ReduceKind, UnaryOp};
+use super::{conv, cumulative, norm, pad, pool, recurrent, BinaryOp, ReduceKind, UnaryOp};
 use crate::graph::{Shape, VarId};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -156,6 +156,19 @@ pub enum Op {
     /// Max or average pooling; `PoolGrad` takes `(x, dy)`.
     Pool(pool::PoolSpec),
     PoolGrad(pool::PoolSpec),
+    // normalization family
+    /// The biased variance per channel of `x` around `mean`: inputs `(x, mean)`, channel
+    /// `axis` counted with the batch axis as 0; see `norm.rs`.
+    Variance {
+        axis: usize,
+    },
+    /// Batch normalization: inputs `(x, mean, var, [gamma], [beta])`; see `norm.rs`.
+    BatchNorm(norm::NormSpec),
+    /// `Σ dy · x̂` per channel: inputs `(x, mean, var, dy)`.
+    BatchNormSums(norm::NormSpec),
+    /// The input gradient of `BatchNorm`: inputs `(x, mean, var, dy, [gamma], [sum_dy,
+    /// sum_dy_xhat])`.
+    BatchNormGrad(norm::NormSpec),
     /// Zero padding (positive amounts) and cropping (negative amounts) of spatial axes.
     Pad(pad::PadSpec),
     /// Nearest-neighbour upsampling of spatial axes.

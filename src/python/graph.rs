@@ -361,6 +361,54 @@ impl PyGraph {
         Ok(g.push(Op::Take { axis }, &[x, idx])?)
     }
 
+    /// Batch normalization of `x` over every axis but `axis` (counted with the batch axis as
+    /// 0) with the batch's own moments, scaled by `gamma` and shifted by `beta` where given:
+    /// `(y, mean, var)`, the variance biased.
+    #[pyo3(signature = (x, axis, epsilon, gamma=None, beta=None))]
+    fn batch_norm_train(
+        &mut self,
+        x: NodeId,
+        axis: usize,
+        epsilon: f32,
+        gamma: Option<NodeId>,
+        beta: Option<NodeId>,
+    ) -> PyResult<(NodeId, NodeId, NodeId)> {
+        let g = self.graph()?;
+        for n in [Some(x), gamma, beta].into_iter().flatten() {
+            node_check(g, n)?;
+        }
+        Ok(crate::ops::norm::batch_norm_train(
+            g, x, axis, epsilon, gamma, beta,
+        )?)
+    }
+
+    /// Batch normalization of `x` over every axis but `axis` with given statistics (`mean`
+    /// and `var`, vectors over that axis).
+    #[pyo3(signature = (x, mean, var, axis, epsilon, gamma=None, beta=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm(
+        &mut self,
+        x: NodeId,
+        mean: NodeId,
+        var: NodeId,
+        axis: usize,
+        epsilon: f32,
+        gamma: Option<NodeId>,
+        beta: Option<NodeId>,
+    ) -> PyResult<NodeId> {
+        let g = self.graph()?;
+        for n in [Some(x), Some(mean), Some(var), gamma, beta]
+            .into_iter()
+            .flatten()
+        {
+            node_check(g, n)?;
+        }
+        let stats = crate::ops::norm::Stats::Given;
+        Ok(crate::ops::norm::batch_norm(
+            g, x, mean, var, axis, epsilon, stats, gamma, beta,
+        )?)
+    }
+
     /// `a` while training, `b` at inference.
     fn train_select(&mut self, a: NodeId, b: NodeId) -> PyResult<NodeId> {
         let g = self.graph()?;

@@ -1,4 +1,4 @@
-"""BatchNormalization, composed from graph ops.
+"""BatchNormalization, on the engine's fused batch-normalization ops.
 
 In training it normalizes with the batch's mean and (biased) variance over every axis but
 `axis`, and moves the moving statistics toward them after each step
@@ -76,13 +76,6 @@ class BatchNormalization(Layer):
                 f"shape {(None,) + tuple(in_dims)} (the batch axis cannot be normalized over)"
             )
         c = in_dims[axis - 1]
-        # Per-sample shape that broadcasts a (c,) vector along `axis`.
-        bshape = [c] + [1] * (rank - 1 - axis)
-        reduce_axes = [a for a in range(rank) if a != axis]
-
-        def bcast(v):
-            return graph.reshape(v, bshape) if len(bshape) > 1 else v
-
         gamma = beta = None
         if self.scale:
             gamma = self._graph_weight(graph, "gamma", (c,), self.gamma_initializer, self.gamma_regularizer)
@@ -91,22 +84,16 @@ class BatchNormalization(Layer):
         moving_mean = self._graph_weight(graph, "moving_mean", (c,), self.moving_mean_initializer, trainable=False)
         moving_var = self._graph_weight(graph, "moving_variance", (c,), self.moving_variance_initializer,
                                      trainable=False)
-
-        mean = graph.reduce(x, "mean", reduce_axes, False)
-        centered = graph.sub(x, bcast(mean))
-        var = graph.reduce(graph.unary(centered, "square"), "mean", reduce_axes, False)
-        inv = graph.unary(graph.unary(graph.unary(var, "add_scalar", self.epsilon), "sqrt"), "reciprocal")
-        train = graph.mul(centered, bcast(inv))
-        m_inv = graph.unary(graph.unary(graph.unary(moving_var, "add_scalar", self.epsilon), "sqrt"), "reciprocal")
-        infer = graph.mul(graph.sub(x, bcast(moving_mean)), bcast(m_inv))
         forced = self.__dict__.get("_forced_training")
         # `training=False` in a call (a frozen BatchNormalization) always uses the moving
-        # statistics and never updates them; `training=True` always uses the batch's.
+        # statistics and never updates them; `training=True` always uses the batch's. Each
+        # branch is one fused op (the engine's `BatchNorm`); a model's programs run only the
+        # branch of their mode.
+        if forced is not False:
+            train, mean, var = graph.batch_norm_train(x, axis, self.epsilon, gamma, beta)
+        if forced is not True:
+            infer = graph.batch_norm(x, moving_mean, moving_var, axis, self.epsilon, gamma, beta)
         y = infer if forced is False else train if forced is True else graph.train_select(train, infer)
-        if gamma is not None:
-            y = graph.mul(y, bcast(gamma))
-        if beta is not None:
-            y = graph.add(y, bcast(beta))
         if forced is not False:
             graph.add_update(self._weights[-2].var, mean, self.momentum)
             graph.add_update(self._weights[-1].var, var, self.momentum)

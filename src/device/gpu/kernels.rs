@@ -5,6 +5,7 @@
 
 mod conv;
 mod index;
+mod norm;
 mod pool;
 mod recurrent;
 
@@ -804,6 +805,15 @@ pub(crate) fn record(
             rec.launch(EMBEDDING, "gather", &p, out, &[x(0), x(1)], n);
         }
         Op::ScatterAddRows(_) => scatter_add_rows(rec, x(0), x(1), dims(1), out, out_dims)?,
+        Op::Variance { axis } => norm::variance(rec, *axis, x(0), dims(0), x(1), out),
+        Op::BatchNorm(spec) | Op::BatchNormSums(spec) | Op::BatchNormGrad(spec) => {
+            let bufs: SmallVec<[&GpuBuffer; 7]> = ins.iter().map(|(b, _)| b).collect();
+            match op {
+                Op::BatchNorm(_) => norm::forward(rec, spec, &bufs, dims(0), out)?,
+                Op::BatchNormSums(_) => norm::sums(rec, spec, &bufs, dims(0), out),
+                _ => norm::backward(rec, spec, &bufs, dims(0), out)?,
+            }
+        }
         Op::Pad(spec) => pad(rec, spec, x(0), dims(0), out, out_dims)?,
         Op::UpSample(spec) => upsample(rec, spec, x(0), dims(0), out)?,
     }

@@ -53,7 +53,7 @@ pub(super) fn compare(
         .map(|(v, s)| Tensor::from_vec(&dev, s, v.clone()).unwrap())
         .collect();
     let refs: Vec<&Tensor> = tensors.iter().collect();
-    let mut gp = Program::plan_on(g, outs, batch, &dev, &refs).unwrap();
+    let mut gp = Program::plan_on(g, outs, batch, None, &dev, &refs).unwrap();
     gp.run(&[], &fs, &ctx).unwrap();
     for &o in outs {
         let (a, b) = (cpu.read(o), gp.read(o));
@@ -337,6 +337,8 @@ mod embedding;
 mod index;
 /// Whole models trained on both devices.
 mod models;
+/// Batch normalization's fused ops.
+mod norm;
 /// Pooling and global pooling.
 mod pool;
 /// SimpleRNN, LSTM and GRU with every option.
