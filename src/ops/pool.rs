@@ -151,41 +151,46 @@ fn pool_sample(spec: &PoolSpec, g: &Geo, x: &[f32], y: &mut [f32]) {
         g.sp_in.iter().product::<usize>(),
         g.sp_out.iter().product::<usize>(),
     );
-    for_each_window(spec, g, |p, win| {
-        let n = win.len() as f32;
-        if spec.layout.channels_first {
-            for ci in 0..c {
-                let xc = &x[ci * s_in..][..s_in];
-                y[ci * p_out + p] = match spec.kind {
-                    PoolKind::Max => win
-                        .iter()
-                        .map(|&s| xc[s])
-                        .fold(f32::NEG_INFINITY, super::unary::nan_max),
-                    PoolKind::Avg => win.iter().map(|&s| xc[s]).sum::<f32>() / n,
-                };
-            }
-        } else {
-            let yo = &mut y[p * c..][..c];
-            yo.fill(if spec.kind == PoolKind::Max {
-                f32::NEG_INFINITY
+    for_each_window(
+        spec,
+        g,
+        #[inline(always)]
+        |p, win| {
+            let n = win.len() as f32;
+            if spec.layout.channels_first {
+                for ci in 0..c {
+                    let xc = &x[ci * s_in..][..s_in];
+                    y[ci * p_out + p] = match spec.kind {
+                        PoolKind::Max => win
+                            .iter()
+                            .map(|&s| xc[s])
+                            .fold(f32::NEG_INFINITY, super::unary::nan_max),
+                        PoolKind::Avg => win.iter().map(|&s| xc[s]).sum::<f32>() / n,
+                    };
+                }
             } else {
-                0.0
-            });
-            for &s in win {
-                let xs = &x[s * c..][..c];
-                match spec.kind {
-                    PoolKind::Max => yo
-                        .iter_mut()
-                        .zip(xs)
-                        .for_each(|(a, &b)| *a = super::unary::nan_max(*a, b)),
-                    PoolKind::Avg => yo.iter_mut().zip(xs).for_each(|(a, &b)| *a += b),
+                let yo = &mut y[p * c..][..c];
+                yo.fill(if spec.kind == PoolKind::Max {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                });
+                for &s in win {
+                    let xs = &x[s * c..][..c];
+                    match spec.kind {
+                        PoolKind::Max => yo
+                            .iter_mut()
+                            .zip(xs)
+                            .for_each(|(a, &b)| *a = super::unary::nan_max(*a, b)),
+                        PoolKind::Avg => yo.iter_mut().zip(xs).for_each(|(a, &b)| *a += b),
+                    }
+                }
+                if spec.kind == PoolKind::Avg {
+                    yo.iter_mut().for_each(|a| *a /= n);
                 }
             }
-            if spec.kind == PoolKind::Avg {
-                yo.iter_mut().for_each(|a| *a /= n);
-            }
-        }
-    });
+        },
+    );
 }
 
 #[inline(always)]
@@ -202,45 +207,57 @@ fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f
     } else {
         ((c, 1), (c, 1))
     };
-    for_each_window(spec, g, |p, win| match spec.kind {
-        PoolKind::Max if !spec.layout.channels_first => {
-            // Channels are contiguous: track each channel's best position in blocks, so that
-            // the comparisons run across channels (vectorized) rather than along the window.
-            const BLOCK: usize = 64;
-            let (mut best_v, mut best_s) = ([0.0f32; BLOCK], [0usize; BLOCK]);
-            for c0 in (0..c).step_by(BLOCK) {
-                let n = BLOCK.min(c - c0);
-                best_v[..n].copy_from_slice(&x[win[0] * c + c0..][..n]);
-                best_s[..n].fill(win[0]);
-                for &s in &win[1..] {
-                    let xs = &x[s * c + c0..][..n];
-                    for j in 0..n {
-                        if beats(xs[j], best_v[j]) {
-                            best_v[j] = xs[j];
-                            best_s[j] = s;
+    for_each_window(
+        spec,
+        g,
+        #[inline(always)]
+        |p, win| match spec.kind {
+            PoolKind::Max if !spec.layout.channels_first => {
+                // Channels are contiguous: track each channel's best window slot in blocks, so
+                // that the comparisons run across channels (vectorized) rather than along the
+                // window; then add dy to each slot's row where it won (a masked, vectorized add
+                // instead of a scatter).
+                const BLOCK: usize = 64;
+                let (mut best_v, mut best_k) = ([0.0f32; BLOCK], [0u32; BLOCK]);
+                for c0 in (0..c).step_by(BLOCK) {
+                    let n = BLOCK.min(c - c0);
+                    best_v[..n].copy_from_slice(&x[win[0] * c + c0..][..n]);
+                    best_k[..n].fill(0);
+                    for (k, &s) in win.iter().enumerate().skip(1) {
+                        let xs = &x[s * c + c0..][..n];
+                        // Branch-free, so that it vectorizes: `beats` with non-short-circuit ops.
+                        for j in 0..n {
+                            let (v, b) = (xs[j], best_v[j]);
+                            let take = !b.is_nan() & ((v > b) | v.is_nan());
+                            best_v[j] = if take { v } else { b };
+                            best_k[j] = if take { k as u32 } else { best_k[j] };
+                        }
+                    }
+                    let d = &dy[p * c + c0..][..n];
+                    for (k, &s) in win.iter().enumerate() {
+                        let row = &mut dx[s * c + c0..][..n];
+                        for ((o, &b), &g) in row.iter_mut().zip(&best_k[..n]).zip(d) {
+                            *o += if b == k as u32 { g } else { 0.0 };
                         }
                     }
                 }
-                for j in 0..n {
-                    dx[best_s[j] * c + c0 + j] += dy[p * c + c0 + j];
-                }
             }
-        }
-        PoolKind::Max => {
-            for ci in 0..c {
-                let best = argmax(x, win, ss, ci * cs);
-                dx[best * ss + ci * cs] += dy[p * ps + ci * pcs];
-            }
-        }
-        PoolKind::Avg => {
-            let inv = 1.0 / win.len() as f32;
-            for &s in win {
+            PoolKind::Max => {
                 for ci in 0..c {
-                    dx[s * ss + ci * cs] += dy[p * ps + ci * pcs] * inv;
+                    let best = argmax(x, win, ss, ci * cs);
+                    dx[best * ss + ci * cs] += dy[p * ps + ci * pcs];
                 }
             }
-        }
-    });
+            PoolKind::Avg => {
+                let inv = 1.0 / win.len() as f32;
+                for &s in win {
+                    for ci in 0..c {
+                        dx[s * ss + ci * cs] += dy[p * ps + ci * pcs] * inv;
+                    }
+                }
+            }
+        },
+    );
 }
 
 fn geo_of(spec: &PoolSpec, x_dims: &[usize]) -> Geo {
