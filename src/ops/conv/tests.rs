@@ -387,10 +387,26 @@ fn the_implicit_path_matches_the_direct_convolution_and_its_adjoints() {
             vec![2, 3, 4, 5, 16],
             16,
         ),
+        // More than 32 input channels: the input gradient's implicit path (32 and fewer
+        // take the per-sample one).
+        (
+            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Same),
+            vec![2, 6, 5, 48],
+            16,
+        ),
+        (
+            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Valid),
+            vec![3, 8, 7, 64],
+            32,
+        ),
     ];
     for (sp, xd, cout) in cases {
         let g = sp.geometry(&xd[1..]).unwrap();
         assert!(implicit_forward(&sp, &g, cout, xd[0]) || !crate::simd::wide());
+        assert_eq!(in_cache_grad_input(&sp, &g, xd[0]), g.cin <= 32);
+        if g.cin > 32 {
+            assert!(implicit_grad_input(&sp, &g, cout, xd[0]) || !crate::simd::wide());
+        }
         let kd = sp.kernel_dims(g.cin, cout);
         let (x, k) = (fill(xd.iter().product(), 1), fill(kd.iter().product(), 2));
         let (yd, want) = naive(&sp, &xd, &x, &k, cout);
