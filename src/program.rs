@@ -84,7 +84,7 @@ impl Program {
     /// (a model's training, evaluation and prediction programs): then each
     /// [`Op::TrainSelect`] is planned as the branch that mode picks, and the other branch is
     /// not computed at all (batch normalization's inference arithmetic in training, its batch
-    /// statistics in prediction). With `None` the choice is made at run time from the run's
+    /// statistics in prediction); dropout at inference is its input, not a copy. With `None` the choice is made at run time from the run's
     /// context, and both branches run.
     pub fn plan_on(
         g: &Graph,
@@ -306,7 +306,8 @@ fn activation_sizes(g: &Graph, needed: &[bool], dims: &[Vec<usize>]) -> (usize, 
 }
 
 /// For each node, the node whose value it is: itself, or for a [`Op::TrainSelect`] planned
-/// in a known mode, the branch that mode picks (followed through nested selects). A branch
+/// in a known mode, the branch that mode picks (followed through nested selects), and for
+/// dropout planned for inference, its input. A branch
 /// that is a fed input or a variable keeps its select as a step (a copy), so that every
 /// aliased node lives in a slot like any computed node.
 fn resolve_selects(g: &Graph, training: Option<bool>) -> Vec<NodeId> {
@@ -315,11 +316,14 @@ fn resolve_selects(g: &Graph, training: Option<bool>) -> Vec<NodeId> {
         return redir;
     };
     for (i, node) in g.nodes.iter().enumerate() {
-        if matches!(node.op, Op::TrainSelect) {
-            let picked = redir[node.inputs[usize::from(!training)]];
-            if !matches!(g.nodes[picked].op, Op::Input(_) | Op::Param(_)) {
-                redir[i] = picked;
-            }
+        let picked = match node.op {
+            Op::TrainSelect => redir[node.inputs[usize::from(!training)]],
+            // Dropout is the identity at inference.
+            Op::Dropout { .. } | Op::DropoutGrad { .. } if !training => redir[node.inputs[0]],
+            _ => continue,
+        };
+        if !matches!(g.nodes[picked].op, Op::Input(_) | Op::Param(_)) {
+            redir[i] = picked;
         }
     }
     redir
@@ -627,12 +631,14 @@ mod tests {
         let b = g.unary(UnaryOp::AddScalar(1.0), b).unwrap();
         let sel = g.push(Op::TrainSelect, &[a, b]).unwrap();
         let y = g.unary(UnaryOp::AddScalar(10.0), sel).unwrap();
+        let y = g.push(Op::Dropout { rate: 0.5, key: 1 }, &[y]).unwrap();
         // A select whose branch is a fed input stays a copy.
         let raw = g.push(Op::TrainSelect, &[x, a]).unwrap();
         let feed: &[f32] = &[1.0, 2.0, 3.0, 4.0];
         for (training, steps, want_sel, want_raw) in [
-            (None, 6, [2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0]),
-            (Some(true), 3, [2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0]),
+            // Both branches run, and the run's context (inference) picks.
+            (None, 7, [0.0, -1.0, -2.0, -3.0], [2.0, 4.0, 6.0, 8.0]),
+            (Some(true), 4, [2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0]),
             (
                 Some(false),
                 4,
@@ -644,13 +650,16 @@ mod tests {
                 Program::plan_on(&g, &[sel, y, raw], 2, training, &Device::Cpu, &[]).unwrap();
             assert_eq!(p.num_steps(), steps, "{training:?}");
             let ctx = Ctx {
-                training: training.unwrap_or(true),
+                training: training.unwrap_or(false),
                 ..Ctx::default()
             };
             p.run(&[], &[feed], &ctx).unwrap();
             assert_eq!(p.value(sel), &want_sel, "{training:?}");
-            let want_y: Vec<f32> = want_sel.iter().map(|v| v + 10.0).collect();
-            assert_eq!(p.value(y), &want_y[..], "{training:?}");
+            // Dropout keeps or doubles each value in training, and is the identity at inference.
+            for (&got, &s) in p.value(y).iter().zip(&want_sel) {
+                let v = s + 10.0;
+                assert!(got == v || training == Some(true) && (got == 0.0 || got == 2.0 * v));
+            }
             assert_eq!(p.value(raw), &want_raw, "{training:?}");
         }
     }
