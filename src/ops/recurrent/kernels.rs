@@ -65,10 +65,11 @@ thread_local! {
 }
 
 /// Multiply-adds of recurrent products below which one op runs on one thread. Measured on a
-/// 2-core Zen 4 with other load: the tutorial's stacked LSTM (2M per layer and batch) ran
-/// 1.2-1.6x faster on one thread than split in two, since waking a second thread for every
-/// op costs more than the work it takes over; Embedding + LSTM(128) (168M) gains from two.
-const PAR_WORK: usize = 8 << 20;
+/// 2-core Zen 4: with rayon's sleeping workers, the tutorial's stacked LSTM (2M per layer and
+/// batch) ran faster on one thread, since waking a second one cost more than the work it took
+/// over; the fit loops' polling workers (`pool::busy`) wake at once, and split in two it
+/// runs 13% faster (0.97 against 1.12 ms a step, best of 4 interleaved runs).
+const PAR_WORK: usize = 1 << 20;
 
 /// Rows per parallel chunk: two or more chunks only when each has enough work to pay for a
 /// rayon task.
