@@ -311,6 +311,12 @@ fn activation_sizes(g: &Graph, needed: &[bool], dims: &[Vec<usize>]) -> (usize, 
 /// that is a fed input or a variable keeps its select as a step (a copy), so that every
 /// aliased node lives in a slot like any computed node.
 fn resolve_selects(g: &Graph, training: Option<bool>) -> Vec<NodeId> {
+    select_branches(g, training, true)
+}
+
+/// [`resolve_selects`], with `keep_fed` false following selects into fed inputs and
+/// variables too (what a value is, rather than where the planner reads it).
+fn select_branches(g: &Graph, training: Option<bool>, keep_fed: bool) -> Vec<NodeId> {
     let mut redir: Vec<NodeId> = (0..g.nodes.len()).collect();
     let Some(training) = training else {
         return redir;
@@ -322,11 +328,78 @@ fn resolve_selects(g: &Graph, training: Option<bool>) -> Vec<NodeId> {
             Op::Dropout { .. } | Op::DropoutGrad { .. } if !training => redir[node.inputs[0]],
             _ => continue,
         };
-        if !matches!(g.nodes[picked].op, Op::Input(_) | Op::Param(_)) {
+        if !keep_fed || !matches!(g.nodes[picked].op, Op::Input(_) | Op::Param(_)) {
             redir[i] = picked;
         }
     }
     redir
+}
+
+/// Whether, at inference, each row of `outputs` depends only on the same row of the inputs,
+/// so that a batch may be computed in parts with the same results: no state updates, and no
+/// needed op that mixes rows (a reduction or product over the batch axis, a gather along it,
+/// row indices, a stateful layer's fixed batch). Conservative: ops it does not know to be
+/// row-wise count as mixing.
+pub fn rows_independent(g: &Graph, outputs: &[NodeId]) -> bool {
+    if g.updates.iter().any(|u| u.always) {
+        return false;
+    }
+    let redir = select_branches(g, Some(false), false);
+    let mut needed = vec![false; g.nodes.len()];
+    for &o in outputs {
+        needed[redir[o]] = true;
+    }
+    for i in (0..g.nodes.len()).rev() {
+        if !needed[i] {
+            continue;
+        }
+        let node = &g.nodes[i];
+        let batched_in = node.inputs.iter().any(|&j| g.nodes[redir[j]].shape.batched);
+        if batched_in && !node.shape.batched {
+            return false;
+        }
+        let rowwise = match &node.op {
+            Op::Reduce { axes, .. } => !batched_in || !axes.contains(&0),
+            Op::Cumulative { axis, .. } | Op::Take { axis } => *axis != 0 || !batched_in,
+            Op::Iota { axis } => *axis != 0 || !node.shape.batched,
+            Op::ToBatched | Op::FromBatched(_) => false,
+            Op::Input(_) | Op::Param(_) | Op::Scalar(_) | Op::Zeros => true,
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatMul { ta: false, .. }
+            | Op::BatchMatMul { .. }
+            | Op::BroadcastTo(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::Concat { .. }
+            | Op::SliceAxis { .. }
+            | Op::Softmax
+            | Op::Dropout { .. }
+            | Op::TrainSelect
+            | Op::Where
+            | Op::ArgMax
+            | Op::TakeLast
+            | Op::InTopK(_)
+            | Op::TopKIndices(_)
+            | Op::TakeAlong
+            | Op::Rnn(_)
+            | Op::RnnSlice(_)
+            | Op::Gather
+            | Op::Conv(_)
+            | Op::Pool(_)
+            | Op::Pad(_)
+            | Op::UpSample(_)
+            | Op::BatchNorm(_) => true,
+            _ => !batched_in,
+        };
+        if !rowwise {
+            return false;
+        }
+        for &j in &node.inputs {
+            needed[redir[j]] = true;
+        }
+    }
+    true
 }
 
 /// The schedule, shapes, slot sizes and scratch size for `batch` rows (selects resolved for
@@ -662,6 +735,29 @@ mod tests {
             }
             assert_eq!(p.value(raw), &want_raw, "{training:?}");
         }
+    }
+
+    #[test]
+    fn rows_are_independent_unless_an_op_mixes_them() {
+        let mut g = Graph::new();
+        let x = g.input(Shape::batched(&[3, 4]));
+        let per_row = g
+            .reduce(crate::ops::ReduceKind::Sum, x, &[1], false)
+            .unwrap();
+        let y = g.unary(UnaryOp::Tanh, per_row).unwrap();
+        assert!(rows_independent(&g, &[y]));
+        let over_batch = g
+            .reduce(crate::ops::ReduceKind::Max, x, &[0, 2], true)
+            .unwrap();
+        let z = g.sub(x, over_batch).unwrap();
+        assert!(!rows_independent(&g, &[z]));
+        // The training branch of a select (batch statistics) does not count at inference.
+        let sel = g.push(Op::TrainSelect, &[z, x]).unwrap();
+        assert!(rows_independent(&g, &[sel, y]));
+        let v = g.declare_var(&[2, 4]);
+        let v = g.param(v);
+        let state = g.push(Op::ToBatched, &[v]).unwrap();
+        assert!(!rows_independent(&g, &[state]));
     }
 
     #[test]

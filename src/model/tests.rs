@@ -576,3 +576,44 @@ fn a_hook_pauses_the_loop_and_the_pass_resumes_where_it_stopped() {
         .unwrap();
     assert_eq!(out, whole);
 }
+
+#[test]
+fn a_large_prediction_batch_runs_in_parts_with_the_same_values() {
+    // 120,000 features a row: 64 MiB of activations hold 139 rows (128 as a multiple of 32),
+    // so 130 rows run in two parts; each output row is the row's own product (checked in
+    // float64 at the rows around the parts' edge).
+    let (n_in, units, batch) = (120_000, 3, 130);
+    let (mut m, w, b) = dense_model(n_in, units);
+    let wv: Vec<f32> = (0..n_in * units)
+        .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
+        .collect();
+    m.set_var(w, &wv).unwrap();
+    m.set_var(b, &[0.5, -0.5, 0.25]).unwrap();
+    let part = m.predict_part_rows(batch);
+    assert!(part < batch && part % 32 == 0, "{part}");
+    let x: Vec<f32> = (0..batch * n_in)
+        .map(|i| ((i % 7) as f32 - 3.0) * 0.1)
+        .collect();
+    let mut all = vec![0.0; batch * units];
+    m.predict_batch(&[&x], batch, &mut [&mut all]).unwrap();
+    for r in [0, part - 1, part, batch - 1] {
+        for j in 0..units {
+            let want = [0.5, -0.5, 0.25][j]
+                + (0..n_in)
+                    .map(|p| f64::from(x[r * n_in + p]) * f64::from(wv[p * units + j]))
+                    .sum::<f64>();
+            let got = f64::from(all[r * units + j]);
+            assert!(
+                (got - want).abs() < 1e-4,
+                "row {r} unit {j}: {got} vs {want}"
+            );
+        }
+    }
+    // A model that mixes rows (a mean over the batch) keeps its batch whole.
+    let mut g = Graph::new();
+    let x_in = g.input(Shape::batched(&[n_in]));
+    let mean = g.reduce(ReduceKind::Mean, x_in, &[0], false).unwrap();
+    let y = g.sub(x_in, mean).unwrap();
+    let m2 = Model::new(g, vec![x_in], vec![y], 1).unwrap();
+    assert_eq!(m2.predict_part_rows(batch), batch);
+}

@@ -292,6 +292,7 @@ pub fn coef_scratch_len(x_dims: &[usize], axis: usize) -> usize {
 /// `out[ch] = Σ term(x - mean[ch], dy)` over every value of channel `ch`: `x` and `dy` (the same
 /// shape; `dy` unused by a term that ignores it) split into blocks of rows, each block's sums
 /// in its own part of `scratch`, then the blocks added in order.
+#[allow(clippy::too_many_arguments)]
 fn channel_sums(
     dims: &[usize],
     axis: usize,
