@@ -386,6 +386,7 @@ pub fn rows_independent(g: &Graph, outputs: &[NodeId]) -> bool {
             | Op::RnnSlice(_)
             | Op::Gather
             | Op::Conv(_)
+            | Op::ConvRelu(_)
             | Op::Pool(_)
             | Op::Pad(_)
             | Op::UpSample(_)

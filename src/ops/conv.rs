@@ -553,7 +553,8 @@ fn geo_of(spec: &ConvSpec, x_dims: &[usize]) -> Geo {
 }
 
 /// `y = conv(x, k) + bias`: the output starts as the bias and the product accumulates onto it,
-/// which saves a separate broadcasting pass over the output.
+/// which saves a separate broadcasting pass over the output. With `relu` (`Op::ConvRelu`) the
+/// output is clamped at zero where it is stored (the implicit path) or as each chunk is done.
 pub fn forward(
     spec: &ConvSpec,
     x: &In<'_>,
@@ -561,6 +562,7 @@ pub fn forward(
     bias: Option<&In<'_>>,
     out: &mut [f32],
     scratch: &mut [f32],
+    relu: bool,
 ) {
     let cout = *k.dims.last().expect("kernel rank checked");
     let g = geo_of(spec, x.dims);
@@ -570,7 +572,8 @@ pub fn forward(
             out.chunks_mut(cout)
                 .for_each(|row| row.copy_from_slice(b.data));
         }
-        implicit::forward(spec, &g, x.data, k.data, cout, out, bias.is_some(), scratch);
+        let epilogue = (bias.is_some(), relu);
+        implicit::forward(spec, &g, x.data, k.data, cout, out, epilogue, scratch);
         return;
     }
     let per = p * kk;
@@ -606,6 +609,9 @@ pub fn forward(
             }
         } else {
             gemm_strided(n * p, cout, kk, cols, kk, 1, k.data, cout, 1, y, acc);
+        }
+        if relu {
+            y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
     }
 }

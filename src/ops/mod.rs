@@ -344,7 +344,17 @@ op_table! {
         infer: conv::infer(s, ins[0], ins[1], ins.get(2).copied()),
         vjp: conv::vjp(g, s, x, dy)?,
         scratch: conv::forward_scratch_len(s, in_dims[0], in_dims[1]),
-        cpu: conv::forward(s, &ins[0], &ins[1], ins.get(2), out, scratch),
+        cpu: conv::forward(s, &ins[0], &ins[1], ins.get(2), out, scratch, false),
+    }
+    // The ReLU's gradient reads the output: it is positive exactly where the input was.
+    Op::ConvRelu(s) => {
+        infer: conv::infer(s, ins[0], ins[1], ins.get(2).copied()),
+        vjp: {
+            let dz = g.push(Op::UnaryGrad(UnaryOp::Relu), &[node, dy])?;
+            conv::vjp(g, s, x, dz)?
+        },
+        scratch: conv::forward_scratch_len(s, in_dims[0], in_dims[1]),
+        cpu: conv::forward(s, &ins[0], &ins[1], ins.get(2), out, scratch, true),
     }
     Op::ConvGradInput(s, x_shape) => {
         infer: conv::infer_grad_input(s, x_shape, ins[0], ins[1]),

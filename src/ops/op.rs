@@ -149,6 +149,9 @@ pub enum Op {
     // convolution family
     /// Convolution of `(x, kernel)`; see `conv.rs`.
     Conv(conv::ConvSpec),
+    /// `Conv` followed by a ReLU, applied as the output is stored (a layer's
+    /// `activation='relu'`).
+    ConvRelu(conv::ConvSpec),
     /// The input gradient of `Conv`: inputs `(dy, kernel)`, output shaped like `x`.
     ConvGradInput(conv::ConvSpec, Shape),
     /// The kernel gradient of `Conv`: inputs `(x, dy)`.

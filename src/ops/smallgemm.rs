@@ -162,7 +162,7 @@ unsafe fn block<const R: usize, const W: usize>(
             }
         }
     }
-    store::<R, W>(&acc, c, c_rs, accumulate);
+    store::<R, W>(&acc, c, c_rs, accumulate, false);
 }
 
 #[inline(always)]
@@ -171,13 +171,18 @@ unsafe fn store<const R: usize, const W: usize>(
     c: *mut f32,
     c_rs: usize,
     accumulate: bool,
+    relu: bool,
 ) {
     for (r, acc) in acc.iter().enumerate() {
         let crow = std::slice::from_raw_parts_mut(c.add(r * c_rs), W);
-        if accumulate {
-            crow.iter_mut().zip(acc).for_each(|(o, &v)| *o += v);
-        } else {
-            crow.copy_from_slice(acc);
+        match (accumulate, relu) {
+            (true, false) => crow.iter_mut().zip(acc).for_each(|(o, &v)| *o += v),
+            (false, false) => crow.copy_from_slice(acc),
+            (true, true) => crow
+                .iter_mut()
+                .zip(acc)
+                .for_each(|(o, &v)| *o = (*o + v).max(0.0)),
+            (false, true) => crow.iter_mut().zip(acc).for_each(|(o, &v)| *o = v.max(0.0)),
         }
     }
 }
@@ -264,8 +269,9 @@ mod tests {
 /// `p < co.len()`, `j < n`: a product whose left operand is gathered through row and column
 /// offsets. With `ro` the windows' origins and `co` the taps' offsets it is a convolution
 /// over a channels_last input without building its columns (im2col); swapped, the kernel's
-/// gradient. Blocked over `p` like [`gemm_rows_blocked`]; `false` (nothing done) where the
-/// CPU lacks AVX-512 or `n` is not a multiple of 16.
+/// gradient. Blocked over `p` like [`gemm_rows_blocked`]; with `relu` each result is
+/// clamped at zero as it is stored after the last block (a convolution's fused ReLU).
+/// `false` (nothing done) where the CPU lacks AVX-512 or `n` is not a multiple of 16.
 ///
 /// # Safety
 /// Every `a[ro[i] + co[p]]`, `b[p * b_rs + j]` and `c[i * c_rs + j]` must be in bounds of live
@@ -281,6 +287,7 @@ pub unsafe fn gemm_gather(
     c: *mut f32,
     c_rs: usize,
     accumulate: bool,
+    relu: bool,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if n.is_multiple_of(16) && n > 0 && crate::simd::wide() {
@@ -288,12 +295,14 @@ pub unsafe fn gemm_gather(
         while p0 < co.len() {
             let kc = (co.len() - p0).min(KC);
             let (co_p, b_p) = (&co[p0..p0 + kc], b.add(p0 * b_rs));
-            gather_avx512(n, a, ro, co_p, b_p, b_rs, c, c_rs, accumulate || p0 > 0);
+            let last = p0 + kc == co.len();
+            let (acc, clamp) = (accumulate || p0 > 0, relu && last);
+            gather_avx512(n, a, ro, co_p, b_p, b_rs, c, c_rs, acc, clamp);
             p0 += kc;
         }
         return true;
     }
-    let _ = (n, a, ro, co, b, b_rs, c, c_rs, accumulate);
+    let _ = (n, a, ro, co, b, b_rs, c, c_rs, accumulate, relu);
     false
 }
 
@@ -310,6 +319,7 @@ unsafe fn gather_avx512(
     c: *mut f32,
     c_rs: usize,
     accumulate: bool,
+    relu: bool,
 ) {
     let m = ro.len();
     let mut j0 = 0;
@@ -331,6 +341,7 @@ unsafe fn gather_avx512(
                 c: c.add(i0 * c_rs + j0),
                 c_rs,
                 accumulate,
+                relu,
             };
             if w <= 32 && m - i0 >= 8 {
                 // Panels of 16 or 32 columns take eight rows a tile: as many accumulators
@@ -374,6 +385,7 @@ struct Gather<'a> {
     c: *mut f32,
     c_rs: usize,
     accumulate: bool,
+    relu: bool,
 }
 
 /// An eight-row tile of [`gemm_gather`] (`rows` replaces the inner tile's).
@@ -398,7 +410,7 @@ impl Gather8<'_> {
                 }
             }
         }
-        store::<8, W>(&acc, g.c, g.c_rs, g.accumulate);
+        store::<8, W>(&acc, g.c, g.c_rs, g.accumulate, g.relu);
     }
 }
 
@@ -417,7 +429,7 @@ impl Gather<'_> {
                 }
             }
         }
-        store::<R, W>(&acc, self.c, self.c_rs, self.accumulate);
+        store::<R, W>(&acc, self.c, self.c_rs, self.accumulate, self.relu);
     }
 
     #[inline(always)]

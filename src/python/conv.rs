@@ -86,9 +86,10 @@ fn conv_spec(
     })
 }
 
-/// Convolution of `x` with `kernel` (Keras layout `(k.., in, out)`), plus `bias` (`(out,)`).
+/// Convolution of `x` with `kernel` (Keras layout `(k.., in, out)`), plus `bias` (`(out,)`),
+/// followed by a ReLU with `relu` (one fused op).
 #[pyfunction]
-#[pyo3(signature = (graph, x, kernel, rank, data_format, kernel_size, strides, dilation_rate, padding_mode, bias=None))]
+#[pyo3(signature = (graph, x, kernel, rank, data_format, kernel_size, strides, dilation_rate, padding_mode, bias=None, relu=false))]
 #[allow(clippy::too_many_arguments)]
 fn conv(
     graph: &mut PyGraph,
@@ -101,6 +102,7 @@ fn conv(
     dilation_rate: Vec<usize>,
     padding_mode: &str,
     bias: Option<NodeId>,
+    relu: bool,
 ) -> PyResult<NodeId> {
     let spec = conv_spec(
         rank,
@@ -113,12 +115,17 @@ fn conv(
     let g = graph.graph()?;
     node_check(g, x)?;
     node_check(g, kernel)?;
+    let op = if relu {
+        Op::ConvRelu(spec)
+    } else {
+        Op::Conv(spec)
+    };
     match bias {
         Some(b) => {
             node_check(g, b)?;
-            Ok(g.push(Op::Conv(spec), &[x, kernel, b])?)
+            Ok(g.push(op, &[x, kernel, b])?)
         }
-        None => Ok(g.push(Op::Conv(spec), &[x, kernel])?),
+        None => Ok(g.push(op, &[x, kernel])?),
     }
 }
 

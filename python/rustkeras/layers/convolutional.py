@@ -195,12 +195,15 @@ class _Conv(Layer):
         bias = None
         if self.use_bias:
             bias = self._graph_weight(graph, "bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
+        if self.activation == "relu" and type(self)._convolve is _Conv._convolve:
+            # One op: the ReLU is applied as the convolution stores its output.
+            return self._convolve(graph, x, kernel, bias, spatial, in_dims, relu=True)
         return graph.activation(self._convolve(graph, x, kernel, bias, spatial, in_dims), self.activation)
 
     def _kernel_shape(self, channels):
         return self.kernel_size + (channels, self.filters)
 
-    def _convolve(self, graph, x, kernel, bias, spatial, in_dims):
+    def _convolve(self, graph, x, kernel, bias, spatial, in_dims, relu=False):
         padding = self.padding
         if padding == "causal":
             left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
@@ -215,7 +218,7 @@ class _Conv(Layer):
                 )
         # The bias is fused into the convolution (the output starts as the bias).
         return _core.conv(graph, x, kernel, self.rank, self.data_format, list(self.kernel_size),
-                          list(self.strides), list(self.dilation_rate), padding, bias)
+                          list(self.strides), list(self.dilation_rate), padding, bias, relu)
 
     def get_config(self) -> Dict[str, Any]:
         cfg = super().get_config()

@@ -560,10 +560,15 @@ pub(crate) fn record(
             rec.launch_groups(MATMUL, "matmul", &words, out, &[x(0), x(1)], groups);
         }
         Op::BatchMatMul { ta, tb } => batch_matmul(rec, *ta, *tb, ins, out, out_dims)?,
-        Op::Conv(spec) => {
+        Op::Conv(spec) | Op::ConvRelu(spec) => {
             let cout = *dims(1).last().expect("rank checked at build");
             let bufs: SmallVec<[&GpuBuffer; 3]> = ins.iter().map(|(b, _)| b).collect();
             conv::record(rec, spec, ConvProduct::Forward, dims(0), cout, &bufs, out)?;
+            if matches!(op, Op::ConvRelu(_)) {
+                let (code, a, b) = unary_code(UnaryOp::Relu);
+                let p = [n as u32, code, bits(a), bits(b)];
+                rec.launch(ELEMENTWISE, "unary_forward", &p, out, &[out], n);
+            }
         }
         Op::ConvGradInput(spec, _) => {
             let cout = *dims(1).last().expect("rank checked at build");

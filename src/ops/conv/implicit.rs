@@ -174,7 +174,7 @@ pub(super) fn fits(len: usize) -> bool {
     len < u32::MAX as usize
 }
 
-/// `c (+)= gather(a; ro, co) · b`, split over the pool: by rows while there are many, else
+/// `c (+)= gather(a; ro, co) · b` (clamped at zero with `relu`), split over the pool: by rows while there are many, else
 /// by columns (`n` a multiple of 16). No split changes a sum's order.
 #[allow(clippy::too_many_arguments)]
 fn run(
@@ -184,7 +184,7 @@ fn run(
     co: &[u32],
     b: &[f32],
     c: &mut [f32],
-    accumulate: bool,
+    (accumulate, relu): (bool, bool),
     depth: u32,
 ) {
     if depth > 0 && ro.len() >= 64 {
@@ -192,8 +192,8 @@ fn run(
         let (c0, c1) = c.split_at_mut(half * n);
         let (r0, r1) = ro.split_at(half);
         rayon::join(
-            || run(n, a, r0, co, b, c0, accumulate, depth - 1),
-            || run(n, a, r1, co, b, c1, accumulate, depth - 1),
+            || run(n, a, r0, co, b, c0, (accumulate, relu), depth - 1),
+            || run(n, a, r1, co, b, c1, (accumulate, relu), depth - 1),
         );
         return;
     }
@@ -216,6 +216,7 @@ fn run(
             c.as_mut_ptr(),
             n,
             accumulate,
+            relu,
         )
     };
     assert!(
@@ -263,7 +264,8 @@ fn windows_and_taps<'a>(
     (framed(x, g.sp_in, g.cin, &frame, buf), windows, taps)
 }
 
-/// `y (+)= conv(x, k)` (`y` holds the bias when `accumulate`): rows are windows.
+/// `y (+)= conv(x, k)` (`y` holds the bias when `accumulate`), clamped at zero as it is
+/// stored with `relu`: rows are windows.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     spec: &ConvSpec,
@@ -272,12 +274,12 @@ pub(super) fn forward(
     k: &[f32],
     cout: usize,
     y: &mut [f32],
-    accumulate: bool,
+    (accumulate, relu): (bool, bool),
     scratch: &mut [f32],
 ) {
     let (xf, windows, taps) = windows_and_taps(spec, g, x, scratch);
     let depth = depth_for(windows.len() * taps.len() * cout);
-    run(cout, xf, windows, taps, k, y, accumulate, depth);
+    run(cout, xf, windows, taps, k, y, (accumulate, relu), depth);
 }
 
 /// `dk = Σ windows(x)ᵀ · dy`: rows are taps, the sum runs over every window of the batch.
@@ -293,7 +295,7 @@ pub(super) fn grad_kernel(
 ) {
     let (xf, windows, taps) = windows_and_taps(spec, g, x, scratch);
     let depth = depth_for(windows.len() * taps.len() * cout);
-    run(cout, xf, taps, windows, dy, dk, false, depth);
+    run(cout, xf, taps, windows, dy, dk, (false, false), depth);
 }
 
 /// Scratch floats of the input gradient (output gradient's frame, flipped kernel, offsets).
@@ -343,7 +345,7 @@ pub(super) fn grad_input(
         co,
         kf,
         dx,
-        false,
+        (false, false),
         depth_for(ro.len() * co.len() * g.cin),
     );
 }

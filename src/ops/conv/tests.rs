@@ -103,13 +103,13 @@ fn run_forward(sp: &ConvSpec, xd: &[usize], cout: usize) {
         data: &k,
         dims: &kd,
     };
-    forward(sp, &x_in, &k_in, None, &mut got, &mut scratch);
+    forward(sp, &x_in, &k_in, None, &mut got, &mut scratch, false);
     let s = infer(sp, &Shape::batched(&xd[1..]), &Shape::fixed(&kd), None).unwrap();
     assert_eq!(s.concrete(xd[0]), yd);
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() < 1e-4, "{sp:?}: {a} vs {b}");
     }
-    // With a bias, added on the channel axis.
+    // With a bias, added on the channel axis, and the fused ReLU.
     let bias: Vec<f32> = (0..cout).map(|c| c as f32 - 1.5).collect();
     forward(
         sp,
@@ -121,6 +121,7 @@ fn run_forward(sp: &ConvSpec, xd: &[usize], cout: usize) {
         }),
         &mut got,
         &mut scratch,
+        true,
     );
     let p = g.p();
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
@@ -130,8 +131,8 @@ fn run_forward(sp: &ConvSpec, xd: &[usize], cout: usize) {
             i % cout
         };
         assert!(
-            (a - b - bias[c]).abs() < 1e-4,
-            "{sp:?} with bias: {a} vs {b} + {}",
+            (a - (b + bias[c]).max(0.0)).abs() < 1e-4,
+            "{sp:?} with bias and relu: {a} vs relu({b} + {})",
             bias[c]
         );
     }
@@ -420,9 +421,14 @@ fn the_implicit_path_matches_the_direct_convolution_and_its_adjoints() {
         };
         let mut y = vec![0.0; want.len()];
         let mut scratch = vec![0.0; forward_scratch_len(&sp, &xd, &kd)];
-        forward(&sp, &x_in, &k_in, None, &mut y, &mut scratch);
+        forward(&sp, &x_in, &k_in, None, &mut y, &mut scratch, false);
         for (a, b) in y.iter().zip(&want) {
             assert!((a - b).abs() < 1e-4, "{sp:?}: {a} vs {b}");
+        }
+        // With the fused ReLU, clamped where it is stored.
+        forward(&sp, &x_in, &k_in, None, &mut y, &mut scratch, true);
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b.max(0.0)).abs() < 1e-4, "{sp:?} relu: {a} vs {b}");
         }
         let dy = fill(want.len(), 3);
         let dy_in = In {
@@ -451,5 +457,73 @@ fn the_implicit_path_matches_the_direct_convolution_and_its_adjoints() {
             (l - r).abs() < 1e-4 * l.abs().max(1.0),
             "{sp:?} dk: {l} vs {r}"
         );
+    }
+}
+
+/// The fused `ConvRelu` against `Conv` then `Relu`: the same output and gradients of the
+/// input, kernel and bias (the ReLU's gradient read from the output instead of the input).
+#[test]
+fn the_fused_relu_matches_the_composed_convolution_and_relu() {
+    use crate::ops::{Ctx, ReduceKind, UnaryOp};
+    use crate::program::Program;
+    for (sp, xd, cout) in [
+        (
+            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Valid),
+            vec![4, 7, 6, 16],
+            32,
+        ),
+        (
+            spec(2, true, &[2, 3], &[1, 2], &[1, 1], Padding::Same),
+            vec![3, 4, 6, 5],
+            3,
+        ),
+        (
+            spec(1, false, &[3], &[1], &[1], Padding::Same),
+            vec![2, 9, 3],
+            5,
+        ),
+    ] {
+        let g0 = sp.geometry(&xd[1..]).unwrap();
+        let kd = sp.kernel_dims(g0.cin, cout);
+        let mut g = Graph::new();
+        let x = g.input(Shape::batched(&xd[1..]));
+        let kv = g.declare_var(&kd);
+        let k = g.param(kv);
+        let bv = g.declare_var(&[cout]);
+        let bias = g.param(bv);
+        let fused = g.push(Op::ConvRelu(sp.clone()), &[x, k, bias]).unwrap();
+        let plain = g.push(Op::Conv(sp.clone()), &[x, k, bias]).unwrap();
+        let composed = g.unary(UnaryOp::Relu, plain).unwrap();
+        let w = g.input(g.shape(fused).clone());
+        let mut grads = Vec::new();
+        for y in [fused, composed] {
+            let p = g.mul(y, w).unwrap();
+            let loss = g.reduce_all(ReduceKind::Sum, p).unwrap();
+            grads.extend(crate::autodiff::gradients(&mut g, loss, &[x, k, bias]).unwrap());
+        }
+        let fill = |n: usize, seed: u64| -> Vec<f32> {
+            (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
+        };
+        let batch = xd[0];
+        let xv = fill(xd.iter().product(), 1);
+        let wv = fill(g.shape(w).numel(batch), 2);
+        let (kvv, bvv) = (fill(kd.iter().product(), 3), fill(cout, 4));
+        let mut outs = vec![fused, composed];
+        outs.extend(&grads);
+        let mut prog = Program::plan(&g, &outs, batch).unwrap();
+        prog.run(&[&kvv, &bvv], &[&xv, &wv], &Ctx::default())
+            .unwrap();
+        let pairs = [
+            (fused, composed),
+            (grads[0], grads[3]),
+            (grads[1], grads[4]),
+            (grads[2], grads[5]),
+        ];
+        for (a, b) in pairs {
+            for (u, v) in prog.value(a).iter().zip(prog.value(b)) {
+                assert!((u - v).abs() < 1e-5 * (1.0 + v.abs()), "{sp:?}: {u} vs {v}");
+            }
+        }
+        assert!(prog.value(fused).contains(&0.0) && prog.value(fused).iter().any(|&v| v > 0.0));
     }
 }

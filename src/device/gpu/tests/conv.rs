@@ -107,6 +107,7 @@ fn convolutions_and_their_gradients_match_the_cpu() {
             ins.push(g.param(bv));
         }
         let y = g.push(Op::Conv(sp.clone()), &ins).unwrap();
+        let y_relu = g.push(Op::ConvRelu(sp.clone()), &ins).unwrap();
         let dy = g.input(g.shape(y).clone());
         let dx = g
             .push(
@@ -129,7 +130,7 @@ fn convolutions_and_their_gradients_match_the_cpu() {
         if case.bias {
             vars.push(data(case.cout, 80 + i as u64, -1.0, 1.0));
         }
-        compare(&g, &[y, dx, dk], b, &feeds, &vars, false, 1e-4);
+        compare(&g, &[y, y_relu, dx, dk], b, &feeds, &vars, false, 1e-4);
     }
 }
 
