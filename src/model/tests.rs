@@ -579,9 +579,9 @@ fn a_hook_pauses_the_loop_and_the_pass_resumes_where_it_stopped() {
 
 #[test]
 fn a_large_prediction_batch_runs_in_parts_with_the_same_values() {
-    // 120,000 features a row: 64 MiB of activations hold 139 rows (128 as a multiple of 32),
-    // so 130 rows run in two parts; each output row is the row's own product (checked in
-    // float64 at the rows around the parts' edge).
+    // 120,000 features a row: 16 MiB of activations hold 34 rows (32 as a multiple of 32),
+    // so 130 rows run in five parts; each output row is the row's own product (checked in
+    // float64 at the rows around a part's edge).
     let (n_in, units, batch) = (120_000, 3, 130);
     let (mut m, w, b) = dense_model(n_in, units);
     let wv: Vec<f32> = (0..n_in * units)
