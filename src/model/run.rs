@@ -191,6 +191,8 @@ impl Model {
         if part >= batch || xs.iter().any(|x| x.len() % batch != 0) {
             return self.predict_rows(xs, batch, outs);
         }
+        // Parts of equal size (a multiple of 32), so that one program serves them all.
+        let part = batch.div_ceil(batch.div_ceil(part)).div_ceil(32) * 32;
         let x_per: SmallVec<[usize; 4]> = xs.iter().map(|x| x.len() / batch).collect();
         let o_per: SmallVec<[usize; 4]> = outs.iter().map(|o| o.len() / batch).collect();
         if o_per
