@@ -296,6 +296,22 @@ def test_summary_and_count_params(capsys):
     assert "Total params: 195" in capsys.readouterr().out
 
 
+def test_summary_counts_moving_statistics_and_frozen_layers_as_non_trainable():
+    # Keras: BatchNormalization's moving mean and variance are non-trainable params, and so is
+    # every weight of a layer with trainable=False.
+    from rustkeras.layers import BatchNormalization
+    m = Sequential([Input((4,)), Dense(3), BatchNormalization(), Dense(2, name="frozen")])
+    m.get_layer("frozen").trainable = False
+    lines = []
+    m.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    total = 4 * 3 + 3 + 4 * 3 + 3 * 2 + 2
+    assert m.count_params() == total == 35
+    assert "Total params: 35" in text
+    assert "Trainable params: 21" in text
+    assert "Non-trainable params: 14" in text
+
+
 def test_pop():
     m = Sequential([Input((5,)), Dense(4), Dense(2)])
     m.set_weights([WD, BD, np.ones((4, 2), np.float32), np.zeros(2, np.float32)])

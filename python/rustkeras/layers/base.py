@@ -496,6 +496,15 @@ class Layer:
     def count_params(self) -> int:
         return int(sum(int(np.prod(w.shape)) for w in self._weights))
 
+    def _trainable_count(self) -> int:
+        """The parameters training updates (a summary's "Trainable params"): the trainable
+        weights of a trainable layer, less those of frozen layers it holds; BatchNormalization's
+        moving statistics are not among them."""
+        if not self.trainable:
+            return 0
+        frozen = {w.var for layer in _user.sublayers(self) if not layer.trainable for w in layer._weights}
+        return int(sum(int(np.prod(w.shape)) for w in self._weights if w.trainable and w.var not in frozen))
+
     def _regularizers(self) -> List[Tuple[int, float, float]]:
         return [(w.var, w.regularizer.l1, w.regularizer.l2) for w in self._weights if w.regularizer is not None]
 

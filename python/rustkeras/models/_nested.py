@@ -193,6 +193,9 @@ class _ModelLayer(_Wrapper):
     def count_params(self) -> int:
         return self.model.count_params() if self.model.built else 0
 
+    def _trainable_count(self) -> int:
+        return self.model._trainable_count() if self.trainable and self.model.built else 0
+
     def get_config(self):
         return self.model.get_config()
 

@@ -679,6 +679,11 @@ class Trainer:
         self._require_built()
         return sum(layer.count_params() for layer in self._layers)
 
+    def _trainable_count(self) -> int:
+        if not getattr(self, "trainable", True):
+            return 0
+        return sum(layer._trainable_count() for layer in self._layers)
+
     def get_layer(self, name=None, index=None) -> Layer:
         if index is not None:
             return self.layers[index]
@@ -716,7 +721,7 @@ class Trainer:
             print_fn(row(f" {name}", shape, params, *([conn] if connected else [])))
         print_fn("=" * width)
         total = self.count_params()
-        trainable = sum(l.count_params() for l in self._layers if l.trainable)
+        trainable = self._trainable_count()
         print_fn(f"Total params: {total:,}")
         print_fn(f"Trainable params: {trainable:,}")
         print_fn(f"Non-trainable params: {total - trainable:,}")
