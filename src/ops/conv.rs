@@ -246,15 +246,12 @@ pub fn vjp(
     let mut out = smallvec![Some(dx), Some(dk)];
     if let Some(&b) = inputs.get(2) {
         let cout = g.shape(b).dims[0];
-        let db = if spec.layout.channels_first {
-            let mut keep = vec![cout];
-            keep.extend(std::iter::repeat_n(1, spec.layout.rank));
-            let s = g.push(Op::SumTo(Shape::fixed(&keep)), &[dy])?;
-            g.reshape(s, &[cout])?
+        let axis = if spec.layout.channels_first {
+            1
         } else {
-            g.push(Op::SumTo(Shape::fixed(&[cout])), &[dy])?
+            spec.layout.rank + 1
         };
-        out.push(Some(db));
+        out.push(Some(super::norm::channel_sum(g, dy, cout, axis)?));
     }
     Ok(out)
 }

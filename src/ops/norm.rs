@@ -135,8 +135,9 @@ fn along(g: &mut Graph, v: NodeId, c: usize, axis: usize, rank: usize) -> Result
     }
 }
 
-/// `t` summed over every axis but `axis`, as a `(c,)` vector.
-fn channel_sum(g: &mut Graph, t: NodeId, c: usize, axis: usize) -> Result<NodeId> {
+/// `t` summed over every axis but `axis` (counted with the batch axis as 0), as a `(c,)`
+/// vector: a per-channel bias's or scale's gradient.
+pub(crate) fn channel_sum(g: &mut Graph, t: NodeId, c: usize, axis: usize) -> Result<NodeId> {
     let rank = g.shape(t).rank();
     let mut dims = vec![c];
     dims.resize(rank - axis, 1);
