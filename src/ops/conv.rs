@@ -324,6 +324,9 @@ fn implicit_grad_input(spec: &ConvSpec, g: &Geo, cout: usize, batch: usize) -> b
 pub fn forward_scratch_len(spec: &ConvSpec, x_dims: &[usize], k_dims: &[usize]) -> usize {
     let cols = scratch_len(spec, x_dims);
     match (spec.geometry(&x_dims[1..]), k_dims.last()) {
+        (Ok(g), Some(&cout)) if winograd::eligible(spec, g.cin, cout) => {
+            winograd::forward_scratch(&g, cout, x_dims[0])
+        }
         (Ok(g), Some(&cout)) if implicit_forward(spec, &g, cout, x_dims[0]) => {
             implicit::forward_scratch(spec, &g, x_dims[0])
         }
@@ -351,6 +354,9 @@ pub fn grad_input_scratch_len(spec: &ConvSpec, x_dims: &[usize], k_dims: &[usize
     let k_len = k_dims.iter().product::<usize>();
     let cols = scratch_len(spec, x_dims) + k_len;
     match (spec.geometry(&x_dims[1..]), k_dims.last()) {
+        (Ok(g), Some(&cout)) if winograd::eligible(spec, g.cin, cout) => {
+            winograd::grad_input_scratch(&g, cout, x_dims[0])
+        }
         (Ok(g), _) if in_cache_grad_input(spec, &g, x_dims[0]) => {
             g.p() * spec.kk(g.cin) * workers_for(x_dims[0]) + k_len
         }
@@ -366,6 +372,9 @@ pub fn grad_kernel_scratch_len(spec: &ConvSpec, x_dims: &[usize], k_dims: &[usiz
     // The im2col path also keeps a second partial sum of the kernel's size.
     let cols = scratch_len(spec, x_dims) + k_dims.iter().product::<usize>();
     match (spec.geometry(&x_dims[1..]), k_dims.last()) {
+        (Ok(g), Some(&cout)) if winograd::eligible(spec, g.cin, cout) => {
+            winograd::grad_kernel_scratch(&g, cout, x_dims[0])
+        }
         (Ok(g), Some(&cout)) if implicit_forward(spec, &g, cout, x_dims[0]) => {
             implicit::forward_scratch(spec, &g, x_dims[0])
         }
@@ -564,6 +573,11 @@ pub fn forward(
     let cout = *k.dims.last().expect("kernel rank checked");
     let g = geo_of(spec, x.dims);
     let (kk, p, batch) = (spec.kk(g.cin), g.p(), x.dims[0]);
+    if winograd::eligible(spec, g.cin, cout) {
+        let bias = bias.map(|b| b.data);
+        winograd::forward(&g, x.data, k.data, cout, out, bias, relu, scratch);
+        return;
+    }
     if implicit_forward(spec, &g, cout, batch) {
         if let Some(b) = bias {
             out.chunks_mut(cout)
@@ -627,6 +641,10 @@ pub fn grad_input(
     let (kk, p, batch) = (spec.kk(g.cin), g.p(), out_dims[0]);
     let per = p * kk;
     let (xs, ys) = (g.s_in() * g.cin, p * cout);
+    if winograd::eligible(spec, g.cin, cout) {
+        winograd::grad_input(&g, dy.data, k.data, cout, out, scratch);
+        return;
+    }
     if in_cache_grad_input(spec, &g, batch) {
         let workers = workers_for(batch);
         let (parts, kt) = scratch.split_at_mut(per * workers);
@@ -688,6 +706,10 @@ pub fn grad_kernel(
     let cout = *out_dims.last().expect("kernel rank checked");
     let g = geo_of(spec, x.dims);
     let (kk, p, batch) = (spec.kk(g.cin), g.p(), x.dims[0]);
+    if winograd::eligible(spec, g.cin, cout) {
+        winograd::grad_kernel(&g, x.data, dy.data, cout, out, scratch);
+        return;
+    }
     if implicit_forward(spec, &g, cout, batch) {
         implicit::grad_kernel(spec, &g, x.data, dy.data, cout, out, scratch);
         return;
@@ -734,6 +756,7 @@ pub fn grad_kernel(
 }
 
 mod implicit;
+mod winograd;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -115,6 +115,13 @@ unsafe fn gemm_avx512(
                 b_rs,
                 accumulate,
             );
+            if w == 32 && m - i0 >= 8 {
+                // A 32-column panel takes eight rows a tile: as many accumulators as a
+                // 4 x 64 tile, so each loaded row of `b` feeds as many multiply-adds.
+                block::<8, 32>(args);
+                i0 += 8;
+                continue;
+            }
             match (r, w) {
                 (4, 64) => block::<4, 64>(args),
                 (4, 48) => block::<4, 48>(args),
@@ -210,6 +217,9 @@ mod tests {
             (37, 512, 128),
             (3, 48, 5),
             (4, 96, 3),
+            // 32-column panels in tiles of eight rows, then four and fewer.
+            (13, 32, 9),
+            (37, 96, 5),
         ] {
             let (a_rs, a_cs) = (1, m + 3); // a transposed view with padding, as the kernel gradient uses
             let a: Vec<f32> = (0..(m + 3) * k)

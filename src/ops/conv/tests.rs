@@ -343,23 +343,14 @@ fn a_large_kernel_gradient_split_across_threads_matches_the_direct_sum() {
 /// (exact for a linear map, up to rounding).
 #[test]
 fn the_implicit_path_matches_the_direct_convolution_and_its_adjoints() {
-    let dot = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(&x, &y)| f64::from(x) * f64::from(y))
-            .sum::<f64>()
-    };
-    let fill = |n: usize, seed: u64| -> Vec<f32> {
-        (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
-    };
     let cases: Vec<(ConvSpec, Vec<usize>, usize)> = vec![
         (
-            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Valid),
+            spec(2, false, &[2, 3], &[1, 1], &[1, 1], Padding::Valid),
             vec![3, 8, 7, 16],
             32,
         ),
         (
-            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Same),
+            spec(2, false, &[3, 3], &[1, 1], &[1, 2], Padding::Same),
             vec![2, 6, 5, 16],
             16,
         ),
@@ -391,23 +382,96 @@ fn the_implicit_path_matches_the_direct_convolution_and_its_adjoints() {
         // More than 32 input channels: the input gradient's implicit path (32 and fewer
         // take the per-sample one).
         (
-            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Same),
+            spec(2, false, &[3, 4], &[1, 1], &[1, 1], Padding::Same),
             vec![2, 6, 5, 48],
             16,
         ),
         (
-            spec(2, false, &[3, 3], &[1, 1], &[1, 1], Padding::Valid),
+            spec(2, false, &[2, 3], &[1, 1], &[1, 1], Padding::Valid),
             vec![3, 8, 7, 64],
             32,
         ),
     ];
+    for (sp, xd, cout) in &cases {
+        let (g, cout) = (sp.geometry(&xd[1..]).unwrap(), *cout);
+        assert!(!winograd::eligible(sp, g.cin, cout), "{sp:?} is Winograd's");
+        assert!(implicit_forward(sp, &g, cout, xd[0]) || !crate::simd::wide());
+        assert_eq!(in_cache_grad_input(sp, &g, xd[0]), g.cin <= 32);
+        if g.cin > 32 {
+            assert!(implicit_grad_input(sp, &g, cout, xd[0]) || !crate::simd::wide());
+        }
+    }
+    check_against_direct(cases);
+}
+
+/// Winograd F(2x2, 3x3) (3x3, stride 1, channels_last, both channel counts multiples of 16:
+/// see `winograd.rs`) on every padding, odd output sizes (tiles half outside), blocks of tiles
+/// spread over the pool, and channel counts of one to several vectors.
+#[test]
+fn the_winograd_path_matches_the_direct_convolution_and_its_adjoints() {
+    let sq = |padding| spec(2, false, &[3, 3], &[1, 1], &[1, 1], padding);
+    let cases: Vec<(ConvSpec, Vec<usize>, usize)> = vec![
+        (sq(Padding::Valid), vec![3, 8, 7, 16], 32),
+        (sq(Padding::Same), vec![2, 6, 5, 32], 16),
+        (sq(Padding::Full), vec![2, 5, 4, 16], 48),
+        (sq(Padding::Same), vec![1, 3, 3, 64], 16),
+        (sq(Padding::Valid), vec![2, 3, 3, 16], 16),
+        // 100 tiles in blocks of 48: three blocks, on every thread of the pool.
+        (sq(Padding::Same), vec![4, 10, 10, 64], 64),
+    ];
+    for (sp, xd, cout) in &cases {
+        let g = sp.geometry(&xd[1..]).unwrap();
+        assert!(winograd::eligible(sp, g.cin, *cout) || !crate::simd::wide());
+    }
+    // The kernel gradient sums over tiles in parts fixed by the data: bit for bit the same
+    // on one thread as on three.
+    let (sp, xd, cout) = cases.last().cloned().unwrap();
+    let g = sp.geometry(&xd[1..]).unwrap();
+    let kd = sp.kernel_dims(g.cin, cout);
+    let fill = |n: usize, seed: u64| -> Vec<f32> {
+        (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
+    };
+    let (x, dy) = (fill(xd.iter().product(), 1), fill(xd[0] * g.p() * cout, 2));
+    let yd = [&[xd[0]][..], &sp.layout.join(g.sp_out, cout)].concat();
+    let dk_on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut dk = vec![0.0; kd.iter().product()];
+            let mut scratch = vec![0.0; grad_kernel_scratch_len(&sp, &xd, &kd)];
+            let x_in = In {
+                data: &x,
+                dims: &xd,
+            };
+            let dy_in = In {
+                data: &dy,
+                dims: &yd,
+            };
+            grad_kernel(&sp, &x_in, &dy_in, &mut dk, &kd, &mut scratch);
+            dk
+        })
+    };
+    assert_eq!(dk_on(1), dk_on(3));
+    check_against_direct(cases);
+}
+
+/// Checks the forward pass (with and without the fused ReLU) against the direct convolution,
+/// and its two gradients by their adjoint identities: `<conv(v, k), dy> = <v, dx(dy, k)>` and
+/// `<conv(x, v), dy> = <v, dk(x, dy)>` for random `v` (exact for a linear map, up to rounding).
+fn check_against_direct(cases: Vec<(ConvSpec, Vec<usize>, usize)>) {
+    let dot = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum::<f64>()
+    };
+    let fill = |n: usize, seed: u64| -> Vec<f32> {
+        (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
+    };
     for (sp, xd, cout) in cases {
         let g = sp.geometry(&xd[1..]).unwrap();
-        assert!(implicit_forward(&sp, &g, cout, xd[0]) || !crate::simd::wide());
-        assert_eq!(in_cache_grad_input(&sp, &g, xd[0]), g.cin <= 32);
-        if g.cin > 32 {
-            assert!(implicit_grad_input(&sp, &g, cout, xd[0]) || !crate::simd::wide());
-        }
         let kd = sp.kernel_dims(g.cin, cout);
         let (x, k) = (fill(xd.iter().product(), 1), fill(kd.iter().product(), 2));
         let (yd, want) = naive(&sp, &xd, &x, &k, cout);
