@@ -350,7 +350,10 @@ op_table! {
     Op::ConvRelu(s) => {
         infer: conv::infer(s, ins[0], ins[1], ins.get(2).copied()),
         vjp: {
-            let dz = g.push(Op::UnaryGrad(UnaryOp::Relu), &[node, dy])?;
+            let dz = match pool::relu_through_pool(g, node, dy)? {
+                Some(dz) => dz,
+                None => g.push(Op::UnaryGrad(UnaryOp::Relu), &[node, dy])?,
+            };
             conv::vjp(g, s, x, dz)?
         },
         scratch: conv::forward_scratch_len(s, in_dims[0], in_dims[1]),
@@ -376,7 +379,12 @@ op_table! {
     Op::PoolGrad(s) => {
         infer: pool::infer_grad(s, ins[0], ins[1]),
         vjp: no_second_order(op)?,
-        cpu: pool::backward(s, &ins[0], &ins[1], out),
+        cpu: pool::backward(s, &ins[0], &ins[1], out, false),
+    }
+    Op::PoolReluGrad(s) => {
+        infer: pool::infer_grad(s, ins[0], ins[1]),
+        vjp: no_second_order(op)?,
+        cpu: pool::backward(s, &ins[0], &ins[1], out, true),
     }
     // normalization family
     Op::Variance { axis } => {

@@ -159,6 +159,9 @@ pub enum Op {
     /// Max or average pooling; `PoolGrad` takes `(x, dy)`.
     Pool(pool::PoolSpec),
     PoolGrad(pool::PoolSpec),
+    /// `PoolGrad` of a pooling whose input `x` is a ReLU's output, times the ReLU's gradient
+    /// `x > 0` in the same pass: inputs `(x, dy)` (see `pool::relu_through_pool`).
+    PoolReluGrad(pool::PoolSpec),
     // normalization family
     /// The biased variance per channel of `x` around `mean`: inputs `(x, mean)`, channel
     /// `axis` counted with the batch axis as 0; see `norm.rs`.

@@ -12,7 +12,8 @@ use smallvec::SmallVec;
 use super::conv::{out_len, Layout, Padding};
 use super::{In, PAR_THRESHOLD};
 use crate::error::Result;
-use crate::graph::Shape;
+use crate::graph::{Graph, NodeId, Shape};
+use crate::ops::Op;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PoolKind {
@@ -194,7 +195,15 @@ fn pool_sample(spec: &PoolSpec, g: &Geo, x: &[f32], y: &mut [f32]) {
 }
 
 #[inline(always)]
-fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// Whether the max pool's channels_last path runs, which applies a ReLU mask itself.
+fn fast_max(spec: &PoolSpec) -> bool {
+    spec.kind == PoolKind::Max && !spec.layout.channels_first
+}
+
+/// One sample's `dx`; with `relu`, the channels_last max path drops the gradient of windows
+/// whose maximum is not positive (the only positions it writes are those maxima; the other
+/// paths mask `dx` afterwards).
+fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f32], relu: bool) {
     dx.fill(0.0);
     let c = g.c;
     let (s_in, p_out) = (
@@ -233,7 +242,17 @@ fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f
                             best_k[j] = if take { k as u32 } else { best_k[j] };
                         }
                     }
+                    let mut d_buf = [0.0f32; BLOCK];
                     let d = &dy[p * c + c0..][..n];
+                    let d = if relu {
+                        // The ReLU's gradient at the maximum: it passes where the max is > 0.
+                        for ((o, &g), &b) in d_buf.iter_mut().zip(d).zip(&best_v) {
+                            *o = if b > 0.0 { g } else { 0.0 };
+                        }
+                        &d_buf[..n]
+                    } else {
+                        d
+                    };
                     for (k, &s) in win.iter().enumerate() {
                         let row = &mut dx[s * c + c0..][..n];
                         for ((o, &b), &g) in row.iter_mut().zip(&best_k[..n]).zip(d) {
@@ -260,6 +279,22 @@ fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f
     );
 }
 
+/// The gradient of a ReLU's output `y` when it is `dy = PoolGrad(y, d)`, the pooling's own
+/// gradient: `PoolReluGrad(y, d)`, which applies the ReLU's gradient `y > 0` in the pooling
+/// gradient's pass (the separate pass over the layer's largest activation, 2 ms a step on
+/// the mnist_cnn, goes away; the unfused `PoolGrad` node is left unused). `None` for any
+/// other `dy`.
+pub fn relu_through_pool(g: &mut Graph, y: NodeId, dy: NodeId) -> Result<Option<NodeId>> {
+    let node = &g.nodes[dy];
+    match &node.op {
+        Op::PoolGrad(s) if node.inputs[0] == y => {
+            let (s, d) = (s.clone(), node.inputs[1]);
+            Ok(Some(g.push(Op::PoolReluGrad(s), &[y, d])?))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn geo_of(spec: &PoolSpec, x_dims: &[usize]) -> Geo {
     spec.geometry(&x_dims[1..])
         .expect("shapes checked when the node was built")
@@ -280,7 +315,8 @@ pub fn forward(spec: &PoolSpec, x: &In<'_>, out: &mut [f32]) {
     }
 }
 
-pub fn backward(spec: &PoolSpec, x: &In<'_>, dy: &In<'_>, out: &mut [f32]) {
+/// `dx` from `(x, dy)`; with `relu` (`Op::PoolReluGrad`), times `x > 0`.
+pub fn backward(spec: &PoolSpec, x: &In<'_>, dy: &In<'_>, out: &mut [f32], relu: bool) {
     let g = geo_of(spec, x.dims);
     let xs = x.data.len() / x.dims[0].max(1);
     let ys = dy.data.len() / x.dims[0].max(1);
@@ -289,7 +325,14 @@ pub fn backward(spec: &PoolSpec, x: &In<'_>, dy: &In<'_>, out: &mut [f32]) {
     let run = |(dx, (x, dy)): (&mut [f32], (&[f32], &[f32]))| {
         crate::simd::dispatch(
             #[inline(always)]
-            || pool_grad_sample(spec, &g, x, dy, dx),
+            || {
+                pool_grad_sample(spec, &g, x, dy, dx, relu);
+                if relu && !fast_max(spec) {
+                    dx.iter_mut()
+                        .zip(x)
+                        .for_each(|(d, &v)| *d = if v > 0.0 { *d } else { 0.0 });
+                }
+            },
         )
     };
     if x.data.len() >= PAR_THRESHOLD {
@@ -332,6 +375,48 @@ pub(crate) mod tests {
             pool: pad3(pool),
             strides: pad3(s),
             padding,
+        }
+    }
+
+    /// A ReLU before a pooling: its gradient goes through `PoolReluGrad`, which matches
+    /// `PoolGrad` times `x > 0` on every kind, layout and overlap, including windows whose
+    /// values are all zero (ReLU's clamped inputs) and ties.
+    #[test]
+    fn the_relu_gradient_folds_into_the_pooling_gradient() {
+        use crate::ops::{ReduceKind, UnaryOp};
+        use crate::program::Program;
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            for cf in [false, true] {
+                for (pool, s) in [([2, 2], [2, 2]), ([3, 2], [1, 2])] {
+                    let sp = spec(kind, 2, cf, &pool, &s, Padding::Same);
+                    let dims = if cf { [3, 7, 6] } else { [7, 6, 3] };
+                    let mut g = Graph::new();
+                    let x = g.input(Shape::batched(&dims));
+                    let r = g.unary(UnaryOp::Relu, x).unwrap();
+                    let y = g.push(Op::Pool(sp.clone()), &[r]).unwrap();
+                    let w = g.input(g.shape(y).clone());
+                    let wy = g.mul(y, w).unwrap();
+                    let loss = g.reduce_all(ReduceKind::Sum, wy).unwrap();
+                    let dx = crate::autodiff::gradients(&mut g, loss, &[x]).unwrap()[0];
+                    assert!(matches!(g.nodes[dx].op, Op::PoolReluGrad(_)), "{sp:?}");
+                    // The composed form: the pooling's gradient, then the ReLU's.
+                    let dp = g.push(Op::PoolGrad(sp.clone()), &[r, w]).unwrap();
+                    let composed = g.push(Op::UnaryGrad(UnaryOp::Relu), &[x, dp]).unwrap();
+                    let batch = 2;
+                    // Values on a coarse grid: ties, and whole windows of zeros after the ReLU.
+                    let xv: Vec<f32> = (0..batch * 126)
+                        .map(|i| ((i * 7 % 11) as f32 - 6.0) / 2.0)
+                        .collect();
+                    let wv: Vec<f32> = (0..g.shape(w).numel(batch))
+                        .map(|i| (i % 5) as f32 - 1.5)
+                        .collect();
+                    let mut p = Program::plan(&g, &[dx, composed], batch).unwrap();
+                    p.run(&[], &[&xv, &wv], &crate::ops::Ctx::default())
+                        .unwrap();
+                    assert_eq!(p.value(dx), p.value(composed), "{sp:?}");
+                    assert!(p.value(dx).iter().any(|&v| v != 0.0));
+                }
+            }
         }
     }
 
@@ -426,6 +511,7 @@ pub(crate) mod tests {
                     dims: &[1, 1, 3, 1][..],
                 },
                 &mut dx,
+                false,
             );
             // The first NaN of each window wins it, as numpy's argmax.
             assert_eq!(dx, [0.0, 1.0, 2.0, 0.0, 0.0, 3.0], "channels_first {cf}");

@@ -346,9 +346,14 @@ pub fn unary_vjp(
     g: &mut Graph,
     u: UnaryOp,
     x: NodeId,
-    _y: NodeId,
+    y: NodeId,
     dy: NodeId,
 ) -> Result<Option<NodeId>> {
+    if u == UnaryOp::Relu {
+        if let Some(dx) = super::pool::relu_through_pool(g, y, dy)? {
+            return Ok(Some(dx));
+        }
+    }
     Ok(match u {
         _ if u.is_piecewise_constant() => None,
         UnaryOp::Identity | UnaryOp::AddScalar(_) => Some(dy),

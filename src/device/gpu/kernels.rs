@@ -793,7 +793,8 @@ pub(crate) fn record(
             index::take_grad(rec, x(0), x(1), numel(dims(1)), *axis, out, out_dims)?;
         }
         Op::Pool(spec) => pool::forward(rec, spec, x(0), dims(0), out, n)?,
-        Op::PoolGrad(spec) => pool::backward(rec, spec, x(0), dims(0), x(1), out)?,
+        Op::PoolGrad(spec) => pool::backward(rec, spec, x(0), dims(0), x(1), out, false)?,
+        Op::PoolReluGrad(spec) => pool::backward(rec, spec, x(0), dims(0), x(1), out, true)?,
         Op::InTopK(k) => {
             let c = *dims(0).last().expect("rank checked at build");
             let p = [n as u32, c as u32, (*k).min(u32::MAX as usize) as u32];

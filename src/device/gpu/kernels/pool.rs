@@ -16,14 +16,16 @@ const POOL: Shader = Shader {
     source: include_str!("../shaders/pool.wgsl"),
 };
 
-/// The shader's parameter words for input dims `x_dims` (batch first), `n` threads.
-fn words(spec: &PoolSpec, x_dims: &[usize], n: usize) -> Result<Vec<u32>> {
+/// The shader's parameter words for input dims `x_dims` (batch first), `n` threads, and
+/// whether the gradient is masked by a ReLU's (`x > 0`).
+fn words(spec: &PoolSpec, x_dims: &[usize], n: usize, relu: bool) -> Result<Vec<u32>> {
     let g = spec.geometry(&x_dims[1..])?;
     let mut p = vec![n as u32, u32::from(spec.layout.channels_first), g.c as u32];
     for a in [g.sp_in, g.sp_out, spec.pool, spec.strides, g.pad] {
         p.extend(a.iter().map(|&v| v as u32));
     }
     p.push(u32::from(spec.kind == PoolKind::Max));
+    p.push(u32::from(relu));
     Ok(p)
 }
 
@@ -36,12 +38,13 @@ pub(crate) fn forward(
     out: &GpuBuffer,
     n: usize,
 ) -> Result<()> {
-    let p = words(spec, x_dims, n)?;
+    let p = words(spec, x_dims, n, false)?;
     rec.launch(POOL, "pool_forward", &p, out, &[x], n);
     Ok(())
 }
 
-/// `Op::PoolGrad`: dx (`out`, shaped like `x`) from `x` and `dy`.
+/// `Op::PoolGrad`: dx (`out`, shaped like `x`) from `x` and `dy`; with `relu`
+/// (`Op::PoolReluGrad`), times `x > 0`.
 pub(crate) fn backward(
     rec: &mut Recorder<'_>,
     spec: &PoolSpec,
@@ -49,9 +52,10 @@ pub(crate) fn backward(
     x_dims: &[usize],
     dy: &GpuBuffer,
     out: &GpuBuffer,
+    relu: bool,
 ) -> Result<()> {
     let n = x_dims.iter().product();
-    let p = words(spec, x_dims, n)?;
+    let p = words(spec, x_dims, n, relu)?;
     rec.launch(POOL, "pool_backward", &p, out, &[x, dy], n);
     Ok(())
 }

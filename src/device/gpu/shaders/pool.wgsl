@@ -158,5 +158,9 @@ fn pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             }
         }
     }
+    // A ReLU's gradient on the pooled input (`Op::PoolReluGrad`): zero where x <= 0.
+    if p[19] != 0u && !(in0[base + s * ss] > 0.0) {
+        acc = 0.0;
+    }
     out[i] = acc;
 }

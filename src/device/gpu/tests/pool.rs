@@ -33,6 +33,7 @@ fn check(sp: PoolSpec, dims: &[usize], batch: usize, ties: bool) {
     let w = g.input(Shape::batched(&y_dims));
     let dy = g.input(Shape::batched(&y_dims));
     let direct = g.push(Op::PoolGrad(sp.clone()), &[x, dy]).unwrap();
+    let masked = g.push(Op::PoolReluGrad(sp.clone()), &[x, dy]).unwrap();
     let wy = g.mul(y, w).unwrap();
     let loss = g.reduce_all(ReduceKind::Sum, wy).unwrap();
     let dx = gradients(&mut g, loss, &[x]).unwrap()[0];
@@ -45,7 +46,7 @@ fn check(sp: PoolSpec, dims: &[usize], batch: usize, ties: bool) {
         data(ny, 41, -1.0, 1.0),
         data(ny, 42, -1.0, 1.0),
     ];
-    compare(&g, &[y, dx, direct], batch, &feeds, &[], true, 1e-4);
+    compare(&g, &[y, dx, direct, masked], batch, &feeds, &[], true, 1e-4);
 }
 
 #[test]
