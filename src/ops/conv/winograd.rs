@@ -66,7 +66,6 @@ struct Tiling {
 }
 
 impl Tiling {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         (ih, iw): (usize, usize),
         (oh, ow): (usize, usize),
@@ -275,14 +274,15 @@ fn correlate(
     );
     let (nt, tb) = (batch * t.per_sample(), t.block());
     let blocks = t.blocks(batch);
-    let w = workers(blocks);
+    // As many workers as the scratch was planned for (the same count on the same pool), and
+    // at least the one part it always holds.
+    assert!(
+        parts.len() >= t.part(),
+        "winograd: scratch smaller than one part"
+    );
+    let w = workers(blocks).min(parts.len() / t.part());
     let parts: SmallVec<[Mutex<&mut [f32]>; 8]> =
         parts.chunks_mut(t.part()).take(w).map(Mutex::new).collect();
-    assert_eq!(
-        parts.len(),
-        w,
-        "winograd: scratch planned for fewer workers"
-    );
     let dst = Out(out.as_mut_ptr());
     let run = |bi: usize| {
         // Each worker thread owns one part: a lock it never waits on.
