@@ -242,17 +242,14 @@ fn pool_grad_sample(spec: &PoolSpec, g: &Geo, x: &[f32], dy: &[f32], dx: &mut [f
                             best_k[j] = if take { k as u32 } else { best_k[j] };
                         }
                     }
-                    let mut d_buf = [0.0f32; BLOCK];
-                    let d = &dy[p * c + c0..][..n];
-                    let d = if relu {
-                        // The ReLU's gradient at the maximum: it passes where the max is > 0.
-                        for ((o, &g), &b) in d_buf.iter_mut().zip(d).zip(&best_v) {
-                            *o = if b > 0.0 { g } else { 0.0 };
+                    if relu {
+                        // The ReLU's gradient at the maximum: a window whose maximum is not
+                        // positive passes nothing, so it names no winning slot.
+                        for (k, &b) in best_k[..n].iter_mut().zip(&best_v) {
+                            *k = if b > 0.0 { *k } else { u32::MAX };
                         }
-                        &d_buf[..n]
-                    } else {
-                        d
-                    };
+                    }
+                    let d = &dy[p * c + c0..][..n];
                     for (k, &s) in win.iter().enumerate() {
                         let row = &mut dx[s * c + c0..][..n];
                         for ((o, &b), &g) in row.iter_mut().zip(&best_k[..n]).zip(d) {

@@ -30,6 +30,11 @@ pub(crate) fn spec(
     }
 }
 
+/// `n` values uniform in [-0.5, 0.5), from `seed`.
+fn fill(n: usize, seed: u64) -> Vec<f32> {
+    (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
+}
+
 /// Direct convolution with explicit indices, the reference for the im2col kernels.
 fn naive(sp: &ConvSpec, xd: &[usize], x: &[f32], k: &[f32], cout: usize) -> (Vec<usize>, Vec<f32>) {
     let g = sp.geometry(&xd[1..]).unwrap();
@@ -428,9 +433,6 @@ fn the_winograd_path_matches_the_direct_convolution_and_its_adjoints() {
     let (sp, xd, cout) = cases.last().cloned().unwrap();
     let g = sp.geometry(&xd[1..]).unwrap();
     let kd = sp.kernel_dims(g.cin, cout);
-    let fill = |n: usize, seed: u64| -> Vec<f32> {
-        (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
-    };
     let (x, dy) = (fill(xd.iter().product(), 1), fill(xd[0] * g.p() * cout, 2));
     let yd = [&[xd[0]][..], &sp.layout.join(g.sp_out, cout)].concat();
     let dk_on = |threads: usize| {
@@ -466,9 +468,6 @@ fn check_against_direct(cases: Vec<(ConvSpec, Vec<usize>, usize)>) {
             .zip(b)
             .map(|(&x, &y)| f64::from(x) * f64::from(y))
             .sum::<f64>()
-    };
-    let fill = |n: usize, seed: u64| -> Vec<f32> {
-        (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
     };
     for (sp, xd, cout) in cases {
         let g = sp.geometry(&xd[1..]).unwrap();
@@ -565,9 +564,6 @@ fn the_fused_relu_matches_the_composed_convolution_and_relu() {
             let loss = g.reduce_all(ReduceKind::Sum, p).unwrap();
             grads.extend(crate::autodiff::gradients(&mut g, loss, &[x, k, bias]).unwrap());
         }
-        let fill = |n: usize, seed: u64| -> Vec<f32> {
-            (0..n).map(|i| uniform(seed, i as u64) - 0.5).collect()
-        };
         let batch = xd[0];
         let xv = fill(xd.iter().product(), 1);
         let wv = fill(g.shape(w).numel(batch), 2);

@@ -158,16 +158,19 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+/// Scratch floats of a correlation: the transformed kernel, and each worker's part.
+fn correlate_scratch(t: &Tiling, batch: usize) -> usize {
+    LANES * t.c_in * t.c_out + workers(t.blocks(batch)) * t.part()
+}
+
 /// Scratch floats of the forward pass.
 pub(super) fn forward_scratch(g: &Geo, cout: usize, batch: usize) -> usize {
-    let t = Tiling::forward(g, cout);
-    LANES * g.cin * cout + workers(t.blocks(batch)) * t.part()
+    correlate_scratch(&Tiling::forward(g, cout), batch)
 }
 
 /// Scratch floats of the input gradient.
 pub(super) fn grad_input_scratch(g: &Geo, cout: usize, batch: usize) -> usize {
-    let t = Tiling::backward(g, cout);
-    LANES * g.cin * cout + workers(t.blocks(batch)) * t.part()
+    correlate_scratch(&Tiling::backward(g, cout), batch)
 }
 
 /// The kernel gradient's sum over tiles runs in this many parts at most (each a contiguous
